@@ -64,7 +64,8 @@ impl SupervisorRef {
 
     /// The tree below this supervisor.
     pub async fn snapshot(&self) -> Result<SupervisorSnapshot, SupervisorError> {
-        self.call(|reply| SupervisorMessage::Snapshot { reply }).await
+        self.call(|reply| SupervisorMessage::Snapshot { reply })
+            .await
     }
 
     /// OTP `start_child`.
@@ -95,7 +96,11 @@ impl SupervisorRef {
     }
 
     /// Make the child at `path` (ids below this supervisor) fail.
-    pub async fn inject_fault(&self, path: &[&str], mode: FaultMode) -> Result<(), SupervisorError> {
+    pub async fn inject_fault(
+        &self,
+        path: &[&str],
+        mode: FaultMode,
+    ) -> Result<(), SupervisorError> {
         let path = path.iter().map(|s| (*s).to_owned()).collect();
         self.call(|reply| SupervisorMessage::InjectFault { path, mode, reply })
             .await?

@@ -56,7 +56,9 @@ pub enum SupervisorError {
     NotASupervisor(String),
     /// More restarts than `max_restarts` within `period_ms`: the supervisor
     /// stopped its children and failed, escalating to its parent.
-    #[error("supervisor {supervisor} exceeded {max_restarts} restarts in {period_ms} ms; escalating")]
+    #[error(
+        "supervisor {supervisor} exceeded {max_restarts} restarts in {period_ms} ms; escalating"
+    )]
     MaxIntensity {
         /// Path of the supervisor that gave up.
         supervisor: String,

@@ -23,6 +23,12 @@ pub(crate) fn restarted(supervisor: &str, child: &str) {
         .increment(1);
 }
 
+pub(crate) fn register(supervisor: &str, child: &str) {
+    metrics::counter!(RESTARTS_TOTAL, "supervisor" => supervisor.to_owned(), "child" => child.to_owned())
+        .increment(0);
+    metrics::counter!(ESCALATIONS_TOTAL, "supervisor" => supervisor.to_owned()).increment(0);
+}
+
 pub(crate) fn escalated(supervisor: &str) {
     metrics::counter!(ESCALATIONS_TOTAL, "supervisor" => supervisor.to_owned()).increment(1);
 }

@@ -1,6 +1,6 @@
 //! One test per supervision rule: strategies, restart types, intensity
 //! edges, escalation, shutdown order, dynamic children, fault injection.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -15,7 +15,10 @@ use hypha_supervisors::{
 async fn root(
     flags: SupervisorFlags,
     children: Vec<ChildSpec>,
-) -> (hypha_supervisors::RootHandle, hypha_supervisors::SupervisorRef) {
+) -> (
+    hypha_supervisors::RootHandle,
+    hypha_supervisors::SupervisorRef,
+) {
     let h = Supervisor::start_root(None, "root", flags, children)
         .await
         .expect("root starts");
@@ -83,7 +86,10 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     let a = id_of(&s, &["a"]).await;
     log.take();
     send(&s, &["b"], WorkerMsg::Fail).await;
-    eventually("b and c restarted", || async { restarts(&s, "c").await == 1 }).await;
+    eventually("b and c restarted", || async {
+        restarts(&s, "c").await == 1
+    })
+    .await;
     assert_eq!(log.take(), ["stop c", "start b", "start c"]);
     assert_eq!(id_of(&s, &["a"]).await, a);
     assert_eq!(restarts(&s, "a").await, 0);
@@ -93,12 +99,32 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
 #[tokio::test]
 async fn restart_types_against_normal_and_abnormal_exits() {
     let cases = [
-        (Restart::Permanent, (|| WorkerMsg::ExitNormal) as fn() -> WorkerMsg, true, true),
-        (Restart::Permanent, (|| WorkerMsg::Fail) as fn() -> WorkerMsg, true, true),
+        (
+            Restart::Permanent,
+            (|| WorkerMsg::ExitNormal) as fn() -> WorkerMsg,
+            true,
+            true,
+        ),
+        (
+            Restart::Permanent,
+            (|| WorkerMsg::Fail) as fn() -> WorkerMsg,
+            true,
+            true,
+        ),
         (Restart::Transient, || WorkerMsg::ExitNormal, false, true),
-        (Restart::Transient, || WorkerMsg::ExitWith("shutdown: done".into()), false, true),
+        (
+            Restart::Transient,
+            || WorkerMsg::ExitWith("shutdown: done".into()),
+            false,
+            true,
+        ),
         (Restart::Transient, || WorkerMsg::Fail, true, true),
-        (Restart::Transient, || WorkerMsg::ExitWith("lost disk".into()), true, true),
+        (
+            Restart::Transient,
+            || WorkerMsg::ExitWith("lost disk".into()),
+            true,
+            true,
+        ),
         (Restart::Temporary, || WorkerMsg::ExitNormal, false, false),
         (Restart::Temporary, || WorkerMsg::Fail, false, false),
     ];
@@ -112,7 +138,9 @@ async fn restart_types_against_normal_and_abnormal_exits() {
             let which = s.which_children().await.unwrap();
             match (restarted, kept) {
                 (true, _) => restarts(&s, "w").await == 1,
-                (false, true) => which.first().is_some_and(|c| c.state == ChildState::Stopped),
+                (false, true) => which
+                    .first()
+                    .is_some_and(|c| c.state == ChildState::Stopped),
                 (false, false) => which.is_empty(),
             }
         })
@@ -126,9 +154,15 @@ async fn a_killed_child_is_an_abnormal_exit() {
     let child = worker("w", &log).restart(Restart::Transient);
     let (_h, s) = root(lenient(Strategy::OneForOne), vec![child]).await;
     s.inject_fault(&["w"], FaultMode::Kill).await.unwrap();
-    eventually("restarted after kill", || async { restarts(&s, "w").await == 1 }).await;
+    eventually("restarted after kill", || async {
+        restarts(&s, "w").await == 1
+    })
+    .await;
     let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.children[0].last_failure.as_deref(), Some("stopped: killed"));
+    assert_eq!(
+        snap.children[0].last_failure.as_deref(),
+        Some("stopped: killed")
+    );
 }
 
 /// OTP default 1 restart in 5 s: a second failure exactly 5 000 ms after the
@@ -136,14 +170,23 @@ async fn a_killed_child_is_an_abnormal_exit() {
 #[tokio::test(start_paused = true)]
 async fn intensity_window_inclusive_edge_escalates() {
     let log = Log::default();
-    let (mut h, s) = root(SupervisorFlags::new(Strategy::OneForOne), vec![worker("w", &log)]).await;
+    let (mut h, s) = root(
+        SupervisorFlags::new(Strategy::OneForOne),
+        vec![worker("w", &log)],
+    )
+    .await;
     send(&s, &["w"], WorkerMsg::Fail).await;
     eventually_paused("first restart", || async { restarts(&s, "w").await == 1 }).await;
     tokio::time::advance(Duration::from_millis(5_000)).await;
     send(&s, &["w"], WorkerMsg::Fail).await;
     let exit = tokio::time::timeout(Duration::from_secs(30), &mut h.exit).await;
     assert!(
-        matches!(exit, Ok(Ok(RootExit::Escalated(SupervisorError::MaxIntensity { .. })))),
+        matches!(
+            exit,
+            Ok(Ok(RootExit::Escalated(
+                SupervisorError::MaxIntensity { .. }
+            )))
+        ),
         "{exit:?}"
     );
     // The failed child is not started again once the window is exceeded.
@@ -155,7 +198,11 @@ async fn intensity_window_inclusive_edge_escalates() {
 #[tokio::test(start_paused = true)]
 async fn intensity_window_just_outside_is_allowed() {
     let log = Log::default();
-    let (mut h, s) = root(SupervisorFlags::new(Strategy::OneForOne), vec![worker("w", &log)]).await;
+    let (mut h, s) = root(
+        SupervisorFlags::new(Strategy::OneForOne),
+        vec![worker("w", &log)],
+    )
+    .await;
     send(&s, &["w"], WorkerMsg::Fail).await;
     eventually_paused("first restart", || async { restarts(&s, "w").await == 1 }).await;
     tokio::time::advance(Duration::from_millis(5_001)).await;
@@ -192,12 +239,26 @@ async fn escalation_two_levels_deep() {
     let side = id_of(&s, &["side"]).await;
 
     send(&s, &["mid", "leaf"], WorkerMsg::Fail).await;
-    eventually("mid restarted by root", || async { restarts(&s, "mid").await == 1 }).await;
-    eventually("leaf running again", || async { id_of(&s, &["mid", "leaf"]).await.is_some() }).await;
-    assert_eq!(id_of(&s, &["side"]).await, side, "one_for_one spares the sibling");
+    eventually("mid restarted by root", || async {
+        restarts(&s, "mid").await == 1
+    })
+    .await;
+    eventually("leaf running again", || async {
+        id_of(&s, &["mid", "leaf"]).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        id_of(&s, &["side"]).await,
+        side,
+        "one_for_one spares the sibling"
+    );
     let snap = s.snapshot().await.unwrap();
     let mid_snap = snap.find("root/mid").unwrap();
-    assert!(mid_snap.last_failure.as_deref().unwrap().contains("exceeded 0 restarts"));
+    assert!(mid_snap
+        .last_failure
+        .as_deref()
+        .unwrap()
+        .contains("exceeded 0 restarts"));
 
     log.take();
     send(&s, &["mid", "leaf"], WorkerMsg::Fail).await;
@@ -242,7 +303,11 @@ async fn a_child_failing_to_start_fails_the_supervisor_after_stopping_the_others
     let log = Log::default();
     let mut bad = args("bad", &log);
     bad.fail_start = true;
-    let children = vec![worker("a", &log), worker_with("bad", bad), worker("c", &log)];
+    let children = vec![
+        worker("a", &log),
+        worker_with("bad", bad),
+        worker("c", &log),
+    ];
     let result = Supervisor::start_root(None, "root", lenient(Strategy::OneForOne), children).await;
     assert!(result.is_err());
     assert_eq!(log.take(), ["start a", "start bad", "stop a"]);
@@ -252,10 +317,15 @@ async fn a_child_failing_to_start_fails_the_supervisor_after_stopping_the_others
 async fn specs_are_validated_up_front() {
     let log = Log::default();
     let dup = vec![worker("a", &log), worker("a", &log)];
-    assert!(Supervisor::start_root(None, "root", lenient(Strategy::OneForOne), dup)
-        .await
-        .is_err());
-    assert!(log.take().is_empty(), "nothing may start when a spec is invalid");
+    assert!(
+        Supervisor::start_root(None, "root", lenient(Strategy::OneForOne), dup)
+            .await
+            .is_err()
+    );
+    assert!(
+        log.take().is_empty(),
+        "nothing may start when a spec is invalid"
+    );
     let (_h, s) = root(lenient(Strategy::OneForOne), vec![worker("a", &log)]).await;
     assert_eq!(
         s.start_child(worker("a", &log)).await,
@@ -281,16 +351,28 @@ async fn dynamic_supervisor_starts_and_terminates_children_at_run_time() {
         s.start_child(template.instantiate(3)).await,
         Err(SupervisorError::Spec(SpecError::TooManyChildren { max: 2 }))
     );
-    let ids: Vec<String> = s.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+    let ids: Vec<String> = s
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, ["job-1", "job-2"]);
     // A failure restarts just that child; a terminate drops its spec.
     send(&s, &["job-1"], WorkerMsg::Fail).await;
-    eventually("job-1 restarted", || async { restarts(&s, "job-1").await == 1 }).await;
+    eventually("job-1 restarted", || async {
+        restarts(&s, "job-1").await == 1
+    })
+    .await;
     s.terminate_child("job-2").await.unwrap();
     assert_eq!(s.count_children().await.unwrap().specs, 1);
     // A transient dynamic child that finishes normally is dropped.
     send(&s, &["job-1"], WorkerMsg::ExitNormal).await;
-    eventually("job-1 gone", || async { s.count_children().await.unwrap().specs == 0 }).await;
+    eventually("job-1 gone", || async {
+        s.count_children().await.unwrap().specs == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -298,7 +380,10 @@ async fn static_terminate_keeps_the_spec_for_restart_child() {
     let log = Log::default();
     let (_h, s) = root(lenient(Strategy::OneForOne), vec![worker("a", &log)]).await;
     s.terminate_child("a").await.unwrap();
-    assert_eq!(s.which_children().await.unwrap()[0].state, ChildState::Stopped);
+    assert_eq!(
+        s.which_children().await.unwrap()[0].state,
+        ChildState::Stopped
+    );
     assert_eq!(
         s.delete_child("zz").await,
         Err(SupervisorError::NoSuchChild("zz".into()))
@@ -330,9 +415,15 @@ async fn backoff_delays_the_restart() {
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(s.which_children().await.unwrap()[0].state, ChildState::Restarting);
+    assert_eq!(
+        s.which_children().await.unwrap()[0].state,
+        ChildState::Restarting
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
-    eventually_paused("restarted after backoff", || async { restarts(&s, "w").await == 1 }).await;
+    eventually_paused("restarted after backoff", || async {
+        restarts(&s, "w").await == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -342,18 +433,28 @@ async fn faults_are_injected_by_path() {
         let log = log.clone();
         move |_| (None, Worker, args("plain", &log))
     });
-    let inner = ChildSpec::supervisor("inner", lenient(Strategy::OneForOne), vec![worker("w", &log), plain]);
+    let inner = ChildSpec::supervisor(
+        "inner",
+        lenient(Strategy::OneForOne),
+        vec![worker("w", &log), plain],
+    );
     let (_h, s) = root(lenient(Strategy::OneForOne), vec![inner]).await;
 
-    s.inject_fault(&["inner", "w"], FaultMode::Panic).await.unwrap();
+    s.inject_fault(&["inner", "w"], FaultMode::Panic)
+        .await
+        .unwrap();
     eventually("w restarted after panic", || async {
         let snap = s.snapshot().await.unwrap();
-        snap.find("root/inner/w").is_some_and(|c| c.restarts == 1 && c.state == ChildState::Running)
+        snap.find("root/inner/w")
+            .is_some_and(|c| c.restarts == 1 && c.state == ChildState::Running)
     })
     .await;
     let snap = s.snapshot().await.unwrap();
     let w = snap.find("root/inner/w").unwrap();
-    assert!(w.last_failure.as_deref().unwrap().contains("injected"), "{w:?}");
+    assert!(
+        w.last_failure.as_deref().unwrap().contains("injected"),
+        "{w:?}"
+    );
 
     assert_eq!(
         s.inject_fault(&["inner", "plain"], FaultMode::Panic).await,
@@ -365,9 +466,17 @@ async fn faults_are_injected_by_path() {
     );
     // Panicking a supervisor restarts it, and with it its subtree.
     s.inject_fault(&["inner"], FaultMode::Panic).await.unwrap();
-    eventually("inner restarted", || async { restarts(&s, "inner").await == 1 }).await;
-    assert!(s.snapshot().await.unwrap().all_running() || {
-        eventually("subtree running", || async { s.snapshot().await.unwrap().all_running() }).await;
-        true
-    });
+    eventually("inner restarted", || async {
+        restarts(&s, "inner").await == 1
+    })
+    .await;
+    assert!(
+        s.snapshot().await.unwrap().all_running() || {
+            eventually("subtree running", || async {
+                s.snapshot().await.unwrap().all_running()
+            })
+            .await;
+            true
+        }
+    );
 }

@@ -137,7 +137,8 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                inc.on_exit(&myself, &cell, Exit::Failed(err.to_string())).await
+                inc.on_exit(&myself, &cell, Exit::Failed(err.to_string()))
+                    .await
             }
             SupervisionEvent::ActorTerminated(cell, final_state, reason) => {
                 // The stopped child's state travels in the event: release it
@@ -216,7 +217,9 @@ impl Incarnation {
                     .collect();
                 self.start_ids(myself, ids).await;
             }
-            SupervisorMessage::Crash => panic!("chaos: injected panic in supervisor {}", self.state.path),
+            SupervisorMessage::Crash => {
+                panic!("chaos: injected panic in supervisor {}", self.state.path)
+            }
         }
         Ok(())
     }
@@ -431,8 +434,12 @@ impl Incarnation {
                         Ok(())
                     }
                     (FaultMode::Panic, Some(crash)) if crash(cell) => Ok(()),
-                    (FaultMode::Panic, Some(_)) => Err(SupervisorError::ChildNotRunning(full.clone())),
-                    (FaultMode::Panic, None) => Err(SupervisorError::CrashUnsupported(full.clone())),
+                    (FaultMode::Panic, Some(_)) => {
+                        Err(SupervisorError::ChildNotRunning(full.clone()))
+                    }
+                    (FaultMode::Panic, None) => {
+                        Err(SupervisorError::CrashUnsupported(full.clone()))
+                    }
                 };
                 tracing::warn!(child = %full, ?mode, ok = result.is_ok(), "chaos: fault injection");
                 let _ = reply.send(result);
@@ -449,7 +456,8 @@ impl Incarnation {
                 let _ = reply.send(Some(cell.clone()));
             }
             Ok(Route::Below { supervisor, rest }) => {
-                let _ = supervisor.send_message(SupervisorMessage::LookupChild { path: rest, reply });
+                let _ =
+                    supervisor.send_message(SupervisorMessage::LookupChild { path: rest, reply });
             }
         }
     }

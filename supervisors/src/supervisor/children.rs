@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ractor::{ActorCell, ActorId, ActorRef, RactorErr, rpc::CallResult};
+use ractor::{rpc::CallResult, ActorCell, ActorId, ActorRef, RactorErr};
 use tokio::time::Instant;
 
 use super::messages::SupervisorMessage;
@@ -148,6 +148,9 @@ impl SupervisorState {
             Ok(cell) => {
                 if child.starts > 0 {
                     metrics::restarted(&self.path, &child.spec.metric_label);
+                } else {
+                    // Publish the series at 0 so dashboards see it before a restart.
+                    metrics::register(&self.path, &child.spec.metric_label);
                 }
                 child.starts += 1;
                 child.cell = Some(cell);
@@ -183,7 +186,8 @@ impl SupervisorState {
         for idx in (0..self.children.len()).rev() {
             self.stop_at(idx).await;
         }
-        self.children.retain(|c| c.spec.restart != Restart::Temporary);
+        self.children
+            .retain(|c| c.spec.restart != Restart::Temporary);
     }
 
     pub(crate) fn which_children(&self) -> Vec<ChildInfo> {
@@ -327,6 +331,9 @@ async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown, id: &str) {
 
 async fn kill(cell: &ActorCell, id: &str) {
     if let Err(RactorErr::Timeout) = cell.kill_and_wait(Some(KILL_WAIT)).await {
-        tracing::error!(child = id, "killed child did not exit; it is blocked outside an await point");
+        tracing::error!(
+            child = id,
+            "killed child did not exit; it is blocked outside an await point"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Test workers and helpers shared by the supervision tests.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -169,5 +169,9 @@ pub async fn id_of(s: &SupervisorRef, path: &[&str]) -> Option<String> {
 /// Restart count of a direct child.
 pub async fn restarts(s: &SupervisorRef, id: &str) -> u64 {
     let snap = s.snapshot().await.unwrap();
-    snap.children.iter().find(|c| c.id == id).map(|c| c.restarts).unwrap_or(u64::MAX)
+    snap.children
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.restarts)
+        .unwrap_or(u64::MAX)
 }

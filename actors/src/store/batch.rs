@@ -1,0 +1,116 @@
+//! What the store holds (named trees) and what a write is (a batch of
+//! puts and deletes), as plain values.
+
+use serde::Serialize;
+
+/// A keyspace of the store. Adding one is a storage-format change only if
+/// it changes what existing trees mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tree {
+    /// Node-local facts: format version, boot count.
+    Meta,
+    /// Operator-set node labels (UTF-8 key → UTF-8 value).
+    NodeLabels,
+}
+
+impl Tree {
+    /// Every tree, for opening them all at start.
+    pub const ALL: [Tree; 2] = [Tree::Meta, Tree::NodeLabels];
+
+    /// The sled tree name; never change one (it is on disk).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::NodeLabels => "node_labels",
+        }
+    }
+}
+
+/// One change inside a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set `key` to `value`.
+    Put {
+        /// Keyspace.
+        tree: Tree,
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// Keyspace.
+        tree: Tree,
+        /// Key.
+        key: Vec<u8>,
+    },
+}
+
+impl WriteOp {
+    fn tree(&self) -> Tree {
+        match self {
+            WriteOp::Put { tree, .. } | WriteOp::Delete { tree, .. } => *tree,
+        }
+    }
+}
+
+/// Changes applied together and acknowledged once durable. Changes to one
+/// tree are atomic; across trees they are applied tree by tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a put.
+    pub fn put(mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(WriteOp::Put {
+            tree,
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Add a delete.
+    pub fn delete(mut self, tree: Tree, key: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(WriteOp::Delete {
+            tree,
+            key: key.into(),
+        });
+        self
+    }
+
+    /// The changes, in order.
+    pub fn ops(&self) -> &[WriteOp] {
+        &self.ops
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The trees touched, each once, in first-touched order.
+    pub fn trees(&self) -> Vec<Tree> {
+        let mut trees = Vec::new();
+        for op in &self.ops {
+            if !trees.contains(&op.tree()) {
+                trees.push(op.tree());
+            }
+        }
+        trees
+    }
+}

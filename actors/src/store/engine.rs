@@ -1,0 +1,186 @@
+//! The storage engine behind a trait, and its sled implementation. This is
+//! the only file that names `sled::`: replacing sled means replacing it.
+//!
+//! Every method blocks on disk; callers run them on blocking threads.
+
+use std::path::Path;
+
+use super::batch::{Tree, WriteBatch, WriteOp};
+use super::error::StoreError;
+use super::messages::Entries;
+
+/// On-disk format version written to the meta tree. Bump on any change to
+/// how existing trees are encoded.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
+
+/// A blocking key-value engine with named trees.
+pub trait KvEngine: Send + Sync + 'static {
+    /// Read one key.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keys starting with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Apply a batch (atomic per tree) without waiting for the disk.
+    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Make everything applied so far durable; returns bytes flushed.
+    fn flush(&self) -> Result<usize, StoreError>;
+    /// Check (and on a fresh store, write) the format version.
+    fn check_format(&self) -> Result<u32, StoreError>;
+}
+
+/// sled 0.34 as the engine.
+#[derive(Clone)]
+pub struct SledEngine {
+    db: sled::Db,
+}
+
+impl SledEngine {
+    /// Open (or create) the database under `dir`. Fails with a clear error
+    /// when another process (or node) holds it.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|err| match err {
+                // sled reports a held lock as a generic I/O error.
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Io(format!(
+                        "{} is in use by another Hypha node or process",
+                        dir.display()
+                    ))
+                }
+                other => other.into(),
+            })?;
+        let engine = Self { db };
+        for tree in Tree::ALL {
+            engine.tree(tree)?;
+        }
+        Ok(engine)
+    }
+
+    fn tree(&self, tree: Tree) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(tree.name())?)
+    }
+}
+
+impl KvEngine for SledEngine {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        self.tree(tree)?
+            .scan_prefix(prefix)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        for tree in batch.trees() {
+            let mut sled_batch = sled::Batch::default();
+            for op in batch.ops() {
+                match op {
+                    WriteOp::Put {
+                        tree: t,
+                        key,
+                        value,
+                    } if *t == tree => sled_batch.insert(key.as_slice(), value.as_slice()),
+                    WriteOp::Delete { tree: t, key } if *t == tree => {
+                        sled_batch.remove(key.as_slice())
+                    }
+                    _ => {}
+                }
+            }
+            self.tree(tree)?.apply_batch(sled_batch)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush()?)
+    }
+
+    fn check_format(&self) -> Result<u32, StoreError> {
+        let meta = self.tree(Tree::Meta)?;
+        match meta.get(FORMAT_KEY)? {
+            None => {
+                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(FORMAT_VERSION)
+            }
+            Some(raw) => {
+                let bytes: [u8; 4] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corruption("format version is not 4 bytes".into()))?;
+                let found = u32::from_be_bytes(bytes);
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Ok(found)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_apply_per_tree_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = SledEngine::open(dir.path()).unwrap();
+            assert_eq!(e.check_format().unwrap(), FORMAT_VERSION);
+            let b = WriteBatch::new()
+                .put(Tree::NodeLabels, "zone", "a")
+                .put(Tree::Meta, "k", "v")
+                .put(Tree::NodeLabels, "rack", "7")
+                .delete(Tree::Meta, "k");
+            e.apply(&b).unwrap();
+            e.flush().unwrap();
+        }
+        let e = SledEngine::open(dir.path()).unwrap();
+        assert_eq!(e.get(Tree::Meta, b"k").unwrap(), None);
+        let labels = e.scan_prefix(Tree::NodeLabels, b"", 10).unwrap();
+        assert_eq!(
+            labels,
+            vec![
+                (b"rack".to_vec(), b"7".to_vec()),
+                (b"zone".to_vec(), b"a".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_dir_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledEngine::open(dir.path()).unwrap();
+        let second = SledEngine::open(dir.path());
+        assert!(matches!(second, Err(StoreError::Io(msg)) if msg.contains("in use")));
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SledEngine::open(dir.path()).unwrap();
+        e.apply(&WriteBatch::new().put(Tree::Meta, FORMAT_KEY, 99u32.to_be_bytes().to_vec()))
+            .unwrap();
+        assert_eq!(
+            e.check_format(),
+            Err(StoreError::UnsupportedFormat {
+                found: 99,
+                supported: FORMAT_VERSION
+            })
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The admin HTTP surface: routes, auth, metrics middleware, and the
+//! supervised server actor that serves them.
+//!
+//! Routes (auth roles in brackets; health and metrics are open):
+//! - `GET /health`, `GET /ready`, `GET /metrics`
+//! - `GET /v1/node`, `GET /v1/node/labels` [read]
+//! - `PUT|DELETE /v1/node/labels/{key}` [admin]
+//! - `GET /v1/actors` [read]: the live supervision tree
+//! - `POST /v1/chaos/actors/{path}/kill?mode=panic|kill` [admin]
+
+pub mod error;
+pub mod http;
+mod middleware;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hypha_actors::identity::NodeId;
+use hypha_actors::store::StoreClient;
+use hypha_supervisors::{SupervisorMessage, SupervisorRef};
+use metrics_exporter_prometheus::PrometheusHandle;
+use ractor::ActorRef;
+
+use crate::auth::TokenTable;
+use crate::config::{HttpLimits, Listen};
+
+/// Timeout of every actor call made while serving a request.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Facts about the node that do not change while it runs.
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    /// Node id.
+    pub id: NodeId,
+    /// Node name.
+    pub name: String,
+    /// Listen addresses (the HTTP one as bound).
+    pub listen: Listen,
+    /// Unix time the node process started, in ms.
+    pub started_unix_ms: u64,
+}
+
+/// Shared, read-only state of the handlers. It holds only handles that stay
+/// valid across actor restarts (names to resolve, not actor refs).
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) facts: Arc<NodeFacts>,
+    pub(crate) tokens: Arc<TokenTable>,
+    pub(crate) prometheus: Option<PrometheusHandle>,
+    pub(crate) store: StoreClient,
+    pub(crate) root_name: String,
+}
+
+impl AppState {
+    /// State for a node's handlers.
+    pub fn new(
+        facts: NodeFacts,
+        tokens: TokenTable,
+        prometheus: Option<PrometheusHandle>,
+        store: StoreClient,
+        root_name: String,
+    ) -> Self {
+        Self {
+            facts: Arc::new(facts),
+            tokens: Arc::new(tokens),
+            prometheus,
+            store,
+            root_name,
+        }
+    }
+
+    /// The current root supervisor incarnation.
+    pub(crate) fn root(&self) -> Result<SupervisorRef, error::ApiError> {
+        let cell = ractor::registry::where_is(self.root_name.clone())
+            .filter(|c| c.is_message_type_of::<SupervisorMessage>() == Some(true))
+            .ok_or_else(|| error::ApiError::unavailable("the supervision tree is restarting"))?;
+        let actor: ActorRef<SupervisorMessage> = cell.into();
+        Ok(SupervisorRef::new(actor, CALL_TIMEOUT))
+    }
+}
+
+/// The admin router with limits and metrics.
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    routes::router(state, limits.max_body_bytes)
+}

@@ -1,0 +1,51 @@
+//! Route table of the admin API.
+
+mod actors;
+mod health;
+mod node;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::{middleware, Router};
+
+use super::error::ApiError;
+use super::middleware::{require_admin, require_read, track_metrics};
+use super::AppState;
+
+pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let open = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics));
+    let read = Router::new()
+        .route("/v1/node", get(node::info))
+        .route("/v1/node/labels", get(node::labels))
+        .route("/v1/actors", get(actors::tree))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
+    let admin = Router::new()
+        .route(
+            "/v1/node/labels/{key}",
+            put(node::put_label).delete(node::delete_label),
+        )
+        .route("/v1/chaos/actors/{*path}", post(actors::chaos_kill))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    open.merge(read)
+        .merge(admin)
+        .route_layer(middleware::from_fn(track_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

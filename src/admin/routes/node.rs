@@ -1,0 +1,109 @@
+//! `/v1/node` (identity, generation, addresses) and node labels.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hypha_actors::labels::{self, LabelError, MAX_LABELS};
+use hypha_actors::store::{Tree, WriteBatch};
+use serde::Serialize;
+
+use crate::admin::error::ApiError;
+use crate::admin::AppState;
+use crate::node::{read_generation, read_labels};
+
+#[derive(Serialize)]
+pub(super) struct NodeInfo {
+    id: String,
+    name: String,
+    version: &'static str,
+    generation: u64,
+    started_unix_ms: u64,
+    http: String,
+    cluster: String,
+    gossip: String,
+    labels: BTreeMap<String, String>,
+}
+
+pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiError> {
+    let facts = &state.facts;
+    Ok(Json(NodeInfo {
+        id: facts.id.to_hex(),
+        name: facts.name.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        generation: read_generation(&state.store).await?,
+        started_unix_ms: facts.started_unix_ms,
+        http: facts.listen.http.to_string(),
+        cluster: facts.listen.cluster.to_string(),
+        gossip: facts.listen.gossip.to_string(),
+        labels: read_labels(&state.store).await?,
+    }))
+}
+
+pub(super) async fn labels(
+    State(state): State<AppState>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    Ok(Json(read_labels(&state.store).await?))
+}
+
+fn label_error(err: LabelError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_label",
+        err.to_string(),
+    )
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "body_too_large"
+    } else {
+        "bad_body"
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+/// `PUT /v1/node/labels/{key}` with the value as the (UTF-8) body.
+/// Answers 200 only once the label is durable.
+pub(super) async fn put_label(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    let body = body.map_err(body_error)?;
+    let value = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the label value must be UTF-8"))?
+        .trim_end_matches(['\r', '\n']);
+    labels::validate_key(&key).map_err(label_error)?;
+    labels::validate_value(value).map_err(label_error)?;
+    let mut current = read_labels(&state.store).await?;
+    if !current.contains_key(&key) && current.len() >= MAX_LABELS {
+        return Err(label_error(LabelError::TooMany));
+    }
+    state
+        .store
+        .write(WriteBatch::new().put(Tree::NodeLabels, key.as_bytes(), value.as_bytes()))
+        .await?;
+    current.insert(key, value.to_owned());
+    Ok(Json(current))
+}
+
+/// `DELETE /v1/node/labels/{key}`: 200 once durable, 404 if absent.
+pub(super) async fn delete_label(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    let mut current = read_labels(&state.store).await?;
+    if current.remove(&key).is_none() {
+        return Err(ApiError::not_found(format!("no label {key:?}")));
+    }
+    state
+        .store
+        .write(WriteBatch::new().delete(Tree::NodeLabels, key.as_bytes()))
+        .await?;
+    Ok(Json(current))
+}

@@ -1,0 +1,73 @@
+//! Command-line interface (clap). Every node flag also reads a `HYPHA_*`
+//! environment variable; flags win over the environment, which wins over
+//! the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+/// Hypha: a fault-tolerant actor cluster node.
+#[derive(Debug, Parser)]
+#[command(name = "hypha", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node until SIGTERM/SIGINT.
+    Node(NodeArgs),
+}
+
+/// Flags of `hypha node`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "HYPHA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (node id and database).
+    #[arg(long, env = "HYPHA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Node name; defaults to `hypha-<first 8 hex digits of the node id>`.
+    #[arg(long, env = "HYPHA_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Admin HTTP address (port 0 picks a free port).
+    #[arg(long, env = "HYPHA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Node-link (ractor_cluster) address.
+    #[arg(long, env = "HYPHA_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Gossip (UDP) address.
+    #[arg(long, env = "HYPHA_GOSSIP_LISTEN")]
+    pub gossip_listen: Option<SocketAddr>,
+    /// Gossip seed `host:port` (repeat, or comma-separate in HYPHA_SEEDS).
+    #[arg(long = "seed", env = "HYPHA_SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// File holding the cluster cookie (else HYPHA_COOKIE).
+    #[arg(long, env = "HYPHA_COOKIE_FILE")]
+    pub cookie_file: Option<PathBuf>,
+    /// File holding the admin bearer token (else HYPHA_ADMIN_TOKEN).
+    #[arg(long, env = "HYPHA_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding a read-only bearer token (else HYPHA_READ_TOKEN).
+    #[arg(long, env = "HYPHA_READ_TOKEN_FILE")]
+    pub read_token_file: Option<PathBuf>,
+    /// Serve read-only admin routes without a token.
+    #[arg(long, env = "HYPHA_OPEN_READS")]
+    pub open_reads: bool,
+    /// Restarts the root supervisor tolerates in its window before the node exits.
+    #[arg(long, env = "HYPHA_MAX_RESTARTS")]
+    pub max_restarts: Option<u32>,
+    /// Log format.
+    #[arg(long, env = "HYPHA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Development mode: generate (and print) a cookie and admin token when none is given.
+    #[arg(long)]
+    pub dev: bool,
+}

@@ -1,0 +1,394 @@
+//! Node configuration, resolved from (lowest first) built-in defaults, a
+//! TOML file, `HYPHA_*` environment variables and command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::cli::NodeArgs;
+
+/// Default admin HTTP address.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7070";
+/// Default node-link (ractor_cluster) address.
+pub const DEFAULT_CLUSTER_LISTEN: &str = "127.0.0.1:7071";
+/// Default gossip (UDP) address.
+pub const DEFAULT_GOSSIP_LISTEN: &str = "127.0.0.1:7072";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Whether the node runs with development conveniences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Secrets must be provided.
+    Production,
+    /// Missing secrets are generated and printed (`--dev`).
+    Dev,
+}
+
+/// Limits of the admin HTTP server.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers (idle keep-alive too).
+    pub header_read_timeout_ms: u64,
+    /// Concurrent connections; further clients wait in the accept backlog.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish when the server stops.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout_ms: 5_000,
+            max_connections: 1_024,
+            drain_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Restart intensity of the node's root supervisor and shutdown bound.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Restarts the root tolerates within `period_ms` before the node exits.
+    pub max_restarts: u32,
+    /// The root's intensity window.
+    pub period_ms: u64,
+    /// Bound on a graceful stop (SIGTERM) before remaining actors are killed.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            period_ms: 10_000,
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    http: Option<SocketAddr>,
+    cluster: Option<SocketAddr>,
+    gossip: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    admin_token_file: Option<PathBuf>,
+    read_token_file: Option<PathBuf>,
+    #[serde(default)]
+    open_reads: bool,
+}
+
+/// The TOML file's shape; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_name: Option<String>,
+    data_dir: Option<PathBuf>,
+    seeds: Option<Vec<String>>,
+    cookie_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    listen: ListenFile,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    http: HttpLimits,
+    #[serde(default)]
+    auth: AuthFile,
+    #[serde(default)]
+    supervision: SupervisionConfig,
+}
+
+/// Addresses the node listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// Admin HTTP.
+    pub http: SocketAddr,
+    /// Node links (ractor_cluster); used once cluster membership runs.
+    pub cluster: SocketAddr,
+    /// Gossip (UDP); used once cluster membership runs.
+    pub gossip: SocketAddr,
+}
+
+/// Where secrets come from (read by [`crate::secrets`]).
+#[derive(Debug, Clone, Default)]
+pub struct SecretSources {
+    /// Cluster cookie file (else `HYPHA_COOKIE`).
+    pub cookie_file: Option<PathBuf>,
+    /// Admin token file (else `HYPHA_ADMIN_TOKEN`).
+    pub admin_token_file: Option<PathBuf>,
+    /// Read-only token file (else `HYPHA_READ_TOKEN`).
+    pub read_token_file: Option<PathBuf>,
+    /// Reads need no token.
+    pub open_reads: bool,
+}
+
+/// A fully resolved node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node name (`[A-Za-z0-9._-]`, ≤ 64); derived from the node id if unset.
+    pub node_name: Option<String>,
+    /// Data directory (node id, database).
+    pub data_dir: PathBuf,
+    /// Listen addresses.
+    pub listen: Listen,
+    /// Gossip seeds (`host:port`).
+    pub seeds: Vec<String>,
+    /// Secret sources.
+    pub secrets: SecretSources,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Labels set from configuration at every start.
+    pub labels: BTreeMap<String, String>,
+    /// HTTP limits.
+    pub http: HttpLimits,
+    /// Root supervision settings.
+    pub supervision: SupervisionConfig,
+    /// Dev or production.
+    pub mode: Mode,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid setting {setting}: {message}")]
+    Invalid {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn parse_default(addr: &str) -> SocketAddr {
+    // The defaults are literals checked by a unit test.
+    addr.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        path: path.to_owned(),
+        message: err.to_string(),
+    })
+}
+
+impl NodeConfig {
+    /// Resolve flags and environment (already merged by clap) over the file.
+    pub fn resolve(args: &NodeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let config = Self {
+            node_name: args.node_name.clone().or(file.node_name),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("hypha-data")),
+            listen: Listen {
+                http: args
+                    .http_listen
+                    .or(file.listen.http)
+                    .unwrap_or_else(|| parse_default(DEFAULT_HTTP_LISTEN)),
+                cluster: args
+                    .cluster_listen
+                    .or(file.listen.cluster)
+                    .unwrap_or_else(|| parse_default(DEFAULT_CLUSTER_LISTEN)),
+                gossip: args
+                    .gossip_listen
+                    .or(file.listen.gossip)
+                    .unwrap_or_else(|| parse_default(DEFAULT_GOSSIP_LISTEN)),
+            },
+            seeds: if args.seeds.is_empty() {
+                file.seeds.unwrap_or_default()
+            } else {
+                args.seeds.clone()
+            },
+            secrets: SecretSources {
+                cookie_file: args.cookie_file.clone().or(file.cookie_file),
+                admin_token_file: args.admin_token_file.clone().or(file.auth.admin_token_file),
+                read_token_file: args.read_token_file.clone().or(file.auth.read_token_file),
+                open_reads: args.open_reads || file.auth.open_reads,
+            },
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            labels: file.labels,
+            http: file.http,
+            supervision: SupervisionConfig {
+                max_restarts: args.max_restarts.unwrap_or(file.supervision.max_restarts),
+                ..file.supervision
+            },
+            mode: if args.dev {
+                Mode::Dev
+            } else {
+                Mode::Production
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.node_name {
+            validate_node_name(name)?;
+        }
+        for (key, value) in &self.labels {
+            hypha_actors::labels::validate_key(key)
+                .and_then(|()| hypha_actors::labels::validate_value(value))
+                .map_err(|err| ConfigError::Invalid {
+                    setting: "labels",
+                    message: err.to_string(),
+                })?;
+        }
+        let invalid = |setting, message: &str| ConfigError::Invalid {
+            setting,
+            message: message.to_owned(),
+        };
+        if self.http.max_connections == 0 {
+            return Err(invalid("http.max_connections", "must be at least 1"));
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
+        }
+        if self.supervision.period_ms == 0 {
+            return Err(invalid("supervision.period_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Node names appear in actor names and node links: keep them plain.
+pub fn validate_node_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            setting: "node_name",
+            message: format!("{name:?} must be 1-64 characters of [A-Za-z0-9._-]"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> NodeArgs {
+        let mut argv = vec!["hypha", "node"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Node(a) => a,
+        }
+    }
+
+    #[test]
+    fn defaults_parse() {
+        for addr in [
+            DEFAULT_HTTP_LISTEN,
+            DEFAULT_CLUSTER_LISTEN,
+            DEFAULT_GOSSIP_LISTEN,
+        ] {
+            assert!(addr.parse::<SocketAddr>().is_ok());
+        }
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hypha.toml");
+        std::fs::write(
+            &path,
+            r#"
+node_name = "from-file"
+seeds = ["10.0.0.1:7072"]
+[listen]
+http = "127.0.0.1:9000"
+[labels]
+zone = "eu-1"
+[http]
+max_body_bytes = 42
+[supervision]
+max_restarts = 2
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = NodeConfig::resolve(&args(&["--config", p, "--node-name", "from-flag"])).unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("from-flag"));
+        assert_eq!(c.listen.http.port(), 9000);
+        assert_eq!(c.listen.gossip, DEFAULT_GOSSIP_LISTEN.parse().unwrap());
+        assert_eq!(c.seeds, ["10.0.0.1:7072"]);
+        assert_eq!(c.labels["zone"], "eu-1");
+        assert_eq!(c.http.max_body_bytes, 42);
+        assert_eq!(
+            c.http.max_connections,
+            HttpLimits::default().max_connections
+        );
+        assert_eq!(c.supervision.max_restarts, 2);
+        assert_eq!(c.mode, Mode::Production);
+    }
+
+    #[test]
+    fn bad_files_and_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "nodename = 1\n").unwrap();
+        let err = NodeConfig::resolve(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = NodeConfig::resolve(&args(&["--node-name", "a b"])).unwrap_err();
+        assert!(err.to_string().contains("node_name"), "{err}");
+        let missing = NodeConfig::resolve(&args(&["--config", "/nonexistent/h.toml"]));
+        assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+}

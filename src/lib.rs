@@ -1,0 +1,14 @@
+//! The Hypha node: configuration, CLI, node assembly (the root supervision
+//! tree), the admin HTTP surface and metrics.
+//!
+//! `hypha-supervisors` supplies the OTP behaviour, `hypha-actors` the domain
+//! actors; this crate wires them into one node ([`node::start`]).
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod node;
+pub mod secrets;
+pub mod telemetry;

@@ -1,0 +1,343 @@
+//! Node assembly: identity, the database, the admin listener, and the root
+//! supervision tree; then running until a signal or an escalation.
+//!
+//! ```text
+//! node (rest_for_one)
+//! ├── store            sled owner; everything after it depends on it
+//! └── admin (one_for_one)
+//!     └── http         axum admin API on the node's listener
+//! ```
+//!
+//! Resources that must outlive actor incarnations (the sled database, the
+//! listening socket) are acquired here once and handed to every incarnation.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hypha_actors::actor_name;
+use hypha_actors::identity::NodeId;
+use hypha_actors::store::{
+    self, SledEngine, Store, StoreArgs, StoreClient, StoreError, StoreMessage, Tree, WriteBatch,
+};
+use hypha_supervisors::{
+    ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
+};
+use thiserror::Error;
+
+use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
+use crate::admin::{AppState, NodeFacts, CALL_TIMEOUT};
+use crate::config::{Listen, NodeConfig};
+use crate::identity::{self, IdentityError};
+use crate::secrets::Secrets;
+
+/// Path of the root supervisor in the tree (and in chaos paths).
+pub const ROOT_PATH: &str = "node";
+/// Directory of the database inside the data directory.
+pub const DB_DIR: &str = "db";
+const GENERATION_KEY: &[u8] = b"generation";
+/// Intensity of the admin supervisor: the API may flap a little on its own.
+const ADMIN_MAX_RESTARTS: u32 = 5;
+const ADMIN_PERIOD_MS: u64 = 10_000;
+/// Grace for the store to finish a write and flush on stop.
+const STORE_SHUTDOWN_MS: u64 = 10_000;
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node id could not be read or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The database could not be opened or used.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The admin address could not be bound.
+    #[error("cannot listen on {addr} for the admin API: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The supervision tree failed to start.
+    #[error("supervision tree failed to start: {0}")]
+    Tree(String),
+    /// Configuration error discovered at start.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// How a running node ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeExit {
+    /// Stopped on request; children stopped in reverse order, data flushed.
+    Stopped,
+    /// The root supervisor exceeded its restart intensity.
+    Escalated(String),
+    /// The root supervisor was killed.
+    Killed,
+}
+
+/// A started node.
+pub struct RunningNode {
+    /// Node id.
+    pub id: NodeId,
+    /// Node name.
+    pub name: String,
+    /// Admin HTTP address as bound.
+    pub http_addr: std::net::SocketAddr,
+    /// Boot counter: 1 on the first start of a data directory.
+    pub generation: u64,
+    root: RootHandle,
+    engine: SledEngine,
+    shutdown_timeout: Duration,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Start a node: the returned node runs until [`RunningNode::shutdown`] or
+/// an escalation ([`RunningNode::wait`]).
+pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode, NodeError> {
+    let data_dir = config.data_dir.clone();
+    let dir_error = |source| NodeError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    let id = identity::load_or_create(&data_dir)?;
+    let name = match &config.node_name {
+        Some(n) => n.clone(),
+        None => format!("hypha-{}", id.short()),
+    };
+    crate::config::validate_node_name(&name)?;
+    let db_dir = data_dir.join(DB_DIR);
+    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&db_dir))
+        .await
+        .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??;
+
+    let listener = TcpListener::bind(config.listen.http).map_err(|source| NodeError::Bind {
+        addr: config.listen.http.to_string(),
+        source,
+    })?;
+    let http_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+        addr: config.listen.http.to_string(),
+        source,
+    })?;
+    let store_client = StoreClient::new(&name, CALL_TIMEOUT);
+    let facts = NodeFacts {
+        id,
+        name: name.clone(),
+        listen: Listen {
+            http: http_addr,
+            ..config.listen
+        },
+        started_unix_ms: unix_ms(),
+    };
+    let root_name = actor_name(&name, "root");
+    let state = AppState::new(
+        facts,
+        secrets.tokens.clone(),
+        crate::telemetry::prometheus(),
+        store_client.clone(),
+        root_name.clone(),
+    );
+    let http = HttpArgs {
+        listener: Arc::new(listener),
+        router: crate::admin::router(state, &config.http),
+        limits: config.http,
+    };
+    let children = vec![store_spec(&name, engine.clone()), admin_spec(http)];
+    let flags = SupervisorFlags::new(Strategy::RestForOne).intensity(
+        config.supervision.max_restarts,
+        config.supervision.period_ms,
+    );
+    let root = Supervisor::start_root(Some(root_name), ROOT_PATH, flags, children)
+        .await
+        .map_err(|e| NodeError::Tree(e.to_string()))?;
+
+    let generation = bump_generation(&store_client).await?;
+    apply_config_labels(&store_client, &config.labels).await?;
+    metrics::gauge!("hypha_node_info", "node" => name.clone(), "id" => id.to_hex()).set(1.0);
+    tracing::info!(node = %name, id = %id, generation, http = %http_addr, "node started");
+    Ok(RunningNode {
+        id,
+        name,
+        http_addr,
+        generation,
+        root,
+        engine,
+        shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
+    })
+}
+
+fn store_spec(node: &str, engine: SledEngine) -> ChildSpec {
+    let name = actor_name(node, store::ROLE);
+    let engine: Arc<dyn store::KvEngine> = Arc::new(engine);
+    ChildSpec::actor("store", move |_ctx| {
+        let args = StoreArgs {
+            engine: engine.clone(),
+        };
+        (Some(name.clone()), Store, args)
+    })
+    .shutdown(Shutdown::Timeout {
+        timeout_ms: STORE_SHUTDOWN_MS,
+    })
+    .crash_message::<StoreMessage>()
+}
+
+fn admin_spec(http: HttpArgs) -> ChildSpec {
+    let drain_ms = http.limits.drain_timeout_ms;
+    let server = ChildSpec::actor("http", move |_ctx| (None, HttpServer, http.clone()))
+        .shutdown(Shutdown::Timeout {
+            timeout_ms: drain_ms.saturating_mul(3).max(1),
+        })
+        .crash_message::<HttpMessage>();
+    let flags =
+        SupervisorFlags::new(Strategy::OneForOne).intensity(ADMIN_MAX_RESTARTS, ADMIN_PERIOD_MS);
+    ChildSpec::supervisor("admin", flags, vec![server])
+}
+
+/// The node's generation (boot count) as stored.
+pub(crate) async fn read_generation(store: &StoreClient) -> Result<u64, StoreError> {
+    let raw = store.get(Tree::Meta, GENERATION_KEY).await?;
+    match raw {
+        None => Ok(0),
+        Some(bytes) => {
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corruption("generation is not 8 bytes".into()))?;
+            Ok(u64::from_be_bytes(arr))
+        }
+    }
+}
+
+async fn bump_generation(store: &StoreClient) -> Result<u64, StoreError> {
+    let next = read_generation(store).await?.saturating_add(1);
+    store
+        .write(WriteBatch::new().put(Tree::Meta, GENERATION_KEY, next.to_be_bytes().to_vec()))
+        .await?;
+    Ok(next)
+}
+
+async fn apply_config_labels(
+    store: &StoreClient,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let batch = labels.iter().fold(WriteBatch::new(), |b, (k, v)| {
+        b.put(Tree::NodeLabels, k.as_bytes(), v.as_bytes())
+    });
+    store.write(batch).await
+}
+
+/// The node's labels as stored.
+pub(crate) async fn read_labels(
+    store: &StoreClient,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let entries = store
+        .scan(Tree::NodeLabels, b"", hypha_actors::labels::MAX_LABELS)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect())
+}
+
+impl RunningNode {
+    /// Run until SIGTERM/SIGINT (then stop gracefully) or until the root
+    /// supervisor gives up.
+    pub async fn run_until_signal(mut self) -> NodeExit {
+        let signal = wait_for_signal();
+        tokio::select! {
+            exit = &mut self.root.exit => {
+                let exit = match exit {
+                    Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
+                    Ok(RootExit::Stopped) => NodeExit::Stopped,
+                    Err(_) => NodeExit::Killed,
+                };
+                self.flush().await;
+                exit
+            }
+            () = signal => {
+                tracing::info!(node = %self.name, "stopping: signal received");
+                self.shutdown().await
+            }
+        }
+    }
+
+    /// Wait until the root supervisor ends by itself (escalation).
+    pub async fn wait(&mut self) -> NodeExit {
+        match (&mut self.root.exit).await {
+            Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
+            Ok(RootExit::Stopped) => NodeExit::Stopped,
+            Err(_) => NodeExit::Killed,
+        }
+    }
+
+    /// Stop every actor in reverse order (bounded), then flush the database.
+    pub async fn shutdown(self) -> NodeExit {
+        let root = self.root.supervisor.clone();
+        let stopped = root
+            .stop_and_wait(Some("shutdown".into()), Some(self.shutdown_timeout))
+            .await;
+        if stopped.is_err() {
+            tracing::error!(node = %self.name, "graceful stop timed out; killing the remaining actors");
+            root.kill();
+        }
+        self.flush().await;
+        NodeExit::Stopped
+    }
+
+    async fn flush(&self) {
+        let engine = self.engine.clone();
+        let flushed = tokio::task::spawn_blocking(move || store::KvEngine::flush(&engine)).await;
+        if !matches!(flushed, Ok(Ok(_))) {
+            tracing::error!(node = %self.name, "final flush failed: {flushed:?}");
+        }
+    }
+
+    /// The root supervisor (for embedding programs and tests).
+    pub fn root(&self) -> &ractor::ActorRef<hypha_supervisors::SupervisorMessage> {
+        &self.root.supervisor
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

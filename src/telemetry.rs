@@ -1,0 +1,89 @@
+//! Logging (tracing, text or JSON) and the Prometheus recorder.
+//!
+//! Both are process-wide by nature (one subscriber, one `metrics` recorder).
+//! Several nodes in one process (tests) therefore share one registry; a
+//! production process runs one node.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Histogram buckets for `_seconds` metrics: 100 µs to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Install the tracing subscriber (`RUST_LOG` filters; default `info`).
+/// A second call (tests) leaves the first subscriber in place.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The process's Prometheus handle, installing the recorder on first use.
+/// `None` if another recorder was installed first (embedding programs).
+pub fn prometheus() -> Option<PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            hypha_supervisors::metrics::describe();
+            describe();
+            let collector = PROCESS.get_or_init(metrics_process::Collector::default);
+            collector.describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Render the exposition text, refreshing process metrics first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    if let Some(collector) = PROCESS.get() {
+        collector.collect();
+    }
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "hypha_http_requests_total",
+        "Admin HTTP requests by route, method and status."
+    );
+    metrics::describe_histogram!(
+        "hypha_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Admin HTTP request latency by route and method."
+    );
+    metrics::describe_counter!(
+        "hypha_store_writes_total",
+        "Key-value operations made durable by the store."
+    );
+    metrics::describe_counter!(
+        "hypha_store_write_errors_total",
+        "Store write batches that failed."
+    );
+    metrics::describe_gauge!(
+        "hypha_node_info",
+        "Constant 1, labelled with the node's identity."
+    );
+}

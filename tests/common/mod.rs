@@ -1,0 +1,167 @@
+//! Helpers for black-box node tests: in-process nodes and real processes.
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hypha::auth::{Role, TokenTable};
+use hypha::cli::NodeArgs;
+use hypha::config::NodeConfig;
+use hypha::node::{self, RunningNode};
+use hypha::secrets::{self, Secrets};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const READ_TOKEN: &str = "test-read-token-0123456789abcdef";
+pub const COOKIE: &str = "test-cookie-0123456789abcdef0123";
+
+pub fn secrets() -> Secrets {
+    let mut tokens = TokenTable::new(false);
+    tokens.add(ADMIN_TOKEN, Role::Admin);
+    tokens.add(READ_TOKEN, Role::Read);
+    Secrets {
+        cookie: secrets::generate(),
+        tokens,
+        generated: Vec::new(),
+    }
+}
+
+pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
+    let args = NodeArgs {
+        data_dir: Some(dir.to_owned()),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        max_restarts,
+        ..NodeArgs::default()
+    };
+    NodeConfig::resolve(&args).unwrap()
+}
+
+/// Start a node inside this test process.
+pub async fn start_in_process(dir: &Path, max_restarts: Option<u32>) -> RunningNode {
+    hypha_supervisors::install_quiet_panic_hook();
+    node::start(&config(dir, max_restarts), &secrets())
+        .await
+        .unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Poll `cond` until it holds, for at most `limit` of real time.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("not reached within {limit:?}: {what}");
+}
+
+/// A node running as a real `hypha` process.
+pub struct NodeProcess {
+    pub child: Child,
+    pub url: String,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl NodeProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal by name (`TERM`, `KILL`) with the system `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hypha"));
+    cmd.arg("node")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--http-listen")
+        .arg("127.0.0.1:0")
+        .args(extra)
+        .env("HYPHA_COOKIE", COOKIE)
+        .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("HYPHA_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Spawn a node process and wait (≤ 30 s) until it prints its admin URL.
+pub fn spawn_node(dir: &Path, extra: &[&str]) -> NodeProcess {
+    let mut child = node_command(dir, extra).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url_tx, url_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("hypha: admin API at ") {
+                let _ = url_tx.send(url.to_owned());
+            }
+        }
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let url = url_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("node printed its admin URL");
+    NodeProcess {
+        child,
+        url,
+        stderr: err_rx,
+    }
+}

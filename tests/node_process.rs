@@ -1,0 +1,151 @@
+//! Tests of the real `hypha` binary: graceful stop with durable data, the
+//! escalation exit, and refusals at start.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn get_json(url: &str, token: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client()
+            .get(url)
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn send(method: reqwest::Method, url: &str, body: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client()
+            .request(method, url)
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
+}
+
+#[test]
+fn sigterm_exits_zero_and_acknowledged_data_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = spawn_node(dir.path(), &[]);
+    let first = get_json(&format!("{}/v1/node", node.url), ADMIN_TOKEN);
+    assert_eq!(first["generation"], 1);
+    for (k, v) in [("zone", "eu-1"), ("rack", "r7")] {
+        let status = send(
+            reqwest::Method::PUT,
+            &format!("{}/v1/node/labels/{k}", node.url),
+            v,
+        );
+        assert_eq!(status, 200);
+    }
+    node.signal("TERM");
+    let status = node.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "stderr: {}", node.stderr_text());
+
+    let node = spawn_node(dir.path(), &[]);
+    let second = get_json(&format!("{}/v1/node", node.url), ADMIN_TOKEN);
+    assert_eq!(second["id"], first["id"], "node id is persisted");
+    assert_eq!(second["generation"], 2);
+    assert_eq!(second["labels"]["zone"], "eu-1");
+    assert_eq!(second["labels"]["rack"], "r7");
+}
+
+#[test]
+fn restart_storm_exits_non_zero_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = spawn_node(dir.path(), &["--max-restarts", "2"]);
+    let kill = format!("{}/v1/chaos/actors/store/kill?mode=kill", node.url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node survived the storm"
+        );
+        // 202, or 409/503/0 while the tree is restarting or exiting.
+        let _ = send(reqwest::Method::POST, &kill, "");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(70));
+    let stderr = node.stderr_text();
+    let gave_up: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("supervision tree gave up"))
+        .collect();
+    assert_eq!(gave_up.len(), 1, "{stderr}");
+    assert!(gave_up[0].contains("exceeded 2 restarts"), "{}", gave_up[0]);
+}
+
+#[test]
+fn refuses_to_start_without_a_cookie_outside_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = node_command(dir.path(), &[])
+        .env_remove("HYPHA_COOKIE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no cluster cookie"), "{stderr}");
+
+    let short = node_command(dir.path(), &[])
+        .env("HYPHA_COOKIE", "short")
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16"));
+}
+
+#[test]
+fn dev_mode_generates_and_announces_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = node_command(dir.path(), &["--dev"]);
+    cmd.env_remove("HYPHA_COOKIE")
+        .env_remove("HYPHA_ADMIN_TOKEN");
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("hypha: try:"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("admin API at http://127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("generated a throwaway cluster cookie"),
+        "{text}"
+    );
+    assert!(text.contains("generated a throwaway admin token"), "{text}");
+}
+
+#[test]
+fn a_data_dir_in_use_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = spawn_node(dir.path(), &[]);
+    let out = node_command(dir.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another Hypha node"), "{stderr}");
+}
