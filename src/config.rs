@@ -380,6 +380,16 @@ max_restarts = 2
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hypha.example.toml");
+        let c = NodeConfig::resolve(&args(&["--config", example])).unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("edge-1"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.supervision.max_restarts, 5);
+        assert!(c.secrets.read_token_file.is_some());
+    }
+
+    #[test]
     fn bad_files_and_values_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");

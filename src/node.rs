@@ -272,13 +272,8 @@ impl RunningNode {
         let signal = wait_for_signal();
         tokio::select! {
             exit = &mut self.root.exit => {
-                let exit = match exit {
-                    Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
-                    Ok(RootExit::Stopped) => NodeExit::Stopped,
-                    Err(_) => NodeExit::Killed,
-                };
                 self.flush().await;
-                exit
+                node_exit(exit)
             }
             () = signal => {
                 tracing::info!(node = %self.name, "stopping: signal received");
@@ -289,11 +284,7 @@ impl RunningNode {
 
     /// Wait until the root supervisor ends by itself (escalation).
     pub async fn wait(&mut self) -> NodeExit {
-        match (&mut self.root.exit).await {
-            Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
-            Ok(RootExit::Stopped) => NodeExit::Stopped,
-            Err(_) => NodeExit::Killed,
-        }
+        node_exit((&mut self.root.exit).await)
     }
 
     /// Stop every actor in reverse order (bounded), then flush the database.
@@ -321,6 +312,14 @@ impl RunningNode {
     /// The root supervisor (for embedding programs and tests).
     pub fn root(&self) -> &ractor::ActorRef<hypha_supervisors::SupervisorMessage> {
         &self.root.supervisor
+    }
+}
+
+fn node_exit(root: Result<RootExit, tokio::sync::oneshot::error::RecvError>) -> NodeExit {
+    match root {
+        Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
+        Ok(RootExit::Stopped) => NodeExit::Stopped,
+        Err(_) => NodeExit::Killed,
     }
 }
 

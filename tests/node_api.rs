@@ -1,5 +1,6 @@
 //! In-process node tests of the admin API: health, metrics, the live tree,
-//! auth on the chaos endpoint, hot restart with durable state, escalation.
+//! auth on the chaos endpoint, hot restart with durable state, escalation,
+//! input limits.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,21 +12,6 @@ use hypha::node::NodeExit;
 use hypha_supervisors::{FaultMode, SupervisorRef};
 use serde_json::Value;
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-async fn tree(http: &reqwest::Client, base: &str) -> Value {
-    http.get(format!("{base}/v1/actors"))
-        .header("authorization", bearer(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn child<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
     tree["children"].as_array()?.iter().find_map(|c| {
         if c["path"] == path {
@@ -36,49 +22,44 @@ fn child<'a>(tree: &'a Value, path: &str) -> Option<&'a Value> {
     })
 }
 
-fn assert_error_shape(body: &Value, code: &str) {
+async fn tree(api: &Api) -> Value {
+    api.json("/v1/actors", Some(READ_TOKEN)).await
+}
+
+async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(resp.status(), status);
+    let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    let message = body["error"]["message"].as_str();
+    assert!(message.is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    let line = metrics.lines().find(|l| l.starts_with(series))?;
+    line.rsplit(' ').next()?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_metrics_and_tree() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_in_process(dir.path(), None).await;
-    let base = format!("http://{}", node.http_addr);
-    let http = client();
+    let api = Api::of(&node);
 
-    let health = http.get(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = http.get(format!("{base}/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(api.get("/health", None).await.status(), 200);
+    assert_eq!(api.get("/ready", None).await.status(), 200);
+    let metrics = api.text("/metrics").await;
+    let store_restarts = "hypha_supervisor_restarts_total{supervisor=\"node\",child=\"store\"}";
     assert!(
-        metrics.contains("hypha_supervisor_restarts_total{supervisor=\"node\",child=\"store\"}"),
+        metric_value(&metrics, store_restarts).is_some(),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("hypha_supervisor_escalations_total"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("hypha_supervisor_escalations_total"));
     assert!(
         metrics.contains("process_cpu_seconds_total"),
         "process metrics missing"
     );
 
-    let t = tree(&http, &base).await;
+    let t = tree(&api).await;
     assert_eq!(t["path"], "node");
     assert_eq!(t["strategy"], "rest_for_one");
     for path in ["node/store", "node/admin", "node/admin/http"] {
@@ -86,17 +67,10 @@ async fn health_ready_metrics_and_tree() {
         assert_eq!(c["state"], "running", "{path}");
         assert_eq!(c["restarts"], 0, "{path}");
     }
-    // Requests are counted by route and a latency histogram is kept.
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics
-        .contains("hypha_http_requests_total{route=\"/v1/actors\",method=\"GET\",status=\"200\"}"));
+    // Requests are counted by route, and a latency histogram is kept.
+    let metrics = api.text("/metrics").await;
+    let actors_ok = "hypha_http_requests_total{route=\"/v1/actors\",method=\"GET\",status=\"200\"}";
+    assert!(metric_value(&metrics, actors_ok).is_some_and(|v| v >= 1.0));
     assert!(metrics.contains("hypha_http_request_duration_seconds_bucket"));
     node.shutdown().await;
 }
@@ -105,48 +79,30 @@ async fn health_ready_metrics_and_tree() {
 async fn chaos_endpoint_requires_the_admin_role() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_in_process(dir.path(), None).await;
-    let base = format!("http://{}", node.http_addr);
-    let http = client();
-    let url = format!("{base}/v1/chaos/actors/store/kill?mode=panic");
+    let api = Api::of(&node);
+    let kill = "/v1/chaos/actors/store/kill?mode=panic";
 
-    let none = http.post(&url).send().await.unwrap();
-    assert_eq!(none.status(), 401);
-    assert_error_shape(&none.json().await.unwrap(), "unauthorized");
-    let forged = http
-        .post(&url)
-        .header("authorization", bearer("forged-token-0123456789"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), 401);
-    let read = http
-        .post(&url)
-        .header("authorization", bearer(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 403);
-    assert_error_shape(&read.json().await.unwrap(), "forbidden");
+    assert_error(api.post(kill, None).await, 401, "unauthorized").await;
+    let forged = api.post(kill, Some("forged-token-0123456789")).await;
+    assert_error(forged, 401, "unauthorized").await;
+    assert_error(api.post(kill, Some(READ_TOKEN)).await, 403, "forbidden").await;
+    let bad_mode = api
+        .post(
+            "/v1/chaos/actors/store/kill?mode=explode",
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_error(bad_mode, 400, "bad_request").await;
+    let missing = api
+        .post("/v1/chaos/actors/nope/kill", Some(ADMIN_TOKEN))
+        .await;
+    assert_error(missing, 404, "no_such_actor").await;
 
-    let admin = |u: String| {
-        http.post(u)
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .send()
-    };
-    let bad_mode = admin(format!("{base}/v1/chaos/actors/store/kill?mode=explode"))
-        .await
-        .unwrap();
-    assert_eq!(bad_mode.status(), 400);
-    assert_error_shape(&bad_mode.json().await.unwrap(), "bad_request");
-    let missing = admin(format!("{base}/v1/chaos/actors/nope/kill"))
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
-    assert_error_shape(&missing.json().await.unwrap(), "no_such_actor");
-
-    // Nothing was restarted by the refused calls.
-    let t = tree(&http, &base).await;
-    assert_eq!(child(&t, "node/store").unwrap()["restarts"], 0);
+    // None of the refused calls restarted anything.
+    assert_eq!(
+        child(&tree(&api).await, "node/store").unwrap()["restarts"],
+        0
+    );
     node.shutdown().await;
 }
 
@@ -157,77 +113,37 @@ async fn chaos_endpoint_requires_the_admin_role() {
 async fn hot_restart_keeps_acknowledged_state() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_in_process(dir.path(), None).await;
-    let base = format!("http://{}", node.http_addr);
-    let http = client();
+    let api = Api::of(&node);
     let mut acknowledged = serde_json::Map::new();
     for i in 0..40 {
         let (key, value) = (format!("k{i:02}"), format!("value-{i}"));
-        let resp = http
-            .put(format!("{base}/v1/node/labels/{key}"))
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .body(value.clone())
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/v1/node/labels/{key}");
+        let resp = api.put(&path, Some(ADMIN_TOKEN), value.as_bytes()).await;
         assert_eq!(resp.status(), 200);
         acknowledged.insert(key, Value::String(value));
     }
 
     for (round, mode) in [(1, "panic"), (2, "kill")] {
-        let resp = http
-            .post(format!(
-                "{base}/v1/chaos/actors/node/store/kill?mode={mode}"
-            ))
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/v1/chaos/actors/node/store/kill?mode={mode}");
+        let resp = api.post(&path, Some(ADMIN_TOKEN)).await;
         assert_eq!(resp.status(), 202, "{mode}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["path"], "node/store");
-        eventually(
-            &format!("store restarted ({mode})"),
-            Duration::from_secs(5),
-            || async {
-                let t = tree(&http, &base).await;
-                let store = child(&t, "node/store").unwrap().clone();
-                store["restarts"] == round && store["state"] == "running"
-            },
-        )
+        assert_eq!(resp.json::<Value>().await.unwrap()["path"], "node/store");
+        let what = format!("store restarted ({mode})");
+        eventually(&what, Duration::from_secs(5), || async {
+            let t = tree(&api).await;
+            let store = child(&t, "node/store").unwrap().clone();
+            store["restarts"] == round && store["state"] == "running"
+        })
         .await;
-        let labels: Value = http
-            .get(format!("{base}/v1/node/labels"))
-            .header("authorization", bearer(READ_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let labels = api.json("/v1/node/labels", Some(READ_TOKEN)).await;
         assert_eq!(labels, Value::Object(acknowledged.clone()), "after {mode}");
     }
-    let t = tree(&http, &base).await;
-    let failure = child(&t, "node/store").unwrap()["last_failure"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = tree(&api).await;
+    let failure = child(&t, "node/store").unwrap()["last_failure"].clone();
     assert_eq!(failure, "stopped: killed");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("hypha_supervisor_restarts_total{supervisor=\"node\",child=\"store\"}")
-        })
-        .unwrap();
-    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 2.0, "{line}");
+    let metrics = api.text("/metrics").await;
+    let series = "hypha_supervisor_restarts_total{supervisor=\"node\",child=\"store\"}";
+    assert!(metric_value(&metrics, series).is_some_and(|v| v >= 2.0));
     node.shutdown().await;
 }
 
@@ -263,29 +179,30 @@ async fn restart_storm_escalates_to_the_node() {
 async fn bad_requests_get_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_in_process(dir.path(), None).await;
-    let base = format!("http://{}", node.http_addr);
-    let http = client();
-    let put = |key: &str, body: Vec<u8>| {
-        http.put(format!("{base}/v1/node/labels/{key}"))
-            .header("authorization", bearer(ADMIN_TOKEN))
-            .body(body)
-            .send()
+    let api = Api::of(&node);
+    let put = |key: &'static str, body: Vec<u8>| {
+        let path = format!("/v1/node/labels/{key}");
+        let api = &api;
+        async move { api.put(&path, Some(ADMIN_TOKEN), &body).await }
     };
-    let big = put("big", vec![b'x'; 2 * 1024 * 1024]).await.unwrap();
-    assert_eq!(big.status(), 413);
-    assert_error_shape(&big.json().await.unwrap(), "body_too_large");
-    let bad_key = put("Bad", b"x".to_vec()).await.unwrap();
-    assert_eq!(bad_key.status(), 422);
-    let not_utf8 = put("k", vec![0xff, 0xfe]).await.unwrap();
-    assert_eq!(not_utf8.status(), 400);
-    let unknown = http.get(format!("{base}/v1/nothing")).send().await.unwrap();
-    assert_eq!(unknown.status(), 404);
-    assert_error_shape(&unknown.json().await.unwrap(), "not_found");
-    let wrong_method = http.delete(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(wrong_method.status(), 405);
-    assert_error_shape(&wrong_method.json().await.unwrap(), "method_not_allowed");
-    let unauth_read = http.get(format!("{base}/v1/actors")).send().await.unwrap();
-    assert_eq!(unauth_read.status(), 401);
+    assert_error(put("big", vec![b'x'; 2 << 20]).await, 413, "body_too_large").await;
+    assert_error(put("Bad", b"x".to_vec()).await, 422, "invalid_label").await;
+    assert_error(put("k", vec![0xff, 0xfe]).await, 400, "bad_request").await;
+    assert_error(api.get("/v1/nothing", None).await, 404, "not_found").await;
+    let wrong_method = api
+        .send(reqwest::Method::DELETE, "/health", None, Vec::new())
+        .await;
+    assert_error(wrong_method, 405, "method_not_allowed").await;
+    assert_error(api.get("/v1/actors", None).await, 401, "unauthorized").await;
+    let absent = api
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/node/labels/none",
+            Some(ADMIN_TOKEN),
+            Vec::new(),
+        )
+        .await;
+    assert_error(absent, 404, "not_found").await;
     node.shutdown().await;
 }
 
@@ -316,13 +233,15 @@ async fn two_nodes_in_one_process() {
     let a = start_in_process(d1.path(), None).await;
     let b = start_in_process(d2.path(), None).await;
     assert_ne!(a.name, b.name);
-    let http = client();
     for n in [&a, &b] {
-        let t = tree(&http, &format!("http://{}", n.http_addr)).await;
+        let t = tree(&Api::of(n)).await;
         assert_eq!(child(&t, "node/store").unwrap()["state"], "running");
     }
+    let api_b = Api::of(&b);
     a.shutdown().await;
-    let t = tree(&http, &format!("http://{}", b.http_addr)).await;
-    assert_eq!(child(&t, "node/store").unwrap()["state"], "running");
+    assert_eq!(
+        child(&tree(&api_b).await, "node/store").unwrap()["state"],
+        "running"
+    );
     b.shutdown().await;
 }

@@ -9,30 +9,13 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn get_json(url: &str, token: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        client()
-            .get(url)
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
+fn get_json(url: &str) -> Value {
+    block_on(Api::new(url).json("", Some(ADMIN_TOKEN)))
 }
 
-fn send(method: reqwest::Method, url: &str, body: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+/// Status of an admin-token request, or 0 when the node did not answer.
+fn status(method: reqwest::Method, url: &str, body: &str) -> u16 {
+    block_on(async {
         client()
             .request(method, url)
             .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
@@ -48,22 +31,18 @@ fn send(method: reqwest::Method, url: &str, body: &str) -> u16 {
 fn sigterm_exits_zero_and_acknowledged_data_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = spawn_node(dir.path(), &[]);
-    let first = get_json(&format!("{}/v1/node", node.url), ADMIN_TOKEN);
+    let first = get_json(&format!("{}/v1/node", node.url));
     assert_eq!(first["generation"], 1);
     for (k, v) in [("zone", "eu-1"), ("rack", "r7")] {
-        let status = send(
-            reqwest::Method::PUT,
-            &format!("{}/v1/node/labels/{k}", node.url),
-            v,
-        );
-        assert_eq!(status, 200);
+        let url = format!("{}/v1/node/labels/{k}", node.url);
+        assert_eq!(status(reqwest::Method::PUT, &url, v), 200);
     }
     node.signal("TERM");
-    let status = node.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "stderr: {}", node.stderr_text());
+    let exit = node.wait_exit(Duration::from_secs(30));
+    assert_eq!(exit.code(), Some(0), "stderr: {}", node.stderr_text());
 
     let node = spawn_node(dir.path(), &[]);
-    let second = get_json(&format!("{}/v1/node", node.url), ADMIN_TOKEN);
+    let second = get_json(&format!("{}/v1/node", node.url));
     assert_eq!(second["id"], first["id"], "node id is persisted");
     assert_eq!(second["generation"], 2);
     assert_eq!(second["labels"]["zone"], "eu-1");
@@ -76,19 +55,19 @@ fn restart_storm_exits_non_zero_with_one_clear_line() {
     let mut node = spawn_node(dir.path(), &["--max-restarts", "2"]);
     let kill = format!("{}/v1/chaos/actors/store/kill?mode=kill", node.url);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            break status;
+    let exit = loop {
+        if let Some(exit) = node.child.try_wait().unwrap() {
+            break exit;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "node survived the storm"
         );
         // 202, or 409/503/0 while the tree is restarting or exiting.
-        let _ = send(reqwest::Method::POST, &kill, "");
+        let _ = status(reqwest::Method::POST, &kill, "");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(70));
+    assert_eq!(exit.code(), Some(70));
     let stderr = node.stderr_text();
     let gave_up: Vec<&str> = stderr
         .lines()

@@ -165,3 +165,69 @@ pub fn spawn_node(dir: &Path, extra: &[&str]) -> NodeProcess {
         stderr: err_rx,
     }
 }
+
+/// A client for one node's admin API.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(base: impl Into<String>) -> Self {
+        Self {
+            http: client(),
+            base: base.into(),
+        }
+    }
+
+    pub fn of(node: &RunningNode) -> Self {
+        Self::new(format!("http://{}", node.http_addr))
+    }
+
+    /// Send `method path` with an optional bearer token and body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, token, Vec::new())
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, token, Vec::new())
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &[u8]) -> reqwest::Response {
+        self.send(reqwest::Method::PUT, path, token, body.to_vec())
+            .await
+    }
+
+    pub async fn json(&self, path: &str, token: Option<&str>) -> serde_json::Value {
+        self.get(path, token).await.json().await.unwrap()
+    }
+
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path, None).await.text().await.unwrap()
+    }
+}
+
+/// Run one async block to completion from a synchronous test.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
