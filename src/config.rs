@@ -277,6 +277,12 @@ impl NodeConfig {
         if let Some(name) = &self.node_name {
             validate_node_name(name)?;
         }
+        if self.labels.len() > hypha_actors::labels::MAX_LABELS {
+            return Err(ConfigError::Invalid {
+                setting: "labels",
+                message: format!("at most {} labels", hypha_actors::labels::MAX_LABELS),
+            });
+        }
         for (key, value) in &self.labels {
             hypha_actors::labels::validate_key(key)
                 .and_then(|()| hypha_actors::labels::validate_value(value))

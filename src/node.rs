@@ -2,11 +2,15 @@
 //! supervision tree; then running until a signal or an escalation.
 //!
 //! ```text
-//! node (rest_for_one)
-//! ├── store            sled owner; everything after it depends on it
+//! node (one_for_one)
+//! ├── store            sled owner
 //! └── admin (one_for_one)
 //!     └── http         axum admin API on the node's listener
 //! ```
+//!
+//! The root is one_for_one so that the admin API stays up while data-plane
+//! actors restart (see docs/ARCHITECTURE.md for why, and for where
+//! rest_for_one groups go).
 //!
 //! Resources that must outlive actor incarnations (the sled database, the
 //! listening socket) are acquired here once and handed to every incarnation.
@@ -19,7 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
 use hypha_actors::store::{
-    self, SledEngine, Store, StoreArgs, StoreClient, StoreError, StoreMessage, Tree, WriteBatch,
+    self, Condition, SledEngine, Store, StoreArgs, StoreClient, StoreError, StoreMessage, Tree,
+    WriteBatch,
 };
 use hypha_supervisors::{
     ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
@@ -161,7 +166,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         limits: config.http,
     };
     let children = vec![store_spec(&name, engine.clone()), admin_spec(http)];
-    let flags = SupervisorFlags::new(Strategy::RestForOne).intensity(
+    let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(
         config.supervision.max_restarts,
         config.supervision.period_ms,
     );
@@ -169,8 +174,19 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         .await
         .map_err(|e| NodeError::Tree(e.to_string()))?;
 
-    let generation = bump_generation(&store_client).await?;
-    apply_config_labels(&store_client, &config.labels).await?;
+    let generation = match bump_generation(&store_client).await {
+        Ok(g) => g,
+        Err(err) => {
+            // Do not leave a half-started tree holding the database and port.
+            stop_tree(
+                &root.supervisor,
+                Duration::from_millis(config.supervision.shutdown_timeout_ms),
+            )
+            .await;
+            return Err(err.into());
+        }
+    };
+    apply_config_labels(&store_client, &config.labels).await;
     metrics::gauge!("hypha_node_info", "node" => name.clone(), "id" => id.to_hex()).set(1.0);
     tracing::info!(node = %name, id = %id, generation, http = %http_addr, "node started");
     Ok(RunningNode {
@@ -234,17 +250,38 @@ async fn bump_generation(store: &StoreClient) -> Result<u64, StoreError> {
     Ok(next)
 }
 
-async fn apply_config_labels(
-    store: &StoreClient,
-    labels: &BTreeMap<String, String>,
-) -> Result<(), StoreError> {
-    if labels.is_empty() {
-        return Ok(());
+/// Write the configured labels, each within the label cap. A label that
+/// does not fit (runtime labels filled the cap) is skipped with an error
+/// log rather than refusing to start.
+async fn apply_config_labels(store: &StoreClient, labels: &BTreeMap<String, String>) {
+    for (key, value) in labels {
+        let batch = WriteBatch::new()
+            .put(Tree::NodeLabels, key.as_bytes(), value.as_bytes())
+            .require(Condition::RoomFor {
+                tree: Tree::NodeLabels,
+                key: key.as_bytes().to_vec(),
+                max: hypha_actors::labels::MAX_LABELS,
+            });
+        if let Err(err) = store.write(batch).await {
+            tracing::error!(label = %key, "configured label not applied: {err}");
+        }
     }
-    let batch = labels.iter().fold(WriteBatch::new(), |b, (k, v)| {
-        b.put(Tree::NodeLabels, k.as_bytes(), v.as_bytes())
-    });
-    store.write(batch).await
+}
+
+/// Stop the tree within `timeout`, killing what remains after it.
+async fn stop_tree(
+    root: &ractor::ActorRef<hypha_supervisors::SupervisorMessage>,
+    timeout: Duration,
+) {
+    if root
+        .stop_and_wait(Some("shutdown".into()), Some(timeout))
+        .await
+        .is_err()
+    {
+        tracing::error!("graceful stop timed out; killing the remaining actors");
+        root.kill();
+        let _ = root.wait(Some(timeout)).await;
+    }
 }
 
 /// The node's labels as stored.
@@ -289,14 +326,7 @@ impl RunningNode {
 
     /// Stop every actor in reverse order (bounded), then flush the database.
     pub async fn shutdown(self) -> NodeExit {
-        let root = self.root.supervisor.clone();
-        let stopped = root
-            .stop_and_wait(Some("shutdown".into()), Some(self.shutdown_timeout))
-            .await;
-        if stopped.is_err() {
-            tracing::error!(node = %self.name, "graceful stop timed out; killing the remaining actors");
-            root.kill();
-        }
+        stop_tree(&self.root.supervisor, self.shutdown_timeout).await;
         self.flush().await;
         NodeExit::Stopped
     }

@@ -90,6 +90,7 @@ impl From<StoreError> for ApiError {
         let (status, code) = match &err {
             StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            StoreError::ConditionFailed(_) => (StatusCode::CONFLICT, "precondition_failed"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
         };
         Self::new(status, code, err.to_string())

@@ -26,8 +26,12 @@ use ractor::ActorRef;
 use crate::auth::TokenTable;
 use crate::config::{HttpLimits, Listen};
 
-/// Timeout of every actor call made while serving a request.
+/// Timeout of store calls made while serving a request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout of calls into the supervision tree. Shorter than the default
+/// HTTP drain (2 s): a request waiting on a supervisor that is itself
+/// stopping the HTTP server gets a 503 instead of a reset connection.
+pub const TREE_CALL_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 /// Facts about the node that do not change while it runs.
 #[derive(Debug, Clone)]
@@ -77,7 +81,7 @@ impl AppState {
             .filter(|c| c.is_message_type_of::<SupervisorMessage>() == Some(true))
             .ok_or_else(|| error::ApiError::unavailable("the supervision tree is restarting"))?;
         let actor: ActorRef<SupervisorMessage> = cell.into();
-        Ok(SupervisorRef::new(actor, CALL_TIMEOUT))
+        Ok(SupervisorRef::new(actor, TREE_CALL_TIMEOUT))
     }
 }
 

@@ -37,6 +37,9 @@ pub enum SupervisorError {
     /// The child is running; the operation needs it stopped.
     #[error("child {0:?} is running")]
     ChildRunning(String),
+    /// The child is waiting out a restart backoff.
+    #[error("child {0:?} is restarting")]
+    ChildRestarting(String),
     /// The child is not running; the operation needs a live child.
     #[error("child {0:?} is not running")]
     ChildNotRunning(String),

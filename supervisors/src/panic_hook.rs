@@ -39,10 +39,12 @@ fn log_panic(info: &PanicHookInfo<'_>) {
         .map(|l| format!("{}:{}", l.file(), l.line()))
         .unwrap_or_default();
     let thread = std::thread::current();
-    tracing::error!(
-        target: "hypha::panic",
-        thread = thread.name().unwrap_or("unnamed"),
-        %location,
-        "panic: {message}"
-    );
+    let thread = thread.name().unwrap_or("unnamed");
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!(target: "hypha::panic", thread, %location, "panic: {message}");
+    } else {
+        // No subscriber (a test binary, an embedding program): a panic must
+        // still be seen.
+        eprintln!("panic in thread '{thread}' at {location}: {message}");
+    }
 }

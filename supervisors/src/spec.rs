@@ -133,6 +133,9 @@ impl ChildSpec {
         Self::new(id, move |ctx: StartContext| {
             let (name, actor, args) = make(&ctx);
             Box::pin(async move {
+                if let Some(name) = &name {
+                    await_name_free(name).await;
+                }
                 let (actor_ref, _join) =
                     Actor::spawn_linked(name, actor, args, ctx.supervisor).await?;
                 Ok(actor_ref.get_cell())
@@ -190,6 +193,20 @@ impl ChildSpec {
             return Err(SpecError::ZeroShutdownTimeout(self.id.clone()));
         }
         Ok(())
+    }
+}
+
+/// How long a start waits for a previous incarnation to give up its name.
+const NAME_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When a nested supervisor is killed, ractor kills its children without
+/// waiting; a named grandchild may still hold its registry name when the
+/// subtree is restarted. Wait (bounded) for that incarnation to exit.
+async fn await_name_free(name: &str) {
+    if let Some(previous) = ractor::registry::where_is(name) {
+        if previous.wait(Some(NAME_RELEASE_WAIT)).await.is_err() {
+            tracing::warn!(name, "previous incarnation still holds the name");
+        }
     }
 }
 

@@ -480,3 +480,102 @@ async fn faults_are_injected_by_path() {
         }
     );
 }
+
+/// rest_for_one with backoff: b fails, then a fails before b's delayed start
+/// fires. b's earlier timer is stale and must not start b and c ahead of a;
+/// all three start, in order, when a's timer fires.
+#[tokio::test(start_paused = true)]
+async fn a_stale_delayed_start_does_not_start_children_out_of_order() {
+    let log = Log::default();
+    let flags = lenient(Strategy::RestForOne).backoff(Backoff {
+        initial_ms: 100,
+        max_ms: 10_000,
+    });
+    let (_h, s) = root(flags, three(&log)).await;
+    log.take();
+    send(&s, &["b"], WorkerMsg::Fail).await;
+    eventually_paused("b and c restarting", || async {
+        let w = s.which_children().await.unwrap();
+        w[1].state == ChildState::Restarting && w[2].state == ChildState::Restarting
+    })
+    .await;
+    send(&s, &["a"], WorkerMsg::Fail).await;
+    eventually_paused("a restarting", || async {
+        s.which_children().await.unwrap()[0].state == ChildState::Restarting
+    })
+    .await;
+    // b's timer (100 ms) fires now; a's (200 ms: second restart in window) not yet.
+    tokio::time::advance(Duration::from_millis(150)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let states: Vec<ChildState> = s
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(states, [ChildState::Restarting; 3]);
+    assert_eq!(
+        s.restart_child("b").await,
+        Err(SupervisorError::ChildRestarting("b".into()))
+    );
+    tokio::time::advance(Duration::from_millis(60)).await;
+    eventually_paused("all restarted", || async { restarts(&s, "c").await == 1 }).await;
+    assert_eq!(log.take(), ["stop c", "start a", "start b", "start c"]);
+}
+
+/// A restart whose start fails is retried, and the retry counts against
+/// the intensity (OTP's try_again_restart).
+#[tokio::test]
+async fn a_failed_restart_is_retried_and_counted() {
+    let log = Log::default();
+    let a = args("w", &log);
+    let fail_next = a.fail_next_starts.clone();
+    let (_h, s) = root(lenient(Strategy::OneForOne), vec![worker_with("w", a)]).await;
+    fail_next.store(2, std::sync::atomic::Ordering::SeqCst);
+    send(&s, &["w"], WorkerMsg::Fail).await;
+    eventually("running after two failed starts", || async {
+        restarts(&s, "w").await == 1
+    })
+    .await;
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.restarts_in_window, 3, "one failure + two retries");
+    assert_eq!(snap.children[0].state, ChildState::Running);
+
+    let log = Log::default();
+    let a = args("w", &log);
+    let fail_next = a.fail_next_starts.clone();
+    let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(1, 60_000);
+    let (mut h, s) = root(flags, vec![worker_with("w", a)]).await;
+    fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    send(&s, &["w"], WorkerMsg::Fail).await;
+    let exit = tokio::time::timeout(CALL_TIMEOUT, &mut h.exit).await;
+    assert!(matches!(exit, Ok(Ok(RootExit::Escalated(_)))), "{exit:?}");
+}
+
+/// OTP deletes temporary siblings that a one_for_all restart stopped.
+#[tokio::test]
+async fn one_for_all_drops_temporary_siblings() {
+    let log = Log::default();
+    let children = vec![
+        worker("a", &log),
+        worker("tmp", &log).restart(Restart::Temporary),
+        worker("c", &log),
+    ];
+    let (_h, s) = root(lenient(Strategy::OneForAll), children).await;
+    send(&s, &["c"], WorkerMsg::Fail).await;
+    eventually("a and c restarted", || async {
+        restarts(&s, "a").await == 1
+    })
+    .await;
+    let ids: Vec<String> = s
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+}

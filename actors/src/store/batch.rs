@@ -56,11 +56,28 @@ impl WriteOp {
     }
 }
 
+/// A precondition checked by the store immediately before it applies a
+/// batch. The store handles one request at a time, so check and write are
+/// atomic with respect to every other store request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `key` already exists in `tree`, or `tree` holds fewer than `max` keys.
+    RoomFor {
+        /// Keyspace.
+        tree: Tree,
+        /// The key about to be written.
+        key: Vec<u8>,
+        /// Upper bound on keys in the tree.
+        max: usize,
+    },
+}
+
 /// Changes applied together and acknowledged once durable. Changes to one
 /// tree are atomic; across trees they are applied tree by tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     pub(crate) ops: Vec<WriteOp>,
+    pub(crate) conditions: Vec<Condition>,
 }
 
 impl WriteBatch {
@@ -86,6 +103,17 @@ impl WriteBatch {
             key: key.into(),
         });
         self
+    }
+
+    /// Apply the batch only if `condition` holds (else `ConditionFailed`).
+    pub fn require(mut self, condition: Condition) -> Self {
+        self.conditions.push(condition);
+        self
+    }
+
+    /// The preconditions.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 
     /// The changes, in order.

@@ -4,10 +4,20 @@
 //! Every method blocks on disk; callers run them on blocking threads.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use super::batch::{Tree, WriteBatch, WriteOp};
+use super::batch::{Condition, Tree, WriteBatch, WriteOp};
 use super::error::StoreError;
 use super::messages::Entries;
+
+/// How long `open` waits for a lock held by a just-dropped handle.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_RETRY: Duration = Duration::from_millis(10);
+
+/// sled reports a held lock as a generic I/O error.
+fn is_lock_contention(err: &sled::Error) -> bool {
+    matches!(err, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
 
 /// On-disk format version written to the meta tree. Bump on any change to
 /// how existing trees are encoded.
@@ -35,23 +45,33 @@ pub struct SledEngine {
 }
 
 impl SledEngine {
-    /// Open (or create) the database under `dir`. Fails with a clear error
-    /// when another process (or node) holds it.
+    /// Open (or create) the database under `dir`. Blocks.
+    ///
+    /// sled releases its file lock asynchronously after the last handle is
+    /// dropped (its background flusher holds a reference), so a reopen in
+    /// the same process can briefly find it held: lock contention is
+    /// retried for up to [`LOCK_WAIT`] before it is reported as "in use".
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|err| match err {
-                // sled reports a held lock as a generic I/O error.
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    StoreError::Io(format!(
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(err) if is_lock_contention(&err) && Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(err) if is_lock_contention(&err) => {
+                    return Err(StoreError::Io(format!(
                         "{} is in use by another Hypha node or process",
                         dir.display()
-                    ))
+                    )))
                 }
-                other => other.into(),
-            })?;
+                Err(err) => return Err(err.into()),
+            }
+        };
         let engine = Self { db };
         for tree in Tree::ALL {
             engine.tree(tree)?;
@@ -61,6 +81,23 @@ impl SledEngine {
 
     fn tree(&self, tree: Tree) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(tree.name())?)
+    }
+
+    fn check(&self, condition: &Condition) -> Result<(), StoreError> {
+        match condition {
+            Condition::RoomFor { tree, key, max } => {
+                let t = self.tree(*tree)?;
+                // len() walks the tree: meant for small trees (labels).
+                if t.contains_key(key)? || t.len() < *max {
+                    Ok(())
+                } else {
+                    Err(StoreError::ConditionFailed(format!(
+                        "{} already holds {max} keys",
+                        tree.name()
+                    )))
+                }
+            }
+        }
     }
 }
 
@@ -81,6 +118,9 @@ impl KvEngine for SledEngine {
     }
 
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        for condition in batch.conditions() {
+            self.check(condition)?;
+        }
         for tree in batch.trees() {
             let mut sled_batch = sled::Batch::default();
             for op in batch.ops() {
@@ -167,6 +207,29 @@ mod tests {
         let _first = SledEngine::open(dir.path()).unwrap();
         let second = SledEngine::open(dir.path());
         assert!(matches!(second, Err(StoreError::Io(msg)) if msg.contains("in use")));
+    }
+
+    #[test]
+    fn room_for_refuses_a_new_key_in_a_full_tree_but_allows_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SledEngine::open(dir.path()).unwrap();
+        let put = |k: &str| {
+            WriteBatch::new()
+                .put(Tree::NodeLabels, k, "v")
+                .require(Condition::RoomFor {
+                    tree: Tree::NodeLabels,
+                    key: k.as_bytes().to_vec(),
+                    max: 2,
+                })
+        };
+        e.apply(&put("a")).unwrap();
+        e.apply(&put("b")).unwrap();
+        assert!(matches!(
+            e.apply(&put("c")),
+            Err(StoreError::ConditionFailed(_))
+        ));
+        assert_eq!(e.get(Tree::NodeLabels, b"c").unwrap(), None);
+        e.apply(&put("a")).unwrap();
     }
 
     #[test]

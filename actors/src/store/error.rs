@@ -22,6 +22,9 @@ pub enum StoreError {
         /// Newest version this build understands.
         supported: u32,
     },
+    /// A batch's precondition did not hold; nothing was written.
+    #[error("precondition failed: {0}")]
+    ConditionFailed(String),
     /// The store actor did not answer (restarting, overloaded, or gone).
     /// For a write the outcome is unknown.
     #[error("store unavailable: {0}")]

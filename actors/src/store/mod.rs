@@ -19,7 +19,7 @@ mod error;
 mod messages;
 
 pub use actor::{Store, StoreArgs};
-pub use batch::{Tree, WriteBatch, WriteOp};
+pub use batch::{Condition, Tree, WriteBatch, WriteOp};
 pub use client::StoreClient;
 pub use engine::{KvEngine, SledEngine, FORMAT_VERSION};
 pub use error::StoreError;

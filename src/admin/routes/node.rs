@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hypha_actors::labels::{self, LabelError, MAX_LABELS};
-use hypha_actors::store::{Tree, WriteBatch};
+use hypha_actors::store::{Condition, StoreError, Tree, WriteBatch};
 use serde::Serialize;
 
 use crate::admin::error::ApiError;
@@ -80,16 +80,20 @@ pub(super) async fn put_label(
         .trim_end_matches(['\r', '\n']);
     labels::validate_key(&key).map_err(label_error)?;
     labels::validate_value(value).map_err(label_error)?;
-    let mut current = read_labels(&state.store).await?;
-    if !current.contains_key(&key) && current.len() >= MAX_LABELS {
-        return Err(label_error(LabelError::TooMany));
+    // The cap is checked by the store in the same step as the write, so
+    // concurrent PUTs cannot exceed it.
+    let batch = WriteBatch::new()
+        .put(Tree::NodeLabels, key.as_bytes(), value.as_bytes())
+        .require(Condition::RoomFor {
+            tree: Tree::NodeLabels,
+            key: key.as_bytes().to_vec(),
+            max: MAX_LABELS,
+        });
+    match state.store.write(batch).await {
+        Err(StoreError::ConditionFailed(_)) => return Err(label_error(LabelError::TooMany)),
+        other => other?,
     }
-    state
-        .store
-        .write(WriteBatch::new().put(Tree::NodeLabels, key.as_bytes(), value.as_bytes()))
-        .await?;
-    current.insert(key, value.to_owned());
-    Ok(Json(current))
+    Ok(Json(read_labels(&state.store).await?))
 }
 
 /// `DELETE /v1/node/labels/{key}`: 200 once durable, 404 if absent.
@@ -97,13 +101,17 @@ pub(super) async fn delete_label(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
-    let mut current = read_labels(&state.store).await?;
-    if current.remove(&key).is_none() {
+    if state
+        .store
+        .get(Tree::NodeLabels, key.as_bytes())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("no label {key:?}")));
     }
     state
         .store
         .write(WriteBatch::new().delete(Tree::NodeLabels, key.as_bytes()))
         .await?;
-    Ok(Json(current))
+    Ok(Json(read_labels(&state.store).await?))
 }

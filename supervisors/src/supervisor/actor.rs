@@ -179,7 +179,10 @@ impl Incarnation {
                 let _ = reply.send(self.state.count_children());
             }
             SupervisorMessage::Snapshot { reply } => {
-                let _ = reply.send(self.state.snapshot().await);
+                // A caller that gave up must not cost this supervisor time.
+                if !reply.is_closed() {
+                    let _ = reply.send(self.state.snapshot().await);
+                }
             }
             SupervisorMessage::StartChild { spec, reply } => {
                 let _ = reply.send(self.start_child(myself, spec).await);
@@ -197,23 +200,17 @@ impl Incarnation {
                 self.inject_fault(path, mode, reply);
             }
             SupervisorMessage::LookupChild { path, reply } => self.lookup(path, reply),
-            SupervisorMessage::RetryRestart { id } => {
-                let stopped = self
-                    .state
-                    .position(&id)
-                    .is_some_and(|i| self.state.children[i].cell.is_none());
-                if stopped {
+            SupervisorMessage::RetryRestart { id, epoch } => {
+                // Stale if the child was started, stopped or terminated since.
+                if self.state.current(&id, epoch).is_some() {
                     return self.restart(myself, &id).await;
                 }
             }
             SupervisorMessage::StartDelayed { ids } => {
                 let ids = ids
                     .into_iter()
-                    .filter(|id| {
-                        self.state
-                            .position(id)
-                            .is_some_and(|i| self.state.children[i].state == ChildState::Restarting)
-                    })
+                    .filter(|(id, epoch)| self.state.current(id, *epoch).is_some())
+                    .map(|(id, _)| id)
                     .collect();
                 self.start_ids(myself, ids).await;
             }
@@ -293,9 +290,9 @@ impl Incarnation {
         match self.state.flags.backoff {
             Some(backoff) => {
                 let delay_ms = backoff.delay_ms(self.state.window.len());
-                self.mark_restarting(&start);
+                let ids = self.mark_restarting(start);
                 myself.send_after(Duration::from_millis(delay_ms), move || {
-                    SupervisorMessage::StartDelayed { ids: start }
+                    SupervisorMessage::StartDelayed { ids }
                 });
             }
             None => self.start_ids(myself, start).await,
@@ -303,12 +300,13 @@ impl Incarnation {
         Ok(())
     }
 
-    fn mark_restarting(&mut self, ids: &[ChildId]) {
-        for id in ids {
-            if let Some(i) = self.state.position(id) {
-                self.state.children[i].state = ChildState::Restarting;
-            }
-        }
+    fn mark_restarting(&mut self, ids: Vec<ChildId>) -> Vec<(ChildId, u64)> {
+        ids.into_iter()
+            .filter_map(|id| {
+                let i = self.state.position(&id)?;
+                Some((id, self.state.mark_restarting(i)))
+            })
+            .collect()
     }
 
     /// Start `ids` in order. A failed start is retried as a new restart
@@ -323,7 +321,8 @@ impl Incarnation {
             }
             if let Err(err) = self.state.start_at(&myself.get_cell(), idx).await {
                 tracing::warn!(supervisor = %self.state.path, error = %err, "restart failed; retrying");
-                let _ = myself.send_message(SupervisorMessage::RetryRestart { id });
+                let epoch = self.state.children[idx].epoch;
+                let _ = myself.send_message(SupervisorMessage::RetryRestart { id, epoch });
                 return;
             }
         }
@@ -389,10 +388,19 @@ impl Incarnation {
             .state
             .position(id)
             .ok_or_else(|| SupervisorError::NoSuchChild(id.to_owned()))?;
-        if self.state.children[idx].cell.is_some() {
-            return Err(SupervisorError::ChildRunning(id.to_owned()));
-        }
+        self.require_stopped(idx)?;
         self.state.start_at(&myself.get_cell(), idx).await
+    }
+
+    /// OTP refuses restart_child/delete_child on running and restarting children.
+    fn require_stopped(&self, idx: usize) -> Result<(), SupervisorError> {
+        let child = &self.state.children[idx];
+        let id = child.spec.id.clone();
+        match (child.state, &child.cell) {
+            (_, Some(_)) => Err(SupervisorError::ChildRunning(id)),
+            (ChildState::Restarting, None) => Err(SupervisorError::ChildRestarting(id)),
+            _ => Ok(()),
+        }
     }
 
     fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
@@ -400,9 +408,7 @@ impl Incarnation {
             .state
             .position(id)
             .ok_or_else(|| SupervisorError::NoSuchChild(id.to_owned()))?;
-        if self.state.children[idx].cell.is_some() {
-            return Err(SupervisorError::ChildRunning(id.to_owned()));
-        }
+        self.require_stopped(idx)?;
         self.state.children.remove(idx);
         Ok(())
     }

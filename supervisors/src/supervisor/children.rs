@@ -15,11 +15,12 @@ use crate::metrics;
 use crate::snapshot::{ChildCounts, ChildInfo, ChildSnapshot, ChildState, SupervisorSnapshot};
 use crate::spec::{ChildKind, ChildSpec, Restart, Shutdown, StartContext};
 
-/// How long a nested supervisor may take to answer a snapshot.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long to wait for a killed actor to finish; a kill lands at the
-/// actor's next await point, so only a handler stuck in blocking code
-/// exceeds this.
+/// Deadline for all nested supervisors to answer one snapshot; they are
+/// asked concurrently, so a tree of depth d answers within d times this.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A kill lands at the actor's next await point; a handler stuck in
+/// blocking code delays it. We keep waiting (a replacement must never run
+/// beside the old incarnation) and log every this often.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// Exit reason given to children stopped by their supervisor.
 pub(crate) const SHUTDOWN_REASON: &str = "shutdown";
@@ -60,6 +61,9 @@ impl Exit {
 
 pub(crate) struct Child {
     pub(crate) spec: ChildSpec,
+    /// Bumped on every start, stop and scheduled restart, so that a delayed
+    /// start or a retry scheduled earlier can tell it is stale.
+    pub(crate) epoch: u64,
     pub(crate) cell: Option<ActorCell>,
     pub(crate) state: ChildState,
     pub(crate) starts: u64,
@@ -71,6 +75,7 @@ impl Child {
     fn new(spec: ChildSpec) -> Self {
         Self {
             spec,
+            epoch: 0,
             cell: None,
             state: ChildState::Stopped,
             starts: 0,
@@ -140,6 +145,7 @@ impl SupervisorState {
     ) -> Result<(), SupervisorError> {
         let path = format!("{}/{}", self.path, self.children[idx].spec.id);
         let child = &mut self.children[idx];
+        child.epoch += 1;
         let ctx = StartContext {
             supervisor: supervisor.clone(),
             path,
@@ -174,11 +180,27 @@ impl SupervisorState {
     /// first, so the exit event that follows is recognised as stale.
     pub(crate) async fn stop_at(&mut self, idx: usize) {
         let child = &mut self.children[idx];
+        child.epoch += 1;
         child.state = ChildState::Stopped;
         child.started_at = None;
         if let Some(cell) = child.cell.take() {
             shutdown_cell(&cell, child.spec.shutdown, &child.spec.id).await;
         }
+    }
+
+    /// Mark child `idx` as waiting for a delayed start; returns the epoch
+    /// the start must carry to be honoured.
+    pub(crate) fn mark_restarting(&mut self, idx: usize) -> u64 {
+        let child = &mut self.children[idx];
+        child.epoch += 1;
+        child.state = ChildState::Restarting;
+        child.epoch
+    }
+
+    /// The child `id` if its epoch is still `epoch`.
+    pub(crate) fn current(&self, id: &str, epoch: u64) -> Option<usize> {
+        self.position(id)
+            .filter(|&i| self.children[i].epoch == epoch)
     }
 
     /// Stop every child in reverse start order, dropping temporary ones.
@@ -218,10 +240,21 @@ impl SupervisorState {
     }
 
     pub(crate) async fn snapshot(&self) -> SupervisorSnapshot {
-        let mut children = Vec::with_capacity(self.children.len());
-        for child in &self.children {
-            children.push(self.child_snapshot(child).await);
-        }
+        // Ask every nested supervisor at once, under one deadline: this runs
+        // inside the supervisor's handler, which delays restarts meanwhile.
+        let nested = futures::future::join_all(self.children.iter().map(|child| async move {
+            match &child.cell {
+                Some(cell) if child.is_supervisor() => nested_snapshot(cell).await,
+                _ => None,
+            }
+        }))
+        .await;
+        let children = self
+            .children
+            .iter()
+            .zip(nested)
+            .map(|(child, nested)| self.child_snapshot(child, nested))
+            .collect();
         SupervisorSnapshot {
             path: self.path.clone(),
             strategy: self.flags.strategy,
@@ -234,11 +267,7 @@ impl SupervisorState {
         }
     }
 
-    async fn child_snapshot(&self, child: &Child) -> ChildSnapshot {
-        let nested = match &child.cell {
-            Some(cell) if child.is_supervisor() => nested_snapshot(cell).await,
-            _ => None,
-        };
+    fn child_snapshot(&self, child: &Child, nested: Option<SupervisorSnapshot>) -> ChildSnapshot {
         ChildSnapshot {
             id: child.spec.id.clone(),
             path: format!("{}/{}", self.path, child.spec.id),
@@ -316,24 +345,34 @@ async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown, id: &str) {
     match shutdown {
         Shutdown::BrutalKill => kill(cell, id).await,
         Shutdown::Timeout { timeout_ms } => {
-            let grace = Some(Duration::from_millis(timeout_ms));
-            if let Err(RactorErr::Timeout) = cell.stop_and_wait(reason, grace).await {
+            let grace = Duration::from_millis(timeout_ms);
+            // An error other than a timeout means the child is already on its
+            // way out (e.g. in its own post_stop): wait for it all the same.
+            let stopped = match cell.stop_and_wait(reason, Some(grace)).await {
+                Ok(()) => true,
+                Err(RactorErr::Timeout) => false,
+                Err(_) => cell.wait(Some(grace)).await.is_ok(),
+            };
+            if !stopped {
                 tracing::warn!(child = id, timeout_ms, "child ignored shutdown; killing it");
                 kill(cell, id).await;
             }
         }
         Shutdown::Infinity => {
-            // An error means the child is already gone.
-            let _ = cell.stop_and_wait(reason, None).await;
+            if cell.stop_and_wait(reason, None).await.is_err() {
+                let _ = cell.wait(None).await;
+            }
         }
     }
 }
 
+/// Kill `cell` and wait until it has really exited.
 async fn kill(cell: &ActorCell, id: &str) {
-    if let Err(RactorErr::Timeout) = cell.kill_and_wait(Some(KILL_WAIT)).await {
+    cell.kill();
+    while cell.wait(Some(KILL_WAIT)).await.is_err() {
         tracing::error!(
             child = id,
-            "killed child did not exit; it is blocked outside an await point"
+            "killed child has not exited; it is blocked outside an await point (still waiting)"
         );
     }
 }

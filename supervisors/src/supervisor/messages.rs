@@ -81,11 +81,13 @@ pub enum SupervisorMessage {
     RetryRestart {
         /// The child to restart (with its strategy's siblings).
         id: ChildId,
+        /// The child's epoch when the retry was scheduled; stale if changed.
+        epoch: u64,
     },
     /// Internal: start children after a backoff delay.
     StartDelayed {
-        /// Children to start, in order.
-        ids: Vec<ChildId>,
+        /// Children to start, in order, each with the epoch it was marked at.
+        ids: Vec<(ChildId, u64)>,
     },
     /// Panics this supervisor (chaos `mode=panic` on a supervisor).
     Crash,

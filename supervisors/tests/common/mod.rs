@@ -1,6 +1,7 @@
 //! Test workers and helpers shared by the supervision tests.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct WorkerArgs {
     pub log: Log,
     pub fail_start: bool,
     pub stop_delay_ms: u64,
+    /// Fail this many of the next starts (shared across incarnations).
+    pub fail_next_starts: Arc<AtomicU32>,
 }
 
 pub enum WorkerMsg {
@@ -59,7 +62,11 @@ impl Actor for Worker {
         args: WorkerArgs,
     ) -> Result<WorkerArgs, ActorProcessingErr> {
         args.log.push(format!("start {}", args.name));
-        if args.fail_start {
+        let fail_next = args
+            .fail_next_starts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if args.fail_start || fail_next {
             return Err("refusing to start".into());
         }
         Ok(args)
@@ -102,6 +109,7 @@ pub fn args(name: &str, log: &Log) -> WorkerArgs {
         log: log.clone(),
         fail_start: false,
         stop_delay_ms: 0,
+        fail_next_starts: Arc::new(AtomicU32::new(0)),
     }
 }
 
