@@ -211,6 +211,9 @@ fn bench_cast(c: &mut Criterion) {
 }
 
 fn main() {
+    // As in the node: a subscriber is set, so the quiet hook logs through
+    // tracing (here discarded) instead of writing every panic to stderr.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     install_quiet_panic_hook();
     let mut c = Criterion::default()
         .configure_from_args()

@@ -408,17 +408,11 @@ async fn backoff_delays_the_restart() {
     let (_h, s) = root(flags, vec![worker("w", &log)]).await;
     send(&s, &["w"], WorkerMsg::Fail).await;
     eventually_paused("waiting out backoff", || async {
-        s.which_children().await.unwrap()[0].state == ChildState::Restarting
+        states(&s).await == [ChildState::Restarting]
     })
     .await;
-    tokio::time::advance(Duration::from_millis(199)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(
-        s.which_children().await.unwrap()[0].state,
-        ChildState::Restarting
-    );
+    advance_and_settle(199).await;
+    assert_eq!(states(&s).await, [ChildState::Restarting]);
     tokio::time::advance(Duration::from_millis(1)).await;
     eventually_paused("restarted after backoff", || async {
         restarts(&s, "w").await == 1
@@ -495,33 +489,22 @@ async fn a_stale_delayed_start_does_not_start_children_out_of_order() {
     log.take();
     send(&s, &["b"], WorkerMsg::Fail).await;
     eventually_paused("b and c restarting", || async {
-        let w = s.which_children().await.unwrap();
-        w[1].state == ChildState::Restarting && w[2].state == ChildState::Restarting
+        states(&s).await[1..] == [ChildState::Restarting; 2]
     })
     .await;
     send(&s, &["a"], WorkerMsg::Fail).await;
     eventually_paused("a restarting", || async {
-        s.which_children().await.unwrap()[0].state == ChildState::Restarting
+        states(&s).await == [ChildState::Restarting; 3]
     })
     .await;
     // b's timer (100 ms) fires now; a's (200 ms: second restart in window) not yet.
-    tokio::time::advance(Duration::from_millis(150)).await;
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
-    let states: Vec<ChildState> = s
-        .which_children()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.state)
-        .collect();
-    assert_eq!(states, [ChildState::Restarting; 3]);
+    advance_and_settle(150).await;
+    assert_eq!(states(&s).await, [ChildState::Restarting; 3]);
     assert_eq!(
         s.restart_child("b").await,
         Err(SupervisorError::ChildRestarting("b".into()))
     );
-    tokio::time::advance(Duration::from_millis(60)).await;
+    advance_and_settle(60).await;
     eventually_paused("all restarted", || async { restarts(&s, "c").await == 1 }).await;
     assert_eq!(log.take(), ["stop c", "start a", "start b", "start c"]);
 }

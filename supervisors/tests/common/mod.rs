@@ -183,3 +183,21 @@ pub async fn restarts(s: &SupervisorRef, id: &str) -> u64 {
         .map(|c| c.restarts)
         .unwrap_or(u64::MAX)
 }
+
+/// Advance paused time by `ms` and let the tasks whose timers fired run.
+pub async fn advance_and_settle(ms: u64) {
+    tokio::time::advance(Duration::from_millis(ms)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// States of all children of `s`, in start order.
+pub async fn states(s: &SupervisorRef) -> Vec<hypha_supervisors::ChildState> {
+    s.which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect()
+}
