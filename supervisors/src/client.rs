@@ -27,11 +27,6 @@ impl SupervisorRef {
         Self { actor, timeout }
     }
 
-    /// The underlying actor.
-    pub fn actor(&self) -> &ActorRef<SupervisorMessage> {
-        &self.actor
-    }
-
     async fn call<T, F>(&self, build: F) -> Result<T, SupervisorError>
     where
         T: Send + 'static,

@@ -27,11 +27,6 @@ impl StoreClient {
         }
     }
 
-    /// The registry name the store actor runs under.
-    pub fn actor_name(&self) -> &str {
-        &self.name
-    }
-
     fn resolve(&self) -> Result<ActorRef<StoreMessage>, StoreError> {
         let cell = ractor::registry::where_is(self.name.clone())
             .ok_or_else(|| StoreError::Unavailable("store is restarting".into()))?;
