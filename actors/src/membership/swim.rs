@@ -1,0 +1,541 @@
+//! The SWIM-style verdict layer, pure and clock-driven (no I/O): chitchat's
+//! accrual detector only *suggests* that a member is dead; this core turns
+//! that into Suspect, asks for direct and indirect probes, and declares
+//! Down only when every probe failed and this node still hears a majority.
+//! Verdicts spread as gossip keys; a live member that sees a verdict about
+//! itself refutes it by bumping its incarnation.
+//!
+//! The actor feeds it one [`GossipNode`] per member each tick and the set
+//! of members with an authenticated link, and carries out the [`Action`]s
+//! it returns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::info::{NodeInfo, NodeLoad};
+use super::view::{
+    ClusterView, MemberEvent, MemberEventKind, MemberKey, MemberSnapshot, MemberState,
+};
+
+/// When a member counts as routable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionPolicy {
+    /// Gossip alone admits (in-process simulations without node links).
+    Gossip,
+    /// Only an authenticated node link admits (production).
+    AuthenticatedLink,
+}
+
+/// Settings of the verdict layer.
+#[derive(Debug, Clone, Copy)]
+pub struct SwimConfig {
+    /// After a probe round ends without a verdict (acked, or no quorum), how
+    /// long before the member may be probed again.
+    pub suspicion_timeout: Duration,
+    /// Who is routable.
+    pub admission: AdmissionPolicy,
+}
+
+/// A Down verdict as published in gossip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Who was declared Down.
+    pub target: MemberKey,
+    /// At which of its incarnations.
+    pub incarnation: u64,
+}
+
+/// What gossip says about one member this tick.
+#[derive(Debug, Clone)]
+pub struct GossipNode {
+    /// Which process.
+    pub key: MemberKey,
+    /// Its heartbeat counter.
+    pub heartbeat: u64,
+    /// chitchat's accrual detector considers it alive.
+    pub live: bool,
+    /// Its published incarnation.
+    pub incarnation: u64,
+    /// It published the leaving flag.
+    pub leaving: bool,
+    /// Its published facts, if valid.
+    pub info: Option<NodeInfo>,
+    /// Its published load, if valid.
+    pub load: Option<NodeLoad>,
+    /// Down verdicts it published.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Result of probing a suspect directly and through helpers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// Some probe was answered.
+    Acked,
+    /// Every probe failed or timed out.
+    Failed,
+}
+
+/// What the actor must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Publish to subscribers.
+    Event(MemberEvent),
+    /// Count a state transition.
+    Transition(MemberState),
+    /// Probe `target` directly, then through some of `helpers`.
+    Probe {
+        /// The suspect.
+        target: MemberKey,
+        /// Members that may relay a probe (ping-req).
+        helpers: Vec<MemberKey>,
+    },
+    /// Publish a Down verdict in our gossip state.
+    PublishVerdict(Verdict),
+    /// Remove our verdict about this member (it refuted or went away).
+    RetractVerdict(MemberKey),
+    /// Publish our bumped incarnation: someone declared us Down.
+    Refute(u64),
+    /// A Down verdict was reached this long after the member was last heard.
+    Detected(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Liveness {
+    Alive {
+        acked_at: Option<Instant>,
+    },
+    Suspect {
+        probing: bool,
+        next_probe_at: Instant,
+    },
+    Down {
+        incarnation: u64,
+    },
+    Left,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    incarnation: u64,
+    liveness: Liveness,
+    gossip_live: bool,
+    linked: bool,
+    ever_linked: bool,
+    heartbeat: u64,
+    last_heard: Instant,
+    info: Option<NodeInfo>,
+    load: Option<NodeLoad>,
+    public: MemberState,
+    our_verdict: bool,
+}
+
+/// The verdict layer's state.
+#[derive(Debug)]
+pub struct Swim {
+    me: MemberKey,
+    config: SwimConfig,
+    incarnation: u64,
+    leaving: bool,
+    members: BTreeMap<MemberKey, Member>,
+}
+
+impl Swim {
+    /// A fresh view holding only this node.
+    pub fn new(me: MemberKey, config: SwimConfig) -> Self {
+        Self {
+            me,
+            config,
+            incarnation: 0,
+            leaving: false,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Mark this node as leaving (shown in the view).
+    pub fn leave(&mut self) {
+        self.leaving = true;
+    }
+
+    /// Fold one tick of gossip into the view.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        nodes: Vec<GossipNode>,
+        linked: &BTreeSet<MemberKey>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.refute_verdicts_about_me(&nodes, &mut actions);
+        let newest = self.newest_generations(nodes);
+        self.drop_superseded_and_vanished(&newest, &mut actions);
+        let mut verdicts = Vec::new();
+        for node in newest.into_values() {
+            self.upsert(now, node, linked, &mut verdicts);
+        }
+        self.adopt_verdicts(now, &verdicts, &mut actions);
+        let keys: Vec<MemberKey> = self.members.keys().cloned().collect();
+        for key in keys {
+            self.advance(now, &key, &mut actions);
+        }
+        self.publish_changes(&mut actions);
+        actions
+    }
+
+    /// Fold the outcome of a probe round into the view.
+    pub fn probe_done(
+        &mut self,
+        now: Instant,
+        target: &MemberKey,
+        outcome: ProbeOutcome,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let quorum = self.has_quorum();
+        let suspicion = self.config.suspicion_timeout;
+        let Some(member) = self.members.get_mut(target) else {
+            return actions;
+        };
+        if !matches!(member.liveness, Liveness::Suspect { probing: true, .. }) {
+            return actions;
+        }
+        member.liveness = match (outcome, quorum) {
+            (ProbeOutcome::Acked, _) => Liveness::Alive {
+                acked_at: Some(now),
+            },
+            (ProbeOutcome::Failed, true) => {
+                member.our_verdict = true;
+                actions.push(Action::PublishVerdict(Verdict {
+                    target: target.clone(),
+                    incarnation: member.incarnation,
+                }));
+                actions.push(Action::Detected(now.duration_since(member.last_heard)));
+                Liveness::Down {
+                    incarnation: member.incarnation,
+                }
+            }
+            (ProbeOutcome::Failed, false) => Liveness::Suspect {
+                probing: false,
+                next_probe_at: now + suspicion,
+            },
+        };
+        self.publish_changes(&mut actions);
+        actions
+    }
+
+    fn refute_verdicts_about_me(&mut self, nodes: &[GossipNode], actions: &mut Vec<Action>) {
+        // Refuting is harmless, so verdicts from anyone count here.
+        let highest = nodes
+            .iter()
+            .flat_map(|n| n.verdicts.iter())
+            .filter(|v| v.target == self.me && v.incarnation >= self.incarnation)
+            .map(|v| v.incarnation)
+            .max();
+        if let Some(incarnation) = highest {
+            self.incarnation = incarnation.saturating_add(1);
+            actions.push(Action::Refute(self.incarnation));
+        }
+    }
+
+    fn newest_generations(&self, nodes: Vec<GossipNode>) -> BTreeMap<String, GossipNode> {
+        let mut newest: BTreeMap<String, GossipNode> = BTreeMap::new();
+        for node in nodes {
+            if node.key.node_id == self.me.node_id {
+                continue;
+            }
+            match newest.get(&node.key.node_id) {
+                Some(seen) if seen.key.generation >= node.key.generation => {}
+                _ => {
+                    newest.insert(node.key.node_id.clone(), node);
+                }
+            }
+        }
+        newest
+    }
+
+    /// A member replaced by a newer generation is gone for good (reported
+    /// Down if nobody said so yet); one that gossip forgot is dropped.
+    fn drop_superseded_and_vanished(
+        &mut self,
+        newest: &BTreeMap<String, GossipNode>,
+        actions: &mut Vec<Action>,
+    ) {
+        let stale: Vec<MemberKey> = self
+            .members
+            .keys()
+            .filter(|k| {
+                newest
+                    .get(&k.node_id)
+                    .is_none_or(|n| n.key.generation != k.generation)
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            let Some(member) = self.members.remove(&key) else {
+                continue;
+            };
+            let superseded = newest.contains_key(&key.node_id);
+            if superseded && !matches!(member.public, MemberState::Down | MemberState::Left) {
+                actions.push(Action::Transition(MemberState::Down));
+                actions.push(Action::Event(MemberEvent {
+                    kind: MemberEventKind::NodeDown,
+                    key: key.clone(),
+                    incarnation: member.incarnation,
+                }));
+            }
+            if member.our_verdict {
+                actions.push(Action::RetractVerdict(key));
+            }
+        }
+    }
+
+    /// Update one member from gossip; keep its verdicts if it is trusted
+    /// (admitted and alive).
+    fn upsert(
+        &mut self,
+        now: Instant,
+        node: GossipNode,
+        linked: &BTreeSet<MemberKey>,
+        verdicts: &mut Vec<(MemberKey, Verdict)>,
+    ) {
+        let is_linked = linked.contains(&node.key);
+        let member = self.members.entry(node.key.clone()).or_insert(Member {
+            incarnation: node.incarnation,
+            liveness: Liveness::Alive { acked_at: None },
+            gossip_live: node.live,
+            linked: false,
+            ever_linked: false,
+            heartbeat: node.heartbeat,
+            last_heard: now,
+            info: None,
+            load: None,
+            public: MemberState::Joining,
+            our_verdict: false,
+        });
+        if node.heartbeat != member.heartbeat {
+            member.heartbeat = node.heartbeat;
+            member.last_heard = now;
+        }
+        member.incarnation = member.incarnation.max(node.incarnation);
+        member.gossip_live = node.live;
+        member.linked = is_linked;
+        member.ever_linked |= is_linked;
+        if node.info.is_some() {
+            member.info = node.info;
+        }
+        if node.load.is_some() {
+            member.load = node.load;
+        }
+        if node.leaving {
+            member.liveness = Liveness::Left;
+        }
+        let trusted = match self.config.admission {
+            AdmissionPolicy::Gossip => true,
+            AdmissionPolicy::AuthenticatedLink => is_linked,
+        } && matches!(member.liveness, Liveness::Alive { .. });
+        if trusted {
+            for verdict in node.verdicts {
+                verdicts.push((node.key.clone(), verdict));
+            }
+        }
+    }
+
+    fn adopt_verdicts(
+        &mut self,
+        now: Instant,
+        verdicts: &[(MemberKey, Verdict)],
+        actions: &mut Vec<Action>,
+    ) {
+        for (_, verdict) in verdicts {
+            let Some(member) = self.members.get_mut(&verdict.target) else {
+                continue;
+            };
+            let applies = verdict.incarnation >= member.incarnation
+                && !matches!(member.liveness, Liveness::Down { .. } | Liveness::Left);
+            if applies {
+                member.liveness = Liveness::Down {
+                    incarnation: verdict.incarnation,
+                };
+                actions.push(Action::Detected(now.duration_since(member.last_heard)));
+            }
+        }
+    }
+
+    fn advance(&mut self, now: Instant, key: &MemberKey, actions: &mut Vec<Action>) {
+        let suspicion = self.config.suspicion_timeout;
+        let Some(member) = self.members.get_mut(key) else {
+            return;
+        };
+        let mut wants_probe = false;
+        member.liveness = match member.liveness {
+            Liveness::Left => Liveness::Left,
+            Liveness::Down { incarnation } if member.incarnation > incarnation => {
+                if member.our_verdict {
+                    member.our_verdict = false;
+                    actions.push(Action::RetractVerdict(key.clone()));
+                }
+                Liveness::Alive { acked_at: None }
+            }
+            down @ Liveness::Down { .. } => down,
+            Liveness::Alive { acked_at } if !member.gossip_live => {
+                let recently_acked = acked_at.is_some_and(|at| now < at + suspicion);
+                if recently_acked {
+                    Liveness::Alive { acked_at }
+                } else {
+                    wants_probe = true;
+                    Liveness::Suspect {
+                        probing: true,
+                        next_probe_at: now + suspicion,
+                    }
+                }
+            }
+            alive @ Liveness::Alive { .. } => alive,
+            Liveness::Suspect { .. } if member.gossip_live => Liveness::Alive { acked_at: None },
+            Liveness::Suspect {
+                probing: false,
+                next_probe_at,
+            } if now >= next_probe_at => {
+                wants_probe = true;
+                Liveness::Suspect {
+                    probing: true,
+                    next_probe_at: now + suspicion,
+                }
+            }
+            suspect @ Liveness::Suspect { .. } => suspect,
+        };
+        if wants_probe {
+            let helpers = self.helpers_for(key);
+            actions.push(Action::Probe {
+                target: key.clone(),
+                helpers,
+            });
+        }
+    }
+
+    fn helpers_for(&self, target: &MemberKey) -> Vec<MemberKey> {
+        self.members
+            .iter()
+            .filter(|(k, m)| {
+                *k != target
+                    && matches!(m.liveness, Liveness::Alive { .. })
+                    && m.gossip_live
+                    && self.admitted(m)
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn admitted(&self, member: &Member) -> bool {
+        match self.config.admission {
+            AdmissionPolicy::Gossip => true,
+            AdmissionPolicy::AuthenticatedLink => member.linked,
+        }
+    }
+
+    /// This node hears at least half of the members that are not known to
+    /// be gone (itself included). Without that it is more likely the one
+    /// cut off, so it declares nobody Down.
+    fn has_quorum(&self) -> bool {
+        let mut counted = 1usize;
+        let mut alive = 1usize;
+        for member in self.members.values() {
+            match member.liveness {
+                Liveness::Down { .. } | Liveness::Left => {}
+                Liveness::Alive { .. } => {
+                    counted += 1;
+                    alive += 1;
+                }
+                Liveness::Suspect { .. } => counted += 1,
+            }
+        }
+        alive * 2 >= counted
+    }
+
+    fn public_state(&self, member: &Member) -> MemberState {
+        match member.liveness {
+            Liveness::Left => MemberState::Left,
+            Liveness::Down { .. } => MemberState::Down,
+            Liveness::Suspect { .. } => MemberState::Suspect,
+            Liveness::Alive { .. } if self.admitted(member) => MemberState::Up,
+            Liveness::Alive { .. } if member.ever_linked => MemberState::Suspect,
+            Liveness::Alive { .. } => MemberState::Joining,
+        }
+    }
+
+    fn publish_changes(&mut self, actions: &mut Vec<Action>) {
+        let changes: Vec<(MemberKey, MemberState)> = self
+            .members
+            .iter()
+            .filter_map(|(k, m)| {
+                let state = self.public_state(m);
+                (state != m.public).then(|| (k.clone(), state))
+            })
+            .collect();
+        for (key, state) in changes {
+            let Some(member) = self.members.get_mut(&key) else {
+                continue;
+            };
+            member.public = state;
+            actions.push(Action::Transition(state));
+            let kind = match state {
+                MemberState::Joining => continue,
+                MemberState::Up => MemberEventKind::NodeUp,
+                MemberState::Suspect => MemberEventKind::NodeSuspect,
+                MemberState::Down => MemberEventKind::NodeDown,
+                MemberState::Left => MemberEventKind::NodeLeft,
+            };
+            actions.push(Action::Event(MemberEvent {
+                kind,
+                key,
+                incarnation: member.incarnation,
+            }));
+        }
+    }
+
+    /// The view for readers; `me_info`/`me_load` describe this node.
+    pub fn view(
+        &self,
+        now: Instant,
+        me_info: Option<NodeInfo>,
+        me_load: Option<NodeLoad>,
+    ) -> ClusterView {
+        let me = MemberSnapshot {
+            key: self.me.clone(),
+            is_self: true,
+            state: if self.leaving {
+                MemberState::Left
+            } else {
+                MemberState::Up
+            },
+            incarnation: self.incarnation,
+            linked: true,
+            last_heard_ms: 0,
+            info: me_info,
+            load: me_load,
+        };
+        let others = self.members.iter().map(|(key, m)| MemberSnapshot {
+            key: key.clone(),
+            is_self: false,
+            state: m.public,
+            incarnation: m.incarnation,
+            linked: m.linked,
+            last_heard_ms: u64::try_from(now.duration_since(m.last_heard).as_millis())
+                .unwrap_or(u64::MAX),
+            info: m.info.clone(),
+            load: m.load,
+        });
+        let mut members: Vec<MemberSnapshot> = std::iter::once(me).chain(others).collect();
+        members.sort_by(|a, b| a.key.cmp(&b.key));
+        ClusterView {
+            members,
+            isolated: !self.has_quorum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
