@@ -22,7 +22,51 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one node until SIGTERM/SIGINT.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
+    /// Local clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Print the membership view of a running node.
+    Members(MembersArgs),
+}
+
+/// `hypha cluster …`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start N node processes on loopback, wait until all are Up, print
+    /// their admin URLs; Ctrl-C stops them all.
+    Up(UpArgs),
+}
+
+/// Flags of `hypha cluster up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u16,
+    /// Directory for the nodes' data, logs, cookie and admin token.
+    #[arg(long, default_value = "hypha-cluster")]
+    pub dir: PathBuf,
+    /// Node i listens on base+10·i (HTTP), +1 (node links), +2 (gossip).
+    #[arg(long, default_value_t = 7070)]
+    pub base_port: u16,
+    /// Cluster id.
+    #[arg(long, default_value = "hypha")]
+    pub cluster_id: String,
+}
+
+/// Flags of `hypha members`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MembersArgs {
+    /// Admin API of the node to ask.
+    #[arg(long, env = "HYPHA_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// Bearer token (read or admin).
+    #[arg(long, env = "HYPHA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `hypha node`.
@@ -49,6 +93,9 @@ pub struct NodeArgs {
     /// Gossip seed `host:port` (repeat, or comma-separate in HYPHA_SEEDS).
     #[arg(long = "seed", env = "HYPHA_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,
+    /// Cluster id: nodes gossip and link only within one id (default `hypha`).
+    #[arg(long, env = "HYPHA_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
     /// File holding the cluster cookie (else HYPHA_COOKIE).
     #[arg(long, env = "HYPHA_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,

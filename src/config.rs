@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hypha_actors::membership::{GossipTiming, ProbeTiming};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -58,6 +59,44 @@ impl Default for HttpLimits {
             header_read_timeout_ms: 5_000,
             max_connections: 1_024,
             drain_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Cluster settings: identity of the cluster, gossip and probe timing,
+/// node-link liveness, graceful leave.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Nodes only gossip and link with nodes of the same cluster id.
+    pub id: String,
+    /// Gossip and failure-detector timing.
+    pub gossip: GossipTiming,
+    /// SWIM probe timing.
+    pub probes: ProbeTiming,
+    /// Application ping period on each node link.
+    pub ping_interval_ms: u64,
+    /// Application ping timeout.
+    pub ping_timeout_ms: u64,
+    /// Missed pings in a row after which a link is closed as hung.
+    pub hung_after_misses: u32,
+    /// On SIGTERM: how long the leaving flag is gossiped before stopping.
+    pub leave_grace_ms: u64,
+    /// On SIGTERM: bound on the subsystems' hand-off hooks.
+    pub handoff_timeout_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            id: "hypha".into(),
+            gossip: GossipTiming::default(),
+            probes: ProbeTiming::default(),
+            ping_interval_ms: 1_000,
+            ping_timeout_ms: 1_000,
+            hung_after_misses: 3,
+            leave_grace_ms: 1_000,
+            handoff_timeout_ms: 10_000,
         }
     }
 }
@@ -120,6 +159,8 @@ struct FileConfig {
     auth: AuthFile,
     #[serde(default)]
     supervision: SupervisionConfig,
+    #[serde(default)]
+    cluster: ClusterSettings,
 }
 
 /// Addresses the node listens on.
@@ -167,6 +208,8 @@ pub struct NodeConfig {
     pub http: HttpLimits,
     /// Root supervision settings.
     pub supervision: SupervisionConfig,
+    /// Cluster membership and node links.
+    pub cluster: ClusterSettings,
     /// Dev or production.
     pub mode: Mode,
 }
@@ -263,6 +306,10 @@ impl NodeConfig {
                 max_restarts: args.max_restarts.unwrap_or(file.supervision.max_restarts),
                 ..file.supervision
             },
+            cluster: ClusterSettings {
+                id: args.cluster_id.clone().unwrap_or(file.cluster.id.clone()),
+                ..file.cluster
+            },
             mode: if args.dev {
                 Mode::Dev
             } else {
@@ -301,8 +348,50 @@ impl NodeConfig {
         if self.http.header_read_timeout_ms == 0 {
             return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
         }
+        self.validate_cluster()?;
         if self.supervision.period_ms == 0 {
             return Err(invalid("supervision.period_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl NodeConfig {
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, message: &str| ConfigError::Invalid {
+            setting,
+            message: message.to_owned(),
+        };
+        let c = &self.cluster;
+        let id_ok = !c.id.is_empty()
+            && c.id.len() <= 64
+            && c.id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !id_ok {
+            return Err(invalid(
+                "cluster.id",
+                "must be 1-64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if c.gossip.gossip_interval_ms == 0 || c.gossip.tick_ms == 0 {
+            return Err(invalid("cluster.gossip", "intervals must be at least 1 ms"));
+        }
+        if !(c.gossip.phi_threshold.is_finite() && c.gossip.phi_threshold > 0.0) {
+            return Err(invalid(
+                "cluster.gossip.phi_threshold",
+                "must be a positive number",
+            ));
+        }
+        let p = &c.probes;
+        if p.suspicion_timeout_ms < p.direct_timeout_ms.saturating_add(p.indirect_timeout_ms) {
+            return Err(invalid(
+                "cluster.probes.suspicion_timeout_ms",
+                "must cover direct_timeout_ms + indirect_timeout_ms",
+            ));
+        }
+        if c.ping_interval_ms == 0 || c.ping_timeout_ms == 0 || c.hung_after_misses == 0 {
+            return Err(invalid("cluster.ping_*", "must be at least 1"));
         }
         Ok(())
     }
@@ -334,7 +423,8 @@ mod tests {
         let mut argv = vec!["hypha", "node"];
         argv.extend_from_slice(extra);
         match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Node(a) => a,
+            crate::cli::Command::Node(a) => *a,
+            other => panic!("parsed as {other:?}"),
         }
     }
 

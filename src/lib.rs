@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod identity;
 pub mod node;

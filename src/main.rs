@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hypha::cli::{Cli, Command, NodeArgs};
+use hypha::cli::{Cli, ClusterCommand, Command, MembersArgs, NodeArgs, UpArgs};
+use hypha::commands;
 use hypha::config::{Mode, NodeConfig};
 use hypha::node::{self, NodeExit};
 use hypha::{secrets, telemetry};
@@ -16,8 +17,55 @@ const EXIT_CONFIG: u8 = 78;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Node(args) => run_node(args),
+        Command::Node(args) => run_node(*args),
+        Command::Cluster(ClusterCommand::Up(args)) => run_client(cluster_up(args)),
+        Command::Members(args) => run_client(members(args)),
     }
+}
+
+/// Build a runtime, or say why not.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(err) => {
+            eprintln!("hypha: cannot start the async runtime: {err}");
+            None
+        }
+    }
+}
+
+fn run_client(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hypha: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
+    commands::cluster_up::run(commands::cluster_up::UpPlan {
+        nodes: args.nodes,
+        dir: args.dir,
+        base_port: args.base_port,
+        cluster_id: args.cluster_id,
+    })
+    .await
+}
+
+async fn members(args: MembersArgs) -> anyhow::Result<()> {
+    let client = commands::client()?;
+    let doc = commands::members::fetch(&client, &args.url, args.token.as_deref()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", commands::members::table(&doc));
+    }
+    Ok(())
 }
 
 fn run_node(args: NodeArgs) -> ExitCode {
@@ -37,15 +85,8 @@ fn run_node(args: NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("hypha: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let node = match node::start(&config, &secrets).await {

@@ -4,9 +4,17 @@
 //! ```text
 //! node (one_for_one)
 //! ├── store            sled owner
+//! ├── cluster (one_for_one)
+//! │   ├── link         remotable link service (pings, ping-req relays)
+//! │   ├── peers        ractor_cluster NodeServer; dials, re-dials, closes
+//! │   └── membership   chitchat + SWIM verdicts; publishes the view
 //! └── admin (one_for_one)
 //!     └── http         axum admin API on the node's listener
 //! ```
+//!
+//! The cluster children share state only through channels created here
+//! once (the membership view, the set of linked peers), so each restarts
+//! alone: one_for_one.
 //!
 //! The root is one_for_one so that the admin API stays up while data-plane
 //! actors restart (see docs/ARCHITECTURE.md for why, and for where
@@ -33,15 +41,18 @@ use thiserror::Error;
 
 use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
 use crate::admin::{AppState, NodeFacts, CALL_TIMEOUT};
+use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
+use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
 
 /// Path of the root supervisor in the tree (and in chaos paths).
 pub const ROOT_PATH: &str = "node";
 /// Directory of the database inside the data directory.
 pub const DB_DIR: &str = "db";
 const GENERATION_KEY: &[u8] = b"generation";
+const CALL_TIMEOUT_MS: u64 = 5_000;
 /// Intensity of the admin supervisor: the API may flap a little on its own.
 const ADMIN_MAX_RESTARTS: u32 = 5;
 const ADMIN_PERIOD_MS: u64 = 10_000;
@@ -102,8 +113,12 @@ pub struct RunningNode {
     pub http_addr: std::net::SocketAddr,
     /// Boot counter: 1 on the first start of a data directory.
     pub generation: u64,
+    /// This process as a cluster member.
+    pub member: MemberKey,
     root: RootHandle,
     engine: SledEngine,
+    channels: MembershipChannels,
+    leave: LeavePlan,
     shutdown_timeout: Duration,
 }
 
@@ -134,6 +149,12 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         .await
         .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??;
 
+    let generation = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || bump_generation(&engine))
+            .await
+            .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??
+    };
     let listener = TcpListener::bind(config.listen.http).map_err(|source| NodeError::Bind {
         addr: config.listen.http.to_string(),
         source,
@@ -143,15 +164,20 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         source,
     })?;
     let store_client = StoreClient::new(&name, CALL_TIMEOUT);
+    let listen = Listen {
+        http: http_addr,
+        cluster: resolve_port(config.listen.cluster, Proto::Tcp)?,
+        gossip: resolve_port(config.listen.gossip, Proto::Udp)?,
+    };
     let facts = NodeFacts {
         id,
         name: name.clone(),
-        listen: Listen {
-            http: http_addr,
-            ..config.listen
-        },
+        listen,
         started_unix_ms: unix_ms(),
     };
+    let me = MemberKey::new(id.to_hex(), generation);
+    let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await;
+    let channels = cluster.channels.clone();
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -159,13 +185,18 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         crate::telemetry::prometheus(),
         store_client.clone(),
         root_name.clone(),
+        channels.clone(),
     );
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
         limits: config.http,
     };
-    let children = vec![store_spec(&name, engine.clone()), admin_spec(http)];
+    let children = vec![
+        store_spec(&name, engine.clone()),
+        cluster.spec(),
+        admin_spec(http),
+    ];
     let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(
         config.supervision.max_restarts,
         config.supervision.period_ms,
@@ -174,18 +205,6 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         .await
         .map_err(|e| NodeError::Tree(e.to_string()))?;
 
-    let generation = match bump_generation(&store_client).await {
-        Ok(g) => g,
-        Err(err) => {
-            // Do not leave a half-started tree holding the database and port.
-            stop_tree(
-                &root.supervisor,
-                Duration::from_millis(config.supervision.shutdown_timeout_ms),
-            )
-            .await;
-            return Err(err.into());
-        }
-    };
     apply_config_labels(&store_client, &config.labels).await;
     metrics::gauge!("hypha_node_info", "node" => name.clone(), "id" => id.to_hex()).set(1.0);
     tracing::info!(node = %name, id = %id, generation, http = %http_addr, "node started");
@@ -194,10 +213,32 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         name,
         http_addr,
         generation,
+        member: me,
         root,
         engine,
+        channels,
+        leave: LeavePlan::of(config),
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
+}
+
+/// Subsystems' hand-off work on graceful leave (data hand-off and job
+/// hand-back join here as those subsystems land); bounded by the caller.
+async fn run_handoff_hooks() {}
+
+#[derive(Debug, Clone, Copy)]
+struct LeavePlan {
+    grace: Duration,
+    handoff_timeout: Duration,
+}
+
+impl LeavePlan {
+    fn of(config: &NodeConfig) -> Self {
+        Self {
+            grace: Duration::from_millis(config.cluster.leave_grace_ms),
+            handoff_timeout: Duration::from_millis(config.cluster.handoff_timeout_ms),
+        }
+    }
 }
 
 fn store_spec(node: &str, engine: SledEngine) -> ChildSpec {
@@ -232,22 +273,29 @@ pub(crate) async fn read_generation(store: &StoreClient) -> Result<u64, StoreErr
     let raw = store.get(Tree::Meta, GENERATION_KEY).await?;
     match raw {
         None => Ok(0),
-        Some(bytes) => {
-            let arr: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::Corruption("generation is not 8 bytes".into()))?;
-            Ok(u64::from_be_bytes(arr))
-        }
+        Some(bytes) => decode_generation(&bytes),
     }
 }
 
-async fn bump_generation(store: &StoreClient) -> Result<u64, StoreError> {
-    let next = read_generation(store).await?.saturating_add(1);
-    store
-        .write(WriteBatch::new().put(Tree::Meta, GENERATION_KEY, next.to_be_bytes().to_vec()))
-        .await?;
+/// Count this start (before the tree exists, so that every actor and the
+/// gossip identity see the new generation from the first moment).
+fn bump_generation(engine: &SledEngine) -> Result<u64, StoreError> {
+    let previous = match store::KvEngine::get(engine, Tree::Meta, GENERATION_KEY)? {
+        None => 0,
+        Some(bytes) => decode_generation(&bytes)?,
+    };
+    let next = previous.saturating_add(1);
+    let batch = WriteBatch::new().put(Tree::Meta, GENERATION_KEY, next.to_be_bytes().to_vec());
+    store::KvEngine::apply(engine, &batch)?;
+    store::KvEngine::flush(engine)?;
     Ok(next)
+}
+
+fn decode_generation(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corruption("generation is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(arr))
 }
 
 /// Write the configured labels, each within the label cap. A label that
@@ -313,7 +361,8 @@ impl RunningNode {
                 node_exit(exit)
             }
             () = signal => {
-                tracing::info!(node = %self.name, "stopping: signal received");
+                tracing::info!(node = %self.name, "stopping: signal received; leaving the cluster");
+                self.leave().await;
                 self.shutdown().await
             }
         }
@@ -337,6 +386,44 @@ impl RunningNode {
         if !matches!(flushed, Ok(Ok(_))) {
             tracing::error!(node = %self.name, "final flush failed: {flushed:?}");
         }
+    }
+
+    /// Leave gracefully: publish the leaving flag, run the subsystems'
+    /// hand-off hooks within their bound, and let gossip carry the flag for
+    /// a few rounds so that peers record Left, not Down.
+    pub async fn leave(&self) {
+        let name = actor_name(&self.name, membership::ROLE);
+        let flagged = match ractor::registry::where_is(name) {
+            Some(cell) => {
+                let actor: ractor::ActorRef<MembershipMessage> = cell.into();
+                ractor::call_t!(
+                    actor,
+                    |reply| MembershipMessage::Leave { reply },
+                    CALL_TIMEOUT_MS
+                )
+                .is_ok()
+            }
+            None => false,
+        };
+        if !flagged {
+            tracing::warn!(node = %self.name, "could not publish the leaving flag; peers will see this node Down");
+            return;
+        }
+        if tokio::time::timeout(self.leave.handoff_timeout, run_handoff_hooks())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "hand-off hooks did not finish within {:?}",
+                self.leave.handoff_timeout
+            );
+        }
+        tokio::time::sleep(self.leave.grace).await;
+    }
+
+    /// The membership view and events of this node.
+    pub fn membership(&self) -> &MembershipChannels {
+        &self.channels
     }
 
     /// The root supervisor (for embedding programs and tests).

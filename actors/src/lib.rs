@@ -8,6 +8,7 @@
 pub mod identity;
 pub mod labels;
 pub mod membership;
+pub mod peers;
 pub mod store;
 
 /// Registry name of a node's actor: `hypha.<node>.<role>`.

@@ -6,6 +6,7 @@
 //! - `GET /v1/node`, `GET /v1/node/labels` [read]
 //! - `PUT|DELETE /v1/node/labels/{key}` [admin]
 //! - `GET /v1/actors` [read]: the live supervision tree
+//! - `GET /v1/cluster/members` [read]: the membership view
 //! - `POST /v1/chaos/actors/{path}/kill?mode=panic|kill` [admin]
 
 pub mod error;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hypha_actors::identity::NodeId;
+use hypha_actors::membership::MembershipChannels;
 use hypha_actors::store::StoreClient;
 use hypha_supervisors::{SupervisorMessage, SupervisorRef};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -55,6 +57,7 @@ pub struct AppState {
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) store: StoreClient,
     pub(crate) root_name: String,
+    pub(crate) membership: MembershipChannels,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
         prometheus: Option<PrometheusHandle>,
         store: StoreClient,
         root_name: String,
+        membership: MembershipChannels,
     ) -> Self {
         Self {
             facts: Arc::new(facts),
@@ -72,6 +76,7 @@ impl AppState {
             prometheus,
             store,
             root_name,
+            membership,
         }
     }
 

@@ -32,6 +32,8 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
     let args = NodeArgs {
         data_dir: Some(dir.to_owned()),
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        cluster_listen: Some("127.0.0.1:0".parse().unwrap()),
+        gossip_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_restarts,
         ..NodeArgs::default()
     };
@@ -124,8 +126,9 @@ pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
     cmd.arg("node")
         .arg("--data-dir")
         .arg(dir)
-        .arg("--http-listen")
-        .arg("127.0.0.1:0")
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--cluster-listen", "127.0.0.1:0"])
+        .args(["--gossip-listen", "127.0.0.1:0"])
         .args(extra)
         .env("HYPHA_COOKIE", COOKIE)
         .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -139,7 +142,12 @@ pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
 
 /// Spawn a node process and wait (≤ 30 s) until it prints its admin URL.
 pub fn spawn_node(dir: &Path, extra: &[&str]) -> NodeProcess {
-    let mut child = node_command(dir, extra).spawn().unwrap();
+    spawn_command(node_command(dir, extra))
+}
+
+/// Spawn a prepared node command and wait (≤ 30 s) for its admin URL.
+pub fn spawn_command(mut cmd: Command) -> NodeProcess {
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (url_tx, url_rx) = mpsc::channel();

@@ -20,6 +20,7 @@ mod transport;
 pub mod view;
 
 pub use actor::{Membership, MembershipArgs};
+pub use chitchat::transport::{ChannelTransport, UdpTransport};
 pub use config::{GossipTiming, MembershipConfig, ProbeTiming};
 pub use messages::MembershipMessage;
 pub use swim::AdmissionPolicy;

@@ -103,6 +103,9 @@ pub enum Action {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Liveness {
+    /// Heard of, but the detector has not yet seen it alive (it needs two
+    /// heartbeats): nothing to suspect yet.
+    Pending,
     Alive {
         acked_at: Option<Instant>,
     },
@@ -305,7 +308,7 @@ impl Swim {
         let is_linked = linked.contains(&node.key);
         let member = self.members.entry(node.key.clone()).or_insert(Member {
             incarnation: node.incarnation,
-            liveness: Liveness::Alive { acked_at: None },
+            liveness: Liveness::Pending,
             gossip_live: node.live,
             linked: false,
             ever_linked: false,
@@ -373,6 +376,8 @@ impl Swim {
         let mut wants_probe = false;
         member.liveness = match member.liveness {
             Liveness::Left => Liveness::Left,
+            Liveness::Pending if member.gossip_live => Liveness::Alive { acked_at: None },
+            Liveness::Pending => Liveness::Pending,
             Liveness::Down { incarnation } if member.incarnation > incarnation => {
                 if member.our_verdict {
                     member.our_verdict = false;
@@ -444,7 +449,7 @@ impl Swim {
         let mut alive = 1usize;
         for member in self.members.values() {
             match member.liveness {
-                Liveness::Down { .. } | Liveness::Left => {}
+                Liveness::Pending | Liveness::Down { .. } | Liveness::Left => {}
                 Liveness::Alive { .. } => {
                     counted += 1;
                     alive += 1;
@@ -460,6 +465,7 @@ impl Swim {
             Liveness::Left => MemberState::Left,
             Liveness::Down { .. } => MemberState::Down,
             Liveness::Suspect { .. } => MemberState::Suspect,
+            Liveness::Pending => MemberState::Joining,
             Liveness::Alive { .. } if self.admitted(member) => MemberState::Up,
             Liveness::Alive { .. } if member.ever_linked => MemberState::Suspect,
             Liveness::Alive { .. } => MemberState::Joining,

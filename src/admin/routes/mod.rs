@@ -1,6 +1,7 @@
 //! Route table of the admin API.
 
 mod actors;
+mod cluster;
 mod health;
 mod node;
 
@@ -21,6 +22,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/node", get(node::info))
         .route("/v1/node/labels", get(node::labels))
         .route("/v1/actors", get(actors::tree))
+        .route("/v1/cluster/members", get(cluster::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
     let admin = Router::new()
         .route(

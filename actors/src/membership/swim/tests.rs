@@ -327,6 +327,21 @@ fn leaving_is_left_not_down() {
 }
 
 #[test]
+fn a_member_not_yet_seen_alive_is_not_suspected() {
+    let mut s = swim(AdmissionPolicy::Gossip);
+    let now = Instant::now();
+    // chitchat needs two heartbeats before it calls a new node live.
+    let actions = s.observe(now, vec![node(&key("b"), 1, false)], &none());
+    assert!(probes(&actions).is_empty() && events(&actions).is_empty());
+    assert_eq!(state_of(&s, now, "b"), MemberState::Joining);
+    let actions = s.observe(now + SUSPICION * 2, vec![node(&key("b"), 2, true)], &none());
+    assert_eq!(
+        events(&actions),
+        vec![(MemberEventKind::NodeUp, "b".into())]
+    );
+}
+
+#[test]
 fn a_new_generation_replaces_the_old() {
     let mut s = swim(AdmissionPolicy::Gossip);
     let now = Instant::now();

@@ -1,0 +1,434 @@
+//! The peers actor's shell: owns ractor_cluster's NodeServer (Isolated
+//! mode, cluster cookie), dials admitted members by the rule in
+//! [`super::dial`], re-dials with jittered backoff, closes the sessions of
+//! members declared Down or Left (ractor_cluster never notices a dead or
+//! hung peer itself), pings linked peers to catch hung ones, and publishes
+//! the set of linked members for the membership actor to admit.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
+use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, NodeSessionMessage};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::dial::{we_dial, DialPolicy, DialState};
+use super::link::{ping, remote_link};
+use super::messages::{PeersMessage, SessionEventKind};
+use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
+
+/// How long a restarted incarnation retries binding the node-link port.
+const BIND_RETRY_MS: u64 = 2_000;
+/// Reconciliation period.
+const TICK_MS: u64 = 200;
+
+/// Settings of the peers actor.
+#[derive(Debug, Clone)]
+pub struct PeersConfig {
+    /// This member.
+    pub me: MemberKey,
+    /// Address the node-link listener binds.
+    pub listen: SocketAddr,
+    /// Cookie for the handshake (already bound to the cluster id).
+    pub cookie: String,
+    /// Application ping period.
+    pub ping_interval: Duration,
+    /// Application ping timeout.
+    pub ping_timeout: Duration,
+    /// Consecutive missed pings after which a peer is hung.
+    pub hung_after_misses: u32,
+    /// Dial timing.
+    pub dial: DialPolicy,
+}
+
+/// The peers behaviour.
+pub struct Peers;
+
+/// What each incarnation is given (built once per node).
+#[derive(Clone)]
+pub struct PeersArgs {
+    /// Settings.
+    pub config: Arc<PeersConfig>,
+    /// The membership view to follow.
+    pub channels: MembershipChannels,
+    /// Where the set of linked members is published.
+    pub links: Arc<watch::Sender<BTreeSet<MemberKey>>>,
+}
+
+struct Session {
+    actor: ActorRef<NodeSessionMessage>,
+    peer: Option<MemberKey>,
+    authenticated: bool,
+    ready: bool,
+    peer_addr: String,
+}
+
+/// State of one incarnation.
+pub struct PeersState {
+    args: PeersArgs,
+    server: ActorRef<NodeServerMessage>,
+    sessions: HashMap<ActorId, Session>,
+    dials: HashMap<MemberKey, DialState>,
+    dialing_addrs: HashMap<SocketAddr, MemberKey>,
+    misses: HashMap<MemberKey, u32>,
+    pings_in_flight: HashSet<MemberKey>,
+    tasks: JoinSet<()>,
+    timers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PeersState {
+    fn drop(&mut self) {
+        for timer in self.timers.drain(..) {
+            timer.abort();
+        }
+        self.tasks.abort_all();
+        // The sessions die with the NodeServer (a linked child); say so now
+        // so nothing routes to them meanwhile.
+        self.args.links.send_replace(BTreeSet::new());
+    }
+}
+
+struct Forward(ActorRef<PeersMessage>);
+
+impl Forward {
+    fn send(&self, kind: SessionEventKind, ses: NodeServerSessionInformation) {
+        let _ = self.0.cast(PeersMessage::Session(kind, Box::new(ses)));
+    }
+}
+
+impl NodeEventSubscription for Forward {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionEventKind::Opened, ses);
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionEventKind::Disconnected, ses);
+    }
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionEventKind::Authenticated, ses);
+    }
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionEventKind::Ready, ses);
+    }
+}
+
+async fn spawn_server(
+    myself: &ActorRef<PeersMessage>,
+    config: &PeersConfig,
+) -> Result<ActorRef<NodeServerMessage>, ActorProcessingErr> {
+    let deadline = Instant::now() + Duration::from_millis(BIND_RETRY_MS);
+    loop {
+        let server = NodeServer::new(
+            config.listen.port(),
+            config.cookie.clone(),
+            config.me.link_name(),
+            config.listen.ip().to_string(),
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(config.listen.ip());
+        match Actor::spawn_linked(None, server, (), myself.get_cell()).await {
+            Ok((server, _)) => return Ok(server),
+            Err(err) if Instant::now() < deadline => {
+                tracing::debug!("node-link bind retry: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(format!("node links on {}: {err}", config.listen).into()),
+        }
+    }
+}
+
+impl Actor for Peers {
+    type Msg = PeersMessage;
+    type State = PeersState;
+    type Arguments = PeersArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PeersMessage>,
+        args: PeersArgs,
+    ) -> Result<PeersState, ActorProcessingErr> {
+        args.links.send_replace(BTreeSet::new());
+        let server = spawn_server(&myself, &args.config).await?;
+        server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "hypha.peers".into(),
+            subscription: Box::new(Forward(myself.clone())),
+        })?;
+        let timers = vec![
+            myself.send_interval(Duration::from_millis(TICK_MS), || PeersMessage::Tick),
+            myself.send_interval(args.config.ping_interval, || PeersMessage::PingAll),
+        ];
+        tracing::info!(listen = %args.config.listen, "node links listening");
+        Ok(PeersState {
+            args,
+            server,
+            sessions: HashMap::new(),
+            dials: HashMap::new(),
+            dialing_addrs: HashMap::new(),
+            misses: HashMap::new(),
+            pings_in_flight: HashSet::new(),
+            tasks: JoinSet::new(),
+            timers,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PeersMessage>,
+        message: PeersMessage,
+        state: &mut PeersState,
+    ) -> Result<(), ActorProcessingErr> {
+        while state.tasks.try_join_next().is_some() {}
+        match message {
+            PeersMessage::Tick => reconcile(&myself, state),
+            PeersMessage::PingAll => ping_all(&myself, state),
+            PeersMessage::Session(kind, ses) => on_session(state, kind, *ses),
+            PeersMessage::DialFailed(peer, err) => {
+                tracing::debug!(peer = %peer.link_name(), "dial failed: {err}");
+                let now = Instant::now();
+                state.dialing_addrs.retain(|_, p| *p != peer);
+                if let Some(dial) = state.dials.get_mut(&peer) {
+                    dial.failed(now, &state.args.config.dial, rand::random());
+                }
+            }
+            PeersMessage::PingDone(peer, ok) => on_ping(state, peer, ok),
+            PeersMessage::Crash => panic!("chaos: injected panic in peers"),
+        }
+        Ok(())
+    }
+}
+
+/// The peer named in a session, `<link name>@<host>`.
+fn session_peer(ses: &NodeServerSessionInformation) -> Option<MemberKey> {
+    let name = &ses.peer_name.as_ref()?.name;
+    let link_name = name.split('@').next()?;
+    MemberKey::from_link_name(link_name)
+}
+
+fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSessionInformation) {
+    let id = ses.actor.get_id();
+    let now = Instant::now();
+    match kind {
+        SessionEventKind::Opened => {
+            state.sessions.insert(
+                id,
+                Session {
+                    actor: ses.actor.clone(),
+                    peer: None,
+                    authenticated: false,
+                    ready: false,
+                    peer_addr: ses.peer_addr.clone(),
+                },
+            );
+        }
+        SessionEventKind::Authenticated | SessionEventKind::Ready => {
+            let peer = session_peer(&ses);
+            let Some(session) = state.sessions.get_mut(&id) else {
+                return;
+            };
+            session.authenticated = true;
+            if peer.is_none() {
+                tracing::warn!(addr = %ses.peer_addr, "closing a link whose peer name is not a member name");
+                session.actor.kill();
+                return;
+            }
+            session.peer = peer.clone();
+            if kind == SessionEventKind::Ready {
+                session.ready = true;
+                if let Some(peer) = peer {
+                    tracing::info!(peer = %peer.link_name(), addr = %ses.peer_addr, "node link ready");
+                    state.dialing_addrs.retain(|_, p| *p != peer);
+                    state
+                        .dials
+                        .entry(peer.clone())
+                        .or_insert_with(|| DialState::new(now))
+                        .linked(now);
+                    state.misses.remove(&peer);
+                }
+                publish_links(state);
+            }
+        }
+        SessionEventKind::Disconnected => on_disconnect(state, id, &ses, now),
+    }
+}
+
+fn on_disconnect(
+    state: &mut PeersState,
+    id: ActorId,
+    ses: &NodeServerSessionInformation,
+    now: Instant,
+) {
+    let session = state.sessions.remove(&id);
+    let authenticated = session.as_ref().is_some_and(|s| s.authenticated);
+    let addr = session
+        .as_ref()
+        .map_or(ses.peer_addr.clone(), |s| s.peer_addr.clone());
+    if !authenticated {
+        metrics::counter!("hypha_cluster_handshakes_refused_total").increment(1);
+        tracing::warn!(addr = %addr, "node link refused: the handshake did not authenticate (wrong cookie or cluster id?)");
+    } else if let Some(peer) = session.as_ref().and_then(|s| s.peer.clone()) {
+        tracing::info!(peer = %peer.link_name(), "node link closed");
+    }
+    let dialed = addr
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| state.dialing_addrs.remove(&a))
+        .or_else(|| session.and_then(|s| s.peer));
+    if let Some(peer) = dialed {
+        if let Some(dial) = state.dials.get_mut(&peer) {
+            dial.failed(now, &state.args.config.dial, rand::random());
+        }
+    }
+    publish_links(state);
+}
+
+fn publish_links(state: &PeersState) {
+    let linked: BTreeSet<MemberKey> = state
+        .sessions
+        .values()
+        .filter(|s| s.ready)
+        .filter_map(|s| s.peer.clone())
+        .collect();
+    metrics::gauge!("hypha_cluster_links").set(linked.len() as f64);
+    state.args.links.send_if_modified(|current| {
+        let changed = *current != linked;
+        *current = linked.clone();
+        changed
+    });
+}
+
+/// Why a session is closed by us.
+fn close_reason(view: &ClusterView, peer: &MemberKey) -> Option<&'static str> {
+    let member = view.member(&peer.node_id)?;
+    if member.key.generation != peer.generation {
+        return Some("superseded");
+    }
+    match member.state {
+        MemberState::Down => Some("down"),
+        MemberState::Left => Some("left"),
+        _ => None,
+    }
+}
+
+fn close_session(session: &Session, reason: &'static str) {
+    let peer = session
+        .peer
+        .as_ref()
+        .map(MemberKey::link_name)
+        .unwrap_or_default();
+    tracing::warn!(peer = %peer, reason, "closing node link");
+    metrics::counter!("hypha_cluster_links_closed_total", "reason" => reason).increment(1);
+    session.actor.kill();
+}
+
+fn reconcile(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
+    let view = state.args.channels.view();
+    let now = Instant::now();
+    for session in state.sessions.values() {
+        let reason = session.peer.as_ref().and_then(|p| close_reason(&view, p));
+        if let Some(reason) = reason {
+            close_session(session, reason);
+        }
+    }
+    let linked: HashSet<MemberKey> = state
+        .sessions
+        .values()
+        .filter_map(|s| s.peer.clone())
+        .collect();
+    let me = state.args.config.me.clone();
+    for member in &view.members {
+        let wanted = !member.is_self
+            && matches!(
+                member.state,
+                MemberState::Joining | MemberState::Up | MemberState::Suspect
+            )
+            && we_dial(&me, &member.key)
+            && !linked.contains(&member.key);
+        let Some(addr) = member
+            .info
+            .as_ref()
+            .map(|i| i.cluster_addr)
+            .filter(|_| wanted)
+        else {
+            continue;
+        };
+        let policy = state.args.config.dial;
+        let dial = state
+            .dials
+            .entry(member.key.clone())
+            .or_insert_with(|| DialState::new(now));
+        if dial.due(now, &policy) {
+            dial.started(now);
+            start_dial(myself, state, member.key.clone(), addr);
+        }
+    }
+    let known: HashSet<&MemberKey> = view.members.iter().map(|m| &m.key).collect();
+    state.dials.retain(|k, _| known.contains(k));
+}
+
+fn start_dial(
+    myself: &ActorRef<PeersMessage>,
+    state: &mut PeersState,
+    peer: MemberKey,
+    addr: SocketAddr,
+) {
+    tracing::debug!(peer = %peer.link_name(), %addr, "dialing");
+    state.dialing_addrs.insert(addr, peer.clone());
+    let server = state.server.clone();
+    let me = myself.clone();
+    let timeout = state.args.config.dial.handshake_timeout;
+    state.tasks.spawn(async move {
+        let connect = ractor_cluster::client_connect(&server, addr);
+        let err = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "connect timed out".to_owned(),
+        };
+        let _ = me.cast(PeersMessage::DialFailed(peer, err));
+    });
+}
+
+fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
+    let timeout = state.args.config.ping_timeout;
+    let peers: Vec<MemberKey> = state
+        .sessions
+        .values()
+        .filter(|s| s.ready)
+        .filter_map(|s| s.peer.clone())
+        .filter(|p| !state.pings_in_flight.contains(p))
+        .collect();
+    for peer in peers {
+        let Some(link) = remote_link(&peer) else {
+            continue;
+        };
+        state.pings_in_flight.insert(peer.clone());
+        let me = myself.clone();
+        state.tasks.spawn(async move {
+            let ok = ping(&link, timeout).await.is_ok();
+            let _ = me.cast(PeersMessage::PingDone(peer, ok));
+        });
+    }
+}
+
+fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
+    state.pings_in_flight.remove(&peer);
+    if ok {
+        state.misses.remove(&peer);
+        return;
+    }
+    let misses = state.misses.entry(peer.clone()).or_insert(0);
+    *misses = misses.saturating_add(1);
+    if *misses < state.args.config.hung_after_misses {
+        return;
+    }
+    state.misses.remove(&peer);
+    for session in state.sessions.values() {
+        if session.peer.as_ref() == Some(&peer) {
+            close_session(session, "hung");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `/v1/cluster/members`: the membership view as this node sees it.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use hypha_actors::membership::info::{Capacity, NodeLoad};
+use hypha_actors::membership::{MemberSnapshot, MemberState};
+use serde::Serialize;
+
+use crate::admin::AppState;
+
+#[derive(Serialize)]
+pub(super) struct Members {
+    /// This node's id.
+    me: String,
+    /// True when this node hears no majority (it then declares nobody Down).
+    isolated: bool,
+    members: Vec<Member>,
+}
+
+#[derive(Serialize)]
+struct Member {
+    id: String,
+    name: Option<String>,
+    generation: u64,
+    state: MemberState,
+    incarnation: u64,
+    is_self: bool,
+    linked: bool,
+    last_heard_ms: u64,
+    cluster_addr: Option<String>,
+    http_addr: Option<String>,
+    capacity: Option<Capacity>,
+    load: Option<NodeLoad>,
+    labels: BTreeMap<String, String>,
+}
+
+impl From<&MemberSnapshot> for Member {
+    fn from(m: &MemberSnapshot) -> Self {
+        let info = m.info.as_ref();
+        Member {
+            id: m.key.node_id.clone(),
+            name: info.map(|i| i.name.clone()),
+            generation: m.key.generation,
+            state: m.state,
+            incarnation: m.incarnation,
+            is_self: m.is_self,
+            linked: m.linked,
+            last_heard_ms: m.last_heard_ms,
+            cluster_addr: info.map(|i| i.cluster_addr.to_string()),
+            http_addr: info.map(|i| i.http_addr.to_string()),
+            capacity: info.map(|i| i.capacity),
+            load: m.load,
+            labels: info.map(|i| i.labels.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+pub(super) async fn members(State(state): State<AppState>) -> Json<Members> {
+    let view = state.membership.view();
+    Json(Members {
+        me: state.facts.id.to_hex(),
+        isolated: view.isolated,
+        members: view.members.iter().map(Member::from).collect(),
+    })
+}

@@ -1,0 +1,167 @@
+//! Assembly of the node's cluster subsystem: the channels shared by
+//! membership, peers and the admin API (created once, so they outlive
+//! restarts), the settings each actor gets, and the `cluster` supervisor's
+//! child specs.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hypha_actors::actor_name;
+use hypha_actors::membership::info::{NodeInfo, INFO_VERSION};
+use hypha_actors::membership::{
+    self, AdmissionPolicy, MemberKey, Membership, MembershipArgs, MembershipChannels,
+    MembershipConfig, MembershipMessage, UdpTransport,
+};
+use hypha_actors::peers::{
+    self, dial::DialPolicy, LinkArgs, LinkProbe, LinkService, Peers, PeersArgs, PeersConfig,
+    PeersMessage,
+};
+use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
+use tokio::sync::watch;
+
+use crate::config::{Listen, NodeConfig};
+use crate::node::NodeError;
+use crate::secrets::Secrets;
+
+/// Restarts the cluster supervisor tolerates in its window.
+const CLUSTER_MAX_RESTARTS: u32 = 5;
+const CLUSTER_PERIOD_MS: u64 = 10_000;
+
+/// Which socket kind a port is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Proto {
+    /// Node links.
+    Tcp,
+    /// Gossip.
+    Udp,
+}
+
+/// Port 0 means "any free port": pick one now, because the address is
+/// published through gossip before the actor binds it. (Another process
+/// could take it in between; the actor's bind then fails loudly.)
+pub fn resolve_port(addr: SocketAddr, proto: Proto) -> Result<SocketAddr, NodeError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let bound = match proto {
+        Proto::Tcp => TcpListener::bind(addr).and_then(|l| l.local_addr()),
+        Proto::Udp => UdpSocket::bind(addr).and_then(|s| s.local_addr()),
+    };
+    bound.map_err(|source| NodeError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Everything the cluster supervisor's children are built from.
+pub struct ClusterParts {
+    /// The membership view and events.
+    pub channels: MembershipChannels,
+    node: String,
+    membership: MembershipArgs,
+    peers: PeersArgs,
+    link: LinkArgs,
+}
+
+impl ClusterParts {
+    /// Build the parts for one node.
+    pub async fn new(
+        config: &NodeConfig,
+        secrets: &Secrets,
+        node: &str,
+        me: MemberKey,
+        listen: Listen,
+    ) -> Self {
+        let channels = MembershipChannels::new();
+        let (links_tx, links_rx) = watch::channel(BTreeSet::new());
+        let data_dir = config.data_dir.clone();
+        let capacity_dir = data_dir.clone();
+        let capacity =
+            tokio::task::spawn_blocking(move || membership::capacity(Some(&capacity_dir)))
+                .await
+                .unwrap_or_default();
+        let c = &config.cluster;
+        let membership_config = MembershipConfig {
+            cluster_id: c.id.clone(),
+            me: me.clone(),
+            gossip_listen: listen.gossip,
+            gossip_advertise: listen.gossip,
+            seeds: config.seeds.clone(),
+            info: NodeInfo {
+                version: INFO_VERSION,
+                name: node.to_owned(),
+                cluster_addr: listen.cluster,
+                http_addr: listen.http,
+                capacity,
+                labels: config.labels.clone(),
+            },
+            data_dir: Some(data_dir),
+            timing: c.gossip,
+            probes: c.probes,
+            admission: AdmissionPolicy::AuthenticatedLink,
+        };
+        let probes: Arc<LinkProbe> = Arc::new(LinkProbe);
+        let peers_config = PeersConfig {
+            me: me.clone(),
+            listen: listen.cluster,
+            cookie: peers::link_cookie(&c.id, secrets.cookie.expose()),
+            ping_interval: Duration::from_millis(c.ping_interval_ms),
+            ping_timeout: Duration::from_millis(c.ping_timeout_ms),
+            hung_after_misses: c.hung_after_misses,
+            dial: DialPolicy::default(),
+        };
+        Self {
+            node: node.to_owned(),
+            membership: MembershipArgs {
+                config: Arc::new(membership_config),
+                gossip: Arc::new(UdpTransport),
+                probes: probes.clone(),
+                channels: channels.clone(),
+                links: links_rx,
+            },
+            peers: PeersArgs {
+                config: Arc::new(peers_config),
+                channels: channels.clone(),
+                links: Arc::new(links_tx),
+            },
+            link: LinkArgs { me, probes },
+            channels,
+        }
+    }
+
+    /// The `cluster` supervisor: link, peers, membership (one_for_one).
+    pub fn spec(self) -> ChildSpec {
+        let Self {
+            node,
+            membership: membership_args,
+            peers: peers_args,
+            link: link_args,
+            ..
+        } = self;
+        let link_name = actor_name(&node, peers::LINK_ROLE);
+        let link = ChildSpec::actor("link", move |_ctx| {
+            (Some(link_name.clone()), LinkService, link_args.clone())
+        });
+        // No crash message: LinkMessage is a wire type, and a variant that
+        // panics would be reachable from the network. Chaos kills it instead.
+        let peers_name = actor_name(&node, peers::ROLE);
+        let peers = ChildSpec::actor("peers", move |_ctx| {
+            (Some(peers_name.clone()), Peers, peers_args.clone())
+        })
+        .crash_message::<PeersMessage>();
+        let membership_name = actor_name(&node, membership::ROLE);
+        let membership = ChildSpec::actor("membership", move |_ctx| {
+            (
+                Some(membership_name.clone()),
+                Membership,
+                membership_args.clone(),
+            )
+        })
+        .crash_message::<MembershipMessage>();
+        let flags = SupervisorFlags::new(Strategy::OneForOne)
+            .intensity(CLUSTER_MAX_RESTARTS, CLUSTER_PERIOD_MS);
+        ChildSpec::supervisor("cluster", flags, vec![link, peers, membership])
+    }
+}

@@ -1,0 +1,225 @@
+//! `hypha cluster up`: start N real node processes on loopback with
+//! distinct ports and data directories, wait until every node sees every
+//! other Up, print the admin URLs, and stop them all on Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use super::members;
+use crate::secrets;
+
+/// How long `cluster up` waits for the cluster to form.
+const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long stopping nodes may take before they are killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct UpPlan {
+    /// Number of nodes.
+    pub nodes: u16,
+    /// Parent of the nodes' data directories.
+    pub dir: PathBuf,
+    /// Node i listens on base+10i (HTTP), +1 (links), +2 (gossip).
+    pub base_port: u16,
+    /// Cluster id.
+    pub cluster_id: String,
+}
+
+struct NodeChild {
+    name: String,
+    url: String,
+    child: Child,
+}
+
+fn port(base: u16, i: u16, offset: u16) -> anyhow::Result<u16> {
+    i.checked_mul(10)
+        .and_then(|p| p.checked_add(offset))
+        .and_then(|p| base.checked_add(p))
+        .context("port out of range: lower --base-port or --nodes")
+}
+
+/// A secret from the environment, else from `dir/file`, else new (and saved
+/// there, mode 0600, so that later commands and restarts agree).
+fn shared_secret(env: &str, dir: &Path, file: &str) -> anyhow::Result<String> {
+    if let Ok(value) = std::env::var(env) {
+        return Ok(value);
+    }
+    let path = dir.join(file);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    let secret = secrets::generate().expose().to_owned();
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(secret)
+}
+
+fn spawn_node(plan: &UpPlan, i: u16, cookie: &str, token: &str) -> anyhow::Result<NodeChild> {
+    let name = format!("node-{i}");
+    let data = plan.dir.join(&name);
+    std::fs::create_dir_all(&data)?;
+    let log = std::fs::File::create(plan.dir.join(format!("{name}.log")))?;
+    let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
+    let child = Command::new(std::env::current_exe()?)
+        .arg("node")
+        .args(["--node-name", &name, "--cluster-id", &plan.cluster_id])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--http-listen", &http])
+        .args([
+            "--cluster-listen",
+            &format!("127.0.0.1:{}", port(plan.base_port, i, 1)?),
+        ])
+        .args([
+            "--gossip-listen",
+            &format!("127.0.0.1:{}", port(plan.base_port, i, 2)?),
+        ])
+        .args([
+            "--seed",
+            &format!("127.0.0.1:{}", port(plan.base_port, 0, 2)?),
+        ])
+        .env("HYPHA_COOKIE", cookie)
+        .env("HYPHA_ADMIN_TOKEN", token)
+        .env_remove("HYPHA_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(NodeChild {
+        name,
+        url: format!("http://{http}"),
+        child,
+    })
+}
+
+/// Run the plan until a signal.
+pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
+    if plan.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    std::fs::create_dir_all(&plan.dir)
+        .with_context(|| format!("creating {}", plan.dir.display()))?;
+    let cookie = shared_secret("HYPHA_COOKIE", &plan.dir, "cookie")?;
+    let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;
+    let mut nodes = Vec::new();
+    for i in 0..plan.nodes {
+        nodes.push(spawn_node(&plan, i, &cookie, &token)?);
+    }
+    println!(
+        "hypha: starting {} nodes in {} (logs: node-<i>.log)",
+        plan.nodes,
+        plan.dir.display()
+    );
+    if let Err(err) = wait_formed(&mut nodes, plan.nodes, &token).await {
+        stop_all(&mut nodes).await;
+        return Err(err);
+    }
+    for node in &nodes {
+        println!("hypha: {} admin API at {}", node.name, node.url);
+    }
+    println!("hypha: cluster up: {} nodes, all Up", plan.nodes);
+    println!(
+        "hypha: admin token in {}",
+        plan.dir.join("admin-token").display()
+    );
+    println!(
+        "hypha: try: HYPHA_ADMIN_TOKEN=$(cat {}) hypha members --url {}",
+        plan.dir.join("admin-token").display(),
+        nodes[0].url
+    );
+    println!("hypha: Ctrl-C stops every node");
+    watch_until_signal(&mut nodes).await;
+    stop_all(&mut nodes).await;
+    Ok(())
+}
+
+async fn wait_formed(nodes: &mut [NodeChild], expected: u16, token: &str) -> anyhow::Result<()> {
+    let client = super::client()?;
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    loop {
+        for node in nodes.iter_mut() {
+            if let Some(status) = node.child.try_wait()? {
+                bail!("{} exited during start ({status}); see its log", node.name);
+            }
+        }
+        let mut all = true;
+        for node in nodes.iter() {
+            let up = match members::fetch(&client, &node.url, Some(token)).await {
+                Ok(doc) => members::count_in_state(&doc, "up"),
+                Err(_) => 0,
+            };
+            all &= up == usize::from(expected);
+        }
+        if all {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the cluster did not form within {FORM_TIMEOUT:?}; see the node logs");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn watch_until_signal(nodes: &mut [NodeChild]) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(err) => {
+                eprintln!("hypha: cannot listen for SIGTERM: {err}");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    let mut reported = vec![false; nodes.len()];
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = terminate.recv() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for (node, seen) in nodes.iter_mut().zip(reported.iter_mut()) {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                if !*seen {
+                    eprintln!(
+                        "hypha: {} exited ({status}); the others keep running",
+                        node.name
+                    );
+                    *seen = true;
+                }
+            }
+        }
+    }
+}
+
+async fn stop_all(nodes: &mut [NodeChild]) {
+    println!("hypha: stopping {} nodes", nodes.len());
+    for node in nodes.iter() {
+        if let Some(pid) = node.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for node in nodes.iter_mut() {
+        match tokio::time::timeout(STOP_TIMEOUT, node.child.wait()).await {
+            Ok(Ok(status)) => println!("hypha: {} stopped ({status})", node.name),
+            _ => {
+                eprintln!(
+                    "hypha: {} did not stop within {STOP_TIMEOUT:?}; killing it",
+                    node.name
+                );
+                let _ = node.child.kill().await;
+            }
+        }
+    }
+}

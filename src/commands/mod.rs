@@ -1,0 +1,17 @@
+//! Client-side subcommands: `cluster up` (a local cluster of real node
+//! processes) and `members` (the membership view of a running node).
+
+pub mod cluster_up;
+pub mod members;
+
+use std::time::Duration;
+
+/// Timeout of one admin API request made by a subcommand.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An HTTP client for the admin API.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()?)
+}
