@@ -28,6 +28,33 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Print the membership view of a running node.
     Members(MembersArgs),
+    /// Make TLS material for node links.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `hypha cert …`
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a cluster CA (ca.pem, ca.key) in DIR.
+    Ca {
+        /// Where to write the CA (created; files are 0600).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Create a node certificate signed by the CA in CA_DIR; OUT receives
+    /// ca.pem, node.pem, node.key (point `--tls-dir` at it).
+    Node {
+        /// Directory holding ca.pem and ca.key.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Node name (certificate subject).
+        #[arg(long)]
+        name: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `hypha cluster …`
@@ -53,6 +80,9 @@ pub struct UpArgs {
     /// Cluster id.
     #[arg(long, default_value = "hypha")]
     pub cluster_id: String,
+    /// Mutual TLS on node links (a CA and node certificates are made in DIR).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Flags of `hypha members`.
@@ -96,6 +126,9 @@ pub struct NodeArgs {
     /// Cluster id: nodes gossip and link only within one id (default `hypha`).
     #[arg(long, env = "HYPHA_CLUSTER_ID")]
     pub cluster_id: Option<String>,
+    /// Mutual TLS on node links: directory with ca.pem, node.pem, node.key.
+    #[arg(long, env = "HYPHA_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// File holding the cluster cookie (else HYPHA_COOKIE).
     #[arg(long, env = "HYPHA_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,

@@ -14,6 +14,7 @@ use hypha_actors::membership::{
     self, AdmissionPolicy, MemberKey, Membership, MembershipArgs, MembershipChannels,
     MembershipConfig, MembershipMessage, UdpTransport,
 };
+use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::peers::{
     self, dial::DialPolicy, LinkArgs, LinkProbe, LinkService, Peers, PeersArgs, PeersConfig,
     PeersMessage,
@@ -73,7 +74,11 @@ impl ClusterParts {
         node: &str,
         me: MemberKey,
         listen: Listen,
-    ) -> Self {
+    ) -> Result<Self, NodeError> {
+        let tls = match &config.cluster.tls_dir {
+            Some(dir) => Some(LinkTls::load(dir).map_err(|e| NodeError::Tls(e.to_string()))?),
+            None => None,
+        };
         let channels = MembershipChannels::new();
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());
         let data_dir = config.data_dir.clone();
@@ -111,8 +116,9 @@ impl ClusterParts {
             ping_timeout: Duration::from_millis(c.ping_timeout_ms),
             hung_after_misses: c.hung_after_misses,
             dial: DialPolicy::default(),
+            tls,
         };
-        Self {
+        Ok(Self {
             node: node.to_owned(),
             membership: MembershipArgs {
                 config: Arc::new(membership_config),
@@ -128,7 +134,7 @@ impl ClusterParts {
             },
             link: LinkArgs { me, probes },
             channels,
-        }
+        })
     }
 
     /// The `cluster` supervisor: link, peers, membership (one_for_one).

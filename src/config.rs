@@ -84,6 +84,10 @@ pub struct ClusterSettings {
     pub leave_grace_ms: u64,
     /// On SIGTERM: bound on the subsystems' hand-off hooks.
     pub handoff_timeout_ms: u64,
+    /// Mutual TLS on node links: a directory with `ca.pem`, `node.pem` and
+    /// `node.key` (made by `hypha cert`). Unset: plaintext after the
+    /// cookie handshake.
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Default for ClusterSettings {
@@ -97,6 +101,7 @@ impl Default for ClusterSettings {
             hung_after_misses: 3,
             leave_grace_ms: 1_000,
             handoff_timeout_ms: 10_000,
+            tls_dir: None,
         }
     }
 }
@@ -308,6 +313,7 @@ impl NodeConfig {
             },
             cluster: ClusterSettings {
                 id: args.cluster_id.clone().unwrap_or(file.cluster.id.clone()),
+                tls_dir: args.tls_dir.clone().or(file.cluster.tls_dir.clone()),
                 ..file.cluster
             },
             mode: if args.dev {

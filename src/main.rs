@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hypha::cli::{Cli, ClusterCommand, Command, MembersArgs, NodeArgs, UpArgs};
+use hypha::cli::{CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, UpArgs};
 use hypha::commands;
 use hypha::config::{Mode, NodeConfig};
 use hypha::node::{self, NodeExit};
@@ -20,6 +20,14 @@ fn main() -> ExitCode {
         Command::Node(args) => run_node(*args),
         Command::Cluster(ClusterCommand::Up(args)) => run_client(cluster_up(args)),
         Command::Members(args) => run_client(members(args)),
+        Command::Cert(cmd) => run_client(async move {
+            match cmd {
+                CertCommand::Ca { dir } => commands::cert::ca(&dir),
+                CertCommand::Node { ca_dir, name, out } => {
+                    commands::cert::node(&ca_dir, &name, &out)
+                }
+            }
+        }),
     }
 }
 
@@ -53,6 +61,7 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
         dir: args.dir,
         base_port: args.base_port,
         cluster_id: args.cluster_id,
+        tls: args.tls,
     })
     .await
 }

@@ -84,6 +84,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The node-link TLS material could not be loaded.
+    #[error("node-link TLS: {0}")]
+    Tls(String),
     /// The supervision tree failed to start.
     #[error("supervision tree failed to start: {0}")]
     Tree(String),
@@ -176,7 +179,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         started_unix_ms: unix_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
-    let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await;
+    let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
     let channels = cluster.channels.clone();
     let root_name = actor_name(&name, "root");
     let state = AppState::new(

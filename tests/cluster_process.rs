@@ -285,3 +285,84 @@ fn metric(url: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+fn hypha(args: &[&str]) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_hypha"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "hypha {args:?}");
+}
+
+#[test]
+fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let path = |p: &str| certs.path().join(p).to_str().unwrap().to_owned();
+    hypha(&["cert", "ca", "--dir", &path("ca")]);
+    hypha(&["cert", "ca", "--dir", &path("other-ca")]);
+    for (ca, node) in [("ca", "n0"), ("ca", "n1"), ("other-ca", "n2")] {
+        hypha(&[
+            "cert",
+            "node",
+            "--ca-dir",
+            &path(ca),
+            "--name",
+            node,
+            "--out",
+            &path(node),
+        ]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let n0 = spawn_node(
+        &root.join("n0"),
+        &["--node-name", "n0", "--tls-dir", &path("n0")],
+    );
+    let seed = node_doc(&n0.url, "/v1/node").unwrap()["gossip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut c = Cluster {
+        _dir: dir,
+        root,
+        seed,
+        nodes: vec![Some(n0)],
+    };
+    let n1 = c.spawn(1, &["--tls-dir", &path("n1")]);
+    c.nodes.push(Some(n1));
+    eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
+        (0..2).all(|i| c.up_count(i) == 2)
+    });
+    let stranger = c.spawn(2, &["--tls-dir", &path("n2")]);
+    c.nodes.push(Some(stranger));
+    let stranger_id = c.id_of(2);
+    eventually(
+        "the stranger is heard of and its TLS refused",
+        Duration::from_secs(10),
+        || {
+            let refused: f64 = (0..3)
+                .map(|i| {
+                    metric(
+                        &c.node(i).url,
+                        "hypha_cluster_handshakes_refused_total{reason=\"tls\"}",
+                    )
+                })
+                .sum();
+            c.view_of(0, &stranger_id).is_some() && refused >= 1.0
+        },
+    );
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        for i in 0..2 {
+            let v = c.view_of(i, &stranger_id);
+            assert!(
+                v.as_ref()
+                    .is_none_or(|m| m["state"] != "up" && m["linked"] == false),
+                "{v:?}"
+            );
+            assert_eq!(c.up_count(i), 2);
+        }
+        assert_eq!(c.up_count(2), 1, "the stranger admitted nobody");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -29,6 +29,8 @@ pub struct UpPlan {
     pub base_port: u16,
     /// Cluster id.
     pub cluster_id: String,
+    /// Mutual TLS on node links.
+    pub tls: bool,
 }
 
 struct NodeChild {
@@ -66,9 +68,18 @@ fn spawn_node(plan: &UpPlan, i: u16, cookie: &str, token: &str) -> anyhow::Resul
     let data = plan.dir.join(&name);
     std::fs::create_dir_all(&data)?;
     let log = std::fs::File::create(plan.dir.join(format!("{name}.log")))?;
+    let tls_dir = data.join("tls");
+    if plan.tls && !tls_dir.join(hypha_actors::peers::tls::CERT_FILE).exists() {
+        super::cert::node(&plan.dir.join("tls-ca"), &name, &tls_dir)?;
+    }
     let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
-    let child = Command::new(std::env::current_exe()?)
-        .arg("node")
+    let mut command = Command::new(std::env::current_exe()?);
+    if plan.tls {
+        command.arg("node").arg("--tls-dir").arg(&tls_dir);
+    } else {
+        command.arg("node");
+    }
+    let child = command
         .args(["--node-name", &name, "--cluster-id", &plan.cluster_id])
         .arg("--data-dir")
         .arg(&data)
@@ -109,6 +120,10 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.dir)
         .with_context(|| format!("creating {}", plan.dir.display()))?;
     let cookie = shared_secret("HYPHA_COOKIE", &plan.dir, "cookie")?;
+    let ca_dir = plan.dir.join("tls-ca");
+    if plan.tls && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists() {
+        super::cert::ca(&ca_dir)?;
+    }
     let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {

@@ -1,6 +1,7 @@
 //! Client-side subcommands: `cluster up` (a local cluster of real node
 //! processes) and `members` (the membership view of a running node).
 
+pub mod cert;
 pub mod cluster_up;
 pub mod members;
 

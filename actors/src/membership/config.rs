@@ -123,7 +123,9 @@ impl MembershipConfig {
             marked_for_deletion_grace_period: Duration::from_millis(t.verdict_ttl_ms),
             catchup_callback: None,
             extra_liveness_predicate: None,
-            protocol_version: chitchat::ProtocolVersion::V0,
+            // V1 compresses digests (zstd); every Hypha release decodes it,
+            // since the first one that gossiped (chitchat 0.13 reads V0 and V1).
+            protocol_version: chitchat::ProtocolVersion::V1,
         }
     }
 

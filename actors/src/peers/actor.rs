@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::dial::{we_dial, DialPolicy, DialState};
 use super::link::{ping, remote_link};
 use super::messages::{PeersMessage, SessionEventKind};
+use super::tls::LinkTls;
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
 
 /// How long a restarted incarnation retries binding the node-link port.
@@ -44,6 +45,8 @@ pub struct PeersConfig {
     pub hung_after_misses: u32,
     /// Dial timing.
     pub dial: DialPolicy,
+    /// Mutual TLS on node links, if configured.
+    pub tls: Option<LinkTls>,
 }
 
 /// The peers behaviour.
@@ -127,7 +130,10 @@ async fn spawn_server(
             config.cookie.clone(),
             config.me.link_name(),
             config.listen.ip().to_string(),
-            None,
+            config
+                .tls
+                .as_ref()
+                .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor.clone())),
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(config.listen.ip());
@@ -268,7 +274,8 @@ fn on_disconnect(
         .as_ref()
         .map_or(ses.peer_addr.clone(), |s| s.peer_addr.clone());
     if !authenticated {
-        metrics::counter!("hypha_cluster_handshakes_refused_total").increment(1);
+        metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "cookie")
+            .increment(1);
         tracing::warn!(addr = %addr, "node link refused: the handshake did not authenticate (wrong cookie or cluster id?)");
     } else if let Some(peer) = session.as_ref().and_then(|s| s.peer.clone()) {
         tracing::info!(peer = %peer.link_name(), "node link closed");
@@ -381,10 +388,23 @@ fn start_dial(
     let server = state.server.clone();
     let me = myself.clone();
     let timeout = state.args.config.dial.handshake_timeout;
+    let tls = state.args.config.tls.clone();
     state.tasks.spawn(async move {
-        let connect = ractor_cluster::client_connect(&server, addr);
+        let connect = async {
+            match tls {
+                Some(tls) => {
+                    ractor_cluster::client_connect_enc(&server, addr, tls.connector.clone(), tls.server_name()).await
+                }
+                None => ractor_cluster::client_connect(&server, addr).await,
+            }
+        };
         let err = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => return,
+            Ok(Err(ractor_cluster::ClientConnectErr::Encryption(err))) => {
+                metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "tls").increment(1);
+                tracing::warn!(peer = %peer.link_name(), %addr, "node link refused: TLS handshake failed: {err}");
+                format!("TLS: {err}")
+            }
             Ok(Err(err)) => err.to_string(),
             Err(_) => "connect timed out".to_owned(),
         };

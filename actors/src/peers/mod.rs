@@ -11,6 +11,7 @@ mod actor;
 pub mod dial;
 pub mod link;
 mod messages;
+pub mod tls;
 
 pub use actor::{Peers, PeersArgs, PeersConfig};
 pub use link::{LinkArgs, LinkMessage, LinkProbe, LinkService};

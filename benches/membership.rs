@@ -1,0 +1,384 @@
+//! Membership benchmark (not a timed test): failure-detection time over
+//! kill -9 trials on a 5-process cluster, how long a frozen process may
+//! stall before it is suspected or declared Down, false Down verdicts while
+//! one node's CPU is saturated, and gossip bytes per node for N = 5, 20, 50.
+//!
+//! ```text
+//! cargo bench --bench membership                # everything (soak: 600 s)
+//! cargo bench --bench membership -- detection   # or: stall, soak, gossip
+//! HYPHA_BENCH_TRIALS=20 HYPHA_BENCH_SOAK_SECS=600 HYPHA_BENCH_GOSSIP_SECS=10
+//! ```
+//! Figures and settings are recorded in docs/membership.md.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{block_on, spawn_node, Api, NodeProcess, ADMIN_TOKEN};
+use hypha_actors::membership::info::{Capacity, NodeInfo, INFO_VERSION};
+use hypha_actors::membership::probe::MemoryProbeNet;
+use hypha_actors::membership::{
+    AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
+    MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming,
+};
+use serde_json::Value;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn get_json(url: &str, path: &str) -> Option<Value> {
+    block_on(async {
+        let res = Api::new(url)
+            .send(reqwest::Method::GET, path, Some(ADMIN_TOKEN), Vec::new())
+            .await;
+        res.json::<Value>().await.ok()
+    })
+}
+
+fn metric(url: &str, name: &str) -> f64 {
+    let text = block_on(async {
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+struct Procs {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    seed: String,
+    nodes: Vec<NodeProcess>,
+    ids: Vec<String>,
+}
+
+impl Procs {
+    fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let first = spawn_node(&root.join("n0"), &["--node-name", "n0"]);
+        let seed = get_json(&first.url, "/v1/node").unwrap()["gossip"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut p = Procs {
+            _dir: dir,
+            root,
+            seed,
+            nodes: vec![first],
+            ids: Vec::new(),
+        };
+        for i in 1..n {
+            let node = p.spawn(i);
+            p.nodes.push(node);
+        }
+        p.ids = p
+            .nodes
+            .iter()
+            .map(|n| {
+                get_json(&n.url, "/v1/node").unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        p.wait_all_up(Duration::from_secs(30));
+        p
+    }
+
+    fn spawn(&self, i: usize) -> NodeProcess {
+        let name = format!("n{i}");
+        spawn_node(
+            &self.root.join(&name),
+            &["--node-name", &name, "--seed", &self.seed],
+        )
+    }
+
+    fn state(&self, of: usize, about: &str) -> Option<String> {
+        let doc = get_json(&self.nodes[of].url, "/v1/cluster/members")?;
+        doc["members"]
+            .as_array()?
+            .iter()
+            .filter(|m| m["id"] == about)
+            .max_by_key(|m| m["generation"].as_u64())
+            .and_then(|m| m["state"].as_str().map(str::to_owned))
+    }
+
+    fn up_count(&self, of: usize) -> usize {
+        get_json(&self.nodes[of].url, "/v1/cluster/members")
+            .and_then(|d| {
+                d["members"]
+                    .as_array()
+                    .map(|ms| ms.iter().filter(|m| m["state"] == "up").count())
+            })
+            .unwrap_or(0)
+    }
+
+    fn wait_all_up(&self, limit: Duration) {
+        let started = Instant::now();
+        while !(0..self.nodes.len()).all(|i| self.up_count(i) == self.nodes.len()) {
+            assert!(started.elapsed() < limit, "cluster did not form");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name}: n={} p50={:.0} ms p99={:.0} ms min={:.0} ms max={:.0} ms",
+        ms.len(),
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        ms[0],
+        ms[ms.len() - 1]
+    );
+}
+
+fn detection() {
+    let trials = env_u64("HYPHA_BENCH_TRIALS", 20) as usize;
+    let mut p = Procs::start(5);
+    let (mut first_ms, mut all_ms) = (Vec::new(), Vec::new());
+    for trial in 0..trials {
+        let victim = 1 + trial % 4;
+        let id = p.ids[victim].clone();
+        let observers: Vec<usize> = (0..5).filter(|i| *i != victim).collect();
+        p.nodes[victim].signal("KILL");
+        let killed = Instant::now();
+        p.nodes[victim].wait_exit(Duration::from_secs(5));
+        let mut seen: BTreeMap<usize, f64> = BTreeMap::new();
+        while seen.len() < observers.len() {
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "trial {trial}: not detected"
+            );
+            for o in &observers {
+                if !seen.contains_key(o) && p.state(*o, &id).as_deref() == Some("down") {
+                    seen.insert(*o, killed.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let times: Vec<f64> = seen.values().copied().collect();
+        first_ms.push(times.iter().copied().fold(f64::MAX, f64::min));
+        all_ms.push(times.iter().copied().fold(0.0, f64::max));
+        println!(
+            "trial {trial}: n{victim} Down at all observers after {:.0} ms",
+            all_ms[trial]
+        );
+        p.nodes[victim] = p.spawn(victim);
+        p.wait_all_up(Duration::from_secs(30));
+    }
+    summary("kill -9 -> Down at the first observer", first_ms);
+    summary("kill -9 -> Down at every observer", all_ms);
+    let (sum, count): (f64, f64) = (0..5).fold((0.0, 0.0), |(s, c), i| {
+        (
+            s + metric(&p.nodes[i].url, "hypha_membership_detection_seconds_sum"),
+            c + metric(&p.nodes[i].url, "hypha_membership_detection_seconds_count"),
+        )
+    });
+    println!(
+        "last heartbeat -> Down (nodes' own histogram): mean {:.0} ms over {count} verdicts",
+        sum / count.max(1.0) * 1e3
+    );
+}
+
+/// Freeze one node for a range of pauses: how long a stall must be before
+/// peers suspect it, and before they declare it Down.
+fn stall() {
+    let p = Procs::start(5);
+    let count = |to: &str| -> f64 {
+        (0..4)
+            .map(|i| {
+                metric(
+                    &p.nodes[i].url,
+                    &format!("hypha_membership_transitions_total{{to=\"{to}\"}}"),
+                )
+            })
+            .sum()
+    };
+    for pause_ms in [250u64, 500, 750, 1_000, 1_500, 2_000, 3_000] {
+        let trials = 4;
+        let (suspect0, down0) = (count("suspect"), count("down"));
+        let mut downed = 0;
+        for _ in 0..trials {
+            let (_, d0) = (count("suspect"), count("down"));
+            p.nodes[4].signal("STOP");
+            std::thread::sleep(Duration::from_millis(pause_ms));
+            p.nodes[4].signal("CONT");
+            p.wait_all_up(Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(500));
+            if count("down") > d0 {
+                downed += 1;
+            }
+        }
+        println!(
+            "stall {pause_ms} ms: {downed}/{trials} trials reached Down; per trial {:.1} Suspect and {:.1} Down transitions (4 observers)",
+            (count("suspect") - suspect0) / trials as f64,
+            (count("down") - down0) / trials as f64
+        );
+    }
+}
+
+struct Hogs(Vec<Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+fn soak() {
+    let secs = env_u64("HYPHA_BENCH_SOAK_SECS", 600);
+    let p = Procs::start(5);
+    let busy = &p.nodes[4];
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "1", &busy.pid().to_string()])
+        .output();
+    assert!(pinned.is_ok_and(|o| o.status.success()), "taskset failed");
+    let hogs = Hogs(
+        (0..3)
+            .map(|_| {
+                Command::new("taskset")
+                    .args(["-c", "1", "sh", "-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    println!("soak: n4 pinned to CPU 1 with 3 busy loops for {secs} s");
+    let started = Instant::now();
+    let mut min_up = 5;
+    while started.elapsed() < Duration::from_secs(secs) {
+        for i in 0..5 {
+            min_up = min_up.min(p.up_count(i));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(hogs);
+    let count = |to: &str| -> f64 {
+        (0..5)
+            .map(|i| {
+                metric(
+                    &p.nodes[i].url,
+                    &format!("hypha_membership_transitions_total{{to=\"{to}\"}}"),
+                )
+            })
+            .sum()
+    };
+    println!("soak: {secs} s, false Down verdicts: {}, Suspect transitions: {}, fewest Up seen by any node: {min_up}", count("down") + 0.0, count("suspect") + 0.0);
+}
+
+fn sim_config(name: &str, addr: SocketAddr, seed: SocketAddr) -> MembershipConfig {
+    MembershipConfig {
+        cluster_id: "bench".into(),
+        me: MemberKey::new(name, 1),
+        gossip_listen: addr,
+        gossip_advertise: addr,
+        seeds: vec![seed.to_string()],
+        info: NodeInfo {
+            version: INFO_VERSION,
+            name: name.into(),
+            cluster_addr: addr,
+            http_addr: addr,
+            capacity: Capacity::default(),
+            labels: BTreeMap::from([("zone".to_owned(), "bench-zone-a".to_owned())]),
+        },
+        data_dir: None,
+        timing: GossipTiming::default(),
+        probes: ProbeTiming::default(),
+        admission: AdmissionPolicy::Gossip,
+    }
+}
+
+fn gossip(n: usize, secs: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let transport = ChannelTransport::default();
+        let probes = MemoryProbeNet::new();
+        let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16));
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let name = format!("node-{i:03}");
+            let (_links_tx, links) = tokio::sync::watch::channel(BTreeSet::new());
+            let channels = MembershipChannels::new();
+            let args = MembershipArgs {
+                config: Arc::new(sim_config(&name, addr(i), addr(0))),
+                gossip: Arc::new(transport.clone()),
+                probes: probes.transport(&name),
+                channels: channels.clone(),
+                links,
+            };
+            let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
+            nodes.push((actor, channels, _links_tx));
+        }
+        let started = Instant::now();
+        while !nodes.iter().all(|(_, c, _)| c.view().in_state(MemberState::Up).count() == n) {
+            assert!(started.elapsed() < Duration::from_secs(60), "N={n} did not converge");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let converged = started.elapsed();
+        let before = transport.statistics();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let after = transport.statistics();
+        let bytes = (after.num_bytes_total - before.num_bytes_total) as f64;
+        let msgs = (after.num_messages_total - before.num_messages_total) as f64;
+        println!(
+            "gossip N={n}: converged in {:.2} s; {:.0} B/s sent per node, {:.1} msg/s per node, {:.0} B per message",
+            converged.as_secs_f64(), bytes / n as f64 / secs as f64, msgs / n as f64 / secs as f64, bytes / msgs.max(1.0)
+        );
+        for (actor, _, _) in nodes {
+            actor.kill();
+        }
+    });
+}
+
+fn main() {
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
+    if wants("gossip") {
+        let secs = env_u64("HYPHA_BENCH_GOSSIP_SECS", 10);
+        for n in [5, 20, 50] {
+            gossip(n, secs);
+        }
+    }
+    if wants("detection") {
+        detection();
+    }
+    if wants("stall") {
+        stall();
+    }
+    if wants("soak") {
+        soak();
+    }
+}
