@@ -20,44 +20,19 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{block_on, spawn_node, Api, NodeProcess, ADMIN_TOKEN};
+use common::{get_json, metric, spawn_node, NodeProcess};
 use hypha_actors::membership::info::{Capacity, NodeInfo, INFO_VERSION};
 use hypha_actors::membership::probe::MemoryProbeNet;
 use hypha_actors::membership::{
     AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
     MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming,
 };
-use serde_json::Value;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn get_json(url: &str, path: &str) -> Option<Value> {
-    block_on(async {
-        let res = Api::new(url)
-            .send(reqwest::Method::GET, path, Some(ADMIN_TOKEN), Vec::new())
-            .await;
-        res.json::<Value>().await.ok()
-    })
-}
-
-fn metric(url: &str, name: &str) -> f64 {
-    let text = block_on(async {
-        reqwest::get(format!("{url}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 struct Procs {
@@ -290,7 +265,7 @@ fn soak() {
             })
             .sum()
     };
-    println!("soak: {secs} s, false Down verdicts: {}, Suspect transitions: {}, fewest Up seen by any node: {min_up}", count("down") + 0.0, count("suspect") + 0.0);
+    println!("soak: {secs} s, false Down verdicts: {}, Suspect transitions: {}, fewest Up seen by any node: {min_up}", count("down"), count("suspect"));
 }
 
 fn sim_config(name: &str, addr: SocketAddr, seed: SocketAddr) -> MembershipConfig {

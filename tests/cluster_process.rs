@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{block_on, spawn_node, Api, NodeProcess, ADMIN_TOKEN};
+use common::{get_json as node_doc, metric, spawn_node, NodeProcess};
 use serde_json::Value;
 
 struct Cluster {
@@ -17,20 +17,6 @@ struct Cluster {
     root: std::path::PathBuf,
     seed: String,
     nodes: Vec<Option<NodeProcess>>,
-}
-
-fn node_doc(url: &str, path: &str) -> Option<Value> {
-    block_on(async {
-        let api = Api::new(url);
-        let res = api
-            .send(reqwest::Method::GET, path, Some(ADMIN_TOKEN), Vec::new())
-            .await;
-        if res.status().is_success() {
-            res.json::<Value>().await.ok()
-        } else {
-            None
-        }
-    })
 }
 
 impl Cluster {
@@ -269,21 +255,6 @@ fn a_wrong_cookie_is_never_admitted_and_another_cluster_is_ignored() {
         .filter(|m| m["state"] == "up")
         .count();
     assert_eq!(rogue_up, 1, "the rogue admitted nobody but itself");
-}
-
-fn metric(url: &str, name: &str) -> f64 {
-    let text = common::block_on(async {
-        reqwest::get(format!("{url}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn hypha(args: &[&str]) {

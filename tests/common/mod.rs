@@ -239,3 +239,34 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// GET `path` on a node's admin API with the admin token, as JSON.
+pub fn get_json(url: &str, path: &str) -> Option<serde_json::Value> {
+    block_on(async {
+        let res = Api::new(url)
+            .send(reqwest::Method::GET, path, Some(ADMIN_TOKEN), Vec::new())
+            .await;
+        if !res.status().is_success() {
+            return None;
+        }
+        res.json::<serde_json::Value>().await.ok()
+    })
+}
+
+/// Sum of the Prometheus samples whose line starts with `name` (a metric
+/// name, optionally with a label selector), on the node at `url`.
+pub fn metric(url: &str, name: &str) -> f64 {
+    let text = block_on(async {
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        + 0.0
+}
