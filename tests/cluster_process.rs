@@ -97,10 +97,6 @@ fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Du
     panic!("not within {limit:?}: {what}");
 }
 
-fn signal(node: &NodeProcess, name: &str) {
-    node.signal(name);
-}
-
 #[test]
 fn three_nodes_join_through_one_seed_and_a_killed_node_goes_down() {
     let mut c = Cluster::start(3);
@@ -110,7 +106,7 @@ fn three_nodes_join_through_one_seed_and_a_killed_node_goes_down() {
     eprintln!("formed in {took:?}");
     let victim = c.id_of(2);
     let mut dead = c.nodes[2].take().unwrap();
-    signal(&dead, "KILL");
+    dead.signal("KILL");
     dead.wait_exit(Duration::from_secs(5));
     let took = eventually(
         "0 and 1 mark n2 Down, link closed",
@@ -133,7 +129,7 @@ fn a_frozen_node_goes_down_then_refutes_when_it_resumes() {
         (0..3).all(|i| c.up_count(i) == 3)
     });
     let frozen = c.id_of(2);
-    signal(c.node(2), "STOP");
+    c.node(2).signal("STOP");
     let stopped = Instant::now();
     let took = eventually("n2 Down with link closed", Duration::from_secs(9), || {
         (0..2).all(|i| {
@@ -146,7 +142,7 @@ fn a_frozen_node_goes_down_then_refutes_when_it_resumes() {
     while stopped.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    signal(c.node(2), "CONT");
+    c.node(2).signal("CONT");
     eventually("n2 Up again by refutation", Duration::from_secs(15), || {
         (0..2).all(|i| {
             c.view_of(i, &frozen)
@@ -166,7 +162,7 @@ fn leave_is_recorded_as_left_and_a_restart_is_a_new_generation() {
     });
     let id = c.id_of(1);
     let mut leaving = c.nodes[1].take().unwrap();
-    signal(&leaving, "TERM");
+    leaving.signal("TERM");
     assert!(leaving.wait_exit(Duration::from_secs(20)).success());
     eventually("n1 Left, not Down", Duration::from_secs(5), || {
         [0, 2]

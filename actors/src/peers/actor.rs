@@ -69,6 +69,8 @@ struct Session {
     authenticated: bool,
     ready: bool,
     peer_addr: String,
+    /// We killed it and wait for its disconnect event: close it only once.
+    closing: bool,
 }
 
 /// State of one incarnation.
@@ -228,6 +230,7 @@ fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSes
                     authenticated: false,
                     ready: false,
                     peer_addr: ses.peer_addr.clone(),
+                    closing: false,
                 },
             );
         }
@@ -321,7 +324,11 @@ fn close_reason(view: &ClusterView, peer: &MemberKey) -> Option<&'static str> {
     }
 }
 
-fn close_session(session: &Session, reason: &'static str) {
+fn close_session(session: &mut Session, reason: &'static str) {
+    if session.closing {
+        return;
+    }
+    session.closing = true;
     let peer = session
         .peer
         .as_ref()
@@ -335,7 +342,7 @@ fn close_session(session: &Session, reason: &'static str) {
 fn reconcile(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
     let view = state.args.channels.view();
     let now = Instant::now();
-    for session in state.sessions.values() {
+    for session in state.sessions.values_mut() {
         let reason = session.peer.as_ref().and_then(|p| close_reason(&view, p));
         if let Some(reason) = reason {
             close_session(session, reason);
@@ -417,7 +424,7 @@ fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
     let peers: Vec<MemberKey> = state
         .sessions
         .values()
-        .filter(|s| s.ready)
+        .filter(|s| s.ready && !s.closing)
         .filter_map(|s| s.peer.clone())
         .filter(|p| !state.pings_in_flight.contains(p))
         .collect();
@@ -446,7 +453,7 @@ fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
         return;
     }
     state.misses.remove(&peer);
-    for session in state.sessions.values() {
+    for session in state.sessions.values_mut() {
         if session.peer.as_ref() == Some(&peer) {
             close_session(session, "hung");
         }
