@@ -161,6 +161,10 @@ fn store_spec(engine: Arc<SledEngine>) -> ChildSpec {
     ChildSpec::actor("w", move |_| {
         let args = StoreArgs {
             engine: engine.clone(),
+            reserve: hypha_actors::store::DiskReserve {
+                path: None,
+                min_free_bytes: 0,
+            },
         };
         (None, Store, args)
     })

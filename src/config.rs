@@ -106,6 +106,75 @@ impl Default for ClusterSettings {
     }
 }
 
+/// DHT and file storage settings.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhtSettings {
+    /// Partitions are the top `partition_bits` of a key (2^bits of them).
+    /// Every node of a cluster must use the same value.
+    pub partition_bits: u8,
+    /// Replicas per partition (R).
+    pub replicas: usize,
+    /// Replicas that must make a write durable before it is acknowledged (W).
+    pub write_quorum: usize,
+    /// Replicas whose manifests a read compares.
+    pub read_quorum: usize,
+    /// How long a Down member keeps its partitions before they move.
+    pub down_grace_ms: u64,
+    /// Timeout of one replica RPC.
+    pub rpc_timeout_ms: u64,
+    /// How long a quorum call waits for slower replicas once it has W.
+    pub straggler_ms: u64,
+    /// Largest file accepted.
+    pub max_file_bytes: u64,
+    /// Chunks an upload keeps in flight.
+    pub upload_pipeline: usize,
+    /// Chunks a download fetches ahead.
+    pub read_ahead: usize,
+    /// Garbage collection sweeps one partition per tick.
+    pub gc_tick_ms: u64,
+    /// Unreferenced chunks are kept this long (uploads must finish in half).
+    pub chunk_grace_ms: u64,
+    /// Tombstones are kept this long.
+    pub tombstone_grace_ms: u64,
+}
+
+impl Default for DhtSettings {
+    fn default() -> Self {
+        Self {
+            partition_bits: 10,
+            replicas: 3,
+            write_quorum: 2,
+            read_quorum: 2,
+            down_grace_ms: 30_000,
+            rpc_timeout_ms: 5_000,
+            straggler_ms: 250,
+            max_file_bytes: 4 << 30,
+            upload_pipeline: 4,
+            read_ahead: 4,
+            gc_tick_ms: 1_000,
+            chunk_grace_ms: 3_600_000,
+            tombstone_grace_ms: 7 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// Local storage settings.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Writes that add data are refused (507) below this much free disk.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: 128 << 20,
+        }
+    }
+}
+
 /// Restart intensity of the node's root supervisor and shutdown bound.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -166,6 +235,10 @@ struct FileConfig {
     supervision: SupervisionConfig,
     #[serde(default)]
     cluster: ClusterSettings,
+    #[serde(default)]
+    dht: DhtSettings,
+    #[serde(default)]
+    storage: StorageSettings,
 }
 
 /// Addresses the node listens on.
@@ -215,6 +288,10 @@ pub struct NodeConfig {
     pub supervision: SupervisionConfig,
     /// Cluster membership and node links.
     pub cluster: ClusterSettings,
+    /// DHT and files.
+    pub dht: DhtSettings,
+    /// Local storage.
+    pub storage: StorageSettings,
     /// Dev or production.
     pub mode: Mode,
 }
@@ -316,6 +393,8 @@ impl NodeConfig {
                 tls_dir: args.tls_dir.clone().or(file.cluster.tls_dir.clone()),
                 ..file.cluster
             },
+            dht: file.dht,
+            storage: file.storage,
             mode: if args.dev {
                 Mode::Dev
             } else {
@@ -355,6 +434,7 @@ impl NodeConfig {
             return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
         }
         self.validate_cluster()?;
+        self.validate_dht()?;
         if self.supervision.period_ms == 0 {
             return Err(invalid("supervision.period_ms", "must be at least 1"));
         }
@@ -363,6 +443,45 @@ impl NodeConfig {
 }
 
 impl NodeConfig {
+    fn validate_dht(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, message: &str| ConfigError::Invalid {
+            setting,
+            message: message.to_owned(),
+        };
+        let d = &self.dht;
+        if !(1..=16).contains(&d.partition_bits) {
+            return Err(invalid("dht.partition_bits", "must be 1-16"));
+        }
+        if d.replicas == 0 || d.replicas > 16 {
+            return Err(invalid("dht.replicas", "must be 1-16"));
+        }
+        if d.write_quorum == 0 || d.write_quorum > d.replicas {
+            return Err(invalid("dht.write_quorum", "must be 1..=replicas"));
+        }
+        if d.read_quorum == 0 || d.read_quorum > d.replicas {
+            return Err(invalid("dht.read_quorum", "must be 1..=replicas"));
+        }
+        if d.rpc_timeout_ms == 0 || d.gc_tick_ms == 0 {
+            return Err(invalid(
+                "dht.*_ms",
+                "timeouts and ticks must be at least 1 ms",
+            ));
+        }
+        if d.upload_pipeline == 0 || d.read_ahead == 0 {
+            return Err(invalid(
+                "dht.upload_pipeline/read_ahead",
+                "must be at least 1",
+            ));
+        }
+        if d.chunk_grace_ms < 2_000 {
+            return Err(invalid("dht.chunk_grace_ms", "must be at least 2000"));
+        }
+        if d.max_file_bytes == 0 || d.max_file_bytes > 4 << 30 {
+            return Err(invalid("dht.max_file_bytes", "must be 1 byte to 4 GiB"));
+        }
+        Ok(())
+    }
+
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let invalid = |setting, message: &str| ConfigError::Invalid {
             setting,

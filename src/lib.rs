@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod dht;
 pub mod identity;
 pub mod node;
 pub mod secrets;

@@ -8,6 +8,10 @@
 //! │   ├── link         remotable link service (pings, ping-req relays)
 //! │   ├── peers        ractor_cluster NodeServer; dials, re-dials, closes
 //! │   └── membership   chitchat + SWIM verdicts; publishes the view
+//! ├── dht (one_for_one)
+//! │   ├── router       placement and routing table from the view
+//! │   ├── service      remotable DHT RPC endpoint
+//! │   └── collector    unreferenced chunks, old tombstones
 //! └── admin (one_for_one)
 //!     └── http         axum admin API on the node's listener
 //! ```
@@ -31,8 +35,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
 use hypha_actors::store::{
-    self, Condition, SledEngine, Store, StoreArgs, StoreClient, StoreError, StoreMessage, Tree,
-    WriteBatch,
+    self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
+    StoreMessage, Tree, WriteBatch,
 };
 use hypha_supervisors::{
     ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
@@ -43,6 +47,7 @@ use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
 use crate::admin::{AppState, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
+use crate::dht::DhtParts;
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
 use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
@@ -181,6 +186,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
     let channels = cluster.channels.clone();
+    let dht = DhtParts::new(&config.dht, &name, id, me.clone(), channels.clone())?;
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -189,15 +195,21 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         store_client.clone(),
         root_name.clone(),
         channels.clone(),
+        dht.files.clone(),
     );
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
         limits: config.http,
     };
+    let reserve = DiskReserve {
+        path: Some(data_dir.clone()),
+        min_free_bytes: config.storage.min_free_bytes,
+    };
     let children = vec![
-        store_spec(&name, engine.clone()),
+        store_spec(&name, engine.clone(), reserve),
         cluster.spec(),
+        dht.spec(),
         admin_spec(http),
     ];
     let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(
@@ -244,12 +256,13 @@ impl LeavePlan {
     }
 }
 
-fn store_spec(node: &str, engine: SledEngine) -> ChildSpec {
+fn store_spec(node: &str, engine: SledEngine, reserve: DiskReserve) -> ChildSpec {
     let name = actor_name(node, store::ROLE);
     let engine: Arc<dyn store::KvEngine> = Arc::new(engine);
     ChildSpec::actor("store", move |_ctx| {
         let args = StoreArgs {
             engine: engine.clone(),
+            reserve: reserve.clone(),
         };
         (Some(name.clone()), Store, args)
     })

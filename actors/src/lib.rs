@@ -5,6 +5,7 @@
 //! Actors are found through ractor's registry under names that include the
 //! node ([`actor_name`]), so several nodes can share a process in tests.
 
+pub mod dht;
 pub mod identity;
 pub mod labels;
 pub mod membership;

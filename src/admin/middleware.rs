@@ -62,6 +62,15 @@ pub(crate) async fn require_read(
     require(&state, request, next, Role::Read).await
 }
 
+/// Routes that need the write role.
+pub(crate) async fn require_write(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    require(&state, request, next, Role::Write).await
+}
+
 /// Routes that need the admin role.
 pub(crate) async fn require_admin(
     State(state): State<AppState>,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hypha_actors::dht::files::Files;
 use hypha_actors::identity::NodeId;
 use hypha_actors::membership::MembershipChannels;
 use hypha_actors::store::StoreClient;
@@ -58,6 +59,7 @@ pub struct AppState {
     pub(crate) store: StoreClient,
     pub(crate) root_name: String,
     pub(crate) membership: MembershipChannels,
+    pub(crate) files: Files,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
         store: StoreClient,
         root_name: String,
         membership: MembershipChannels,
+        files: Files,
     ) -> Self {
         Self {
             facts: Arc::new(facts),
@@ -77,6 +80,7 @@ impl AppState {
             store,
             root_name,
             membership,
+            files,
         }
     }
 

@@ -1,13 +1,21 @@
-//! The store actor's shell: runs engine calls on blocking threads, one
-//! request at a time, and acknowledges writes only after a flush.
+//! The store actor's shell: reads run on blocking threads, several at a
+//! time (sled is thread-safe; a bounded number in flight), and writes go to
+//! the group-commit writer thread, which acknowledges each only after a
+//! flush covering it.
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::JoinSet;
 
 use super::engine::KvEngine;
 use super::error::StoreError;
 use super::messages::StoreMessage;
+use super::writer::{DiskReserve, WriteJob, Writer};
+
+/// Reads in flight at once; the actor waits for one to finish before
+/// starting another beyond this.
+const MAX_READS_IN_FLIGHT: usize = 32;
 
 /// The store behaviour.
 pub struct Store;
@@ -17,11 +25,15 @@ pub struct Store;
 pub struct StoreArgs {
     /// The open database.
     pub engine: Arc<dyn KvEngine>,
+    /// Free space kept in reserve.
+    pub reserve: DiskReserve,
 }
 
 /// State of one incarnation.
 pub struct StoreState {
     engine: Arc<dyn KvEngine>,
+    writer: Writer,
+    reads: JoinSet<()>,
 }
 
 /// Run `f` against the engine on a blocking thread.
@@ -34,6 +46,24 @@ where
     tokio::task::spawn_blocking(move || f(engine.as_ref()))
         .await
         .map_err(|err| StoreError::Io(format!("storage task failed: {err}")))?
+}
+
+impl StoreState {
+    /// Start a read that answers `reply` by itself.
+    async fn read<T, F>(&mut self, reply: RpcReplyPort<Result<T, StoreError>>, f: F)
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn KvEngine) -> Result<T, StoreError> + Send + 'static,
+    {
+        while self.reads.try_join_next().is_some() {}
+        if self.reads.len() >= MAX_READS_IN_FLIGHT {
+            let _ = self.reads.join_next().await;
+        }
+        let engine = self.engine.clone();
+        self.reads.spawn_blocking(move || {
+            let _ = reply.send(f(engine.as_ref()));
+        });
+    }
 }
 
 impl Actor for Store {
@@ -49,8 +79,11 @@ impl Actor for Store {
         // Rebuild from disk: refuse a data directory from a newer format.
         let version = blocking(&args.engine, |e| e.check_format()).await?;
         tracing::debug!(format_version = version, "store ready");
+        let writer = Writer::start(args.engine.clone(), args.reserve)?;
         Ok(StoreState {
             engine: args.engine,
+            writer,
+            reads: JoinSet::new(),
         })
     }
 
@@ -59,6 +92,9 @@ impl Actor for Store {
         _myself: ActorRef<StoreMessage>,
         state: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
+        while state.reads.join_next().await.is_some() {}
+        let mut writer = std::mem::replace(&mut state.writer, Writer::stopped());
+        tokio::task::spawn_blocking(move || writer.stop()).await?;
         blocking(&state.engine, |e| e.flush()).await?;
         Ok(())
     }
@@ -71,8 +107,7 @@ impl Actor for Store {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             StoreMessage::Get { tree, key, reply } => {
-                let result = blocking(&state.engine, move |e| e.get(tree, &key)).await;
-                let _ = reply.send(result);
+                state.read(reply, move |e| e.get(tree, &key)).await;
             }
             StoreMessage::Scan {
                 tree,
@@ -80,23 +115,23 @@ impl Actor for Store {
                 limit,
                 reply,
             } => {
-                let result =
-                    blocking(&state.engine, move |e| e.scan_prefix(tree, &prefix, limit)).await;
-                let _ = reply.send(result);
+                state
+                    .read(reply, move |e| e.scan_prefix(tree, &prefix, limit))
+                    .await;
+            }
+            StoreMessage::ScanAfter {
+                tree,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                state
+                    .read(reply, move |e| e.scan_after(tree, &prefix, &after, limit))
+                    .await;
             }
             StoreMessage::Write { batch, reply } => {
-                let ops = batch.len() as u64;
-                let result = blocking(&state.engine, move |e| {
-                    e.apply(&batch)?;
-                    e.flush().map(|_| ())
-                })
-                .await;
-                if result.is_ok() {
-                    metrics::counter!("hypha_store_writes_total").increment(ops);
-                } else {
-                    metrics::counter!("hypha_store_write_errors_total").increment(1);
-                }
-                let _ = reply.send(result);
+                state.writer.submit(WriteJob { batch, reply }).await;
             }
             StoreMessage::Crash => panic!("chaos: injected panic in store"),
         }

@@ -12,17 +12,40 @@ pub enum Tree {
     Meta,
     /// Operator-set node labels (UTF-8 key → UTF-8 value).
     NodeLabels,
+    /// DHT chunks: partition (2 bytes, big-endian) ‖ BLAKE3 hash (32) →
+    /// a versioned chunk record (see `dht::storage`).
+    DhtChunks,
+    /// DHT chunk write times: same key as `DhtChunks` → Unix ms (8 bytes,
+    /// big-endian). Kept apart so that garbage collection scans small
+    /// values, not chunk bytes.
+    DhtChunkTimes,
+    /// DHT manifests by file name (UTF-8) → version prefix ‖ manifest.
+    DhtManifests,
+    /// DHT partition index: partition (2) ‖ BLAKE3(name) (32) → name, so a
+    /// partition's manifests can be listed without a full scan.
+    DhtPartitionIndex,
 }
 
 impl Tree {
     /// Every tree, for opening them all at start.
-    pub const ALL: [Tree; 2] = [Tree::Meta, Tree::NodeLabels];
+    pub const ALL: [Tree; 6] = [
+        Tree::Meta,
+        Tree::NodeLabels,
+        Tree::DhtChunks,
+        Tree::DhtChunkTimes,
+        Tree::DhtManifests,
+        Tree::DhtPartitionIndex,
+    ];
 
     /// The sled tree name; never change one (it is on disk).
     pub fn name(self) -> &'static str {
         match self {
             Tree::Meta => "meta",
             Tree::NodeLabels => "node_labels",
+            Tree::DhtChunks => "dht_chunks",
+            Tree::DhtChunkTimes => "dht_chunk_times",
+            Tree::DhtManifests => "dht_manifests",
+            Tree::DhtPartitionIndex => "dht_partition_index",
         }
     }
 }
@@ -69,6 +92,18 @@ pub enum Condition {
         key: Vec<u8>,
         /// Upper bound on keys in the tree.
         max: usize,
+    },
+    /// `key` is absent, or its stored value starts with a version prefix
+    /// that is not newer (bytewise) than `version`. Versioned values put
+    /// a big-endian version first so that last-writer-wins is one compare
+    /// inside the store, atomic with the write.
+    NotNewer {
+        /// Keyspace.
+        tree: Tree,
+        /// The key about to be written.
+        key: Vec<u8>,
+        /// The version prefix of the value about to be written.
+        version: Vec<u8>,
     },
 }
 
@@ -119,6 +154,23 @@ impl WriteBatch {
     /// The changes, in order.
     pub fn ops(&self) -> &[WriteOp] {
         &self.ops
+    }
+
+    /// Whether the batch adds data (puts), as opposed to only removing it:
+    /// a full disk refuses the former and still accepts the latter.
+    pub fn grows(&self) -> bool {
+        self.ops.iter().any(|op| matches!(op, WriteOp::Put { .. }))
+    }
+
+    /// Approximate payload size in bytes (keys and values).
+    pub fn payload_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put { key, value, .. } => key.len() + value.len(),
+                WriteOp::Delete { key, .. } => key.len(),
+            })
+            .sum()
     }
 
     /// Number of changes.

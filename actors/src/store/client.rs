@@ -82,6 +82,26 @@ impl StoreClient {
         .await
     }
 
+    /// Keys with `prefix` strictly after `after`, at most `limit`.
+    pub async fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        let prefix = prefix.to_vec();
+        let after = after.to_vec();
+        self.call(|reply| StoreMessage::ScanAfter {
+            tree,
+            prefix,
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
     /// Apply `batch`; `Ok` means durable.
     pub async fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.call(|reply| StoreMessage::Write { batch, reply })

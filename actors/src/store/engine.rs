@@ -30,6 +30,15 @@ pub trait KvEngine: Send + Sync + 'static {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys starting with `prefix`, in key order, at most `limit`.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Keys starting with `prefix` and strictly after `after`, in key
+    /// order, at most `limit` (cursor paging).
+    fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
     /// Apply a batch (atomic per tree) without waiting for the disk.
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError>;
     /// Make everything applied so far durable; returns bytes flushed.
@@ -97,6 +106,17 @@ impl SledEngine {
                     )))
                 }
             }
+            Condition::NotNewer { tree, key, version } => match self.tree(*tree)?.get(key)? {
+                Some(stored)
+                    if stored.len() >= version.len()
+                        && &stored[..version.len()] > version.as_slice() =>
+                {
+                    Err(StoreError::ConditionFailed(
+                        "a newer version is stored".into(),
+                    ))
+                }
+                _ => Ok(()),
+            },
         }
     }
 }
@@ -109,6 +129,33 @@ impl KvEngine for SledEngine {
     fn scan_prefix(&self, tree: Tree, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         self.tree(tree)?
             .scan_prefix(prefix)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        use std::ops::Bound;
+        let start = if after < prefix {
+            Bound::Included(prefix.to_vec())
+        } else {
+            Bound::Excluded(after.to_vec())
+        };
+        self.tree(tree)?
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take_while(|kv| match kv {
+                Ok((k, _)) => k.starts_with(prefix),
+                Err(_) => true,
+            })
             .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
@@ -230,6 +277,63 @@ mod tests {
         ));
         assert_eq!(e.get(Tree::NodeLabels, b"c").unwrap(), None);
         e.apply(&put("a")).unwrap();
+    }
+
+    #[test]
+    fn not_newer_keeps_the_newest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SledEngine::open(dir.path()).unwrap();
+        let put = |version: u8, body: &str| {
+            let mut value = vec![version];
+            value.extend_from_slice(body.as_bytes());
+            WriteBatch::new()
+                .put(Tree::DhtManifests, "f", value)
+                .require(Condition::NotNewer {
+                    tree: Tree::DhtManifests,
+                    key: b"f".to_vec(),
+                    version: vec![version],
+                })
+        };
+        e.apply(&put(2, "two")).unwrap();
+        assert!(matches!(
+            e.apply(&put(1, "one")),
+            Err(StoreError::ConditionFailed(_))
+        ));
+        e.apply(&put(2, "two again")).unwrap();
+        e.apply(&put(3, "three")).unwrap();
+        assert_eq!(
+            e.get(Tree::DhtManifests, b"f").unwrap().unwrap()[1..],
+            *b"three"
+        );
+    }
+
+    #[test]
+    fn scan_after_pages_within_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SledEngine::open(dir.path()).unwrap();
+        let mut b = WriteBatch::new();
+        for k in ["a/1", "a/2", "a/3", "b/1", "0"] {
+            b = b.put(Tree::DhtManifests, k, "v");
+        }
+        e.apply(&b).unwrap();
+        let keys = |entries: Entries| -> Vec<String> {
+            entries
+                .into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            keys(e.scan_after(Tree::DhtManifests, b"a/", b"", 2).unwrap()),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(
+            keys(e.scan_after(Tree::DhtManifests, b"a/", b"a/2", 5).unwrap()),
+            ["a/3"]
+        );
+        assert_eq!(
+            keys(e.scan_after(Tree::DhtManifests, b"", b"a/3", 5).unwrap()),
+            ["b/1"]
+        );
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub enum StoreMessage {
         /// The entries.
         reply: RpcReplyPort<Result<Entries, StoreError>>,
     },
+    /// Keys with a prefix strictly after `after`, in order, at most `limit`.
+    ScanAfter {
+        /// Keyspace.
+        tree: Tree,
+        /// Prefix (empty: all).
+        prefix: Vec<u8>,
+        /// Exclusive start key (empty: from the prefix).
+        after: Vec<u8>,
+        /// Upper bound on entries returned.
+        limit: usize,
+        /// The entries.
+        reply: RpcReplyPort<Result<Entries, StoreError>>,
+    },
     /// Apply a batch and answer once it is durable.
     Write {
         /// The changes.

@@ -8,8 +8,8 @@
 //! actor's view (format check, counters) from the open database in
 //! microseconds instead of replaying sled's log.
 //!
-//! Durability: a write is acknowledged only after sled's `flush` returned
-//! for it (see `docs/storage.md` for what that does and does not survive).
+//! Durability: a write is acknowledged only after a sled `flush` that
+//! covers it returned (writes queued together share one flush) (see `docs/storage.md` for what that does and does not survive).
 
 mod actor;
 mod batch;
@@ -17,6 +17,7 @@ mod client;
 mod engine;
 mod error;
 mod messages;
+mod writer;
 
 pub use actor::{Store, StoreArgs};
 pub use batch::{Condition, Tree, WriteBatch, WriteOp};
@@ -24,6 +25,7 @@ pub use client::StoreClient;
 pub use engine::{KvEngine, SledEngine, FORMAT_VERSION};
 pub use error::StoreError;
 pub use messages::{Entries, StoreMessage};
+pub use writer::DiskReserve;
 
 /// The store's role in actor names (see [`crate::actor_name`]).
 pub const ROLE: &str = "store";

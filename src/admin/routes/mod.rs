@@ -2,6 +2,7 @@
 
 mod actors;
 mod cluster;
+mod files;
 mod health;
 mod node;
 
@@ -10,7 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require_admin, require_read, track_metrics};
+use super::middleware::{require_admin, require_read, require_write, track_metrics};
 use super::AppState;
 
 pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -23,7 +24,20 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/node/labels", get(node::labels))
         .route("/v1/actors", get(actors::tree))
         .route("/v1/cluster/members", get(cluster::members))
+        .route("/v1/files", get(files::list))
+        .route("/v1/files/{*name}", get(files::get))
+        .route("/v1/stat/{*name}", get(files::stat))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
+    // Uploads stream with their own limit (dht.max_file_bytes), not the
+    // small default body limit of the other routes.
+    let write = Router::new()
+        .route(
+            "/v1/files/{*name}",
+            put(files::put)
+                .delete(files::delete)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_write));
     let admin = Router::new()
         .route(
             "/v1/node/labels/{key}",
@@ -32,6 +46,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/chaos/actors/{*path}", post(actors::chaos_kill))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     open.merge(read)
+        .merge(write)
         .merge(admin)
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(not_found)

@@ -1,0 +1,766 @@
+//! The file coordinator: the node that receives a request drives it
+//! against the replicas of the file's partition. Writes: chunks first
+//! (each durable on W replicas), then the manifest (durable on W), so a
+//! visible manifest always has readable chunks. Reads: the manifest from a
+//! read quorum (newest version wins; stale replicas repaired), then chunks
+//! from any replica, each verified against its hash before a byte of it is
+//! sent; a replica with a bad or missing copy is repaired from a good one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, BoxStream, FuturesOrdered, Stream, StreamExt};
+use tokio::sync::watch;
+
+use super::error::FilesError;
+use super::listing::{self, ListQuery, NodePage, Page};
+use super::quorum::{gather, Gathered};
+use crate::dht::chunker::Chunker;
+use crate::dht::hlc::Hlc;
+use crate::dht::keyspace::Partition;
+use crate::dht::manifest::{
+    validate_labels, validate_name, ChunkRef, FileState, Manifest, MANIFEST_FORMAT,
+    MAX_CONTENT_TYPE_BYTES,
+};
+use crate::dht::placement::Placement;
+use crate::dht::transport::DhtTransport;
+use crate::dht::wire::{ListNames, PutOutcome, Request, Response, MAX_LIST};
+use crate::membership::MemberKey;
+
+/// Chunks at or above this size are hashed on a blocking thread.
+const HASH_OFF_THREAD_BYTES: usize = 64 * 1024;
+
+/// Coordinator settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// Replicas that must make a write durable before it is acknowledged.
+    pub write_quorum: usize,
+    /// Replicas whose manifests a read compares.
+    pub read_quorum: usize,
+    /// Timeout of one replica RPC.
+    pub rpc_timeout_ms: u64,
+    /// How long a quorum call waits for the remaining replicas.
+    pub straggler_ms: u64,
+    /// Largest file accepted.
+    pub max_file_bytes: u64,
+    /// Chunks an upload has in flight at once.
+    pub upload_pipeline: usize,
+    /// Chunks a download fetches ahead.
+    pub read_ahead: usize,
+    /// Unreferenced chunks are collected after this; an upload must finish
+    /// within half of it.
+    pub chunk_grace_ms: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            write_quorum: 2,
+            read_quorum: 2,
+            rpc_timeout_ms: 5_000,
+            straggler_ms: 250,
+            max_file_bytes: 4 << 30,
+            upload_pipeline: 4,
+            read_ahead: 4,
+            chunk_grace_ms: 3_600_000,
+        }
+    }
+}
+
+/// What a read insists on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Fail (503) unless a read quorum of replicas answered.
+    Quorum,
+    /// Answer from fewer replicas when the quorum is unreachable, saying
+    /// so (`degraded`); the bytes are still verified.
+    Available,
+}
+
+/// Metadata given with an upload.
+#[derive(Debug, Clone, Default)]
+pub struct PutMeta {
+    /// MIME type.
+    pub content_type: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An acknowledged upload.
+#[derive(Debug, Clone)]
+pub struct PutReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Replicas that acknowledged the manifest durable.
+    pub acks: usize,
+    /// A newer version was already stored on some replica (this write
+    /// lost last-writer-wins there).
+    pub superseded: bool,
+}
+
+/// A byte range `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// An open file: its manifest and a stream of verified bytes.
+pub struct Opened {
+    /// The manifest read.
+    pub manifest: Manifest,
+    /// The read quorum was not reached; the version may be stale.
+    pub degraded: bool,
+    /// The bytes streamed.
+    pub range: ByteRange,
+    /// Verified bytes; an `Err` item ends the stream (the response is cut).
+    pub body: BoxStream<'static, Result<Vec<u8>, FilesError>>,
+}
+
+/// A manifest read from replicas.
+struct ManifestRead {
+    newest: Option<Manifest>,
+    degraded: bool,
+}
+
+/// The coordinator (cheap to clone).
+#[derive(Clone)]
+pub struct Files {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me_id: [u8; 32],
+    transport: Arc<dyn DhtTransport>,
+    placement: watch::Receiver<Arc<Placement>>,
+    hlc: Arc<Hlc>,
+    config: FilesConfig,
+}
+
+fn quorum_error(needed: usize, gathered: &Gathered) -> FilesError {
+    if gathered.all_disk_full() {
+        return FilesError::DiskFull(gathered.detail());
+    }
+    FilesError::Quorum {
+        needed,
+        got: gathered.ok.len(),
+        detail: gathered.detail(),
+    }
+}
+
+async fn hash_of(data: Vec<u8>) -> Result<([u8; 32], Vec<u8>), FilesError> {
+    if data.len() < HASH_OFF_THREAD_BYTES {
+        return Ok((*blake3::hash(&data).as_bytes(), data));
+    }
+    tokio::task::spawn_blocking(move || (*blake3::hash(&data).as_bytes(), data))
+        .await
+        .map_err(|e| FilesError::Body(format!("hashing failed: {e}")))
+}
+
+/// Chunker state carried through blocking cuts.
+struct Cutter {
+    chunker: Chunker,
+    root: blake3::Hasher,
+}
+
+/// Whether the input has ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    More,
+    Ended,
+}
+
+type Cut = Vec<([u8; 32], Vec<u8>)>;
+
+async fn cut(
+    mut cutter: Cutter,
+    bytes: Vec<u8>,
+    input: Input,
+) -> Result<(Cutter, Cut), FilesError> {
+    tokio::task::spawn_blocking(move || {
+        cutter.root.update(&bytes);
+        let mut chunks = cutter.chunker.push(&bytes);
+        if input == Input::Ended {
+            let chunker = std::mem::take(&mut cutter.chunker);
+            chunks.extend(chunker.finish());
+        }
+        let hashed = chunks
+            .into_iter()
+            .map(|c| (*blake3::hash(&c).as_bytes(), c))
+            .collect();
+        (cutter, hashed)
+    })
+    .await
+    .map_err(|e| FilesError::Body(format!("chunking failed: {e}")))
+}
+
+impl Files {
+    /// A coordinator for node `me_id`.
+    pub fn new(
+        me_id: [u8; 32],
+        transport: Arc<dyn DhtTransport>,
+        placement: watch::Receiver<Arc<Placement>>,
+        hlc: Arc<Hlc>,
+        config: FilesConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                me_id,
+                transport,
+                placement,
+                hlc,
+                config,
+            }),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &FilesConfig {
+        &self.inner.config
+    }
+
+    fn placement(&self) -> Arc<Placement> {
+        self.inner.placement.borrow().clone()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.rpc_timeout_ms)
+    }
+
+    fn straggler(&self) -> Duration {
+        Duration::from_millis(self.inner.config.straggler_ms)
+    }
+
+    async fn gather(&self, targets: &[MemberKey], request: &Request, need: usize) -> Gathered {
+        gather(
+            &self.inner.transport,
+            targets,
+            request,
+            need,
+            self.timeout(),
+            self.straggler(),
+        )
+        .await
+    }
+
+    /// Replicas of `name`, checked against the write quorum before any
+    /// byte moves: a write that cannot succeed fails at once and leaves
+    /// nothing behind.
+    fn write_targets(&self, name: &str) -> Result<(Partition, Vec<MemberKey>), FilesError> {
+        let placement = self.placement();
+        let (partition, replicas) = placement.replicas_of_name(name);
+        let w = self.inner.config.write_quorum;
+        let live = replicas.iter().filter(|m| placement.is_live(m)).count();
+        if live < w {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
+            return Err(FilesError::Quorum {
+                needed: w,
+                got: live,
+                detail: format!(
+                    "{live} of the partition's {} replicas are up",
+                    replicas.len()
+                ),
+            });
+        }
+        Ok((partition, replicas))
+    }
+
+    /// Upload `body` as `name`; acknowledged once durable on W replicas.
+    pub async fn put<S, B, E>(
+        &self,
+        name: &str,
+        meta: PutMeta,
+        body: S,
+    ) -> Result<PutReport, FilesError>
+    where
+        S: Stream<Item = Result<B, E>> + Send + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        validate_name(name).map_err(|e| FilesError::BadRequest(e.to_string()))?;
+        validate_labels(&meta.labels).map_err(|e| FilesError::BadRequest(e.to_string()))?;
+        let ct_ok = meta.content_type.len() <= MAX_CONTENT_TYPE_BYTES
+            && meta.content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !ct_ok {
+            return Err(FilesError::BadRequest("bad content type".into()));
+        }
+        let (partition, replicas) = self.write_targets(name)?;
+        let (upload, existing) = futures::join!(
+            self.upload(partition, replicas.clone(), body),
+            self.read_manifest(name, ReadConsistency::Available)
+        );
+        let (chunks, size, root) = upload?;
+        let existing = existing.ok().and_then(|r| r.newest);
+        self.commit(name, meta, replicas, chunks, size, root, existing)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        name: &str,
+        meta: PutMeta,
+        replicas: Vec<MemberKey>,
+        chunks: Vec<ChunkRef>,
+        size: u64,
+        root: [u8; 32],
+        existing: Option<Manifest>,
+    ) -> Result<PutReport, FilesError> {
+        if let Some(old) = &existing {
+            self.inner.hlc.observe(old.modified);
+        }
+        let modified = self.inner.hlc.now();
+        let created = match &existing {
+            Some(old) if old.is_live() => old.created,
+            _ => modified,
+        };
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            name: name.to_owned(),
+            size,
+            chunks,
+            root,
+            created,
+            modified,
+            writer: self.inner.me_id,
+            content_type: meta.content_type,
+            labels: meta.labels,
+            state: FileState::Live,
+        };
+        manifest
+            .validate()
+            .map_err(|e| FilesError::BadRequest(e.to_string()))?;
+        let (acks, superseded) = self.put_manifest(&replicas, &manifest).await?;
+        metrics::counter!("hypha_files_bytes_in_total").increment(size);
+        Ok(PutReport {
+            manifest,
+            acks,
+            superseded,
+        })
+    }
+
+    async fn put_manifest(
+        &self,
+        replicas: &[MemberKey],
+        manifest: &Manifest,
+    ) -> Result<(usize, bool), FilesError> {
+        let w = self.inner.config.write_quorum;
+        let request = Request::PutManifest {
+            manifest: manifest.clone(),
+        };
+        let gathered = self.gather(replicas, &request, w).await;
+        if gathered.ok.len() < w {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
+            return Err(quorum_error(w, &gathered));
+        }
+        let superseded = gathered
+            .ok
+            .iter()
+            .any(|(_, r)| *r == Response::ManifestPut(PutOutcome::Superseded));
+        Ok((gathered.ok.len(), superseded))
+    }
+
+    /// Stream the body through the chunker, storing each chunk on the
+    /// replicas with a bounded number of chunks in flight.
+    async fn upload<S, B, E>(
+        &self,
+        partition: Partition,
+        replicas: Vec<MemberKey>,
+        mut body: S,
+    ) -> Result<(Vec<ChunkRef>, u64, [u8; 32]), FilesError>
+    where
+        S: Stream<Item = Result<B, E>> + Send + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let config = self.inner.config;
+        let started = Instant::now();
+        let mut upload = Upload {
+            files: self.clone(),
+            partition,
+            targets: replicas,
+            in_flight: FuturesOrdered::new(),
+            chunks: Vec::new(),
+        };
+        let mut cutter = Cutter {
+            chunker: Chunker::default(),
+            root: blake3::Hasher::new(),
+        };
+        let mut pending = Vec::new();
+        let mut size = 0u64;
+        while let Some(frame) = body.next().await {
+            let frame = frame.map_err(|e| FilesError::Body(e.to_string()))?;
+            let frame = frame.as_ref();
+            size += frame.len() as u64;
+            if size > config.max_file_bytes {
+                return Err(FilesError::TooLarge {
+                    limit_bytes: config.max_file_bytes,
+                });
+            }
+            pending.extend_from_slice(frame);
+            if pending.len() >= crate::dht::chunker::MAX_CHUNK_BYTES {
+                let (next, ready) = cut(cutter, std::mem::take(&mut pending), Input::More).await?;
+                cutter = next;
+                upload.send_all(ready).await?;
+            }
+            if started.elapsed().as_millis() > u128::from(config.chunk_grace_ms / 2) {
+                return Err(FilesError::TooSlow(config.chunk_grace_ms / 2));
+            }
+        }
+        let (cutter, ready) = cut(cutter, pending, Input::Ended).await?;
+        upload.send_all(ready).await?;
+        upload.drain().await?;
+        Ok((upload.chunks, size, *cutter.root.finalize().as_bytes()))
+    }
+
+    /// Store one chunk on `targets`; the replicas that failed.
+    async fn store_chunk(
+        &self,
+        partition: Partition,
+        targets: Vec<MemberKey>,
+        hash: [u8; 32],
+        data: Vec<u8>,
+    ) -> Result<Vec<MemberKey>, FilesError> {
+        let w = self.inner.config.write_quorum;
+        let request = Request::StoreChunk {
+            partition: partition.0,
+            hash,
+            data,
+        };
+        let gathered = self.gather(&targets, &request, w).await;
+        if gathered.ok.len() < w {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
+            return Err(quorum_error(w, &gathered));
+        }
+        Ok(gathered.failed.into_iter().map(|(m, _)| m).collect())
+    }
+
+    async fn read_manifest(
+        &self,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<ManifestRead, FilesError> {
+        let placement = self.placement();
+        let (_, replicas) = placement.replicas_of_name(name);
+        let q = self.inner.config.read_quorum.min(replicas.len()).max(1);
+        let request = Request::GetManifest {
+            name: name.to_owned(),
+        };
+        let gathered = self.gather(&replicas, &request, q).await;
+        let answers: Vec<(MemberKey, Option<Manifest>)> = gathered
+            .ok
+            .iter()
+            .filter_map(|(m, r)| match r {
+                Response::Manifest(found) => Some((m.clone(), found.clone())),
+                _ => None,
+            })
+            .collect();
+        let degraded = answers.len() < q;
+        if degraded && (answers.is_empty() || consistency == ReadConsistency::Quorum) {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "read").increment(1);
+            return Err(quorum_error(q, &gathered));
+        }
+        let newest = answers
+            .iter()
+            .filter_map(|(_, m)| m.as_ref())
+            .max_by_key(|m| m.version())
+            .cloned();
+        if let Some(n) = &newest {
+            self.inner.hlc.observe(n.modified);
+            self.repair_manifests(n, &answers).await;
+        }
+        Ok(ManifestRead { newest, degraded })
+    }
+
+    /// Read repair: give replicas that answered with an older version (or
+    /// none) the newest one.
+    async fn repair_manifests(&self, newest: &Manifest, answers: &[(MemberKey, Option<Manifest>)]) {
+        let stale: Vec<MemberKey> = answers
+            .iter()
+            .filter(|(_, m)| m.as_ref().is_none_or(|m| m.version() < newest.version()))
+            .map(|(member, _)| member.clone())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let request = Request::PutManifest {
+            manifest: newest.clone(),
+        };
+        let gathered = self.gather(&stale, &request, stale.len()).await;
+        metrics::counter!("hypha_dht_read_repairs_total", "what" => "manifest")
+            .increment(gathered.ok.len() as u64);
+    }
+
+    /// The live manifest of `name`.
+    pub async fn stat(
+        &self,
+        name: &str,
+        consistency: ReadConsistency,
+    ) -> Result<(Manifest, bool), FilesError> {
+        validate_name(name).map_err(|e| FilesError::BadRequest(e.to_string()))?;
+        let read = self.read_manifest(name, consistency).await?;
+        match read.newest {
+            Some(m) if m.is_live() => Ok((m, read.degraded)),
+            _ => Err(FilesError::NotFound(name.to_owned())),
+        }
+    }
+
+    /// Open `name` for reading (all of it, or `range`).
+    pub async fn open(
+        &self,
+        name: &str,
+        range: Option<ByteRange>,
+        consistency: ReadConsistency,
+    ) -> Result<Opened, FilesError> {
+        let (manifest, degraded) = self.stat(name, consistency).await?;
+        let range = range.unwrap_or(ByteRange {
+            start: 0,
+            end: manifest.size,
+        });
+        if range.start > range.end || range.end > manifest.size {
+            return Err(FilesError::BadRequest("range outside the file".into()));
+        }
+        let body = self.read(&manifest, range);
+        Ok(Opened {
+            manifest,
+            degraded,
+            range,
+            body,
+        })
+    }
+
+    /// Verified bytes of `range` of the file `manifest` describes (a range
+    /// outside the file yields what overlaps it).
+    pub fn read(
+        &self,
+        manifest: &Manifest,
+        range: ByteRange,
+    ) -> BoxStream<'static, Result<Vec<u8>, FilesError>> {
+        let placement = self.placement();
+        let (partition, replicas) = placement.replicas_of_name(&manifest.name);
+        let me = placement.me().clone();
+        let mut sources: Vec<MemberKey> = replicas
+            .iter()
+            .filter(|m| placement.is_live(m))
+            .cloned()
+            .collect();
+        // Local first (no network hop), then the others.
+        sources.sort_by_key(|m| *m != me);
+        let fallback: Vec<MemberKey> = placement
+            .live()
+            .iter()
+            .filter(|m| !sources.contains(m))
+            .cloned()
+            .collect();
+        let offsets = manifest.offsets();
+        let wanted: Vec<(ChunkRef, u64)> = manifest
+            .chunks
+            .iter()
+            .zip(offsets)
+            .filter(|(c, at)| *at < range.end && at + u64::from(c.len) > range.start)
+            .map(|(c, at)| (*c, at))
+            .collect();
+        let files = self.clone();
+        let read_ahead = self.inner.config.read_ahead.max(1);
+        stream::iter(wanted)
+            .map(move |(chunk, at)| {
+                let files = files.clone();
+                let sources = sources.clone();
+                let fallback = fallback.clone();
+                async move {
+                    let bytes = files
+                        .fetch_chunk(partition, chunk, &sources, &fallback)
+                        .await?;
+                    let from = usize::try_from(range.start.saturating_sub(at)).unwrap_or(0);
+                    let to = usize::try_from((range.end - at).min(u64::from(chunk.len)))
+                        .unwrap_or(bytes.len());
+                    metrics::counter!("hypha_files_bytes_out_total").increment((to - from) as u64);
+                    Ok(bytes.get(from..to).map(<[u8]>::to_vec).unwrap_or_default())
+                }
+            })
+            .buffered(read_ahead)
+            .boxed()
+    }
+
+    /// One chunk, verified, from the first replica with a good copy;
+    /// replicas found without one are repaired.
+    async fn fetch_chunk(
+        &self,
+        partition: Partition,
+        chunk: ChunkRef,
+        sources: &[MemberKey],
+        fallback: &[MemberKey],
+    ) -> Result<Vec<u8>, FilesError> {
+        let mut to_repair = Vec::new();
+        let request = Request::GetChunk {
+            partition: partition.0,
+            hash: chunk.hash,
+        };
+        for (i, member) in sources.iter().chain(fallback).enumerate() {
+            let is_replica = i < sources.len();
+            let answer = self
+                .inner
+                .transport
+                .call(member, request.clone(), self.timeout())
+                .await;
+            let Ok(Response::Chunk(found)) = answer else {
+                continue;
+            };
+            let Some(bytes) = found else {
+                if is_replica {
+                    to_repair.push(member.clone());
+                }
+                continue;
+            };
+            let (hash, bytes) = hash_of(bytes).await?;
+            if hash == chunk.hash && bytes.len() == chunk.len as usize {
+                self.repair_chunk(partition, chunk.hash, &bytes, to_repair)
+                    .await;
+                return Ok(bytes);
+            }
+            metrics::counter!("hypha_dht_verification_failures_total", "where" => "remote")
+                .increment(1);
+            tracing::warn!(replica = %member.link_name(), chunk = %hex::encode(chunk.hash), "replica sent bytes that fail verification");
+            if is_replica {
+                to_repair.push(member.clone());
+            }
+        }
+        Err(FilesError::Unreadable(hex::encode(chunk.hash)))
+    }
+
+    async fn repair_chunk(
+        &self,
+        partition: Partition,
+        hash: [u8; 32],
+        bytes: &[u8],
+        targets: Vec<MemberKey>,
+    ) {
+        if targets.is_empty() {
+            return;
+        }
+        let request = Request::StoreChunk {
+            partition: partition.0,
+            hash,
+            data: bytes.to_vec(),
+        };
+        let gathered = self.gather(&targets, &request, targets.len()).await;
+        metrics::counter!("hypha_dht_read_repairs_total", "what" => "chunk")
+            .increment(gathered.ok.len() as u64);
+    }
+
+    /// Delete `name`: a tombstone, durable on W replicas.
+    pub async fn delete(&self, name: &str) -> Result<(), FilesError> {
+        validate_name(name).map_err(|e| FilesError::BadRequest(e.to_string()))?;
+        let (_, replicas) = self.write_targets(name)?;
+        let read = self.read_manifest(name, ReadConsistency::Available).await?;
+        let old = match read.newest {
+            Some(m) if m.is_live() => m,
+            _ => return Err(FilesError::NotFound(name.to_owned())),
+        };
+        self.inner.hlc.observe(old.modified);
+        let tombstone = Manifest {
+            format: MANIFEST_FORMAT,
+            name: name.to_owned(),
+            size: 0,
+            chunks: Vec::new(),
+            root: [0; 32],
+            created: old.created,
+            modified: self.inner.hlc.now(),
+            writer: self.inner.me_id,
+            content_type: String::new(),
+            labels: BTreeMap::new(),
+            state: FileState::Tombstone,
+        };
+        self.put_manifest(&replicas, &tombstone).await?;
+        Ok(())
+    }
+
+    /// One page of a cluster-wide listing. `incomplete` is true when some
+    /// live member did not answer (names held only there are missing).
+    pub async fn list(&self, query: &ListQuery) -> Result<(Page, bool), FilesError> {
+        let limit = u32::try_from(query.limit).unwrap_or(u32::MAX);
+        if limit == 0 || limit > MAX_LIST {
+            return Err(FilesError::BadRequest(format!(
+                "limit must be 1-{MAX_LIST}"
+            )));
+        }
+        let placement = self.placement();
+        let members = placement.live().to_vec();
+        let request = Request::ListNames(ListNames {
+            prefix: query.prefix.clone(),
+            after: query.after.clone(),
+            limit,
+        });
+        let gathered = self.gather(&members, &request, members.len()).await;
+        let pages: Vec<NodePage> = gathered
+            .ok
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Response::Files { entries, more } => Some(NodePage {
+                    entries: entries.clone(),
+                    more: *more,
+                }),
+                _ => None,
+            })
+            .collect();
+        if pages.is_empty() {
+            return Err(quorum_error(1, &gathered));
+        }
+        let incomplete = pages.len() < members.len();
+        Ok((listing::merge(pages, query), incomplete))
+    }
+}
+
+/// An upload's chunks in flight.
+struct Upload {
+    files: Files,
+    partition: Partition,
+    targets: Vec<MemberKey>,
+    in_flight:
+        FuturesOrdered<futures::future::BoxFuture<'static, Result<Vec<MemberKey>, FilesError>>>,
+    chunks: Vec<ChunkRef>,
+}
+
+impl Upload {
+    async fn send_all(&mut self, ready: Cut) -> Result<(), FilesError> {
+        for (hash, data) in ready {
+            let len = u32::try_from(data.len())
+                .map_err(|_| FilesError::BadRequest("chunk too large".into()))?;
+            self.chunks.push(ChunkRef { hash, len });
+            let files = self.files.clone();
+            let targets = self.targets.clone();
+            let partition = self.partition;
+            self.in_flight.push_back(Box::pin(async move {
+                files.store_chunk(partition, targets, hash, data).await
+            }));
+            while self.in_flight.len() >= self.files.inner.config.upload_pipeline.max(1) {
+                self.complete_one().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn complete_one(&mut self) -> Result<(), FilesError> {
+        if let Some(result) = self.in_flight.next().await {
+            let failed = result?;
+            // A replica that failed a chunk is skipped for the rest of the
+            // upload (anti-entropy fills it in), so that a frozen replica
+            // costs one straggler wait, not one per chunk.
+            let w = self.files.inner.config.write_quorum;
+            if self.targets.len() - failed.len() >= w {
+                self.targets.retain(|m| !failed.contains(m));
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<(), FilesError> {
+        while !self.in_flight.is_empty() {
+            self.complete_one().await?;
+        }
+        Ok(())
+    }
+}

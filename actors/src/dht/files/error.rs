@@ -1,0 +1,42 @@
+//! Errors of file operations, as the HTTP layer maps them.
+
+use thiserror::Error;
+
+/// Why a file operation failed.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum FilesError {
+    /// The request is malformed (name, labels, filters).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such file (or it was deleted).
+    #[error("no file named {0:?}")]
+    NotFound(String),
+    /// The upload exceeds the configured size limit.
+    #[error("file exceeds the {limit_bytes}-byte limit")]
+    TooLarge {
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// Fewer replicas than the quorum answered: nothing was made visible.
+    #[error("quorum not reached: {got} of {needed} replicas ({detail})")]
+    Quorum {
+        /// Replicas needed.
+        needed: usize,
+        /// Replicas that answered.
+        got: usize,
+        /// What the others said.
+        detail: String,
+    },
+    /// Replicas refused the write because their disks are full.
+    #[error("replica disks are full: {0}")]
+    DiskFull(String),
+    /// Every replica's copy of a chunk is missing or fails verification.
+    #[error("chunk {0} is unreadable on every replica")]
+    Unreadable(String),
+    /// The client's request body failed mid-stream.
+    #[error("request body: {0}")]
+    Body(String),
+    /// The upload took longer than the chunk collection grace allows.
+    #[error("upload took longer than {0} ms")]
+    TooSlow(u64),
+}

@@ -1,0 +1,32 @@
+//! The DHT: a Kademlia-like keyspace over the cluster's members that
+//! stores files as content-addressed chunks plus manifests, replicated to
+//! the R members closest to each fixed partition, with write and read
+//! quorums. The design, its guarantees and its measurements are in
+//! docs/dht.md.
+//!
+//! Pure parts: [`keyspace`], [`routing`], [`lookup`], [`placement`],
+//! [`chunker`], [`hlc`], [`manifest`], [`wire`], [`files::listing`]. Actors:
+//! [`router`] (placement), [`service`] (the remotable RPC endpoint),
+//! [`files::Collector`] (garbage). The coordinator ([`files::Files`]) runs
+//! in the request's task on whichever node received it.
+
+pub mod chunker;
+pub mod codec;
+pub mod files;
+pub mod hlc;
+pub mod keyspace;
+pub mod manifest;
+pub mod placement;
+pub mod router;
+pub mod routing;
+pub mod service;
+pub mod storage;
+pub mod transport;
+pub mod wire;
+
+/// The router's role in actor names.
+pub const ROUTER_ROLE: &str = "router";
+/// The DHT service's role in actor names.
+pub const SERVICE_ROLE: &str = "dht";
+/// The collector's role in actor names.
+pub const COLLECTOR_ROLE: &str = "collector";

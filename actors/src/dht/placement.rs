@@ -1,0 +1,238 @@
+//! Who holds what: a partition's replica set is the R owners XOR-closest
+//! to the partition id. Owners are the members that are Up or Suspect, plus
+//! members declared Down less than a grace period ago: a crash does not
+//! move a partition at once (a quick restart takes its place back, and
+//! writes to a partition that lost W of its R replicas fail instead of
+//! quietly landing elsewhere). After the grace the set moves to the next
+//! closest owners; anti-entropy re-replicates. Left members are not owners:
+//! they handed off before leaving.
+//!
+//! Built from the full membership view, so placement is local (one hop);
+//! the routing table beside it serves find-node for partial views. Pure:
+//! the router actor rebuilds it on every view change and grace expiry.
+
+use std::collections::BTreeMap;
+
+use super::keyspace::{closest, Key, Partition, Partitioning};
+use super::manifest::name_key;
+use super::routing::{RoutingTable, K};
+use crate::membership::{ClusterView, MemberKey, MemberState};
+
+/// The placement a node uses now.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    me: MemberKey,
+    partitioning: Partitioning,
+    replicas: usize,
+    owners: Vec<(Key, MemberKey)>,
+    live: Vec<MemberKey>,
+    routing: RoutingTable<MemberKey>,
+}
+
+/// Facts placement is built from besides the view.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementRules {
+    /// Partitioning of the keyspace.
+    pub partitioning: Partitioning,
+    /// Replicas per partition (R).
+    pub replicas: usize,
+    /// How long a Down member still owns its partitions.
+    pub down_grace_ms: u64,
+}
+
+/// A node id (hex) as a key; malformed ids are not placed.
+pub fn member_point(member: &MemberKey) -> Option<Key> {
+    Key::from_hex(&member.node_id)
+}
+
+impl Placement {
+    /// Only this node (before the first view).
+    pub fn alone(me: MemberKey, rules: PlacementRules) -> Self {
+        let point = member_point(&me).unwrap_or_default();
+        Self {
+            owners: vec![(point, me.clone())],
+            live: vec![me.clone()],
+            routing: RoutingTable::new(point, K),
+            me,
+            partitioning: rules.partitioning,
+            replicas: rules.replicas,
+        }
+    }
+
+    /// Build from a view. `down_since_ms` holds when each Down member was
+    /// first seen Down (by this node), `now_ms` the current time.
+    pub fn build(
+        me: MemberKey,
+        view: &ClusterView,
+        rules: PlacementRules,
+        down_since_ms: &BTreeMap<MemberKey, u64>,
+        now_ms: u64,
+    ) -> Self {
+        let mut placement = Self::alone(me, rules);
+        let mut by_node: BTreeMap<&str, (u8, &MemberKey)> = BTreeMap::new();
+        for m in &view.members {
+            let rank = match (m.is_self, m.state) {
+                (true, _) | (_, MemberState::Up) | (_, MemberState::Suspect) => 2,
+                (_, MemberState::Down) => {
+                    let since = down_since_ms.get(&m.key).copied().unwrap_or(now_ms);
+                    if now_ms.saturating_sub(since) < rules.down_grace_ms {
+                        1
+                    } else {
+                        continue;
+                    }
+                }
+                (_, MemberState::Joining) | (_, MemberState::Left) => continue,
+            };
+            // Per node id: a live generation beats a graced Down one; among
+            // equals, the newest generation.
+            let entry = by_node
+                .entry(m.key.node_id.as_str())
+                .or_insert((rank, &m.key));
+            if (rank, m.key.generation) > (entry.0, entry.1.generation) {
+                *entry = (rank, &m.key);
+            }
+            if rank == 2 && !m.is_self {
+                if let Some(point) = member_point(&m.key) {
+                    placement.routing.insert(point, m.key.clone());
+                }
+            }
+            if m.state == MemberState::Up && !m.is_self {
+                placement.live.push(m.key.clone());
+            }
+        }
+        placement.owners = by_node
+            .values()
+            .filter_map(|(_, key)| member_point(key).map(|p| (p, (*key).clone())))
+            .collect();
+        if !placement.owners.iter().any(|(_, k)| k == &placement.me) {
+            if let Some(point) = member_point(&placement.me) {
+                placement.owners.push((point, placement.me.clone()));
+            }
+        }
+        placement
+    }
+
+    /// This node.
+    pub fn me(&self) -> &MemberKey {
+        &self.me
+    }
+
+    /// The partitioning.
+    pub fn partitioning(&self) -> Partitioning {
+        self.partitioning
+    }
+
+    /// R.
+    pub fn replica_count(&self) -> usize {
+        self.replicas
+    }
+
+    /// The replica set of a partition, closest first.
+    pub fn replicas(&self, partition: Partition) -> Vec<MemberKey> {
+        let target = self.partitioning.partition_id(partition);
+        closest(&target, self.owners.iter().cloned(), self.replicas)
+    }
+
+    /// The partition of a file name and its replica set.
+    pub fn replicas_of_name(&self, name: &str) -> (Partition, Vec<MemberKey>) {
+        let partition = self.partitioning.partition_of(&name_key(name));
+        (partition, self.replicas(partition))
+    }
+
+    /// Members that are Up (and this node): where listings are gathered.
+    pub fn live(&self) -> &[MemberKey] {
+        &self.live
+    }
+
+    /// Whether a member is Up (or is this node).
+    pub fn is_live(&self, member: &MemberKey) -> bool {
+        self.live.contains(member)
+    }
+
+    /// The routing table (find-node answers).
+    pub fn routing(&self) -> &RoutingTable<MemberKey> {
+        &self.routing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::MemberSnapshot;
+
+    fn member(i: u8, generation: u64, state: MemberState) -> MemberSnapshot {
+        MemberSnapshot {
+            key: MemberKey::new(hex::encode([i; 32]), generation),
+            is_self: i == 0,
+            state,
+            incarnation: 0,
+            linked: true,
+            last_heard_ms: 0,
+            info: None,
+            load: None,
+        }
+    }
+
+    fn rules() -> PlacementRules {
+        PlacementRules {
+            partitioning: Partitioning::new(4).unwrap(),
+            replicas: 3,
+            down_grace_ms: 1_000,
+        }
+    }
+
+    fn view(members: Vec<MemberSnapshot>) -> ClusterView {
+        ClusterView {
+            members,
+            isolated: false,
+        }
+    }
+
+    #[test]
+    fn replicas_are_the_closest_owners_and_agree_across_nodes() {
+        let v = view((0..6).map(|i| member(i * 40, 1, MemberState::Up)).collect());
+        let me = v.members[0].key.clone();
+        let p = Placement::build(me, &v, rules(), &BTreeMap::new(), 0);
+        for part in 0..16 {
+            let r = p.replicas(Partition(part));
+            assert_eq!(r.len(), 3);
+            let target = rules().partitioning.partition_id(Partition(part));
+            let mut all: Vec<_> = v.members.iter().map(|m| m.key.clone()).collect();
+            all.sort_by(|a, b| {
+                target.cmp_distance(&member_point(a).unwrap(), &member_point(b).unwrap())
+            });
+            assert_eq!(r, all[..3].to_vec());
+        }
+    }
+
+    #[test]
+    fn a_down_member_owns_its_partitions_until_the_grace_ends() {
+        let mut members: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        members[2].state = MemberState::Down;
+        let down = members[2].key.clone();
+        let v = view(members);
+        let me = v.members[0].key.clone();
+        let since = BTreeMap::from([(down.clone(), 10_000)]);
+        let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
+        let after = Placement::build(me, &v, rules(), &since, 11_001);
+        let holds = |p: &Placement| (0..16).any(|i| p.replicas(Partition(i)).contains(&down));
+        assert!(holds(&during));
+        assert!(!holds(&after));
+        assert!(!during.is_live(&down));
+        assert!(during.routing().closest(&member_point(&down).unwrap(), 1)[0].1 != down);
+    }
+
+    #[test]
+    fn a_restarted_node_takes_its_own_place_back() {
+        let mut members: Vec<_> = (0..4).map(|i| member(i * 60, 1, MemberState::Up)).collect();
+        members[1].state = MemberState::Down;
+        members.push(member(60, 2, MemberState::Up));
+        let v = view(members);
+        let p = Placement::build(v.members[0].key.clone(), &v, rules(), &BTreeMap::new(), 0);
+        let all: Vec<MemberKey> = (0..16).flat_map(|i| p.replicas(Partition(i))).collect();
+        assert!(all.iter().any(|k| k.generation == 2));
+        assert!(!all
+            .iter()
+            .any(|k| k.node_id == hex::encode([60u8; 32]) && k.generation == 1));
+    }
+}

@@ -1,0 +1,135 @@
+//! The router's shell: a tick that rebuilds placement when the view changed
+//! or a Down member's grace ran out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+
+use super::messages::RouterMessage;
+use crate::dht::hlc::wall_ms;
+use crate::dht::placement::{Placement, PlacementRules};
+use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
+
+/// How often the router looks at the view.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The router behaviour.
+pub struct Router;
+
+/// What each incarnation is given.
+#[derive(Clone)]
+pub struct RouterArgs {
+    /// This member.
+    pub me: MemberKey,
+    /// Partitioning, R, Down grace.
+    pub rules: PlacementRules,
+    /// The membership view.
+    pub membership: MembershipChannels,
+    /// Where placement is published (created once per node).
+    pub placement: Arc<watch::Sender<Arc<Placement>>>,
+}
+
+/// State of one incarnation.
+pub struct RouterState {
+    args: RouterArgs,
+    last_view: Option<Arc<ClusterView>>,
+    down_since_ms: BTreeMap<MemberKey, u64>,
+    next_expiry_ms: Option<u64>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RouterState {
+    fn refresh(&mut self) {
+        let view = self.args.membership.view();
+        let now = wall_ms();
+        let changed = !self
+            .last_view
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &view));
+        let expired = self.next_expiry_ms.is_some_and(|t| now >= t);
+        if !changed && !expired {
+            return;
+        }
+        self.track_down(&view, now);
+        let placement = Placement::build(
+            self.args.me.clone(),
+            &view,
+            self.args.rules,
+            &self.down_since_ms,
+            now,
+        );
+        metrics::gauge!("hypha_dht_owners").set(placement.live().len() as f64);
+        self.args.placement.send_replace(Arc::new(placement));
+        self.last_view = Some(view);
+    }
+
+    fn track_down(&mut self, view: &ClusterView, now: u64) {
+        let down: Vec<&MemberKey> = view
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Down)
+            .map(|m| &m.key)
+            .collect();
+        self.down_since_ms.retain(|k, _| down.contains(&k));
+        for key in down {
+            self.down_since_ms.entry(key.clone()).or_insert(now);
+        }
+        let grace = self.args.rules.down_grace_ms;
+        self.next_expiry_ms = self
+            .down_since_ms
+            .values()
+            .map(|since| since.saturating_add(grace))
+            .filter(|t| *t > now)
+            .min();
+    }
+}
+
+impl Actor for Router {
+    type Msg = RouterMessage;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMessage>,
+        args: RouterArgs,
+    ) -> Result<RouterState, ActorProcessingErr> {
+        let mut state = RouterState {
+            args,
+            last_view: None,
+            down_since_ms: BTreeMap::new(),
+            next_expiry_ms: None,
+            ticker: None,
+        };
+        state.refresh();
+        state.ticker = Some(myself.send_interval(TICK, || RouterMessage::Tick));
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RouterMessage>,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<RouterMessage>,
+        message: RouterMessage,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RouterMessage::Tick => state.refresh(),
+            RouterMessage::Crash => panic!("chaos: injected panic in router"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The router: follows the membership view, records when members go Down,
+//! and publishes the node's [`Placement`](super::placement::Placement)
+//! (replica sets and the routing table) through a `watch` channel that
+//! outlives its restarts. A restart rebuilds everything from the view;
+//! only the Down times restart from "now", which errs toward keeping a
+//! Down member an owner a little longer.
+
+mod actor;
+mod messages;
+
+pub use actor::{Router, RouterArgs};
+pub use messages::RouterMessage;

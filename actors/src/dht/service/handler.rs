@@ -1,0 +1,199 @@
+//! Answers to DHT requests, from the local store and routing table. Used
+//! by the service actor for peers' requests and directly (no encoding) by
+//! this node's own coordinator when it is one of the replicas.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::dht::hlc::wall_ms;
+use crate::dht::keyspace::{Key, Partition};
+use crate::dht::placement::Placement;
+use crate::dht::storage::{ChunkRead, DhtStore};
+use crate::dht::wire::{
+    Contact, ErrorCode, FileSummary, Request, Response, WireError, LIST_BYTES_BUDGET, MAX_CONTACTS,
+};
+use crate::store::StoreError;
+
+/// A node's request handler.
+#[derive(Clone)]
+pub struct DhtHandler {
+    store: DhtStore,
+    placement: watch::Receiver<Arc<Placement>>,
+}
+
+fn store_error(err: StoreError) -> WireError {
+    let code = match err {
+        StoreError::DiskFull => ErrorCode::DiskFull,
+        StoreError::Unavailable(_) => ErrorCode::Unavailable,
+        _ => ErrorCode::Storage,
+    };
+    WireError::new(code, err.to_string())
+}
+
+impl DhtHandler {
+    /// Over a node's store and placement.
+    pub fn new(store: DhtStore, placement: watch::Receiver<Arc<Placement>>) -> Self {
+        Self { store, placement }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DhtStore {
+        &self.store
+    }
+
+    fn partition(&self, raw: u16) -> Result<Partition, WireError> {
+        let partition = Partition(raw);
+        if self.store.partitioning().contains(partition) {
+            Ok(partition)
+        } else {
+            Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "no partition {raw} with {} bits",
+                    self.store.partitioning().bits()
+                ),
+            ))
+        }
+    }
+
+    /// Answer one request (never panics; failures are `Response::Error`).
+    pub async fn handle(&self, request: Request) -> Response {
+        match self.answer(request).await {
+            Ok(response) => response,
+            Err(err) => Response::Error(err),
+        }
+    }
+
+    async fn answer(&self, request: Request) -> Result<Response, WireError> {
+        match request {
+            Request::FindNode { target, count } => Ok(self.find_node(target, count)),
+            Request::StoreChunk {
+                partition,
+                hash,
+                data,
+            } => {
+                let partition = self.partition(partition)?;
+                if blake3::hash(&data).as_bytes() != &hash {
+                    metrics::counter!("hypha_dht_verification_failures_total", "where" => "incoming")
+                        .increment(1);
+                    return Err(WireError::new(
+                        ErrorCode::HashMismatch,
+                        "chunk bytes do not match their hash",
+                    ));
+                }
+                self.store
+                    .put_chunk(partition, &hash, data, wall_ms())
+                    .await
+                    .map_err(store_error)?;
+                metrics::counter!("hypha_dht_chunks_stored_total").increment(1);
+                Ok(Response::ChunkStored)
+            }
+            Request::GetChunk { partition, hash } => {
+                let partition = self.partition(partition)?;
+                match self
+                    .store
+                    .get_chunk(partition, &hash)
+                    .await
+                    .map_err(store_error)?
+                {
+                    ChunkRead::Found(bytes) => Ok(Response::Chunk(Some(bytes))),
+                    // A corrupt local copy is as good as none: the reader
+                    // fetches elsewhere and repairs this one.
+                    ChunkRead::Missing | ChunkRead::Corrupt => Ok(Response::Chunk(None)),
+                }
+            }
+            Request::HasChunks { partition, hashes } => {
+                let partition = self.partition(partition)?;
+                let has = self
+                    .store
+                    .has_chunks(partition, &hashes)
+                    .await
+                    .map_err(store_error)?;
+                Ok(Response::Has(has))
+            }
+            Request::PutManifest { manifest } => {
+                let outcome = self
+                    .store
+                    .put_manifest(&manifest)
+                    .await
+                    .map_err(store_error)?;
+                Ok(Response::ManifestPut(outcome))
+            }
+            Request::GetManifest { name } => {
+                let m = self.store.get_manifest(&name).await.map_err(store_error)?;
+                Ok(Response::Manifest(m))
+            }
+            Request::ListNames(list) => {
+                let limit = usize::try_from(list.limit).unwrap_or(usize::MAX);
+                let found = self
+                    .store
+                    .list_names(&list.prefix, &list.after, limit)
+                    .await
+                    .map_err(store_error)?;
+                let full = found.len() >= limit;
+                let (entries, cut) = within_budget(found.iter().map(FileSummary::of), |f| {
+                    f.name.len() + f.content_type.len() + labels_bytes(&f.labels) + 128
+                });
+                Ok(Response::Files {
+                    entries,
+                    more: full || cut,
+                })
+            }
+            Request::ListPartition {
+                partition,
+                after,
+                limit,
+            } => {
+                let partition = self.partition(partition)?;
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let names = self
+                    .store
+                    .list_partition(partition, &after, limit)
+                    .await
+                    .map_err(store_error)?;
+                let full = names.len() >= limit;
+                let (entries, cut) =
+                    within_budget(names.into_iter(), |(k, n)| k.len() + n.len() + 16);
+                Ok(Response::Names {
+                    entries,
+                    more: full || cut,
+                })
+            }
+        }
+    }
+
+    fn find_node(&self, target: [u8; 32], count: u16) -> Response {
+        let count = usize::from(count).min(MAX_CONTACTS);
+        let placement = self.placement.borrow().clone();
+        let contacts = placement
+            .routing()
+            .closest(&Key(target), count)
+            .into_iter()
+            .map(|(key, member)| Contact {
+                id: key.0,
+                link: member.link_name(),
+            })
+            .collect();
+        Response::Nodes(contacts)
+    }
+}
+
+fn labels_bytes(labels: &std::collections::BTreeMap<String, String>) -> usize {
+    labels.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
+}
+
+/// Take items while their estimated size fits the listing budget; the
+/// flag says whether any were left out.
+fn within_budget<T>(items: impl Iterator<Item = T>, size: impl Fn(&T) -> usize) -> (Vec<T>, bool) {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for item in items {
+        used += size(&item);
+        if used > LIST_BYTES_BUDGET && !out.is_empty() {
+            return (out, true);
+        }
+        out.push(item);
+    }
+    (out, false)
+}

@@ -1,0 +1,323 @@
+//! How the DHT lays its data out in the store, and the reads and writes it
+//! makes there. Everything goes through [`StoreClient`] (the store actor
+//! owns sled); this module only builds keys, batches and records.
+//!
+//! Layout (all keys of a partition share its two-byte prefix, so a
+//! partition is one range scan):
+//! - `dht_chunks`: partition ‖ hash → chunk bytes
+//! - `dht_chunk_times`: partition ‖ hash → last write (Unix ms), for GC
+//! - `dht_manifests`: name → version ‖ manifest
+//! - `dht_partition_index`: partition ‖ BLAKE3(name) → name
+
+use super::keyspace::{Partition, Partitioning};
+use super::manifest::{name_key, Manifest};
+use super::wire::PutOutcome;
+use crate::store::{Condition, StoreClient, StoreError, Tree, WriteBatch};
+
+/// Result of reading a chunk from the local store.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkRead {
+    /// Verified bytes.
+    Found(Vec<u8>),
+    /// Not stored here.
+    Missing,
+    /// Stored, but the bytes do not hash to the key: never returned.
+    Corrupt,
+}
+
+/// What one garbage-collection pass over a partition removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Unreferenced chunks deleted.
+    pub chunks: usize,
+    /// Expired tombstones deleted.
+    pub tombstones: usize,
+}
+
+/// The DHT's view of a node's store.
+#[derive(Clone, Debug)]
+pub struct DhtStore {
+    store: StoreClient,
+    partitioning: Partitioning,
+}
+
+/// Store key of a chunk.
+pub fn chunk_key(partition: Partition, hash: &[u8; 32]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(34);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key.extend_from_slice(hash);
+    key
+}
+
+/// Store key of a name in the partition index.
+pub fn index_key(partitioning: &Partitioning, name: &str) -> Vec<u8> {
+    let key = name_key(name);
+    let partition = partitioning.partition_of(&key);
+    let mut out = Vec::with_capacity(34);
+    out.extend_from_slice(&partition.to_be_bytes());
+    out.extend_from_slice(&key.0);
+    out
+}
+
+/// Scan page size of internal sweeps.
+const SWEEP_PAGE: usize = 512;
+
+impl DhtStore {
+    /// Over `store`.
+    pub fn new(store: StoreClient, partitioning: Partitioning) -> Self {
+        Self {
+            store,
+            partitioning,
+        }
+    }
+
+    /// The partitioning in use.
+    pub fn partitioning(&self) -> Partitioning {
+        self.partitioning
+    }
+
+    /// Store a chunk whose hash the caller has verified; durable on `Ok`.
+    /// The time entry goes first: a crash between the two leaves a time
+    /// without a chunk (collected), never a chunk GC cannot see.
+    pub async fn put_chunk(
+        &self,
+        partition: Partition,
+        hash: &[u8; 32],
+        data: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let key = chunk_key(partition, hash);
+        let batch = WriteBatch::new()
+            .put(
+                Tree::DhtChunkTimes,
+                key.clone(),
+                now_ms.to_be_bytes().to_vec(),
+            )
+            .put(Tree::DhtChunks, key, data);
+        self.store.write(batch).await
+    }
+
+    /// Read and verify a chunk.
+    pub async fn get_chunk(
+        &self,
+        partition: Partition,
+        hash: &[u8; 32],
+    ) -> Result<ChunkRead, StoreError> {
+        let key = chunk_key(partition, hash);
+        let Some(bytes) = self.store.get(Tree::DhtChunks, &key).await? else {
+            return Ok(ChunkRead::Missing);
+        };
+        if blake3::hash(&bytes).as_bytes() != hash {
+            metrics::counter!("hypha_dht_verification_failures_total", "where" => "local_store")
+                .increment(1);
+            tracing::warn!(chunk = %hex::encode(hash), "stored chunk fails verification");
+            return Ok(ChunkRead::Corrupt);
+        }
+        Ok(ChunkRead::Found(bytes))
+    }
+
+    /// Which chunks are stored (by their time entries: cheap).
+    pub async fn has_chunks(
+        &self,
+        partition: Partition,
+        hashes: &[[u8; 32]],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let key = chunk_key(partition, hash);
+            out.push(self.store.get(Tree::DhtChunkTimes, &key).await?.is_some());
+        }
+        Ok(out)
+    }
+
+    /// Store a manifest unless a newer version is stored; durable either way.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<PutOutcome, StoreError> {
+        let stored = manifest
+            .to_stored()
+            .map_err(|e| StoreError::Io(format!("manifest does not encode: {e}")))?;
+        let batch = WriteBatch::new()
+            .put(
+                Tree::DhtPartitionIndex,
+                index_key(&self.partitioning, &manifest.name),
+                manifest.name.as_bytes().to_vec(),
+            )
+            .put(
+                Tree::DhtManifests,
+                manifest.name.as_bytes().to_vec(),
+                stored,
+            )
+            .require(Condition::NotNewer {
+                tree: Tree::DhtManifests,
+                key: manifest.name.as_bytes().to_vec(),
+                version: manifest.version().to_vec(),
+            });
+        match self.store.write(batch).await {
+            Ok(()) => Ok(PutOutcome::Stored),
+            Err(StoreError::ConditionFailed(_)) => Ok(PutOutcome::Superseded),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Read a manifest. A stored manifest that does not decode is reported
+    /// as corruption (and counted), not returned.
+    pub async fn get_manifest(&self, name: &str) -> Result<Option<Manifest>, StoreError> {
+        let Some(bytes) = self.store.get(Tree::DhtManifests, name.as_bytes()).await? else {
+            return Ok(None);
+        };
+        decode_stored(name, &bytes).map(Some)
+    }
+
+    /// Manifests with names starting with `prefix`, strictly after `after`.
+    pub async fn list_names(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Manifest>, StoreError> {
+        let entries = self
+            .store
+            .scan_after(
+                Tree::DhtManifests,
+                prefix.as_bytes(),
+                after.as_bytes(),
+                limit,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let name = String::from_utf8_lossy(&key).into_owned();
+            match decode_stored(&name, &value) {
+                Ok(m) => out.push(m),
+                // One bad record must not hide the rest of the listing.
+                Err(err) => tracing::error!(%name, "skipping undecodable manifest: {err}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// (index key, name) pairs of a partition after `after`.
+    pub async fn list_partition(
+        &self,
+        partition: Partition,
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+        let entries = self
+            .store
+            .scan_after(
+                Tree::DhtPartitionIndex,
+                &partition.to_be_bytes(),
+                after,
+                limit,
+            )
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect())
+    }
+
+    /// Collect a partition's garbage: chunks no live manifest here refers
+    /// to, last written more than `chunk_grace_ms` ago (uploads in flight
+    /// write chunks before their manifest), and tombstones older than
+    /// `tombstone_grace_ms`.
+    pub async fn sweep(
+        &self,
+        partition: Partition,
+        now_ms: u64,
+        chunk_grace_ms: u64,
+        tombstone_grace_ms: u64,
+    ) -> Result<Sweep, StoreError> {
+        let mut referenced = std::collections::HashSet::new();
+        let mut sweep = Sweep::default();
+        let mut after = Vec::new();
+        loop {
+            let page = self.list_partition(partition, &after, SWEEP_PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (index, name) in &page {
+                let Some(m) = self.get_manifest(name).await? else {
+                    // An index entry whose manifest write never landed.
+                    self.store
+                        .write(WriteBatch::new().delete(Tree::DhtPartitionIndex, index.clone()))
+                        .await?;
+                    continue;
+                };
+                if m.is_live() {
+                    referenced.extend(m.chunks.iter().map(|c| c.hash));
+                } else if now_ms.saturating_sub(m.modified.unix_ms()) > tombstone_grace_ms {
+                    self.delete_tombstone(index, &m).await?;
+                    sweep.tombstones += 1;
+                }
+            }
+        }
+        sweep.chunks = self
+            .sweep_chunks(partition, &referenced, now_ms, chunk_grace_ms)
+            .await?;
+        Ok(sweep)
+    }
+
+    async fn delete_tombstone(&self, index: &[u8], m: &Manifest) -> Result<(), StoreError> {
+        // Only if still this exact tombstone (a newer write may have landed).
+        let batch = WriteBatch::new()
+            .delete(Tree::DhtManifests, m.name.as_bytes().to_vec())
+            .delete(Tree::DhtPartitionIndex, index.to_vec())
+            .require(Condition::NotNewer {
+                tree: Tree::DhtManifests,
+                key: m.name.as_bytes().to_vec(),
+                version: m.version().to_vec(),
+            });
+        match self.store.write(batch).await {
+            Ok(()) | Err(StoreError::ConditionFailed(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn sweep_chunks(
+        &self,
+        partition: Partition,
+        referenced: &std::collections::HashSet<[u8; 32]>,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let prefix = partition.to_be_bytes();
+        let mut after = Vec::new();
+        let mut deleted = 0;
+        loop {
+            let page = self
+                .store
+                .scan_after(Tree::DhtChunkTimes, &prefix, &after, SWEEP_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let mut batch = WriteBatch::new();
+            for (key, time) in page {
+                let hash: Option<[u8; 32]> = key.get(2..).and_then(|h| h.try_into().ok());
+                let written_ms = time
+                    .as_slice()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                let unreferenced = hash.is_none_or(|h| !referenced.contains(&h));
+                if unreferenced && now_ms.saturating_sub(written_ms) > grace_ms {
+                    batch = batch
+                        .delete(Tree::DhtChunks, key.clone())
+                        .delete(Tree::DhtChunkTimes, key);
+                    deleted += 1;
+                }
+            }
+            if !batch.is_empty() {
+                self.store.write(batch).await?;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn decode_stored(name: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
+    Manifest::from_stored(bytes).map_err(|e| {
+        metrics::counter!("hypha_dht_verification_failures_total", "where" => "manifest")
+            .increment(1);
+        StoreError::Corruption(format!("manifest of {name:?}: {e}"))
+    })
+}

@@ -1,0 +1,347 @@
+//! DHT node-to-node messages (wire version 1). These are network types,
+//! separate from every actor's local messages: encoded with [`codec`]
+//! behind a two-byte version, validated on decode, and answered with an
+//! error response — never a panic — when they do not decode.
+//!
+//! Compatibility rule: within a version, only append enum variants (bincode
+//! numbers them in order); any other change bumps [`WIRE_VERSION`].
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::codec::{self, CodecError};
+use super::manifest::Manifest;
+
+/// Version of this wire format.
+pub const WIRE_VERSION: u16 = 1;
+/// Most contacts a find-node answer carries.
+pub const MAX_CONTACTS: usize = 64;
+/// Most hashes in one has-chunks request.
+pub const MAX_HAS: usize = 4_096;
+/// Most entries a list request may ask for.
+pub const MAX_LIST: u32 = 1_000;
+/// Listing answers stop adding entries past this many bytes (estimated),
+/// keeping every message under the 1 MiB limit.
+pub const LIST_BYTES_BUDGET: usize = 512 * 1024;
+
+/// A node as named on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Node id.
+    pub id: [u8; 32],
+    /// Member link name (`<id hex>.<generation>`).
+    pub link: String,
+}
+
+/// Filter of a name listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListNames {
+    /// Names start with this.
+    pub prefix: String,
+    /// Names strictly after this (cursor); empty: from the start.
+    pub after: String,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+/// A file's metadata without its chunk list (listings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSummary {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the content.
+    pub root: [u8; 32],
+    /// First written (HLC).
+    pub created: super::hlc::Timestamp,
+    /// This version written (HLC).
+    pub modified: super::hlc::Timestamp,
+    /// Writer of this version.
+    pub writer: [u8; 32],
+    /// MIME type.
+    pub content_type: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Live or tombstone.
+    pub state: super::manifest::FileState,
+}
+
+impl FileSummary {
+    /// The summary of a manifest.
+    pub fn of(m: &Manifest) -> Self {
+        Self {
+            name: m.name.clone(),
+            size: m.size,
+            root: m.root,
+            created: m.created,
+            modified: m.modified,
+            writer: m.writer,
+            content_type: m.content_type.clone(),
+            labels: m.labels.clone(),
+            state: m.state,
+        }
+    }
+
+    /// Version, comparable like [`Manifest::version`].
+    pub fn version(&self) -> (super::hlc::Timestamp, [u8; 32]) {
+        (self.modified, self.writer)
+    }
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The receiver's known contacts closest to `target`.
+    FindNode {
+        /// Target key.
+        target: [u8; 32],
+        /// How many.
+        count: u16,
+    },
+    /// Store a chunk durably.
+    StoreChunk {
+        /// Partition of the file.
+        partition: u16,
+        /// BLAKE3 of `data`; the receiver checks it.
+        hash: [u8; 32],
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Read a chunk.
+    GetChunk {
+        /// Partition of the file.
+        partition: u16,
+        /// Its hash.
+        hash: [u8; 32],
+    },
+    /// Which of these chunks are stored.
+    HasChunks {
+        /// Partition of the file.
+        partition: u16,
+        /// Hashes.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Store a manifest durably unless a newer version is stored.
+    PutManifest {
+        /// The manifest.
+        manifest: Manifest,
+    },
+    /// Read a manifest.
+    GetManifest {
+        /// File name.
+        name: String,
+    },
+    /// Manifests (and tombstones) by name, in name order.
+    ListNames(ListNames),
+    /// Names in a partition, in index order (anti-entropy, hand-off).
+    ListPartition {
+        /// Partition.
+        partition: u16,
+        /// Index keys strictly after this BLAKE3(name); empty: from the start.
+        after: Vec<u8>,
+        /// At most this many.
+        limit: u32,
+    },
+}
+
+/// Why a request failed, as carried on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request did not decode or is out of range.
+    BadRequest,
+    /// The wire version is not spoken here.
+    Version,
+    /// Chunk bytes do not match their hash.
+    HashMismatch,
+    /// The receiver's disk is full.
+    DiskFull,
+    /// The receiver is overloaded or restarting.
+    Unavailable,
+    /// Local storage failed.
+    Storage,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[error("{code:?}: {message}")]
+pub struct WireError {
+    /// Kind.
+    pub code: ErrorCode,
+    /// Human text.
+    pub message: String,
+}
+
+impl WireError {
+    /// An error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether a manifest write took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutOutcome {
+    /// Stored (or the same version was already stored).
+    Stored,
+    /// A newer version is stored; this one lost (last writer wins).
+    Superseded,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Find-node answer.
+    Nodes(Vec<Contact>),
+    /// Chunk stored durably.
+    ChunkStored,
+    /// A chunk's verified bytes, if held.
+    Chunk(Option<Vec<u8>>),
+    /// Has-chunks answer, one per hash.
+    Has(Vec<bool>),
+    /// Manifest write outcome (durable either way).
+    ManifestPut(PutOutcome),
+    /// A manifest, if held.
+    Manifest(Option<Manifest>),
+    /// Listing answer, in name order; `more`: the page stopped at a size
+    /// or count limit, so names after the last one may exist here.
+    Files {
+        /// Entries (tombstones included: they hide older versions).
+        entries: Vec<FileSummary>,
+        /// Whether the page is cut short.
+        more: bool,
+    },
+    /// Partition listing: (index key, name) pairs; `more` as for `Files`.
+    Names {
+        /// Entries.
+        entries: Vec<(Vec<u8>, String)>,
+        /// Whether the page is cut short.
+        more: bool,
+    },
+    /// Failure.
+    Error(WireError),
+}
+
+/// Encode a request with its version.
+pub fn encode_request(request: &Request) -> Result<Vec<u8>, CodecError> {
+    framed(codec::encode(request)?)
+}
+
+/// Encode a response with its version.
+pub fn encode_response(response: &Response) -> Result<Vec<u8>, CodecError> {
+    framed(codec::encode(response)?)
+}
+
+fn framed(body: Vec<u8>) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.extend_from_slice(&WIRE_VERSION.to_be_bytes());
+    out.extend_from_slice(&body);
+    if out.len() > codec::MAX_ENCODED_BYTES {
+        return Err(CodecError::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
+    let (version, body) = bytes
+        .split_first_chunk::<2>()
+        .ok_or_else(|| WireError::new(ErrorCode::BadRequest, "message shorter than its header"))?;
+    let version = u16::from_be_bytes(*version);
+    if version != WIRE_VERSION {
+        return Err(WireError::new(
+            ErrorCode::Version,
+            format!("wire version {version}; this node speaks {WIRE_VERSION}"),
+        ));
+    }
+    Ok(body)
+}
+
+/// Decode and validate a request.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, WireError> {
+    let request: Request = codec::decode(unframe(bytes)?)
+        .map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))?;
+    validate(&request)?;
+    Ok(request)
+}
+
+/// Decode a response.
+pub fn decode_response(bytes: &[u8]) -> Result<Response, WireError> {
+    codec::decode(unframe(bytes)?).map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+fn bad(message: impl Into<String>) -> WireError {
+    WireError::new(ErrorCode::BadRequest, message)
+}
+
+fn validate(request: &Request) -> Result<(), WireError> {
+    match request {
+        Request::FindNode { count, .. } if usize::from(*count) > MAX_CONTACTS => {
+            Err(bad(format!("at most {MAX_CONTACTS} contacts")))
+        }
+        Request::StoreChunk { data, .. } if data.is_empty() => Err(bad("empty chunk")),
+        Request::HasChunks { hashes, .. } if hashes.len() > MAX_HAS => {
+            Err(bad(format!("at most {MAX_HAS} hashes")))
+        }
+        Request::PutManifest { manifest } => manifest.validate().map_err(|e| bad(e.to_string())),
+        Request::GetManifest { name } => {
+            super::manifest::validate_name(name).map_err(|e| bad(e.to_string()))
+        }
+        Request::ListNames(l) if l.limit == 0 || l.limit > MAX_LIST => {
+            Err(bad(format!("limit must be 1-{MAX_LIST}")))
+        }
+        Request::ListPartition { limit, .. } if *limit == 0 || *limit > MAX_LIST => {
+            Err(bad(format!("limit must be 1-{MAX_LIST}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let r = Request::StoreChunk {
+            partition: 7,
+            hash: [1; 32],
+            data: vec![1, 2, 3],
+        };
+        assert_eq!(decode_request(&encode_request(&r).unwrap()).unwrap(), r);
+        let m = crate::dht::manifest::tests::sample("f", 1, 1);
+        let r = Request::PutManifest { manifest: m };
+        assert_eq!(decode_request(&encode_request(&r).unwrap()).unwrap(), r);
+    }
+
+    #[test]
+    fn other_versions_and_invalid_requests_are_refused() {
+        let mut bytes = encode_request(&Request::GetManifest { name: "x".into() }).unwrap();
+        bytes[1] = 9;
+        assert_eq!(decode_request(&bytes).unwrap_err().code, ErrorCode::Version);
+        let empty = Request::GetManifest {
+            name: String::new(),
+        };
+        let bytes = encode_request(&empty).unwrap();
+        assert_eq!(
+            decode_request(&bytes).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(decode_request(&[]).unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+            let mut framed = WIRE_VERSION.to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            let _ = decode_request(&framed);
+            let _ = decode_response(&framed);
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! `/v1/files`: streaming upload and download (with single byte ranges),
+//! stat, delete, and cluster-wide listing with filters. The coordinator
+//! ([`Files`](hypha_actors::dht::files::Files)) does the distributed work;
+//! this module parses HTTP and maps outcomes to status codes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use hypha_actors::dht::files::{ByteRange, FilesError, ListQuery, PutMeta, ReadConsistency};
+use hypha_actors::dht::manifest::Manifest;
+use hypha_actors::dht::wire::{FileSummary, MAX_LIST};
+use serde::Serialize;
+
+use crate::admin::error::ApiError;
+use crate::admin::AppState;
+
+/// Default page size of listings.
+const DEFAULT_LIMIT: usize = 100;
+/// Header flagging a read answered without its quorum.
+const READ_HEADER: &str = "hypha-read";
+
+impl From<FilesError> for ApiError {
+    fn from(err: FilesError) -> Self {
+        let (status, code) = match &err {
+            FilesError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            FilesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            FilesError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            FilesError::Quorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "quorum_unavailable"),
+            FilesError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+            FilesError::Unreadable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unreadable"),
+            FilesError::Body(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            FilesError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+/// A file as the API shows it.
+#[derive(Serialize)]
+pub(crate) struct FileJson {
+    name: String,
+    size: u64,
+    root: String,
+    content_type: String,
+    labels: BTreeMap<String, String>,
+    created_ms: u64,
+    modified_ms: u64,
+    version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks: Option<usize>,
+}
+
+impl FileJson {
+    fn of(f: &FileSummary, chunks: Option<usize>) -> Self {
+        Self {
+            name: f.name.clone(),
+            size: f.size,
+            root: hex::encode(f.root),
+            content_type: f.content_type.clone(),
+            labels: f.labels.clone(),
+            created_ms: f.created.unix_ms(),
+            modified_ms: f.modified.unix_ms(),
+            version: format!("{:016x}.{}", f.modified.0, hex::encode(&f.writer[..4])),
+            chunks,
+        }
+    }
+
+    fn of_manifest(m: &Manifest) -> Self {
+        Self::of(&FileSummary::of(m), Some(m.chunks.len()))
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct PutJson {
+    #[serde(flatten)]
+    file: FileJson,
+    acks: usize,
+    superseded: bool,
+}
+
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn parse_label(raw: &str) -> Result<(String, String), ApiError> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| ApiError::bad_request(format!("label {raw:?} is not key=value")))
+}
+
+fn consistency(pairs: &[(String, String)]) -> Result<ReadConsistency, ApiError> {
+    match pairs
+        .iter()
+        .find(|(k, _)| k == "consistency")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("available") => Ok(ReadConsistency::Available),
+        Some("quorum") => Ok(ReadConsistency::Quorum),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "consistency must be quorum or available, got {other:?}"
+        ))),
+    }
+}
+
+/// `PUT /v1/files/{name}` [write]: the body is the content; `?label=k=v`
+/// (repeatable) sets labels, `Content-Type` is kept.
+pub(super) async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<PutJson>), ApiError> {
+    let limit = state.files.config().max_file_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(FilesError::TooLarge { limit_bytes: limit }.into());
+    }
+    let mut labels = BTreeMap::new();
+    for (key, value) in query_pairs(raw.as_deref()) {
+        if key == "label" {
+            let (k, v) = parse_label(&value)?;
+            labels.insert(k, v);
+        } else {
+            return Err(ApiError::bad_request(format!("unknown parameter {key:?}")));
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::bad_request("Content-Type is not ASCII"))
+        })
+        .transpose()?
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let meta = PutMeta {
+        content_type,
+        labels,
+    };
+    let report = state
+        .files
+        .put(&name, meta, body.into_data_stream())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PutJson {
+            file: FileJson::of_manifest(&report.manifest),
+            acks: report.acks,
+            superseded: report.superseded,
+        }),
+    ))
+}
+
+/// A parsed `Range` header.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Whole file.
+    All,
+    /// One satisfiable range.
+    Part(ByteRange),
+    /// Not satisfiable (416).
+    Unsatisfiable,
+}
+
+/// Parse a single `bytes=` range against a file of `size` bytes. Forms
+/// other than one byte range (multiple ranges, other units) are served as
+/// the whole file, as RFC 9110 allows.
+fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::All;
+    };
+    if spec.contains(',') {
+        return RangeRequest::All;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeRequest::All;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        // Suffix: the last N bytes.
+        match last.parse::<u64>() {
+            Ok(0) | Err(_) => return RangeRequest::Unsatisfiable,
+            Ok(n) => ByteRange {
+                start: size.saturating_sub(n),
+                end: size,
+            },
+        }
+    } else {
+        let Ok(start) = first.parse::<u64>() else {
+            return RangeRequest::All;
+        };
+        let end = match last {
+            "" => size,
+            l => match l.parse::<u64>() {
+                Ok(l) if l >= start => (l + 1).min(size),
+                _ => return RangeRequest::All,
+            },
+        };
+        ByteRange { start, end }
+    };
+    if range.start >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part(range)
+}
+
+fn file_headers(m: &Manifest, degraded: bool) -> Result<HeaderMap, ApiError> {
+    let mut h = HeaderMap::new();
+    let value = |s: &str| {
+        HeaderValue::from_str(s)
+            .map_err(|_| ApiError::bad_request("stored metadata is not a valid header"))
+    };
+    h.insert(header::CONTENT_TYPE, value(&m.content_type)?);
+    h.insert(
+        header::ETAG,
+        value(&format!("\"{}\"", hex::encode(m.root)))?,
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let modified = UNIX_EPOCH + Duration::from_millis(m.modified.unix_ms());
+    h.insert(
+        header::LAST_MODIFIED,
+        value(&httpdate::fmt_http_date(modified))?,
+    );
+    if degraded {
+        h.insert(READ_HEADER, HeaderValue::from_static("degraded"));
+    }
+    Ok(h)
+}
+
+/// `GET|HEAD /v1/files/{name}` [read]: the content (or one byte range).
+/// `?consistency=quorum` fails with 503 instead of reading from fewer
+/// replicas than the read quorum.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
+    let mut out = file_headers(&manifest, degraded)?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, range) = match parse_range(range, manifest.size) {
+        RangeRequest::All => (
+            StatusCode::OK,
+            ByteRange {
+                start: 0,
+                end: manifest.size,
+            },
+        ),
+        RangeRequest::Part(r) => {
+            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, manifest.size);
+            out.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&content_range)
+                    .map_err(|_| ApiError::bad_request("range"))?,
+            );
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", manifest.size)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            let err = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "range outside the file",
+            );
+            return Ok((h, err).into_response());
+        }
+    };
+    out.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    // A chunk no replica can supply ends the stream with an error: the
+    // client sees a short body, never unverified bytes.
+    let body = state.files.read(&manifest, range).map(|item| {
+        item.map_err(|err| {
+            tracing::error!(%err, "download aborted");
+            std::io::Error::other(err.to_string())
+        })
+    });
+    Ok((status, out, Body::from_stream(body)).into_response())
+}
+
+/// `GET /v1/stat/{name}` [read]: metadata as JSON.
+pub(super) async fn stat(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
+    let mut headers = HeaderMap::new();
+    if degraded {
+        headers.insert(READ_HEADER, HeaderValue::from_static("degraded"));
+    }
+    Ok((headers, Json(FileJson::of_manifest(&manifest))).into_response())
+}
+
+/// `DELETE /v1/files/{name}` [write]: 204, or 404 if there is no such file.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.files.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub(super) struct ListJson {
+    files: Vec<FileJson>,
+    next_cursor: Option<String>,
+    incomplete: bool,
+}
+
+fn parse_number(key: &str, value: &str) -> Result<u64, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{key} must be a non-negative integer")))
+}
+
+fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    for (key, value) in query_pairs(raw) {
+        match key.as_str() {
+            "prefix" => q.prefix = value,
+            "cursor" => q.after = value,
+            "limit" => {
+                let limit = parse_number(&key, &value)?;
+                if limit == 0 || limit > u64::from(MAX_LIST) {
+                    return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}")));
+                }
+                q.limit = usize::try_from(limit).unwrap_or(DEFAULT_LIMIT);
+            }
+            "label" => {
+                let (k, v) = parse_label(&value)?;
+                q.labels.insert(k, v);
+            }
+            "min_size" => q.min_size = Some(parse_number(&key, &value)?),
+            "max_size" => q.max_size = Some(parse_number(&key, &value)?),
+            "modified_after_ms" => q.modified_after_ms = Some(parse_number(&key, &value)?),
+            "modified_before_ms" => q.modified_before_ms = Some(parse_number(&key, &value)?),
+            _ => return Err(ApiError::bad_request(format!("unknown parameter {key:?}"))),
+        }
+    }
+    Ok(q)
+}
+
+/// `GET /v1/files?prefix=&label=k=v&min_size=&max_size=&modified_after_ms=
+/// &modified_before_ms=&limit=&cursor=` [read]: one page, sorted by name.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ListJson>, ApiError> {
+    let query = list_query(raw.as_deref())?;
+    let (page, incomplete) = state.files.list(&query).await?;
+    Ok(Json(ListJson {
+        files: page.entries.iter().map(|f| FileJson::of(f, None)).collect(),
+        next_cursor: page.next_cursor,
+        incomplete,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        let r = |start, end| RangeRequest::Part(ByteRange { start, end });
+        assert_eq!(parse_range(None, 10), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=0-4"), 10), r(0, 5));
+        assert_eq!(parse_range(Some("bytes=5-"), 10), r(5, 10));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), r(7, 10));
+        assert_eq!(parse_range(Some("bytes=-30"), 10), r(0, 10));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), r(8, 10));
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), RangeRequest::All);
+        assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::All);
+        assert_eq!(
+            parse_range(Some("bytes=0-0"), 0),
+            RangeRequest::Unsatisfiable
+        );
+    }
+
+    #[test]
+    fn list_queries_are_checked() {
+        let q = list_query(Some("prefix=a%2F&label=zone%3Deu&limit=5&min_size=3")).unwrap();
+        assert_eq!(q.prefix, "a/");
+        assert_eq!(q.labels.get("zone").map(String::as_str), Some("eu"));
+        assert_eq!((q.limit, q.min_size), (5, Some(3)));
+        assert!(list_query(Some("limit=0")).is_err());
+        assert!(list_query(Some("limit=x")).is_err());
+        assert!(list_query(Some("bogus=1")).is_err());
+        assert!(list_query(Some("label=novalue")).is_err());
+    }
+}

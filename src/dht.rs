@@ -1,0 +1,149 @@
+//! Assembly of the node's DHT subsystem: the placement channel (created
+//! once, so it outlives router restarts), the file coordinator the admin
+//! API uses, and the `dht` supervisor's child specs.
+//!
+//! ```text
+//! dht (one_for_one)
+//! ├── router      follows membership; publishes placement + routing table
+//! ├── service     the remotable RPC endpoint peers call
+//! └── collector   removes unreferenced chunks and old tombstones
+//! ```
+//! The children share state only through the store and the placement
+//! channel, so each restarts alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hypha_actors::actor_name;
+use hypha_actors::dht::files::{
+    Collector, CollectorArgs, CollectorMessage, Files, FilesConfig, GcSettings,
+};
+use hypha_actors::dht::hlc::Hlc;
+use hypha_actors::dht::keyspace::Partitioning;
+use hypha_actors::dht::placement::{Placement, PlacementRules};
+use hypha_actors::dht::router::{Router, RouterArgs, RouterMessage};
+use hypha_actors::dht::service::{DhtHandler, DhtService, DhtServiceArgs};
+use hypha_actors::dht::storage::DhtStore;
+use hypha_actors::dht::transport::ClusterTransport;
+use hypha_actors::dht::{self};
+use hypha_actors::identity::NodeId;
+use hypha_actors::membership::{MemberKey, MembershipChannels};
+use hypha_actors::store::StoreClient;
+use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, DhtSettings};
+
+const DHT_MAX_RESTARTS: u32 = 5;
+const DHT_PERIOD_MS: u64 = 10_000;
+/// Store calls made by DHT handlers: long enough for a group commit under
+/// load, shorter than the coordinator's RPC timeout.
+const STORE_TIMEOUT_MS: u64 = 4_000;
+
+/// Everything the `dht` supervisor's children are built from.
+pub struct DhtParts {
+    /// The coordinator the HTTP layer uses.
+    pub files: Files,
+    node: String,
+    router: RouterArgs,
+    service: DhtServiceArgs,
+    collector: CollectorArgs,
+}
+
+impl DhtParts {
+    /// Build the parts for one node.
+    pub fn new(
+        settings: &DhtSettings,
+        node: &str,
+        id: NodeId,
+        me: MemberKey,
+        membership: MembershipChannels,
+    ) -> Result<Self, ConfigError> {
+        let partitioning =
+            Partitioning::new(settings.partition_bits).ok_or(ConfigError::Invalid {
+                setting: "dht.partition_bits",
+                message: "must be 1-16".into(),
+            })?;
+        let rules = PlacementRules {
+            partitioning,
+            replicas: settings.replicas,
+            down_grace_ms: settings.down_grace_ms,
+        };
+        let (placement_tx, placement_rx) =
+            watch::channel(Arc::new(Placement::alone(me.clone(), rules)));
+        let store = DhtStore::new(
+            StoreClient::new(node, Duration::from_millis(STORE_TIMEOUT_MS)),
+            partitioning,
+        );
+        let handler = DhtHandler::new(store.clone(), placement_rx.clone());
+        let transport = Arc::new(ClusterTransport::new(me.clone(), handler.clone()));
+        let files = Files::new(
+            *id.as_bytes(),
+            transport,
+            placement_rx,
+            Arc::new(Hlc::new()),
+            files_config(settings),
+        );
+        Ok(Self {
+            files,
+            node: node.to_owned(),
+            router: RouterArgs {
+                me: me.clone(),
+                rules,
+                membership,
+                placement: Arc::new(placement_tx),
+            },
+            service: DhtServiceArgs { me, handler },
+            collector: CollectorArgs {
+                store,
+                gc: GcSettings {
+                    tick_ms: settings.gc_tick_ms,
+                    chunk_grace_ms: settings.chunk_grace_ms,
+                    tombstone_grace_ms: settings.tombstone_grace_ms,
+                },
+            },
+        })
+    }
+
+    /// The `dht` supervisor.
+    pub fn spec(&self) -> ChildSpec {
+        let router_name = actor_name(&self.node, dht::ROUTER_ROLE);
+        let router_args = self.router.clone();
+        let router = ChildSpec::actor("router", move |_ctx| {
+            (Some(router_name.clone()), Router, router_args.clone())
+        })
+        .crash_message::<RouterMessage>();
+        // No crash message: the service's message type is a wire type.
+        let service_name = actor_name(&self.node, dht::SERVICE_ROLE);
+        let service_args = self.service.clone();
+        let service = ChildSpec::actor("service", move |_ctx| {
+            (Some(service_name.clone()), DhtService, service_args.clone())
+        });
+        let collector_name = actor_name(&self.node, dht::COLLECTOR_ROLE);
+        let collector_args = self.collector.clone();
+        let collector = ChildSpec::actor("collector", move |_ctx| {
+            (
+                Some(collector_name.clone()),
+                Collector,
+                collector_args.clone(),
+            )
+        })
+        .crash_message::<CollectorMessage>();
+        let flags =
+            SupervisorFlags::new(Strategy::OneForOne).intensity(DHT_MAX_RESTARTS, DHT_PERIOD_MS);
+        ChildSpec::supervisor("dht", flags, vec![router, service, collector])
+    }
+}
+
+fn files_config(s: &DhtSettings) -> FilesConfig {
+    FilesConfig {
+        write_quorum: s.write_quorum,
+        read_quorum: s.read_quorum,
+        rpc_timeout_ms: s.rpc_timeout_ms,
+        straggler_ms: s.straggler_ms,
+        max_file_bytes: s.max_file_bytes,
+        upload_pipeline: s.upload_pipeline,
+        read_ahead: s.read_ahead,
+        chunk_grace_ms: s.chunk_grace_ms,
+    }
+}
