@@ -132,6 +132,7 @@ pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env("HYPHA_COOKIE", COOKIE)
         .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HYPHA_READ_TOKEN", READ_TOKEN)
         .env_remove("HYPHA_CONFIG")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

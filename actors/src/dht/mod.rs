@@ -15,6 +15,7 @@ pub mod codec;
 pub mod files;
 pub mod hlc;
 pub mod keyspace;
+pub mod lookup;
 pub mod manifest;
 pub mod placement;
 pub mod router;

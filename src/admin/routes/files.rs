@@ -297,7 +297,16 @@ pub(super) async fn get(
     Ok((status, out, Body::from_stream(body)).into_response())
 }
 
-/// `GET /v1/stat/{name}` [read]: metadata as JSON.
+#[derive(Serialize)]
+pub(super) struct StatJson {
+    #[serde(flatten)]
+    file: FileJson,
+    partition: u16,
+    replicas: Vec<String>,
+}
+
+/// `GET /v1/stat/{name}` [read]: metadata as JSON, with the partition and
+/// the node ids of its replica set as this node sees it.
 pub(super) async fn stat(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -309,7 +318,13 @@ pub(super) async fn stat(
     if degraded {
         headers.insert(READ_HEADER, HeaderValue::from_static("degraded"));
     }
-    Ok((headers, Json(FileJson::of_manifest(&manifest))).into_response())
+    let (partition, replicas) = state.files.placement_of(&name);
+    let body = StatJson {
+        file: FileJson::of_manifest(&manifest),
+        partition: partition.0,
+        replicas: replicas.into_iter().map(|m| m.node_id).collect(),
+    };
+    Ok((headers, Json(body)).into_response())
 }
 
 /// `DELETE /v1/files/{name}` [write]: 204, or 404 if there is no such file.

@@ -494,6 +494,11 @@ impl Files {
             .increment(gathered.ok.len() as u64);
     }
 
+    /// The partition of `name` and its replica set, as this node sees it.
+    pub fn placement_of(&self, name: &str) -> (Partition, Vec<MemberKey>) {
+        self.placement().replicas_of_name(name)
+    }
+
     /// The live manifest of `name`.
     pub async fn stat(
         &self,
