@@ -271,3 +271,16 @@ pub fn metric(url: &str, name: &str) -> f64 {
         .sum::<f64>()
         + 0.0
 }
+
+/// Deterministic incompressible test data (xorshift64).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -1,0 +1,308 @@
+//! DHT file benchmark (not a timed test) on a 3-node loopback cluster of
+//! real release processes, R = 3, W = 2: PUT and GET MB/s for 64 MiB
+//! files, ops/s and p50/p99 for 4 KiB files, control-path latency (a
+//! manifest quorum read through a non-replica) idle and while 64 MiB files
+//! stream, and in the same run the raw limits — sled 1 MiB writes with a
+//! flush after each, and one loopback TCP stream — printed as ratios.
+//!
+//! ```text
+//! cargo bench --bench dht
+//! HYPHA_BENCH_BIG_FILES=4 HYPHA_BENCH_SMALL_OPS=4000 HYPHA_BENCH_CONCURRENCY=32
+//! ```
+//! Figures are recorded in docs/benchmarks.md.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{get_json, node_command, spawn_command, NodeProcess, ADMIN_TOKEN};
+use futures::StreamExt;
+use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    percentile(&v, 50.0)
+}
+
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    common::pseudo_random(len, seed)
+}
+
+/// sled: 1 MiB values, flushed after each (what a chunk write costs).
+fn raw_sled_mb_s(dir: &Path) -> f64 {
+    let engine = SledEngine::open(dir).unwrap();
+    engine.check_format().unwrap();
+    let value = bytes(1 << 20, 7);
+    let n = 128;
+    let started = Instant::now();
+    for i in 0..n {
+        let b = WriteBatch::new().put(Tree::DhtChunks, format!("k{i}"), value.clone());
+        engine.apply(&b).unwrap();
+        engine.flush().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One loopback TCP stream, 1 MiB writes.
+fn raw_loopback_mb_s() -> f64 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let total: usize = 2 << 30;
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        while got < total {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+    });
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let buf = bytes(1 << 20, 3);
+    let started = Instant::now();
+    for _ in 0..(total >> 20) {
+        s.write_all(&buf).unwrap();
+    }
+    reader.join().unwrap();
+    (total >> 20) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    nodes: Vec<NodeProcess>,
+}
+
+fn start_cluster(n: usize) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hypha.toml");
+    std::fs::write(&config, "[storage]\nmin_free_bytes = 0\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    let mut seed = String::new();
+    for i in 0..n {
+        let name = format!("n{i}");
+        let mut args = vec!["--node-name", &name, "--config", &config];
+        if i > 0 {
+            args.extend_from_slice(&["--seed", &seed]);
+        }
+        let node = spawn_command(node_command(&dir.path().join(&name), &args));
+        if i == 0 {
+            seed = get_json(&node.url, "/v1/node").unwrap()["gossip"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        nodes.push(node);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let up = |url: &str| {
+        get_json(url, "/v1/cluster/members")
+            .and_then(|d| {
+                d["members"]
+                    .as_array()
+                    .map(|m| m.iter().filter(|m| m["state"] == "up").count())
+            })
+            .unwrap_or(0)
+    };
+    while !nodes.iter().all(|node| up(&node.url) == n) {
+        assert!(Instant::now() < deadline, "cluster did not form");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Cluster { _dir: dir, nodes }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+async fn put(http: &reqwest::Client, url: &str, name: &str, body: Vec<u8>) {
+    let res = http
+        .put(format!("{url}/v1/files/{name}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+}
+
+async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
+    let res = http
+        .get(format!("{url}/v1/files/{name}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    res.bytes().await.unwrap().len()
+}
+
+async fn stat_ms(http: &reqwest::Client, url: &str, name: &str) -> f64 {
+    let started = Instant::now();
+    let res = http
+        .get(format!("{url}/v1/stat/{name}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let _ = res.bytes().await.unwrap();
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f64) {
+    let size = 64usize << 20;
+    let (mut put_mb_s, mut get_mb_s) = (Vec::new(), Vec::new());
+    for i in 0..files {
+        let body = bytes(size, i as u64 + 11);
+        let url = &c.nodes[i % c.nodes.len()].url;
+        let started = Instant::now();
+        put(http, url, &format!("big/{i}"), body).await;
+        put_mb_s.push(64.0 / started.elapsed().as_secs_f64());
+        let url = &c.nodes[(i + 1) % c.nodes.len()].url;
+        let started = Instant::now();
+        assert_eq!(get(http, url, &format!("big/{i}")).await, size);
+        get_mb_s.push(64.0 / started.elapsed().as_secs_f64());
+    }
+    (median(put_mb_s), median(get_mb_s))
+}
+
+/// Run `ops` requests with `concurrency` in flight; ops/s and latencies (ms).
+async fn small_ops<F, Fut>(ops: usize, concurrency: usize, op: F) -> (f64, Vec<f64>)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let op = &op;
+    let started = Instant::now();
+    let mut lat: Vec<f64> = futures::stream::iter(0..ops)
+        .map(|i| async move {
+            let t = Instant::now();
+            op(i).await;
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let rate = ops as f64 / started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    (rate, lat)
+}
+
+/// A name none of whose replicas is node 0... with R = 3 of 3 nodes every
+/// node is a replica, so the control probe is a quorum read through node 0.
+async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -> (f64, f64) {
+    let url = c.nodes[0].url.clone();
+    put(http, &url, "probe", b"p".to_vec()).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = if streaming {
+        let http = http.clone();
+        let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
+        let stop = stop.clone();
+        Some(tokio::spawn(async move {
+            let body = bytes(64 << 20, 99);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                put(&http, &urls[1 + i % 2], "stream", body.clone()).await;
+                let _ = get(&http, &urls[2 - i % 2], "stream").await;
+                i += 1;
+            }
+        }))
+    } else {
+        None
+    };
+    if streaming {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut ms = Vec::new();
+    for _ in 0..300 {
+        ms.push(stat_ms(http, &url, "probe").await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(load) = load {
+        load.await.unwrap();
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&ms, 50.0), percentile(&ms, 99.0))
+}
+
+fn main() {
+    let raw_dir = tempfile::tempdir().unwrap();
+    let sled_mb_s = raw_sled_mb_s(raw_dir.path());
+    let tcp_mb_s = raw_loopback_mb_s();
+    println!("raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; loopback TCP {tcp_mb_s:.0} MB/s");
+
+    let c = start_cluster(3);
+    let big = env_usize("HYPHA_BENCH_BIG_FILES", 4);
+    let ops = env_usize("HYPHA_BENCH_SMALL_OPS", 4_000);
+    let concurrency = env_usize("HYPHA_BENCH_CONCURRENCY", 32);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = client();
+        let (put_mb_s, get_mb_s) = big_files(&c, &http, big).await;
+        println!(
+            "64 MiB files (median of {big}): PUT {put_mb_s:.0} MB/s = {:.0}% of disk/R ({:.0} MB/s); \
+             GET {get_mb_s:.0} MB/s = {:.1}% of loopback",
+            100.0 * put_mb_s / (sled_mb_s / 3.0),
+            sled_mb_s / 3.0,
+            100.0 * get_mb_s / tcp_mb_s
+        );
+        let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
+        let small = bytes(4096, 5);
+        let (rate, lat) = small_ops(ops, concurrency, |i| {
+            let (http, url, body) = (&http, &urls[i % urls.len()], small.clone());
+            async move { put(http, url, &format!("small/{i}"), body).await }
+        })
+        .await;
+        println!(
+            "4 KiB PUT: {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({ops} ops, {concurrency} in flight)",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0)
+        );
+        let (rate, lat) = small_ops(ops, concurrency, |i| {
+            let (http, url) = (&http, &urls[(i + 1) % urls.len()]);
+            async move {
+                assert_eq!(get(http, url, &format!("small/{i}")).await, 4096);
+            }
+        })
+        .await;
+        println!(
+            "4 KiB GET: {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0)
+        );
+        let (idle50, idle99) = control_latency(&c, &http, false).await;
+        let (busy50, busy99) = control_latency(&c, &http, true).await;
+        println!(
+            "control path (stat = HTTP + manifest quorum read): idle p50 {idle50:.2} ms p99 {idle99:.2} ms; \
+             while 64 MiB files stream p50 {busy50:.2} ms p99 {busy99:.2} ms (x{:.1})",
+            busy99 / idle99
+        );
+    });
+}
