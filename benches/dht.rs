@@ -124,11 +124,14 @@ fn start_cluster(n: usize) -> Cluster {
             })
             .unwrap_or(0)
     };
-    while !nodes.iter().all(|node| up(&node.url) == n) {
+    let placed = |url: &str| common::metric(url, "hypha_dht_owners") == n as f64;
+    while !nodes
+        .iter()
+        .all(|node| up(&node.url) == n && placed(&node.url))
+    {
         assert!(Instant::now() < deadline, "cluster did not form");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(500));
     Cluster { _dir: dir, nodes }
 }
 

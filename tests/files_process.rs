@@ -102,12 +102,22 @@ impl Cluster {
 
     fn wait_all_up(&self, n: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while !self.alive().iter().all(|i| self.up_count(*i) == n) {
-            assert!(Instant::now() < deadline, "cluster did not reach {n} Up");
+        // Up in every view, and in every node's placement (the router
+        // follows the view on its own tick).
+        let ready = |i: &usize| {
+            self.up_count(*i) == n && metric(&self.url(*i), "hypha_dht_owners") == n as f64
+        };
+        while !self.alive().iter().all(ready) {
+            if Instant::now() >= deadline {
+                let seen: Vec<(usize, f64)> = self
+                    .alive()
+                    .iter()
+                    .map(|i| (self.up_count(*i), metric(&self.url(*i), "hypha_dht_owners")))
+                    .collect();
+                panic!("cluster did not reach {n} Up and placed: {seen:?}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        // The router follows the view on a 100 ms tick.
-        std::thread::sleep(Duration::from_millis(300));
     }
 
     fn index_of(&self, id: &str) -> usize {

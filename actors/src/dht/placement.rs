@@ -117,16 +117,6 @@ impl Placement {
         &self.me
     }
 
-    /// The partitioning.
-    pub fn partitioning(&self) -> Partitioning {
-        self.partitioning
-    }
-
-    /// R.
-    pub fn replica_count(&self) -> usize {
-        self.replicas
-    }
-
     /// The replica set of a partition, closest first.
     pub fn replicas(&self, partition: Partition) -> Vec<MemberKey> {
         let target = self.partitioning.partition_id(partition);

@@ -1,11 +1,8 @@
-//! How a coordinator reaches replicas: [`DhtTransport`]. Over node links
-//! in production ([`ClusterTransport`]: the peer's DHT service through
-//! ractor_cluster, or this node's own handler directly); in memory in
-//! tests ([`MemoryTransport`]: several nodes' handlers in one process,
-//! with links that can be cut).
+//! How a coordinator reaches replicas: [`DhtTransport`], a trait so that
+//! tests and simulations can put several nodes' handlers in one process.
+//! In production, [`ClusterTransport`]: the peer's DHT service through
+//! ractor_cluster, or this node's own handler directly.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -152,76 +149,6 @@ impl DhtTransport for ClusterTransport {
             }
             .await;
             timed(result)
-        })
-    }
-}
-
-/// Several nodes' handlers in one process; links can be cut. Requests
-/// still go through the wire codec, so tests exercise encoding too.
-#[derive(Clone, Default)]
-pub struct MemoryTransport {
-    inner: Arc<RwLock<MemoryNet>>,
-}
-
-#[derive(Default)]
-struct MemoryNet {
-    nodes: BTreeMap<MemberKey, DhtHandler>,
-    down: BTreeSet<MemberKey>,
-}
-
-impl MemoryTransport {
-    /// An empty network.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Attach a node.
-    pub fn add(&self, member: MemberKey, handler: DhtHandler) {
-        if let Ok(mut net) = self.inner.write() {
-            net.nodes.insert(member, handler);
-        }
-    }
-
-    /// Make a node unreachable (`Unreachable` for every call to it).
-    pub fn cut(&self, member: &MemberKey) {
-        if let Ok(mut net) = self.inner.write() {
-            net.down.insert(member.clone());
-        }
-    }
-
-    /// Make it reachable again.
-    pub fn heal(&self, member: &MemberKey) {
-        if let Ok(mut net) = self.inner.write() {
-            net.down.remove(member);
-        }
-    }
-}
-
-impl DhtTransport for MemoryTransport {
-    fn call(
-        &self,
-        peer: &MemberKey,
-        request: Request,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Response, RpcError>> {
-        let handler = self.inner.read().ok().and_then(|net| {
-            (!net.down.contains(peer))
-                .then(|| net.nodes.get(peer).cloned())
-                .flatten()
-        });
-        let peer_name = peer.link_name();
-        Box::pin(async move {
-            let handler = handler.ok_or(RpcError::Unreachable(peer_name))?;
-            let bytes =
-                wire::encode_request(&request).map_err(|e| RpcError::Codec(e.to_string()))?;
-            let request = match wire::decode_request(&bytes) {
-                Ok(r) => r,
-                Err(err) => return Err(RpcError::Remote(err)),
-            };
-            match tokio::time::timeout(timeout, handler.handle(request)).await {
-                Ok(response) => into_result(response),
-                Err(_) => Err(RpcError::Timeout(timeout_ms(timeout))),
-            }
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::dht::chunker::Chunker;
 use crate::dht::hlc::Hlc;
 use crate::dht::keyspace::Partition;
 use crate::dht::manifest::{
-    validate_labels, validate_name, ChunkRef, FileState, Manifest, MANIFEST_FORMAT,
+    newest, validate_labels, validate_name, ChunkRef, FileState, Manifest, MANIFEST_FORMAT,
     MAX_CONTENT_TYPE_BYTES,
 };
 use crate::dht::placement::Placement;
@@ -463,11 +463,7 @@ impl Files {
             metrics::counter!("hypha_dht_quorum_failures_total", "op" => "read").increment(1);
             return Err(quorum_error(q, &gathered));
         }
-        let newest = answers
-            .iter()
-            .filter_map(|(_, m)| m.as_ref())
-            .max_by_key(|m| m.version())
-            .cloned();
+        let newest = newest(answers.iter().filter_map(|(_, m)| m.as_ref())).cloned();
         if let Some(n) = &newest {
             self.inner.hlc.observe(n.modified);
             self.repair_manifests(n, &answers).await;

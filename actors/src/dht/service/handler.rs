@@ -37,11 +37,6 @@ impl DhtHandler {
         Self { store, placement }
     }
 
-    /// The store.
-    pub fn store(&self) -> &DhtStore {
-        &self.store
-    }
-
     fn partition(&self, raw: u16) -> Result<Partition, WireError> {
         let partition = Partition(raw);
         if self.store.partitioning().contains(partition) {
