@@ -60,6 +60,22 @@ fn raw_sled_mb_s(dir: &Path) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// sled: 4 KiB values, one flush per write, one writer (what a durable
+/// small write costs when nothing shares its flush): flushes per second.
+fn raw_sled_small_flushes_s(dir: &Path) -> f64 {
+    let engine = SledEngine::open(dir).unwrap();
+    engine.check_format().unwrap();
+    let value = bytes(4096, 8);
+    let n = 500;
+    let started = Instant::now();
+    for i in 0..n {
+        let b = WriteBatch::new().put(Tree::DhtManifests, format!("s{i}"), value.clone());
+        engine.apply(&b).unwrap();
+        engine.flush().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 /// One loopback TCP stream, 1 MiB writes.
 fn raw_loopback_mb_s() -> f64 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -255,11 +271,38 @@ async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -
     (percentile(&ms, 50.0), percentile(&ms, 99.0))
 }
 
+/// Latency quantiles and store figures of one node, to see where a
+/// phase's time went (`HYPHA_BENCH_DUMP_METRICS=1`).
+async fn dump_metrics(http: &reqwest::Client, url: &str) {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in text.lines().filter(|l| {
+        (l.starts_with("hypha_dht_rpc_duration_seconds{")
+            || l.starts_with("hypha_store_")
+            || l.starts_with("hypha_http_request_duration_seconds{"))
+            && !l.contains("quantile=\"0\"")
+    }) {
+        println!("  {line}");
+    }
+}
+
 fn main() {
     let raw_dir = tempfile::tempdir().unwrap();
     let sled_mb_s = raw_sled_mb_s(raw_dir.path());
+    let small_dir = tempfile::tempdir().unwrap();
+    let flushes_s = raw_sled_small_flushes_s(small_dir.path());
     let tcp_mb_s = raw_loopback_mb_s();
-    println!("raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; loopback TCP {tcp_mb_s:.0} MB/s");
+    println!(
+        "raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; sled 4 KiB put+flush {flushes_s:.0}/s \
+         ({:.2} ms each); loopback TCP {tcp_mb_s:.0} MB/s",
+        1e3 / flushes_s
+    );
 
     let c = start_cluster(3);
     let big = env_usize("HYPHA_BENCH_BIG_FILES", 4);
@@ -288,6 +331,9 @@ fn main() {
             percentile(&lat, 50.0),
             percentile(&lat, 99.0)
         );
+        if std::env::var_os("HYPHA_BENCH_DUMP_METRICS").is_some() {
+            dump_metrics(&http, &urls[0]).await;
+        }
         let (rate, lat) = small_ops(ops, concurrency, |i| {
             let (http, url) = (&http, &urls[(i + 1) % urls.len()]);
             async move {

@@ -280,6 +280,7 @@ fn sim_config(name: &str, addr: SocketAddr, seed: SocketAddr) -> MembershipConfi
             name: name.into(),
             cluster_addr: addr,
             http_addr: addr,
+            bulk_addr: None,
             capacity: Capacity::default(),
             labels: BTreeMap::from([("zone".to_owned(), "bench-zone-a".to_owned())]),
         },

@@ -78,6 +78,32 @@ impl TokenTable {
     }
 }
 
+impl Role {
+    /// The role's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl TokenTable {
+    /// The highest role an `Authorization` header value grants.
+    pub fn role_of(&self, header: Option<&str>) -> Result<Role, AuthError> {
+        for role in [Role::Admin, Role::Write] {
+            match self.authorize(header, role) {
+                Ok(()) => return Ok(role),
+                Err(AuthError::Forbidden(_)) => {}
+                Err(err) if !self.open_reads => return Err(err),
+                Err(_) => {}
+            }
+        }
+        self.authorize(header, Role::Read).map(|()| Role::Read)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +131,12 @@ mod tests {
             t.authorize(Some("Bearer nope"), Role::Read),
             Err(AuthError::Invalid)
         );
+        assert_eq!(t.role_of(admin), Ok(Role::Admin));
+        assert_eq!(t.role_of(read), Ok(Role::Read));
+        assert_eq!(t.role_of(None), Err(AuthError::Missing));
+        assert_eq!(t.role_of(Some("Bearer nope")), Err(AuthError::Invalid));
         let open = TokenTable::new(true);
+        assert_eq!(open.role_of(None), Ok(Role::Read));
         assert_eq!(open.authorize(None, Role::Read), Ok(()));
         assert_eq!(open.authorize(None, Role::Admin), Err(AuthError::Missing));
     }

@@ -31,6 +31,89 @@ pub enum Command {
     /// Make TLS material for node links.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Store a file in the cluster (streamed; `-` reads standard input).
+    Put(PutArgs),
+    /// Read a file from the cluster (to FILE, or standard output).
+    Get(GetArgs),
+    /// List files, sorted by name.
+    Ls(LsArgs),
+    /// Show a file's metadata, partition and replicas.
+    Stat(NameArgs),
+    /// Delete a file.
+    Rm(NameArgs),
+}
+
+/// Which node to talk to, and as whom (shared by the client commands).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Admin API of the node to ask.
+    #[arg(long, env = "HYPHA_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// Bearer token (read role for reads; write or admin role for put and rm).
+    #[arg(long, env = "HYPHA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `hypha put`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PutArgs {
+    /// Local file to upload, or `-` for standard input.
+    pub file: PathBuf,
+    /// Name in the cluster (default: the file's name).
+    pub name: Option<String>,
+    /// Label `key=value` (repeatable).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    /// Content type stored with the file.
+    #[arg(long, default_value = "application/octet-stream")]
+    pub content_type: String,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha get`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GetArgs {
+    /// Name in the cluster.
+    pub name: String,
+    /// Where to write (default: standard output). Written to `FILE.part`
+    /// and renamed once complete, so a failed read leaves no partial file.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha ls`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LsArgs {
+    /// Only names starting with this.
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// Only files with label `key=value` (repeatable; all must match).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    /// At most this many files (default: all, fetched page by page).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha stat` and `hypha rm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NameArgs {
+    /// Name in the cluster.
+    pub name: String,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `hypha cert …`
@@ -74,7 +157,8 @@ pub struct UpArgs {
     /// Directory for the nodes' data, logs, cookie and admin token.
     #[arg(long, default_value = "hypha-cluster")]
     pub dir: PathBuf,
-    /// Node i listens on base+10·i (HTTP), +1 (node links), +2 (gossip).
+    /// Node i listens on base+10·i (HTTP), +1 (node links), +2 (gossip),
+    /// +3 (bulk links).
     #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
     /// Cluster id.
@@ -88,15 +172,9 @@ pub struct UpArgs {
 /// Flags of `hypha members`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MembersArgs {
-    /// Admin API of the node to ask.
-    #[arg(long, env = "HYPHA_URL", default_value = "http://127.0.0.1:7070")]
-    pub url: String,
-    /// Bearer token (read or admin).
-    #[arg(long, env = "HYPHA_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Print the JSON document instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Flags of `hypha node`.
@@ -120,6 +198,9 @@ pub struct NodeArgs {
     /// Gossip (UDP) address.
     #[arg(long, env = "HYPHA_GOSSIP_LISTEN")]
     pub gossip_listen: Option<SocketAddr>,
+    /// Bulk-link address: chunk transfers between nodes (TCP).
+    #[arg(long, env = "HYPHA_BULK_LISTEN")]
+    pub bulk_listen: Option<SocketAddr>,
     /// Gossip seed `host:port` (repeat, or comma-separate in HYPHA_SEEDS).
     #[arg(long = "seed", env = "HYPHA_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,

@@ -60,6 +60,10 @@ pub fn resolve_port(addr: SocketAddr, proto: Proto) -> Result<SocketAddr, NodeEr
 pub struct ClusterParts {
     /// The membership view and events.
     pub channels: MembershipChannels,
+    /// Mutual TLS of node links (bulk links use it too).
+    pub tls: Option<LinkTls>,
+    /// The cluster-scoped cookie node links authenticate with.
+    pub link_cookie: String,
     node: String,
     membership: MembershipArgs,
     peers: PeersArgs,
@@ -99,6 +103,7 @@ impl ClusterParts {
                 name: node.to_owned(),
                 cluster_addr: listen.cluster,
                 http_addr: listen.http,
+                bulk_addr: Some(listen.bulk),
                 capacity,
                 labels: config.labels.clone(),
             },
@@ -108,15 +113,16 @@ impl ClusterParts {
             admission: AdmissionPolicy::AuthenticatedLink,
         };
         let probes: Arc<LinkProbe> = Arc::new(LinkProbe);
+        let link_cookie = peers::link_cookie(&c.id, secrets.cookie.expose());
         let peers_config = PeersConfig {
             me: me.clone(),
             listen: listen.cluster,
-            cookie: peers::link_cookie(&c.id, secrets.cookie.expose()),
+            cookie: link_cookie.clone(),
             ping_interval: Duration::from_millis(c.ping_interval_ms),
             ping_timeout: Duration::from_millis(c.ping_timeout_ms),
             hung_after_misses: c.hung_after_misses,
             dial: DialPolicy::default(),
-            tls,
+            tls: tls.clone(),
         };
         Ok(Self {
             node: node.to_owned(),
@@ -134,6 +140,8 @@ impl ClusterParts {
             },
             link: LinkArgs { me, probes },
             channels,
+            tls,
+            link_cookie,
         })
     }
 

@@ -17,6 +17,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7070";
 pub const DEFAULT_CLUSTER_LISTEN: &str = "127.0.0.1:7071";
 /// Default gossip (UDP) address.
 pub const DEFAULT_GOSSIP_LISTEN: &str = "127.0.0.1:7072";
+/// Default bulk-link (chunk transfer) address.
+pub const DEFAULT_BULK_LISTEN: &str = "127.0.0.1:7073";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -123,7 +125,8 @@ pub struct DhtSettings {
     pub down_grace_ms: u64,
     /// Timeout of one replica RPC.
     pub rpc_timeout_ms: u64,
-    /// How long a quorum call waits for slower replicas once it has W.
+    /// How long a quorum call waits for slower replicas once it has W
+    /// (writes still reach them afterwards, in the background).
     pub straggler_ms: u64,
     /// Largest file accepted.
     pub max_file_bytes: u64,
@@ -148,7 +151,7 @@ impl Default for DhtSettings {
             read_quorum: 2,
             down_grace_ms: 30_000,
             rpc_timeout_ms: 5_000,
-            straggler_ms: 250,
+            straggler_ms: 0,
             max_file_bytes: 4 << 30,
             upload_pipeline: 4,
             read_ahead: 4,
@@ -203,6 +206,7 @@ struct ListenFile {
     http: Option<SocketAddr>,
     cluster: Option<SocketAddr>,
     gossip: Option<SocketAddr>,
+    bulk: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +254,8 @@ pub struct Listen {
     pub cluster: SocketAddr,
     /// Gossip (UDP); used once cluster membership runs.
     pub gossip: SocketAddr,
+    /// Bulk links (chunk transfers between nodes).
+    pub bulk: SocketAddr,
 }
 
 /// Where secrets come from (read by [`crate::secrets`]).
@@ -369,6 +375,10 @@ impl NodeConfig {
                     .gossip_listen
                     .or(file.listen.gossip)
                     .unwrap_or_else(|| parse_default(DEFAULT_GOSSIP_LISTEN)),
+                bulk: args
+                    .bulk_listen
+                    .or(file.listen.bulk)
+                    .unwrap_or_else(|| parse_default(DEFAULT_BULK_LISTEN)),
             },
             seeds: if args.seeds.is_empty() {
                 file.seeds.unwrap_or_default()
@@ -559,6 +569,7 @@ mod tests {
             DEFAULT_HTTP_LISTEN,
             DEFAULT_CLUSTER_LISTEN,
             DEFAULT_GOSSIP_LISTEN,
+            DEFAULT_BULK_LISTEN,
         ] {
             assert!(addr.parse::<SocketAddr>().is_ok());
         }

@@ -6,15 +6,20 @@
 //! dht (one_for_one)
 //! ├── router      follows membership; publishes placement + routing table
 //! ├── service     the remotable RPC endpoint peers call
+//! ├── bulk        the bulk-link listener (chunk transfers)
 //! └── collector   removes unreferenced chunks and old tombstones
 //! ```
 //! The children share state only through the store and the placement
 //! channel, so each restarts alone.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hypha_actors::actor_name;
+use hypha_actors::dht::bulk::handshake::BulkKey;
+use hypha_actors::dht::bulk::server::BulkLimits;
+use hypha_actors::dht::bulk::{BulkClient, BulkServer, BulkServerArgs, BulkServerMessage};
 use hypha_actors::dht::files::{
     Collector, CollectorArgs, CollectorMessage, Files, FilesConfig, GcSettings,
 };
@@ -24,10 +29,11 @@ use hypha_actors::dht::placement::{Placement, PlacementRules};
 use hypha_actors::dht::router::{Router, RouterArgs, RouterMessage};
 use hypha_actors::dht::service::{DhtHandler, DhtService, DhtServiceArgs};
 use hypha_actors::dht::storage::DhtStore;
-use hypha_actors::dht::transport::ClusterTransport;
+use hypha_actors::dht::transport::{BulkRoute, ClusterTransport};
 use hypha_actors::dht::{self};
 use hypha_actors::identity::NodeId;
 use hypha_actors::membership::{MemberKey, MembershipChannels};
+use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::store::StoreClient;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
@@ -40,6 +46,16 @@ const DHT_PERIOD_MS: u64 = 10_000;
 /// load, shorter than the coordinator's RPC timeout.
 const STORE_TIMEOUT_MS: u64 = 4_000;
 
+/// How this node takes and makes bulk links.
+pub struct BulkSettings {
+    /// Listen address (published in gossip).
+    pub listen: SocketAddr,
+    /// Derived from the cluster cookie.
+    pub key: BulkKey,
+    /// Mutual TLS, as on node links.
+    pub tls: Option<LinkTls>,
+}
+
 /// Everything the `dht` supervisor's children are built from.
 pub struct DhtParts {
     /// The coordinator the HTTP layer uses.
@@ -47,6 +63,7 @@ pub struct DhtParts {
     node: String,
     router: RouterArgs,
     service: DhtServiceArgs,
+    bulk: BulkServerArgs,
     collector: CollectorArgs,
 }
 
@@ -58,6 +75,7 @@ impl DhtParts {
         id: NodeId,
         me: MemberKey,
         membership: MembershipChannels,
+        bulk: BulkSettings,
     ) -> Result<Self, ConfigError> {
         let partitioning =
             Partitioning::new(settings.partition_bits).ok_or(ConfigError::Invalid {
@@ -76,7 +94,15 @@ impl DhtParts {
             partitioning,
         );
         let handler = DhtHandler::new(store.clone(), placement_rx.clone());
-        let transport = Arc::new(ClusterTransport::new(me.clone(), handler.clone()));
+        let route = BulkRoute {
+            client: BulkClient::new(bulk.key.clone(), bulk.tls.clone()),
+            view: membership.watch(),
+        };
+        let transport = Arc::new(ClusterTransport::new(
+            me.clone(),
+            handler.clone(),
+            Some(route),
+        ));
         let files = Files::new(
             *id.as_bytes(),
             transport,
@@ -93,7 +119,17 @@ impl DhtParts {
                 membership,
                 placement: Arc::new(placement_tx),
             },
-            service: DhtServiceArgs { me, handler },
+            service: DhtServiceArgs {
+                me,
+                handler: handler.clone(),
+            },
+            bulk: BulkServerArgs {
+                listen: bulk.listen,
+                key: bulk.key,
+                tls: bulk.tls,
+                handler,
+                limits: BulkLimits::default(),
+            },
             collector: CollectorArgs {
                 store,
                 gc: GcSettings {
@@ -119,6 +155,12 @@ impl DhtParts {
         let service = ChildSpec::actor("service", move |_ctx| {
             (Some(service_name.clone()), DhtService, service_args.clone())
         });
+        let bulk_name = actor_name(&self.node, dht::BULK_ROLE);
+        let bulk_args = self.bulk.clone();
+        let bulk = ChildSpec::actor("bulk", move |_ctx| {
+            (Some(bulk_name.clone()), BulkServer, bulk_args.clone())
+        })
+        .crash_message::<BulkServerMessage>();
         let collector_name = actor_name(&self.node, dht::COLLECTOR_ROLE);
         let collector_args = self.collector.clone();
         let collector = ChildSpec::actor("collector", move |_ctx| {
@@ -131,7 +173,7 @@ impl DhtParts {
         .crash_message::<CollectorMessage>();
         let flags =
             SupervisorFlags::new(Strategy::OneForOne).intensity(DHT_MAX_RESTARTS, DHT_PERIOD_MS);
-        ChildSpec::supervisor("dht", flags, vec![router, service, collector])
+        ChildSpec::supervisor("dht", flags, vec![router, service, bulk, collector])
     }
 }
 

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
                 }
             }
         }),
+        Command::Put(args) => run_client(commands::files::put(args)),
+        Command::Get(args) => run_client(commands::files::get(args)),
+        Command::Ls(args) => run_client(commands::files::ls(args)),
+        Command::Stat(args) => run_client(commands::files::stat(args)),
+        Command::Rm(args) => run_client(commands::files::rm(args)),
     }
 }
 
@@ -68,8 +73,9 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
 
 async fn members(args: MembersArgs) -> anyhow::Result<()> {
     let client = commands::client()?;
-    let doc = commands::members::fetch(&client, &args.url, args.token.as_deref()).await?;
-    if args.json {
+    let api = args.api;
+    let doc = commands::members::fetch(&client, &api.url, api.token.as_deref()).await?;
+    if api.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", commands::members::table(&doc));

@@ -47,9 +47,10 @@ use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
 use crate::admin::{AppState, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
-use crate::dht::DhtParts;
+use crate::dht::{BulkSettings, DhtParts};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
+use hypha_actors::dht::bulk::handshake::BulkKey;
 use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
 
 /// Path of the root supervisor in the tree (and in chaos paths).
@@ -176,6 +177,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         http: http_addr,
         cluster: resolve_port(config.listen.cluster, Proto::Tcp)?,
         gossip: resolve_port(config.listen.gossip, Proto::Udp)?,
+        bulk: resolve_port(config.listen.bulk, Proto::Tcp)?,
     };
     let facts = NodeFacts {
         id,
@@ -186,7 +188,12 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
     let channels = cluster.channels.clone();
-    let dht = DhtParts::new(&config.dht, &name, id, me.clone(), channels.clone())?;
+    let bulk = BulkSettings {
+        listen: listen.bulk,
+        key: BulkKey::from_cookie(&cluster.link_cookie),
+        tls: cluster.tls.clone(),
+    };
+    let dht = DhtParts::new(&config.dht, &name, id, me.clone(), channels.clone(), bulk)?;
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,

@@ -261,11 +261,9 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
                     (i, status)
                 }
             })
-            // Large files one at a time: chunks share the node links with
-            // membership pings, and concurrent multi-MiB streams in a debug
-            // build have delayed pings until links were closed as hung
-            // (docs/dht.md, "Measured"; a separate bulk connection is the fix).
-            .buffered(1)
+            // Concurrent multi-MiB uploads: chunks travel on bulk links,
+            // so node links (and their pings) stay free.
+            .buffer_unordered(4)
             .collect()
             .await;
         for (i, status) in results {
@@ -273,6 +271,10 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
         }
     });
     read_all_back(&cluster, &all);
+    let dials: f64 = (0..NODES)
+        .map(|i| metric(&cluster.url(i), "hypha_dht_bulk_dials_total"))
+        .sum();
+    assert!(dials > 0.0, "chunks did not travel on bulk links");
     let listed = get_json(&cluster.url(2), "/v1/files?prefix=set/&limit=1000").unwrap();
     assert_eq!(listed["files"].as_array().unwrap().len(), 200);
 
@@ -387,6 +389,8 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
 fn bad_requests_get_json_errors() {
     let cluster = Cluster::start(1, "replicas = 1\nwrite_quorum = 1\nread_quorum = 1\n");
     let api = api(&cluster.url(0));
+    let node = get_json(&cluster.url(0), "/v1/node").unwrap();
+    let bulk: std::net::SocketAddr = node["bulk"].as_str().unwrap().parse().unwrap();
     common::block_on(async {
         let expect = |res: reqwest::Response, status: u16, code: &'static str| async move {
             assert_eq!(res.status().as_u16(), status);
@@ -459,7 +463,53 @@ fn bad_requests_get_json_errors() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 206);
         assert_eq!(res.bytes().await.unwrap().as_ref(), b"234");
+        bulk_link_is_authenticated_and_checked(bulk).await;
     });
+}
+
+/// The bulk listener: a wrong cookie is refused at the handshake; with
+/// the right one, requests are answered, a chunk whose bytes do not match
+/// its hash is refused, and malformed frames get an error answer.
+async fn bulk_link_is_authenticated_and_checked(addr: std::net::SocketAddr) {
+    use hypha_actors::dht::bulk::handshake::BulkKey;
+    use hypha_actors::dht::bulk::BulkClient;
+    use hypha_actors::dht::wire::{self, ErrorCode, Request, Response};
+    let limit = Duration::from_secs(5);
+    let get = wire::encode_request(&Request::GetChunk {
+        partition: 0,
+        hash: [9; 32],
+    })
+    .unwrap();
+    let wrong = BulkClient::new(BulkKey::from_cookie("not-the-cookie"), None);
+    let refused = wrong.call(addr, &get, limit).await.unwrap_err();
+    assert!(refused.to_string().contains("cookie"), "{refused}");
+
+    let cookie = hypha_actors::peers::link_cookie("hypha", common::COOKIE);
+    let right = BulkClient::new(BulkKey::from_cookie(&cookie), None);
+    let answer = right.call(addr, &get, limit).await.unwrap();
+    assert_eq!(
+        wire::decode_response(&answer).unwrap(),
+        Response::Chunk(None)
+    );
+    let forged = wire::encode_request(&Request::StoreChunk {
+        partition: 0,
+        hash: [1; 32],
+        data: b"not those bytes".to_vec(),
+    })
+    .unwrap();
+    let answer = right.call(addr, &forged, limit).await.unwrap();
+    match wire::decode_response(&answer).unwrap() {
+        Response::Error(err) => assert_eq!(err.code, ErrorCode::HashMismatch),
+        other => panic!("forged chunk answered {other:?}"),
+    }
+    let answer = right
+        .call(addr, b"\x00\x01\xffgarbage", limit)
+        .await
+        .unwrap();
+    match wire::decode_response(&answer).unwrap() {
+        Response::Error(err) => assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}"),
+        other => panic!("garbage answered {other:?}"),
+    }
 }
 
 fn declared_oversize(base: &str) -> (u16, String) {

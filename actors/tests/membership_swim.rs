@@ -48,6 +48,7 @@ fn config(name: &str, i: u16, seeds: Vec<String>) -> MembershipConfig {
             name: name.into(),
             cluster_addr: addr(100 + i),
             http_addr: addr(200 + i),
+            bulk_addr: None,
             capacity: Capacity::default(),
             labels: BTreeMap::new(),
         },

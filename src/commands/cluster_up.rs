@@ -93,6 +93,10 @@ fn spawn_node(plan: &UpPlan, i: u16, cookie: &str, token: &str) -> anyhow::Resul
             &format!("127.0.0.1:{}", port(plan.base_port, i, 2)?),
         ])
         .args([
+            "--bulk-listen",
+            &format!("127.0.0.1:{}", port(plan.base_port, i, 3)?),
+        ])
+        .args([
             "--seed",
             &format!("127.0.0.1:{}", port(plan.base_port, 0, 2)?),
         ])

@@ -1,8 +1,10 @@
 //! Client-side subcommands: `cluster up` (a local cluster of real node
-//! processes) and `members` (the membership view of a running node).
+//! processes), `members` (the membership view of a running node) and the
+//! file commands (`put`, `get`, `ls`, `stat`, `rm`).
 
 pub mod cert;
 pub mod cluster_up;
+pub mod files;
 pub mod members;
 
 use std::time::Duration;

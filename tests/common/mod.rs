@@ -34,6 +34,7 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
         cluster_listen: Some("127.0.0.1:0".parse().unwrap()),
         gossip_listen: Some("127.0.0.1:0".parse().unwrap()),
+        bulk_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_restarts,
         ..NodeArgs::default()
     };
@@ -129,6 +130,7 @@ pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
         .args(["--http-listen", "127.0.0.1:0"])
         .args(["--cluster-listen", "127.0.0.1:0"])
         .args(["--gossip-listen", "127.0.0.1:0"])
+        .args(["--bulk-listen", "127.0.0.1:0"])
         .args(extra)
         .env("HYPHA_COOKIE", COOKIE)
         .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -220,6 +222,11 @@ impl Api {
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: &[u8]) -> reqwest::Response {
         self.send(reqwest::Method::PUT, path, token, body.to_vec())
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, path, token, Vec::new())
             .await
     }
 

@@ -3,6 +3,11 @@
 //! is stored under its name in the partition of BLAKE3(name), written only
 //! after all its chunks are durable. Versions are (modified HLC, writer
 //! node id): the greater one wins everywhere (last writer wins).
+//!
+//! A file of at most [`MAX_INLINE_BYTES`] carries its content inside the
+//! manifest instead of in chunks: one durable write per replica instead of
+//! two, and one round trip to read it. Inline content is checked against
+//! the manifest's root hash like any chunk.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +18,11 @@ use super::codec::{self, CodecError};
 use super::hlc::Timestamp;
 use super::keyspace::{Key, Partition, Partitioning};
 
-/// Format of stored and transmitted manifests.
-pub const MANIFEST_FORMAT: u8 = 1;
+/// Format of stored and transmitted manifests. Format 2 added inline
+/// content; format 1 existed only before the first release and is not read.
+pub const MANIFEST_FORMAT: u8 = 2;
+/// Largest file stored inline in its manifest.
+pub const MAX_INLINE_BYTES: usize = 16 * 1024;
 /// Longest file name, in bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
 /// Most chunks in one file (keeps a manifest well under 1 MiB).
@@ -69,6 +77,8 @@ pub struct Manifest {
     pub labels: BTreeMap<String, String>,
     /// Live or tombstone.
     pub state: FileState,
+    /// The content itself, for a small file (then `chunks` is empty).
+    pub inline: Vec<u8>,
 }
 
 /// A manifest (or name) that is not acceptable.
@@ -158,7 +168,8 @@ impl Manifest {
                 self.chunks.len()
             )));
         }
-        let total: u64 = self.chunks.iter().map(|c| u64::from(c.len)).sum();
+        let total: u64 =
+            self.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() + self.inline.len() as u64;
         if self.state == FileState::Live && total != self.size {
             return Err(ManifestError::BadChunks(format!(
                 "chunks add up to {total} bytes, size says {}",
@@ -168,7 +179,29 @@ impl Manifest {
         if self.chunks.iter().any(|c| c.len == 0) {
             return Err(ManifestError::BadChunks("empty chunk".into()));
         }
+        self.validate_inline()
+    }
+
+    fn validate_inline(&self) -> Result<(), ManifestError> {
+        if self.inline.is_empty() {
+            return Ok(());
+        }
+        let ok = self.state == FileState::Live
+            && self.chunks.is_empty()
+            && self.inline.len() <= MAX_INLINE_BYTES
+            && self.inline.len() as u64 == self.size;
+        if !ok {
+            return Err(ManifestError::BadChunks(format!(
+                "inline content must be a live file's only content, at most {MAX_INLINE_BYTES} bytes"
+            )));
+        }
         Ok(())
+    }
+
+    /// Whether inline content (if any) matches the root hash. Checked on
+    /// every read, as chunks are: a flipped bit on disk is caught here.
+    pub fn inline_verified(&self) -> bool {
+        self.inline.is_empty() || blake3::hash(&self.inline).as_bytes() == &self.root
     }
 
     /// Stored form: version prefix, then the encoded manifest.
@@ -227,7 +260,27 @@ pub(crate) mod tests {
             content_type: "text/plain".into(),
             labels: BTreeMap::new(),
             state: FileState::Live,
+            inline: Vec::new(),
         }
+    }
+
+    #[test]
+    fn inline_content_is_checked() {
+        let mut m = sample("small", 1, 1);
+        m.chunks.clear();
+        m.inline = b"abc".to_vec();
+        assert!(m.validate().is_ok() && m.inline_verified());
+        m.inline = b"abd".to_vec();
+        assert!(
+            m.validate().is_ok() && !m.inline_verified(),
+            "hash mismatch caught"
+        );
+        m.inline = vec![0; MAX_INLINE_BYTES + 1];
+        m.size = m.inline.len() as u64;
+        assert!(m.validate().is_err(), "too large to inline");
+        let mut both = sample("both", 1, 1);
+        both.inline = b"abc".to_vec();
+        assert!(both.validate().is_err(), "chunks and inline at once");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! Pure parts: [`keyspace`], [`routing`], [`lookup`], [`placement`],
 //! [`chunker`], [`hlc`], [`manifest`], [`wire`], [`files::listing`]. Actors:
 //! [`router`] (placement), [`service`] (the remotable RPC endpoint),
+//! [`bulk::BulkServer`] (chunk transfers on their own connections),
 //! [`files::Collector`] (garbage). The coordinator ([`files::Files`]) runs
 //! in the request's task on whichever node received it.
 
+pub mod bulk;
 pub mod chunker;
 pub mod codec;
 pub mod files;
@@ -29,5 +31,7 @@ pub mod wire;
 pub const ROUTER_ROLE: &str = "router";
 /// The DHT service's role in actor names.
 pub const SERVICE_ROLE: &str = "dht";
+/// The bulk listener's role in actor names.
+pub const BULK_ROLE: &str = "bulk";
 /// The collector's role in actor names.
 pub const COLLECTOR_ROLE: &str = "collector";

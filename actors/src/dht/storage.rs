@@ -151,6 +151,12 @@ impl DhtStore {
                 key: manifest.name.as_bytes().to_vec(),
                 version: manifest.version().to_vec(),
             });
+        // A delete must pass on a full disk: it is how space is freed.
+        let batch = if manifest.is_live() {
+            batch
+        } else {
+            batch.recovery()
+        };
         match self.store.write(batch).await {
             Ok(()) => Ok(PutOutcome::Stored),
             Err(StoreError::ConditionFailed(_)) => Ok(PutOutcome::Superseded),
@@ -159,12 +165,24 @@ impl DhtStore {
     }
 
     /// Read a manifest. A stored manifest that does not decode is reported
-    /// as corruption (and counted), not returned.
+    /// as corruption (and counted), not returned. One whose inline content
+    /// does not match its hash is reported as absent, so that the reader
+    /// repairs it with a good copy.
     pub async fn get_manifest(&self, name: &str) -> Result<Option<Manifest>, StoreError> {
         let Some(bytes) = self.store.get(Tree::DhtManifests, name.as_bytes()).await? else {
             return Ok(None);
         };
-        decode_stored(name, &bytes).map(Some)
+        let manifest = decode_stored(name, &bytes)?;
+        if !manifest.inline_verified() {
+            metrics::counter!("hypha_dht_verification_failures_total", "where" => "local_store")
+                .increment(1);
+            tracing::warn!(
+                name,
+                "inline content does not match its hash; reported absent"
+            );
+            return Ok(None);
+        }
+        Ok(Some(manifest))
     }
 
     /// Manifests with names starting with `prefix`, strictly after `after`.

@@ -1,18 +1,25 @@
 //! How a coordinator reaches replicas: [`DhtTransport`], a trait so that
 //! tests and simulations can put several nodes' handlers in one process.
-//! In production, [`ClusterTransport`]: the peer's DHT service through
-//! ractor_cluster, or this node's own handler directly.
+//! In production, [`ClusterTransport`]: chunk transfers over the peer's
+//! bulk link (see [`super::bulk`]), everything else through its DHT
+//! service on the ractor_cluster node link, and this node's own requests
+//! straight to its handler.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use thiserror::Error;
+use tokio::sync::watch;
 
+use super::bulk::client::BulkError;
+use super::bulk::BulkClient;
 use super::service::{dht_group, DhtHandler, DhtServiceMessage};
 use super::wire::{self, Request, Response, WireError};
-use crate::membership::MemberKey;
+use crate::membership::{ClusterView, MemberKey};
 
 /// Why an RPC failed.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -67,18 +74,70 @@ fn into_result(response: Response) -> Result<Response, RpcError> {
     }
 }
 
-/// Node links (ractor_cluster), with this node's own handler short-cut.
+/// Bulk links and where peers listen for them.
+#[derive(Clone)]
+pub struct BulkRoute {
+    /// The connection pool.
+    pub client: BulkClient,
+    /// The membership view, whose members publish their bulk address.
+    pub view: watch::Receiver<Arc<ClusterView>>,
+}
+
+/// Node links (ractor_cluster) and bulk links, with this node's own
+/// handler short-cut.
 #[derive(Clone)]
 pub struct ClusterTransport {
     me: MemberKey,
     local: DhtHandler,
+    bulk: Option<BulkRoute>,
 }
 
 impl ClusterTransport {
-    /// For the node `me`, whose own requests go to `local`.
-    pub fn new(me: MemberKey, local: DhtHandler) -> Self {
-        Self { me, local }
+    /// For the node `me`, whose own requests go to `local`; chunk
+    /// transfers use `bulk` when given (else the node link).
+    pub fn new(me: MemberKey, local: DhtHandler, bulk: Option<BulkRoute>) -> Self {
+        Self { me, local, bulk }
     }
+
+    /// Where `peer` (this generation of it) takes bulk connections.
+    fn bulk_addr(&self, peer: &MemberKey, request: &Request) -> Option<(BulkClient, SocketAddr)> {
+        if !matches!(
+            request,
+            Request::StoreChunk { .. } | Request::GetChunk { .. }
+        ) {
+            return None;
+        }
+        let bulk = self.bulk.as_ref()?;
+        let view = bulk.view.borrow();
+        let member = view.member(&peer.node_id)?;
+        if member.key.generation != peer.generation {
+            return None;
+        }
+        let addr = member.info.as_ref()?.bulk_addr?;
+        Some((bulk.client.clone(), addr))
+    }
+}
+
+fn bulk_error(err: BulkError) -> RpcError {
+    match err {
+        BulkError::Timeout(ms) => RpcError::Timeout(ms),
+        other => RpcError::Unreachable(other.to_string()),
+    }
+}
+
+async fn bulk_call(
+    client: BulkClient,
+    addr: SocketAddr,
+    bytes: Vec<u8>,
+    timeout: Duration,
+) -> Result<Response, RpcError> {
+    metrics::counter!("hypha_dht_bytes_sent_total").increment(bytes.len() as u64);
+    let answer = client
+        .call(addr, &bytes, timeout)
+        .await
+        .map_err(bulk_error)?;
+    metrics::counter!("hypha_dht_bytes_received_total").increment(answer.len() as u64);
+    wire::decode_response(&answer).map_err(|e| RpcError::Codec(e.to_string()))
 }
 
 fn remote_service(peer: &MemberKey) -> Option<ActorRef<DhtServiceMessage>> {
@@ -138,13 +197,17 @@ impl DhtTransport for ClusterTransport {
                 timed(result)
             });
         }
+        let bulk = self.bulk_addr(peer, &request);
         let service = remote_service(peer);
         let peer_name = peer.link_name();
         Box::pin(async move {
             let result = async {
-                let service = service.ok_or(RpcError::Unreachable(peer_name))?;
                 let bytes =
                     wire::encode_request(&request).map_err(|e| RpcError::Codec(e.to_string()))?;
+                if let Some((client, addr)) = bulk {
+                    return into_result(bulk_call(client, addr, bytes, timeout).await?);
+                }
+                let service = service.ok_or(RpcError::Unreachable(peer_name))?;
                 into_result(remote_call(service, bytes, timeout).await?)
             }
             .await;

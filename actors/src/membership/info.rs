@@ -59,6 +59,10 @@ pub struct NodeInfo {
     pub cluster_addr: SocketAddr,
     /// Admin HTTP address.
     pub http_addr: SocketAddr,
+    /// Bulk-link (chunk transfer) address; absent on nodes without one,
+    /// whose chunks then travel on the node link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_addr: Option<SocketAddr>,
     /// What the machine offers.
     pub capacity: Capacity,
     /// Operator labels (`zone` among them, if set).
@@ -167,6 +171,7 @@ mod tests {
             name: "a".into(),
             cluster_addr: "127.0.0.1:1".parse().unwrap(),
             http_addr: "127.0.0.1:2".parse().unwrap(),
+            bulk_addr: None,
             capacity: Capacity {
                 cores: 2,
                 memory_bytes: 1 << 30,

@@ -113,6 +113,18 @@ pub enum Condition {
 pub struct WriteBatch {
     pub(crate) ops: Vec<WriteOp>,
     pub(crate) conditions: Vec<Condition>,
+    pub(crate) space: SpaceClass,
+}
+
+/// How a batch may use the free-space reserve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SpaceClass {
+    /// Ordinary data: refused once free space reaches the reserve.
+    #[default]
+    Data,
+    /// Small writes that let an operator recover (tombstones, settings):
+    /// may use the lower half of the reserve.
+    Recovery,
 }
 
 impl WriteBatch {
@@ -154,6 +166,17 @@ impl WriteBatch {
     /// The changes, in order.
     pub fn ops(&self) -> &[WriteOp] {
         &self.ops
+    }
+
+    /// Mark the batch as a small recovery write (see [`SpaceClass`]).
+    pub fn recovery(mut self) -> Self {
+        self.space = SpaceClass::Recovery;
+        self
+    }
+
+    /// How the batch may use the reserve.
+    pub fn space_class(&self) -> SpaceClass {
+        self.space
     }
 
     /// Whether the batch adds data (puts), as opposed to only removing it:

@@ -66,6 +66,10 @@ impl SledEngine {
             match sled::Config::new()
                 .path(dir)
                 .mode(sled::Mode::HighThroughput)
+                // The default 500 ms background flusher stays: it is what
+                // fsyncs (our flush is sync_file_range; docs/dht.md). Turning
+                // it off cut the 4 KiB PUT p99 from 237 to 129 ms and would
+                // leave power-loss durability to chance.
                 .open()
             {
                 Ok(db) => break db,

@@ -18,7 +18,9 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
     let open = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics));
+        .route("/metrics", get(health::metrics))
+        // Checks the token itself: it answers for every role.
+        .route("/v1/auth/whoami", get(node::whoami));
     let read = Router::new()
         .route("/v1/node", get(node::info))
         .route("/v1/node/labels", get(node::labels))

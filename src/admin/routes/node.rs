@@ -25,6 +25,7 @@ pub(super) struct NodeInfo {
     http: String,
     cluster: String,
     gossip: String,
+    bulk: String,
     labels: BTreeMap<String, String>,
 }
 
@@ -39,7 +40,33 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
         http: facts.listen.http.to_string(),
         cluster: facts.listen.cluster.to_string(),
         gossip: facts.listen.gossip.to_string(),
+        bulk: facts.listen.bulk.to_string(),
         labels: read_labels(&state.store).await?,
+    }))
+}
+
+#[derive(Serialize)]
+pub(super) struct WhoAmI {
+    role: &'static str,
+    max_file_bytes: u64,
+}
+
+/// `GET /v1/auth/whoami`: the role the presented token grants (401 for a
+/// missing or unknown one), and the node's upload limit. Clients ask
+/// before streaming an upload: a node refuses an unauthorised or oversize
+/// upload without reading it, which a client still writing its body sees
+/// only as a broken connection.
+pub(super) async fn whoami(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let role = state.tokens.role_of(header)?;
+    Ok(Json(WhoAmI {
+        role: role.as_str(),
+        max_file_bytes: state.files.config().max_file_bytes,
     }))
 }
 
@@ -88,7 +115,9 @@ pub(super) async fn put_label(
             tree: Tree::NodeLabels,
             key: key.as_bytes().to_vec(),
             max: MAX_LABELS,
-        });
+        })
+        // Settings stay writable on a full disk, like deletes.
+        .recovery();
     match state.store.write(batch).await {
         Err(StoreError::ConditionFailed(_)) => return Err(label_error(LabelError::TooMany)),
         other => other?,

@@ -15,18 +15,22 @@ use tokio::sync::watch;
 
 use super::error::FilesError;
 use super::listing::{self, ListQuery, NodePage, Page};
-use super::quorum::{gather, Gathered};
+use super::quorum::{gather, Gathered, Tails};
 use crate::dht::chunker::Chunker;
 use crate::dht::hlc::Hlc;
 use crate::dht::keyspace::Partition;
 use crate::dht::manifest::{
     newest, validate_labels, validate_name, ChunkRef, FileState, Manifest, MANIFEST_FORMAT,
-    MAX_CONTENT_TYPE_BYTES,
+    MAX_CONTENT_TYPE_BYTES, MAX_INLINE_BYTES,
 };
 use crate::dht::placement::Placement;
 use crate::dht::transport::DhtTransport;
 use crate::dht::wire::{ListNames, PutOutcome, Request, Response, MAX_LIST};
 use crate::membership::MemberKey;
+
+/// Write quorum calls whose slower replicas may still be running in the
+/// background; more make writers wait for their own.
+const MAX_TAILS: usize = 256;
 
 /// Chunks at or above this size are hashed on a blocking thread.
 const HASH_OFF_THREAD_BYTES: usize = 64 * 1024;
@@ -40,7 +44,8 @@ pub struct FilesConfig {
     pub read_quorum: usize,
     /// Timeout of one replica RPC.
     pub rpc_timeout_ms: u64,
-    /// How long a quorum call waits for the remaining replicas.
+    /// How long a quorum call waits for the remaining replicas once it
+    /// has its quorum; writes still reach them afterwards, in the background.
     pub straggler_ms: u64,
     /// Largest file accepted.
     pub max_file_bytes: u64,
@@ -59,7 +64,7 @@ impl Default for FilesConfig {
             write_quorum: 2,
             read_quorum: 2,
             rpc_timeout_ms: 5_000,
-            straggler_ms: 250,
+            straggler_ms: 0,
             max_file_bytes: 4 << 30,
             upload_pipeline: 4,
             read_ahead: 4,
@@ -120,10 +125,21 @@ pub struct Opened {
     pub body: BoxStream<'static, Result<Vec<u8>, FilesError>>,
 }
 
+/// What an upload produced: chunks stored on the replicas, or (for a
+/// small file) the bytes to put inline in the manifest.
+struct Content {
+    chunks: Vec<ChunkRef>,
+    inline: Vec<u8>,
+    size: u64,
+    root: [u8; 32],
+}
+
 /// A manifest read from replicas.
 struct ManifestRead {
     newest: Option<Manifest>,
     degraded: bool,
+    /// Replicas that answered.
+    answered: usize,
 }
 
 /// The coordinator (cheap to clone).
@@ -138,6 +154,7 @@ struct Inner {
     placement: watch::Receiver<Arc<Placement>>,
     hlc: Arc<Hlc>,
     config: FilesConfig,
+    tails: Tails,
 }
 
 fn quorum_error(needed: usize, gathered: &Gathered) -> FilesError {
@@ -213,6 +230,7 @@ impl Files {
                 placement,
                 hlc,
                 config,
+                tails: Tails::new(MAX_TAILS),
             }),
         }
     }
@@ -288,27 +306,44 @@ impl Files {
             return Err(FilesError::BadRequest("bad content type".into()));
         }
         let (partition, replicas) = self.write_targets(name)?;
+        // The read learns the version to keep `created` from, and checks
+        // that W replicas answer before the manifest is written: a write
+        // refused for want of replicas then leaves nothing visible, even
+        // before membership has noticed a replica died.
+        let w = self.inner.config.write_quorum;
+        let need = self.inner.config.read_quorum.max(w);
         let (upload, existing) = futures::join!(
             self.upload(partition, replicas.clone(), body),
-            self.read_manifest(name, ReadConsistency::Available)
+            self.read_manifest_from(name, ReadConsistency::Available, need)
         );
-        let (chunks, size, root) = upload?;
+        let content = upload?;
+        let answered = existing.as_ref().map_or(0, |r| r.answered);
+        if answered < w {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
+            return Err(FilesError::Quorum {
+                needed: w,
+                got: answered,
+                detail: format!("{answered} of the partition's replicas answered"),
+            });
+        }
         let existing = existing.ok().and_then(|r| r.newest);
-        self.commit(name, meta, replicas, chunks, size, root, existing)
-            .await
+        self.commit(name, meta, replicas, content, existing).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
         name: &str,
         meta: PutMeta,
         replicas: Vec<MemberKey>,
-        chunks: Vec<ChunkRef>,
-        size: u64,
-        root: [u8; 32],
+        content: Content,
         existing: Option<Manifest>,
     ) -> Result<PutReport, FilesError> {
+        let Content {
+            chunks,
+            inline,
+            size,
+            root,
+        } = content;
         if let Some(old) = &existing {
             self.inner.hlc.observe(old.modified);
         }
@@ -329,6 +364,7 @@ impl Files {
             content_type: meta.content_type,
             labels: meta.labels,
             state: FileState::Live,
+            inline,
         };
         manifest
             .validate()
@@ -351,7 +387,11 @@ impl Files {
         let request = Request::PutManifest {
             manifest: manifest.clone(),
         };
-        let gathered = self.gather(replicas, &request, w).await;
+        let mut gathered = self.gather(replicas, &request, w).await;
+        self.inner
+            .tails
+            .adopt(std::mem::take(&mut gathered.pending))
+            .await;
         if gathered.ok.len() < w {
             metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
             return Err(quorum_error(w, &gathered));
@@ -364,13 +404,15 @@ impl Files {
     }
 
     /// Stream the body through the chunker, storing each chunk on the
-    /// replicas with a bounded number of chunks in flight.
+    /// replicas with a bounded number of chunks in flight; a body that
+    /// ends within [`MAX_INLINE_BYTES`] before any chunk was cut is kept
+    /// for the manifest instead.
     async fn upload<S, B, E>(
         &self,
         partition: Partition,
         replicas: Vec<MemberKey>,
         mut body: S,
-    ) -> Result<(Vec<ChunkRef>, u64, [u8; 32]), FilesError>
+    ) -> Result<Content, FilesError>
     where
         S: Stream<Item = Result<B, E>> + Send + Unpin,
         B: AsRef<[u8]>,
@@ -410,10 +452,23 @@ impl Files {
                 return Err(FilesError::TooSlow(config.chunk_grace_ms / 2));
             }
         }
+        if upload.chunks.is_empty() && pending.len() <= MAX_INLINE_BYTES {
+            return Ok(Content {
+                chunks: Vec::new(),
+                root: *blake3::hash(&pending).as_bytes(),
+                inline: pending,
+                size,
+            });
+        }
         let (cutter, ready) = cut(cutter, pending, Input::Ended).await?;
         upload.send_all(ready).await?;
         upload.drain().await?;
-        Ok((upload.chunks, size, *cutter.root.finalize().as_bytes()))
+        Ok(Content {
+            chunks: upload.chunks,
+            inline: Vec::new(),
+            size,
+            root: *cutter.root.finalize().as_bytes(),
+        })
     }
 
     /// Store one chunk on `targets`; the replicas that failed.
@@ -430,7 +485,11 @@ impl Files {
             hash,
             data,
         };
-        let gathered = self.gather(&targets, &request, w).await;
+        let mut gathered = self.gather(&targets, &request, w).await;
+        self.inner
+            .tails
+            .adopt(std::mem::take(&mut gathered.pending))
+            .await;
         if gathered.ok.len() < w {
             metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
             return Err(quorum_error(w, &gathered));
@@ -443,9 +502,20 @@ impl Files {
         name: &str,
         consistency: ReadConsistency,
     ) -> Result<ManifestRead, FilesError> {
+        self.read_manifest_from(name, consistency, self.inner.config.read_quorum)
+            .await
+    }
+
+    /// Read with `quorum` answers wanted.
+    async fn read_manifest_from(
+        &self,
+        name: &str,
+        consistency: ReadConsistency,
+        quorum: usize,
+    ) -> Result<ManifestRead, FilesError> {
         let placement = self.placement();
         let (_, replicas) = placement.replicas_of_name(name);
-        let q = self.inner.config.read_quorum.min(replicas.len()).max(1);
+        let q = quorum.min(replicas.len()).max(1);
         let request = Request::GetManifest {
             name: name.to_owned(),
         };
@@ -454,7 +524,7 @@ impl Files {
             .ok
             .iter()
             .filter_map(|(m, r)| match r {
-                Response::Manifest(found) => Some((m.clone(), found.clone())),
+                Response::Manifest(found) => Some((m.clone(), verified(found))),
                 _ => None,
             })
             .collect();
@@ -468,7 +538,11 @@ impl Files {
             self.inner.hlc.observe(n.modified);
             self.repair_manifests(n, &answers).await;
         }
-        Ok(ManifestRead { newest, degraded })
+        Ok(ManifestRead {
+            newest,
+            degraded,
+            answered: answers.len(),
+        })
     }
 
     /// Read repair: give replicas that answered with an older version (or
@@ -540,6 +614,9 @@ impl Files {
         manifest: &Manifest,
         range: ByteRange,
     ) -> BoxStream<'static, Result<Vec<u8>, FilesError>> {
+        if !manifest.inline.is_empty() {
+            return inline_range(manifest, range);
+        }
         let placement = self.placement();
         let (partition, replicas) = placement.replicas_of_name(&manifest.name);
         let me = placement.me().clone();
@@ -674,6 +751,7 @@ impl Files {
             content_type: String::new(),
             labels: BTreeMap::new(),
             state: FileState::Tombstone,
+            inline: Vec::new(),
         };
         self.put_manifest(&replicas, &tombstone).await?;
         Ok(())
@@ -715,6 +793,33 @@ impl Files {
     }
 }
 
+/// A replica's manifest, unless its inline content fails verification
+/// (then it counts as absent, and read repair replaces it).
+fn verified(found: &Option<Manifest>) -> Option<Manifest> {
+    match found {
+        Some(m) if !m.inline_verified() => {
+            metrics::counter!("hypha_dht_verification_failures_total", "where" => "remote")
+                .increment(1);
+            None
+        }
+        other => other.clone(),
+    }
+}
+
+/// The part of an inline file within `range` (its manifest was verified
+/// when it was read).
+fn inline_range(
+    manifest: &Manifest,
+    range: ByteRange,
+) -> BoxStream<'static, Result<Vec<u8>, FilesError>> {
+    let len = manifest.inline.len();
+    let from = usize::try_from(range.start).unwrap_or(len).min(len);
+    let to = usize::try_from(range.end).unwrap_or(len).clamp(from, len);
+    let bytes = manifest.inline[from..to].to_vec();
+    metrics::counter!("hypha_files_bytes_out_total").increment(bytes.len() as u64);
+    stream::once(async move { Ok(bytes) }).boxed()
+}
+
 /// An upload's chunks in flight.
 struct Upload {
     files: Files,
@@ -732,7 +837,7 @@ impl Upload {
                 .map_err(|_| FilesError::BadRequest("chunk too large".into()))?;
             self.chunks.push(ChunkRef { hash, len });
             let files = self.files.clone();
-            let targets = self.targets.clone();
+            let targets = self.healthy_targets();
             let partition = self.partition;
             self.in_flight.push_back(Box::pin(async move {
                 files.store_chunk(partition, targets, hash, data).await
@@ -742,6 +847,23 @@ impl Upload {
             }
         }
         Ok(())
+    }
+
+    /// The targets, without replicas whose background writes failed
+    /// recently, as long as W remain.
+    fn healthy_targets(&self) -> Vec<MemberKey> {
+        let tails = &self.files.inner.tails;
+        let healthy: Vec<MemberKey> = self
+            .targets
+            .iter()
+            .filter(|m| !tails.troubled(m))
+            .cloned()
+            .collect();
+        if healthy.len() >= self.files.inner.config.write_quorum {
+            healthy
+        } else {
+            self.targets.clone()
+        }
     }
 
     async fn complete_one(&mut self) -> Result<(), FilesError> {
