@@ -383,19 +383,10 @@ impl Files {
         replicas: &[MemberKey],
         manifest: &Manifest,
     ) -> Result<(usize, bool), FilesError> {
-        let w = self.inner.config.write_quorum;
         let request = Request::PutManifest {
             manifest: manifest.clone(),
         };
-        let mut gathered = self.gather(replicas, &request, w).await;
-        self.inner
-            .tails
-            .adopt(std::mem::take(&mut gathered.pending))
-            .await;
-        if gathered.ok.len() < w {
-            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
-            return Err(quorum_error(w, &gathered));
-        }
+        let gathered = self.write_quorum(replicas, &request).await?;
         let superseded = gathered
             .ok
             .iter()
@@ -479,13 +470,24 @@ impl Files {
         hash: [u8; 32],
         data: Vec<u8>,
     ) -> Result<Vec<MemberKey>, FilesError> {
-        let w = self.inner.config.write_quorum;
         let request = Request::StoreChunk {
             partition: partition.0,
             hash,
             data,
         };
-        let mut gathered = self.gather(&targets, &request, w).await;
+        let gathered = self.write_quorum(&targets, &request).await?;
+        Ok(gathered.failed.into_iter().map(|(m, _)| m).collect())
+    }
+
+    /// A write to `targets`, answered once W succeeded; the rest finish
+    /// in the background.
+    async fn write_quorum(
+        &self,
+        targets: &[MemberKey],
+        request: &Request,
+    ) -> Result<Gathered, FilesError> {
+        let w = self.inner.config.write_quorum;
+        let mut gathered = self.gather(targets, request, w).await;
         self.inner
             .tails
             .adopt(std::mem::take(&mut gathered.pending))
@@ -494,7 +496,7 @@ impl Files {
             metrics::counter!("hypha_dht_quorum_failures_total", "op" => "write").increment(1);
             return Err(quorum_error(w, &gathered));
         }
-        Ok(gathered.failed.into_iter().map(|(m, _)| m).collect())
+        Ok(gathered)
     }
 
     async fn read_manifest(
