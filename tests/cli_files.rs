@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use common::{node_command, spawn_command, ADMIN_TOKEN, READ_TOKEN};
 use serde_json::Value;
@@ -47,11 +46,7 @@ fn file_commands_round_trip() {
         &["--config", config.to_str().unwrap()],
     ));
     let url = node.url.as_str();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::metric(url, "hypha_dht_owners") < 1.0 {
-        assert!(Instant::now() < deadline, "node never placed itself");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_owners(url, 1);
 
     // 3 MiB + 1: several chunks and a ragged end.
     let content = common::pseudo_random((3 << 20) + 1, 42);

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{node_command, spawn_command, Api, ADMIN_TOKEN};
 use serde_json::Value;
@@ -60,11 +60,7 @@ fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
         &tmpfs.0.join("n0"),
         &["--config", config.to_str().unwrap()],
     ));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::metric(&node.url, "hypha_dht_owners") < 1.0 {
-        assert!(Instant::now() < deadline, "node never placed itself");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_owners(&node.url, 1);
     let api = Api::new(node.url.clone());
     common::block_on(async {
         let small = b"stored before the disk filled".to_vec();
@@ -102,7 +98,6 @@ fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
             assert_eq!(res.status().as_u16(), 200, "fill/{i}");
             let got = res.bytes().await;
             if got.is_err() {
-                std::thread::sleep(Duration::from_millis(200));
                 panic!(
                     "fill/{i} of {}: {got:?}\n{}",
                     stored.len(),

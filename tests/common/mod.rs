@@ -279,6 +279,19 @@ pub fn metric(url: &str, name: &str) -> f64 {
         + 0.0
 }
 
+/// Poll (≤ 30 s) until the node at `url` places files on at least
+/// `owners` live members.
+pub fn wait_for_owners(url: &str, owners: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(url, "hypha_dht_owners") < owners as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "placement never reached {owners} owners"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Deterministic incompressible test data (xorshift64).
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -19,8 +19,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::handshake::{self, BulkKey};
 use super::{frame, BoxIo};
-use crate::dht::service::DhtHandler;
-use crate::dht::wire::{self, ErrorCode, Response, WireError};
+use crate::dht::service::{encode_or_error, DhtHandler};
+use crate::dht::wire::{self, Response};
 use crate::peers::tls::LinkTls;
 
 /// How long a restarted incarnation retries binding its port.
@@ -226,14 +226,7 @@ async fn serve(stream: TcpStream, args: &BulkServerArgs) -> Result<(), String> {
                 Response::Error(err)
             }
         };
-        let encoded = match wire::encode_response(&response) {
-            Ok(encoded) => encoded,
-            Err(err) => {
-                let fallback = WireError::new(ErrorCode::Storage, err.to_string());
-                wire::encode_response(&Response::Error(fallback)).map_err(|e| e.to_string())?
-            }
-        };
-        frame::write(&mut io, &encoded)
+        frame::write(&mut io, &encode_or_error(&response))
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -36,7 +36,10 @@ pub struct DhtServiceState {
     in_flight: JoinSet<()>,
 }
 
-fn encode_or_error(response: &Response) -> Vec<u8> {
+/// Encode an answer; one that does not encode becomes an encoded error,
+/// so a caller always gets a reply it can decode. Shared with the bulk
+/// listener, which answers the same requests on its own connections.
+pub fn encode_or_error(response: &Response) -> Vec<u8> {
     match wire::encode_response(response) {
         Ok(bytes) => bytes,
         Err(err) => {

@@ -8,6 +8,6 @@ mod actor;
 mod handler;
 mod messages;
 
-pub use actor::{dht_group, DhtService, DhtServiceArgs};
+pub use actor::{dht_group, encode_or_error, DhtService, DhtServiceArgs};
 pub use handler::DhtHandler;
 pub use messages::DhtServiceMessage;
