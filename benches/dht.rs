@@ -60,13 +60,15 @@ fn raw_sled_mb_s(dir: &Path) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+const SMALL_FLUSHES: usize = 500;
+
 /// sled: 4 KiB values, one flush per write, one writer (what a durable
 /// small write costs when nothing shares its flush): flushes per second.
 fn raw_sled_small_flushes_s(dir: &Path) -> f64 {
     let engine = SledEngine::open(dir).unwrap();
     engine.check_format().unwrap();
     let value = bytes(4096, 8);
-    let n = 500;
+    let n = SMALL_FLUSHES;
     let started = Instant::now();
     for i in 0..n {
         let b = WriteBatch::new().put(Tree::DhtManifests, format!("s{i}"), value.clone());
@@ -106,6 +108,42 @@ fn raw_loopback_mb_s() -> f64 {
 struct Cluster {
     _dir: tempfile::TempDir,
     nodes: Vec<NodeProcess>,
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the whole line, in clock ticks (100/s).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used so far by every node process and by this client.
+fn cluster_cpu_s(c: &Cluster) -> (f64, f64) {
+    let nodes = c.nodes.iter().map(|n| cpu_s(&n.pid().to_string())).sum();
+    (nodes, cpu_s("self"))
+}
+
+/// What `ops` operations cost in CPU, and the rate this machine's cores
+/// could sustain at that cost: the ceiling any target here must fit under.
+fn cpu_line(c: &Cluster, before: (f64, f64), ops: usize) -> String {
+    let after = cluster_cpu_s(c);
+    let nodes_us = 1e6 * (after.0 - before.0) / ops as f64;
+    let client_us = 1e6 * (after.1 - before.1) / ops as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    format!(
+        "CPU per op: nodes {nodes_us:.0} µs + client {client_us:.0} µs; \
+         {cores:.0} cores sustain at most {:.0} ops/s at that cost",
+        cores * 1e6 / (nodes_us + client_us)
+    )
 }
 
 fn start_cluster(n: usize) -> Cluster {
@@ -178,7 +216,14 @@ async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    res.bytes().await.unwrap().len()
+    // Counted and dropped as they arrive, like the raw loopback reader:
+    // gathering 64 MiB into one buffer would measure the client's copies.
+    let mut body = res.bytes_stream();
+    let mut len = 0;
+    while let Some(piece) = body.next().await {
+        len += piece.unwrap().len();
+    }
+    len
 }
 
 async fn stat_ms(http: &reqwest::Client, url: &str, name: &str) -> f64 {
@@ -296,11 +341,13 @@ fn main() {
     let raw_dir = tempfile::tempdir().unwrap();
     let sled_mb_s = raw_sled_mb_s(raw_dir.path());
     let small_dir = tempfile::tempdir().unwrap();
+    let cpu_before = cpu_s("self");
     let flushes_s = raw_sled_small_flushes_s(small_dir.path());
+    let flush_cpu_us = 1e6 * (cpu_s("self") - cpu_before) / SMALL_FLUSHES as f64;
     let tcp_mb_s = raw_loopback_mb_s();
     println!(
         "raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; sled 4 KiB put+flush {flushes_s:.0}/s \
-         ({:.2} ms each); loopback TCP {tcp_mb_s:.0} MB/s",
+         ({:.2} ms each, {flush_cpu_us:.0} µs CPU each); loopback TCP {tcp_mb_s:.0} MB/s",
         1e3 / flushes_s
     );
 
@@ -321,6 +368,7 @@ fn main() {
         );
         let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
         let small = bytes(4096, 5);
+        let cpu = cluster_cpu_s(&c);
         let (rate, lat) = small_ops(ops, concurrency, |i| {
             let (http, url, body) = (&http, &urls[i % urls.len()], small.clone());
             async move { put(http, url, &format!("small/{i}"), body).await }
@@ -331,9 +379,11 @@ fn main() {
             percentile(&lat, 50.0),
             percentile(&lat, 99.0)
         );
+        println!("  {}", cpu_line(&c, cpu, ops));
         if std::env::var_os("HYPHA_BENCH_DUMP_METRICS").is_some() {
             dump_metrics(&http, &urls[0]).await;
         }
+        let cpu = cluster_cpu_s(&c);
         let (rate, lat) = small_ops(ops, concurrency, |i| {
             let (http, url) = (&http, &urls[(i + 1) % urls.len()]);
             async move {
@@ -346,6 +396,7 @@ fn main() {
             percentile(&lat, 50.0),
             percentile(&lat, 99.0)
         );
+        println!("  {}", cpu_line(&c, cpu, ops));
         let (idle50, idle99) = control_latency(&c, &http, false).await;
         let (busy50, busy99) = control_latency(&c, &http, true).await;
         println!(

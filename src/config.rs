@@ -128,6 +128,9 @@ pub struct DhtSettings {
     /// How long a quorum call waits for slower replicas once it has W
     /// (writes still reach them afterwards, in the background).
     pub straggler_ms: u64,
+    /// A read asks only a read quorum of replicas, and the others when
+    /// one fails or this long passed without the quorum.
+    pub read_hedge_ms: u64,
     /// Largest file accepted.
     pub max_file_bytes: u64,
     /// Chunks an upload keeps in flight.
@@ -152,6 +155,7 @@ impl Default for DhtSettings {
             down_grace_ms: 30_000,
             rpc_timeout_ms: 5_000,
             straggler_ms: 0,
+            read_hedge_ms: 20,
             max_file_bytes: 4 << 30,
             upload_pipeline: 4,
             read_ahead: 4,

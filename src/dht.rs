@@ -183,6 +183,7 @@ fn files_config(s: &DhtSettings) -> FilesConfig {
         read_quorum: s.read_quorum,
         rpc_timeout_ms: s.rpc_timeout_ms,
         straggler_ms: s.straggler_ms,
+        read_hedge_ms: s.read_hedge_ms,
         max_file_bytes: s.max_file_bytes,
         upload_pipeline: s.upload_pipeline,
         read_ahead: s.read_ahead,

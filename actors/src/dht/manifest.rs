@@ -78,6 +78,7 @@ pub struct Manifest {
     /// Live or tombstone.
     pub state: FileState,
     /// The content itself, for a small file (then `chunks` is empty).
+    #[serde(with = "serde_bytes")]
     pub inline: Vec<u8>,
 }
 

@@ -14,6 +14,7 @@
 pub mod bulk;
 pub mod chunker;
 pub mod codec;
+pub mod digest;
 pub mod files;
 pub mod hlc;
 pub mod keyspace;

@@ -9,6 +9,7 @@
 //! - `dht_manifests`: name → version ‖ manifest
 //! - `dht_partition_index`: partition ‖ BLAKE3(name) → name
 
+use super::digest::blake3_of;
 use super::keyspace::{Partition, Partitioning};
 use super::manifest::{name_key, Manifest};
 use super::wire::PutOutcome;
@@ -107,7 +108,10 @@ impl DhtStore {
         let Some(bytes) = self.store.get(Tree::DhtChunks, &key).await? else {
             return Ok(ChunkRead::Missing);
         };
-        if blake3::hash(&bytes).as_bytes() != hash {
+        let Ok((found, bytes)) = blake3_of(bytes).await else {
+            return Err(StoreError::Io("chunk verification was cancelled".into()));
+        };
+        if &found != hash {
             metrics::counter!("hypha_dht_verification_failures_total", "where" => "local_store")
                 .increment(1);
             tracing::warn!(chunk = %hex::encode(hash), "stored chunk fails verification");

@@ -105,7 +105,9 @@ pub enum Request {
         partition: u16,
         /// BLAKE3 of `data`; the receiver checks it.
         hash: [u8; 32],
-        /// The bytes.
+        /// The bytes (one length-prefixed run, not a u8 sequence: same
+        /// encoding, decoded in one copy instead of per element).
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Read a chunk.
@@ -139,6 +141,7 @@ pub enum Request {
         /// Partition.
         partition: u16,
         /// Index keys strictly after this BLAKE3(name); empty: from the start.
+        #[serde(with = "serde_bytes")]
         after: Vec<u8>,
         /// At most this many.
         limit: u32,
@@ -199,7 +202,7 @@ pub enum Response {
     /// Chunk stored durably.
     ChunkStored,
     /// A chunk's verified bytes, if held.
-    Chunk(Option<Vec<u8>>),
+    Chunk(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     /// Has-chunks answer, one per hash.
     Has(Vec<bool>),
     /// Manifest write outcome (durable either way).
@@ -317,6 +320,28 @@ mod tests {
         assert_eq!(decode_request(&encode_request(&r).unwrap()).unwrap(), r);
     }
 
+    /// `serde_bytes` fields must encode exactly as the plain `Vec<u8>`
+    /// sequences that wire version 1 and manifest format 2 were written
+    /// with, so that stored records and older peers stay readable.
+    #[test]
+    fn byte_fields_keep_the_sequence_encoding() {
+        #[derive(Serialize)]
+        enum PlainResponse {
+            _Nodes(Vec<Contact>),
+            _ChunkStored,
+            Chunk(Option<Vec<u8>>),
+        }
+        let data = vec![7u8; 300];
+        assert_eq!(
+            codec::encode(&Response::Chunk(Some(data.clone()))).unwrap(),
+            codec::encode(&PlainResponse::Chunk(Some(data.clone()))).unwrap()
+        );
+        let bytes = codec::encode(&PlainResponse::Chunk(Some(data.clone()))).unwrap();
+        assert_eq!(
+            codec::decode::<Response>(&bytes).unwrap(),
+            Response::Chunk(Some(data))
+        );
+    }
     #[test]
     fn other_versions_and_invalid_requests_are_refused() {
         let mut bytes = encode_request(&Request::GetManifest { name: "x".into() }).unwrap();

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 
 use super::error::FilesError;
 use super::listing::{self, ListQuery, NodePage, Page};
-use super::quorum::{gather, Gathered, Tails};
+use super::quorum::{gather, gather_hedged, Gathered, Tails};
 use crate::dht::chunker::Chunker;
+use crate::dht::digest::blake3_of;
 use crate::dht::hlc::Hlc;
 use crate::dht::keyspace::Partition;
 use crate::dht::manifest::{
@@ -32,9 +33,6 @@ use crate::membership::MemberKey;
 /// background; more make writers wait for their own.
 const MAX_TAILS: usize = 256;
 
-/// Chunks at or above this size are hashed on a blocking thread.
-const HASH_OFF_THREAD_BYTES: usize = 64 * 1024;
-
 /// Coordinator settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FilesConfig {
@@ -47,6 +45,9 @@ pub struct FilesConfig {
     /// How long a quorum call waits for the remaining replicas once it
     /// has its quorum; writes still reach them afterwards, in the background.
     pub straggler_ms: u64,
+    /// A read asks a read quorum of replicas (local first), and the rest
+    /// when one fails or this long passed without the quorum.
+    pub read_hedge_ms: u64,
     /// Largest file accepted.
     pub max_file_bytes: u64,
     /// Chunks an upload has in flight at once.
@@ -65,6 +66,7 @@ impl Default for FilesConfig {
             read_quorum: 2,
             rpc_timeout_ms: 5_000,
             straggler_ms: 0,
+            read_hedge_ms: 20,
             max_file_bytes: 4 << 30,
             upload_pipeline: 4,
             read_ahead: 4,
@@ -169,12 +171,9 @@ fn quorum_error(needed: usize, gathered: &Gathered) -> FilesError {
 }
 
 async fn hash_of(data: Vec<u8>) -> Result<([u8; 32], Vec<u8>), FilesError> {
-    if data.len() < HASH_OFF_THREAD_BYTES {
-        return Ok((*blake3::hash(&data).as_bytes(), data));
-    }
-    tokio::task::spawn_blocking(move || (*blake3::hash(&data).as_bytes(), data))
+    blake3_of(data)
         .await
-        .map_err(|e| FilesError::Body(format!("hashing failed: {e}")))
+        .map_err(|e| FilesError::Body(e.to_string()))
 }
 
 /// Chunker state carried through blocking cuts.
@@ -516,12 +515,23 @@ impl Files {
         quorum: usize,
     ) -> Result<ManifestRead, FilesError> {
         let placement = self.placement();
-        let (_, replicas) = placement.replicas_of_name(name);
+        let (_, mut replicas) = placement.replicas_of_name(name);
         let q = quorum.min(replicas.len()).max(1);
         let request = Request::GetManifest {
             name: name.to_owned(),
         };
-        let gathered = self.gather(&replicas, &request, q).await;
+        // Local replica first (no network hop), then live ones.
+        let me = placement.me().clone();
+        replicas.sort_by_key(|m| (*m != me, !placement.is_live(m)));
+        let gathered = gather_hedged(
+            &self.inner.transport,
+            &replicas,
+            &request,
+            q,
+            self.timeout(),
+            Duration::from_millis(self.inner.config.read_hedge_ms),
+        )
+        .await;
         let answers: Vec<(MemberKey, Option<Manifest>)> = gathered
             .ok
             .iter()
@@ -654,11 +664,19 @@ impl Files {
                     let bytes = files
                         .fetch_chunk(partition, chunk, &sources, &fallback)
                         .await?;
-                    let from = usize::try_from(range.start.saturating_sub(at)).unwrap_or(0);
+                    let mut bytes = bytes;
                     let to = usize::try_from((range.end - at).min(u64::from(chunk.len)))
-                        .unwrap_or(bytes.len());
-                    metrics::counter!("hypha_files_bytes_out_total").increment((to - from) as u64);
-                    Ok(bytes.get(from..to).map(<[u8]>::to_vec).unwrap_or_default())
+                        .unwrap_or(bytes.len())
+                        .min(bytes.len());
+                    let from = usize::try_from(range.start.saturating_sub(at))
+                        .unwrap_or(0)
+                        .min(to);
+                    // Cut in place: a whole chunk (the common case) is
+                    // passed on without a copy.
+                    bytes.truncate(to);
+                    bytes.drain(..from);
+                    metrics::counter!("hypha_files_bytes_out_total").increment(bytes.len() as u64);
+                    Ok(bytes)
                 }
             })
             .buffered(read_ahead)
@@ -675,6 +693,7 @@ impl Files {
         fallback: &[MemberKey],
     ) -> Result<Vec<u8>, FilesError> {
         let mut to_repair = Vec::new();
+        let me = self.placement().me().clone();
         let request = Request::GetChunk {
             partition: partition.0,
             hash: chunk.hash,
@@ -695,7 +714,13 @@ impl Files {
                 }
                 continue;
             };
-            let (hash, bytes) = hash_of(bytes).await?;
+            // This node's store verified its own copy before answering;
+            // only bytes that crossed the network are hashed again here.
+            let (hash, bytes) = if *member == me {
+                (chunk.hash, bytes)
+            } else {
+                hash_of(bytes).await?
+            };
             if hash == chunk.hash && bytes.len() == chunk.len as usize {
                 self.repair_chunk(partition, chunk.hash, &bytes, to_repair)
                     .await;

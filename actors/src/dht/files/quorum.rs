@@ -99,6 +99,56 @@ pub async fn gather(
     out
 }
 
+/// A read's quorum call: ask only the first `need` of `targets` (in the
+/// caller's order of preference, the local replica first) and the next
+/// one for each that fails; if the quorum is not in after `hedge`, ask
+/// all the rest. With healthy replicas a read so costs `need` RPCs, not
+/// R, and a frozen replica costs it `hedge`, not an RPC timeout. Returns
+/// at the quorum (the calls still running are dropped: a read needs no
+/// tail) or when every asked replica answered.
+pub async fn gather_hedged(
+    transport: &Arc<dyn DhtTransport>,
+    targets: &[MemberKey],
+    request: &Request,
+    need: usize,
+    timeout: Duration,
+    hedge: Duration,
+) -> Gathered {
+    let call = |member: &MemberKey| {
+        let call = transport.call(member, request.clone(), timeout);
+        let member = member.clone();
+        Box::pin(async move { (member, call.await) }) as PendingCall
+    };
+    let mut spare = targets.iter().skip(need);
+    let mut pending: FuturesUnordered<PendingCall> = targets.iter().take(need).map(call).collect();
+    let mut out = Gathered::default();
+    let hedge_at = Instant::now() + hedge;
+    let mut hedged = false;
+    while out.ok.len() < need {
+        let next = if hedged {
+            pending.next().await
+        } else {
+            match tokio::time::timeout_at(hedge_at, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    hedged = true;
+                    pending.extend(spare.by_ref().map(call));
+                    continue;
+                }
+            }
+        };
+        let Some((member, result)) = next else { break };
+        match result {
+            Ok(response) => out.ok.push((member, response)),
+            Err(err) => {
+                out.failed.push((member, err));
+                pending.extend(spare.next().map(call));
+            }
+        }
+    }
+    out
+}
+
 /// How long a replica that failed a background write is avoided by new
 /// uploads (membership decides about it meanwhile).
 const TROUBLE_MS: u64 = 10_000;
@@ -285,6 +335,64 @@ mod tests {
             let expect = if round == 1 { 2 } else { 5 };
             assert!(delivered.load(Ordering::SeqCst) >= expect, "round {round}");
         }
+    }
+
+    async fn hedged(transport: &Arc<dyn DhtTransport>, need: usize) -> Gathered {
+        let targets: Vec<MemberKey> = (0..3).map(member).collect();
+        let timeout = Duration::from_secs(5);
+        let hedge = Duration::from_millis(20);
+        gather_hedged(transport, &targets, &request(), need, timeout, hedge).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_hedged_read_asks_only_the_quorum() {
+        let (transport, delivered) = setup(vec![1, 2, 3], None);
+        let gathered = hedged(&transport, 2).await;
+        assert_eq!(gathered.ok.len(), 2);
+        let asked: Vec<&str> = gathered
+            .ok
+            .iter()
+            .map(|(m, _)| m.node_id.as_str())
+            .collect();
+        assert_eq!(asked, ["m0", "m1"], "the preferred replicas, in order");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            delivered.load(Ordering::SeqCst),
+            2,
+            "the third was never asked"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_replica_is_replaced_by_the_next_at_once() {
+        let (transport, _) = setup(vec![1, 2, 3], Some(0));
+        let started = tokio::time::Instant::now();
+        let gathered = hedged(&transport, 2).await;
+        assert_eq!((gathered.ok.len(), gathered.failed.len()), (2, 1));
+        assert!(
+            started.elapsed() < Duration::from_millis(20),
+            "no hedge wait"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_replica_costs_the_hedge_not_the_timeout() {
+        let (transport, _) = setup(vec![1, 60_000, 3], None);
+        let started = tokio::time::Instant::now();
+        let gathered = hedged(&transport, 2).await;
+        assert_eq!(gathered.ok.len(), 2);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(20) && waited < Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedged_read_without_enough_replicas_returns_what_it_has() {
+        let (transport, _) = setup(vec![1, 2, 3], Some(1));
+        let targets: Vec<MemberKey> = (0..2).map(member).collect();
+        let timeout = Duration::from_secs(5);
+        let hedge = Duration::from_millis(20);
+        let gathered = gather_hedged(&transport, &targets, &request(), 2, timeout, hedge).await;
+        assert_eq!((gathered.ok.len(), gathered.failed.len()), (1, 1));
     }
 
     #[tokio::test(start_paused = true)]

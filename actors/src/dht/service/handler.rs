@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::dht::digest::blake3_of;
 use crate::dht::hlc::wall_ms;
 use crate::dht::keyspace::{Key, Partition};
 use crate::dht::placement::Placement;
@@ -69,7 +70,10 @@ impl DhtHandler {
                 data,
             } => {
                 let partition = self.partition(partition)?;
-                if blake3::hash(&data).as_bytes() != &hash {
+                let (found, data) = blake3_of(data)
+                    .await
+                    .map_err(|e| WireError::new(ErrorCode::Unavailable, e.to_string()))?;
+                if found != hash {
                     metrics::counter!("hypha_dht_verification_failures_total", "where" => "incoming")
                         .increment(1);
                     return Err(WireError::new(
