@@ -5,12 +5,14 @@
 //! docs/dht.md.
 //!
 //! Pure parts: [`keyspace`], [`routing`], [`lookup`], [`placement`],
-//! [`chunker`], [`hlc`], [`manifest`], [`wire`], [`files::listing`]. Actors:
+//! [`chunker`], [`hlc`], [`manifest`], [`wire`], [`files::listing`],
+//! [`anti_entropy`] (digests, tree, exchange protocol). Actors:
 //! [`router`] (placement), [`service`] (the remotable RPC endpoint),
 //! [`bulk::BulkServer`] (chunk transfers on their own connections),
 //! [`files::Collector`] (garbage). The coordinator ([`files::Files`]) runs
 //! in the request's task on whichever node received it.
 
+pub mod anti_entropy;
 pub mod bulk;
 pub mod chunker;
 pub mod codec;
