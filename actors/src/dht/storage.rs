@@ -8,12 +8,23 @@
 //! - `dht_chunk_times`: partition ‖ hash → last write (Unix ms), for GC
 //! - `dht_manifests`: name → version ‖ manifest
 //! - `dht_partition_index`: partition ‖ BLAKE3(name) → name
+//! - `ae_entries`: partition ‖ bucket ‖ BLAKE3(name) → entry hash ‖ entry
+//! - `ae_digests`: partition ‖ bucket → XOR of entry hashes ‖ count
+//!
+//! The two anti-entropy trees are kept by the store itself, with every
+//! manifest write and tombstone removal (a [`DigestOp`] in the same batch),
+//! so a partition's digests are always one range scan away.
 
+use super::anti_entropy::buckets::{
+    bucket_of, BucketDigests, Entry, EntryState, Version, DEFAULT_BUCKETS,
+};
 use super::digest::blake3_of;
 use super::keyspace::{Partition, Partitioning};
 use super::manifest::{name_key, Manifest};
 use super::wire::PutOutcome;
-use crate::store::{Condition, StoreClient, StoreError, Tree, WriteBatch};
+use crate::store::{
+    Condition, DigestOp, StoreClient, StoreError, Tree, WriteBatch, DIGEST_ROW_BYTES,
+};
 
 /// Result of reading a chunk from the local store.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,6 +73,66 @@ pub fn index_key(partitioning: &Partitioning, name: &str) -> Vec<u8> {
 
 /// Scan page size of internal sweeps.
 const SWEEP_PAGE: usize = 512;
+
+/// Anti-entropy buckets per partition. Changing it needs a rebuild of the
+/// digests on every node (and the same value cluster-wide).
+pub const AE_BUCKETS: u32 = DEFAULT_BUCKETS;
+
+/// Bytes of a stored anti-entropy entry after its hash: modified (8) ‖
+/// writer (32) ‖ state (1).
+const AE_ENTRY_BYTES: usize = 41;
+
+fn ae_row_key(partition: Partition, bucket: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(6);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key.extend_from_slice(&bucket.to_be_bytes());
+    key
+}
+
+/// The store update that keeps the partition's digests in step with
+/// `entry` being written (`Some`) or removed.
+fn ae_digest_op(partition: Partition, key: &[u8; 32], entry: Option<&Entry>) -> DigestOp {
+    let row = ae_row_key(partition, bucket_of(key, AE_BUCKETS));
+    let mut entry_key = row.clone();
+    entry_key.extend_from_slice(key);
+    DigestOp {
+        entries: Tree::AeEntries,
+        key: entry_key,
+        value: entry.map(ae_entry_value),
+        digests: Tree::AeDigests,
+        row,
+    }
+}
+
+fn ae_entry_value(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + AE_ENTRY_BYTES);
+    out.extend_from_slice(&entry.hash());
+    out.extend_from_slice(&entry.version.modified.to_be_bytes());
+    out.extend_from_slice(&entry.version.writer);
+    out.push(match entry.state {
+        EntryState::Live => 0,
+        EntryState::Tombstone => 1,
+    });
+    out
+}
+
+/// An entry back from its store key and value (None if malformed).
+fn ae_entry_from(key: &[u8], value: &[u8]) -> Option<Entry> {
+    let name_key: [u8; 32] = key.get(6..38)?.try_into().ok()?;
+    let body = value.get(32..32 + AE_ENTRY_BYTES)?;
+    Some(Entry {
+        key: name_key,
+        version: Version {
+            modified: u64::from_be_bytes(body[..8].try_into().ok()?),
+            writer: body[8..40].try_into().ok()?,
+        },
+        state: match body[40] {
+            0 => EntryState::Live,
+            1 => EntryState::Tombstone,
+            _ => return None,
+        },
+    })
+}
 
 impl DhtStore {
     /// Over `store`.
@@ -154,7 +225,12 @@ impl DhtStore {
                 tree: Tree::DhtManifests,
                 key: manifest.name.as_bytes().to_vec(),
                 version: manifest.version().to_vec(),
-            });
+            })
+            .digest(ae_digest_op(
+                manifest.partition(&self.partitioning),
+                &name_key(&manifest.name).0,
+                Some(&Entry::of(manifest)),
+            ));
         // A delete must pass on a full disk: it is how space is freed.
         let batch = if manifest.is_live() {
             batch
@@ -166,6 +242,50 @@ impl DhtStore {
             Err(StoreError::ConditionFailed(_)) => Ok(PutOutcome::Superseded),
             Err(err) => Err(err),
         }
+    }
+
+    /// The anti-entropy digests of `partition`, as stored.
+    pub async fn bucket_digests(&self, partition: Partition) -> Result<BucketDigests, StoreError> {
+        let rows = self
+            .store
+            .scan(
+                Tree::AeDigests,
+                &partition.to_be_bytes(),
+                AE_BUCKETS as usize,
+            )
+            .await?;
+        let rows = rows.iter().filter_map(|(key, value)| {
+            let bucket = u32::from_be_bytes(key.get(2..6)?.try_into().ok()?);
+            let digest: [u8; 32] = value.get(..32)?.try_into().ok()?;
+            let count = u32::from_be_bytes(value.get(32..DIGEST_ROW_BYTES)?.try_into().ok()?);
+            Some((bucket, digest, count))
+        });
+        BucketDigests::from_rows(AE_BUCKETS, rows)
+            .map_err(|e| StoreError::Corruption(e.to_string()))
+    }
+
+    /// The anti-entropy entries of one bucket of `partition`.
+    pub async fn bucket_entries(
+        &self,
+        partition: Partition,
+        bucket: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let prefix = ae_row_key(partition, bucket);
+        let mut out = Vec::new();
+        let mut after = prefix.clone();
+        loop {
+            let page = self
+                .store
+                .scan_after(Tree::AeEntries, &prefix, &after, SWEEP_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            out.extend(page.iter().filter_map(|(k, v)| ae_entry_from(k, v)));
+            if page.len() < SWEEP_PAGE {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Read a manifest. A stored manifest that does not decode is reported
@@ -288,7 +408,12 @@ impl DhtStore {
                 tree: Tree::DhtManifests,
                 key: m.name.as_bytes().to_vec(),
                 version: m.version().to_vec(),
-            });
+            })
+            .digest(ae_digest_op(
+                m.partition(&self.partitioning),
+                &name_key(&m.name).0,
+                None,
+            ));
         match self.store.write(batch).await {
             Ok(()) | Err(StoreError::ConditionFailed(_)) => Ok(()),
             Err(err) => Err(err),
@@ -342,4 +467,94 @@ fn decode_stored(name: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
             .increment(1);
         StoreError::Corruption(format!("manifest of {name:?}: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ractor::Actor;
+
+    use super::*;
+    use crate::dht::manifest::tests::sample;
+    use crate::dht::manifest::FileState;
+    use crate::store::{DiskReserve, SledEngine, Store, StoreArgs};
+
+    /// Every partition's stored digests equal the digests of the newest
+    /// entry per name, and its entry index lists exactly those entries.
+    async fn assert_digests_match(
+        store: &DhtStore,
+        newest: &BTreeMap<String, Manifest>,
+    ) -> Result<(), StoreError> {
+        let mut by_partition: BTreeMap<u16, Vec<Entry>> = BTreeMap::new();
+        for m in newest.values() {
+            let p = m.partition(&store.partitioning).0;
+            by_partition.entry(p).or_default().push(Entry::of(m));
+        }
+        for (p, entries) in &by_partition {
+            let want = BucketDigests::of(AE_BUCKETS, entries).expect("bucket count");
+            let got = store.bucket_digests(Partition(*p)).await?;
+            assert_eq!(got, want, "partition {p}");
+            let mut listed = Vec::new();
+            for bucket in 0..AE_BUCKETS {
+                if got.count(bucket) > 0 {
+                    listed.extend(store.bucket_entries(Partition(*p), bucket).await?);
+                }
+            }
+            listed.sort();
+            let mut want = entries.clone();
+            want.sort();
+            assert_eq!(listed, want, "partition {p}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn manifest_writes_and_tombstone_removals_keep_the_digests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Arc::new(SledEngine::open(dir.path()).expect("open"));
+        let node = "ae-digest-test";
+        let args = StoreArgs {
+            engine,
+            reserve: DiskReserve {
+                path: None,
+                min_free_bytes: 0,
+            },
+        };
+        let (actor, handle) = Actor::spawn(
+            Some(crate::actor_name(node, crate::store::ROLE)),
+            Store,
+            args,
+        )
+        .await
+        .expect("store starts");
+        let store = DhtStore::new(
+            StoreClient::new(node, Duration::from_secs(5)),
+            Partitioning::new(2).expect("bits"),
+        );
+        let mut newest = BTreeMap::new();
+        for i in 0..40u64 {
+            let m = sample(&format!("f{}", i % 25), 10 + i, (i % 3) as u8);
+            assert_eq!(store.put_manifest(&m).await, Ok(PutOutcome::Stored));
+            newest.insert(m.name.clone(), m);
+        }
+        // An older version loses and changes nothing.
+        let old = sample("f1", 1, 9);
+        assert_eq!(store.put_manifest(&old).await, Ok(PutOutcome::Superseded));
+        let mut gone = sample("f2", 1_000, 1);
+        gone.state = FileState::Tombstone;
+        assert_eq!(store.put_manifest(&gone).await, Ok(PutOutcome::Stored));
+        newest.insert(gone.name.clone(), gone.clone());
+        assert_digests_match(&store, &newest).await.expect("reads");
+
+        // Collecting the tombstone takes its entry out of the digests.
+        let index = index_key(&store.partitioning, &gone.name);
+        store.delete_tombstone(&index, &gone).await.expect("delete");
+        newest.remove(&gone.name);
+        assert_digests_match(&store, &newest).await.expect("reads");
+        actor.stop(None);
+        let _ = handle.await;
+    }
 }

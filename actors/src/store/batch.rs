@@ -24,17 +24,26 @@ pub enum Tree {
     /// DHT partition index: partition (2) ‖ BLAKE3(name) (32) → name, so a
     /// partition's manifests can be listed without a full scan.
     DhtPartitionIndex,
+    /// Anti-entropy entries: partition (2) ‖ bucket (4) ‖ BLAKE3(name)
+    /// (32) → entry hash (32) ‖ entry (see `dht::storage`). Kept by
+    /// [`DigestOp`]s, never written directly.
+    AeEntries,
+    /// Anti-entropy bucket digests: partition (2) ‖ bucket (4) → XOR of
+    /// the bucket's entry hashes (32) ‖ entry count (4, big-endian).
+    AeDigests,
 }
 
 impl Tree {
     /// Every tree, for opening them all at start.
-    pub const ALL: [Tree; 6] = [
+    pub const ALL: [Tree; 8] = [
         Tree::Meta,
         Tree::NodeLabels,
         Tree::DhtChunks,
         Tree::DhtChunkTimes,
         Tree::DhtManifests,
         Tree::DhtPartitionIndex,
+        Tree::AeEntries,
+        Tree::AeDigests,
     ];
 
     /// The sled tree name; never change one (it is on disk).
@@ -46,6 +55,8 @@ impl Tree {
             Tree::DhtChunkTimes => "dht_chunk_times",
             Tree::DhtManifests => "dht_manifests",
             Tree::DhtPartitionIndex => "dht_partition_index",
+            Tree::AeEntries => "ae_entries",
+            Tree::AeDigests => "ae_digests",
         }
     }
 }
@@ -78,6 +89,32 @@ impl WriteOp {
         }
     }
 }
+
+/// Set or remove one entry of a hashed set and keep that set's digest row
+/// current: the row holds the XOR of its entries' hashes (32 bytes) and
+/// their count (4 bytes, big-endian). The store reads the entry's previous
+/// hash when it applies the batch — the writer applies batches one at a
+/// time, so the read and the two writes see no other write between them —
+/// which makes a digest update O(1) and durable with the write it follows.
+/// Applied after the batch's puts and deletes: a crash between them leaves
+/// a digest that lacks the write (a difference anti-entropy repairs by
+/// writing it again), never one that claims a write the store lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestOp {
+    /// Keyspace of the entries; each value starts with its 32-byte hash.
+    pub entries: Tree,
+    /// The entry's key.
+    pub key: Vec<u8>,
+    /// Its new value (hash first), or `None` to remove it.
+    pub value: Option<Vec<u8>>,
+    /// Keyspace of the digest rows.
+    pub digests: Tree,
+    /// The row that covers this entry.
+    pub row: Vec<u8>,
+}
+
+/// Bytes of a digest row: XOR (32) ‖ count (4).
+pub const DIGEST_ROW_BYTES: usize = 36;
 
 /// A precondition checked by the store immediately before it applies a
 /// batch. The store handles one request at a time, so check and write are
@@ -112,6 +149,7 @@ pub enum Condition {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     pub(crate) ops: Vec<WriteOp>,
+    pub(crate) digests: Vec<DigestOp>,
     pub(crate) conditions: Vec<Condition>,
     pub(crate) space: SpaceClass,
 }
@@ -152,6 +190,17 @@ impl WriteBatch {
         self
     }
 
+    /// Add a digest update, applied after the puts and deletes.
+    pub fn digest(mut self, op: DigestOp) -> Self {
+        self.digests.push(op);
+        self
+    }
+
+    /// The digest updates, in order.
+    pub fn digest_ops(&self) -> &[DigestOp] {
+        &self.digests
+    }
+
     /// Apply the batch only if `condition` holds (else `ConditionFailed`).
     pub fn require(mut self, condition: Condition) -> Self {
         self.conditions.push(condition);
@@ -183,6 +232,7 @@ impl WriteBatch {
     /// a full disk refuses the former and still accepts the latter.
     pub fn grows(&self) -> bool {
         self.ops.iter().any(|op| matches!(op, WriteOp::Put { .. }))
+            || self.digests.iter().any(|d| d.value.is_some())
     }
 
     /// Approximate payload size in bytes (keys and values).
@@ -193,17 +243,22 @@ impl WriteBatch {
                 WriteOp::Put { key, value, .. } => key.len() + value.len(),
                 WriteOp::Delete { key, .. } => key.len(),
             })
-            .sum()
+            .sum::<usize>()
+            + self
+                .digests
+                .iter()
+                .map(|d| d.key.len() + d.value.as_ref().map_or(0, Vec::len) + DIGEST_ROW_BYTES)
+                .sum::<usize>()
     }
 
     /// Number of changes.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.ops.len() + self.digests.len()
     }
 
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.digests.is_empty()
     }
 
     /// The trees touched, each once, in first-touched order.

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::batch::{Condition, Tree, WriteBatch, WriteOp};
+use super::batch::{Condition, DigestOp, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES};
 use super::error::StoreError;
 use super::messages::Entries;
 
@@ -125,6 +125,49 @@ impl SledEngine {
     }
 }
 
+impl SledEngine {
+    /// One [`DigestOp`]: swap the entry's hash out of its row and the new
+    /// one in, then write the entry and the row.
+    fn apply_digest(&self, op: &DigestOp) -> Result<(), StoreError> {
+        let entries = self.tree(op.entries)?;
+        let rows = self.tree(op.digests)?;
+        let old = entries.get(&op.key)?;
+        let hash_of = |v: &[u8]| -> Result<[u8; 32], StoreError> {
+            v.get(..32)
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .ok_or_else(|| StoreError::Corruption("digest entry shorter than its hash".into()))
+        };
+        let old_hash = old.as_deref().map(hash_of).transpose()?;
+        let new_hash = op.value.as_deref().map(hash_of).transpose()?;
+        let mut row = rows
+            .get(&op.row)?
+            .map(|v| v.to_vec())
+            .filter(|v| v.len() == DIGEST_ROW_BYTES)
+            .unwrap_or_else(|| vec![0; DIGEST_ROW_BYTES]);
+        for hash in old_hash.iter().chain(new_hash.iter()) {
+            for (r, h) in row.iter_mut().zip(hash) {
+                *r ^= h;
+            }
+        }
+        let mut count = [0u8; 4];
+        count.copy_from_slice(&row[32..]);
+        let count = u32::from_be_bytes(count)
+            .saturating_sub(u32::from(old.is_some()))
+            .saturating_add(u32::from(op.value.is_some()));
+        row[32..].copy_from_slice(&count.to_be_bytes());
+        match &op.value {
+            Some(value) => entries.insert(op.key.as_slice(), value.as_slice())?,
+            None => entries.remove(op.key.as_slice())?,
+        };
+        if count == 0 {
+            rows.remove(op.row.as_slice())?;
+        } else {
+            rows.insert(op.row.as_slice(), row)?;
+        }
+        Ok(())
+    }
+}
+
 impl KvEngine for SledEngine {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
@@ -189,6 +232,9 @@ impl KvEngine for SledEngine {
             }
             self.tree(tree)?.apply_batch(sled_batch)?;
         }
+        for op in batch.digest_ops() {
+            self.apply_digest(op)?;
+        }
         Ok(())
     }
 
@@ -225,6 +271,46 @@ impl KvEngine for SledEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest_op(key: u8, hash: Option<u8>) -> DigestOp {
+        DigestOp {
+            entries: Tree::AeEntries,
+            key: vec![key],
+            value: hash.map(|h| vec![h; 33]),
+            digests: Tree::AeDigests,
+            row: b"row".to_vec(),
+        }
+    }
+
+    #[test]
+    fn digest_rows_follow_the_entries_they_cover() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SledEngine::open(dir.path()).unwrap();
+        let row = |e: &SledEngine| e.get(Tree::AeDigests, b"row").unwrap();
+        let apply = |op| e.apply(&WriteBatch::new().digest(op)).unwrap();
+        apply(digest_op(1, Some(0x0f)));
+        apply(digest_op(2, Some(0xf0)));
+        let mut want = vec![0xff; 32];
+        want.extend_from_slice(&2u32.to_be_bytes());
+        assert_eq!(row(&e), Some(want));
+        // Replacing entry 1 swaps its hash; the count stays.
+        apply(digest_op(1, Some(0x01)));
+        let mut want = vec![0xf1; 32];
+        want.extend_from_slice(&2u32.to_be_bytes());
+        assert_eq!(row(&e), Some(want));
+        apply(digest_op(2, None));
+        apply(digest_op(1, None));
+        assert_eq!(row(&e), None, "an empty row is removed");
+        assert_eq!(e.get(Tree::AeEntries, &[1]).unwrap(), None);
+        let short = DigestOp {
+            value: Some(vec![1; 8]),
+            ..digest_op(3, None)
+        };
+        assert!(matches!(
+            e.apply(&WriteBatch::new().digest(short)),
+            Err(StoreError::Corruption(_))
+        ));
+    }
 
     #[test]
     fn batches_apply_per_tree_and_survive_reopen() {

@@ -20,7 +20,7 @@ mod messages;
 mod writer;
 
 pub use actor::{Store, StoreArgs};
-pub use batch::{Condition, SpaceClass, Tree, WriteBatch, WriteOp};
+pub use batch::{Condition, DigestOp, SpaceClass, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES};
 pub use client::StoreClient;
 pub use engine::{KvEngine, SledEngine, FORMAT_VERSION};
 pub use error::StoreError;

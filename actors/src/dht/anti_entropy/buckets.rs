@@ -132,6 +132,24 @@ impl BucketDigests {
         Ok(out)
     }
 
+    /// Digests from stored rows of (bucket, XOR, count); buckets without
+    /// a row are empty. Rows for buckets out of range are ignored.
+    pub fn from_rows(
+        buckets: u32,
+        rows: impl IntoIterator<Item = (u32, [u8; 32], u32)>,
+    ) -> Result<Self, BadBucketCount> {
+        let mut out = Self::new(buckets)?;
+        for (bucket, digest, count) in rows {
+            let Some(slot) = out.digests.get_mut(bucket as usize) else {
+                continue;
+            };
+            *slot = digest;
+            out.counts[bucket as usize] = count;
+            out.entries = out.entries.saturating_add(u64::from(count));
+        }
+        Ok(out)
+    }
+
     /// Number of buckets.
     pub fn buckets(&self) -> u32 {
         self.digests.len() as u32
