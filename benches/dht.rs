@@ -45,37 +45,23 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
     common::pseudo_random(len, seed)
 }
 
-/// sled: 1 MiB values, flushed after each (what a chunk write costs).
-fn raw_sled_mb_s(dir: &Path) -> f64 {
+/// sled: `n` values of `len` bytes, one writer, a flush after each (what
+/// a durable write costs when nothing shares its flush): writes per
+/// second, and CPU µs per write (this process, sled's threads included;
+/// opening the database is not counted).
+fn raw_sled_puts(dir: &Path, tree: Tree, len: usize, n: usize) -> (f64, f64) {
     let engine = SledEngine::open(dir).unwrap();
     engine.check_format().unwrap();
-    let value = bytes(1 << 20, 7);
-    let n = 128;
+    let value = bytes(len, len as u64);
+    let cpu_before = cpu_s("self");
     let started = Instant::now();
     for i in 0..n {
-        let b = WriteBatch::new().put(Tree::DhtChunks, format!("k{i}"), value.clone());
+        let b = WriteBatch::new().put(tree, format!("k{i}"), value.clone());
         engine.apply(&b).unwrap();
         engine.flush().unwrap();
     }
-    n as f64 / started.elapsed().as_secs_f64()
-}
-
-const SMALL_FLUSHES: usize = 500;
-
-/// sled: 4 KiB values, one flush per write, one writer (what a durable
-/// small write costs when nothing shares its flush): flushes per second.
-fn raw_sled_small_flushes_s(dir: &Path) -> f64 {
-    let engine = SledEngine::open(dir).unwrap();
-    engine.check_format().unwrap();
-    let value = bytes(4096, 8);
-    let n = SMALL_FLUSHES;
-    let started = Instant::now();
-    for i in 0..n {
-        let b = WriteBatch::new().put(Tree::DhtManifests, format!("s{i}"), value.clone());
-        engine.apply(&b).unwrap();
-        engine.flush().unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
+    let per_s = n as f64 / started.elapsed().as_secs_f64();
+    (per_s, 1e6 * (cpu_s("self") - cpu_before) / n as f64)
 }
 
 /// One loopback TCP stream, 1 MiB writes.
@@ -339,11 +325,10 @@ async fn dump_metrics(http: &reqwest::Client, url: &str) {
 
 fn main() {
     let raw_dir = tempfile::tempdir().unwrap();
-    let sled_mb_s = raw_sled_mb_s(raw_dir.path());
+    // 1 MiB values: what a chunk write costs (MB/s = writes/s).
+    let (sled_mb_s, _) = raw_sled_puts(raw_dir.path(), Tree::DhtChunks, 1 << 20, 128);
     let small_dir = tempfile::tempdir().unwrap();
-    let cpu_before = cpu_s("self");
-    let flushes_s = raw_sled_small_flushes_s(small_dir.path());
-    let flush_cpu_us = 1e6 * (cpu_s("self") - cpu_before) / SMALL_FLUSHES as f64;
+    let (flushes_s, flush_cpu_us) = raw_sled_puts(small_dir.path(), Tree::DhtManifests, 4096, 500);
     let tcp_mb_s = raw_loopback_mb_s();
     println!(
         "raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; sled 4 KiB put+flush {flushes_s:.0}/s \

@@ -210,6 +210,7 @@ impl DhtStore {
         let stored = manifest
             .to_stored()
             .map_err(|e| StoreError::Io(format!("manifest does not encode: {e}")))?;
+        let entry = Entry::of(manifest);
         let batch = WriteBatch::new()
             .put(
                 Tree::DhtPartitionIndex,
@@ -228,8 +229,8 @@ impl DhtStore {
             })
             .digest(ae_digest_op(
                 manifest.partition(&self.partitioning),
-                &name_key(&manifest.name).0,
-                Some(&Entry::of(manifest)),
+                &entry.key,
+                Some(&entry),
             ));
         // A delete must pass on a full disk: it is how space is freed.
         let batch = if manifest.is_live() {
