@@ -35,7 +35,6 @@ struct Cluster {
     _dir: tempfile::TempDir,
     root: PathBuf,
     config: PathBuf,
-    seed: String,
     nodes: Vec<Option<NodeProcess>>,
     ids: Vec<String>,
 }
@@ -49,18 +48,11 @@ impl Cluster {
             _dir: dir,
             root,
             config,
-            seed: String::new(),
             nodes: Vec::new(),
             ids: Vec::new(),
         };
         for i in 0..n {
             let node = cluster.spawn(i);
-            if i == 0 {
-                cluster.seed = get_json(&node.url, "/v1/node").unwrap()["gossip"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-            }
             let id = get_json(&node.url, "/v1/node").unwrap()["id"]
                 .as_str()
                 .unwrap()
@@ -71,12 +63,21 @@ impl Cluster {
         cluster
     }
 
+    /// Start (or restart) node `i`, seeded by a live member other than
+    /// itself: node 0 restarted gets a new gossip port, so the others can
+    /// only find it if it reaches out to them.
     fn spawn(&self, i: usize) -> NodeProcess {
         let name = format!("n{i}");
         let config = self.config.to_str().unwrap().to_owned();
+        let seed = self.alive().into_iter().find(|&j| j != i).map(|j| {
+            get_json(&self.url(j), "/v1/node").unwrap()["gossip"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
         let mut args = vec!["--node-name", &name, "--config", &config];
-        if i > 0 {
-            args.extend_from_slice(&["--seed", &self.seed]);
+        if let Some(seed) = &seed {
+            args.extend_from_slice(&["--seed", seed]);
         }
         spawn_command(node_command(&self.root.join(&name), &args))
     }
