@@ -166,6 +166,52 @@ impl Default for DhtSettings {
     }
 }
 
+/// Anti-entropy settings (docs/anti-entropy.md).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AntiEntropySettings {
+    /// Mean time between two exchanges of a partition with one replica
+    /// (jittered ±50%).
+    pub period_ms: u64,
+    /// After a repair, the confirming exchange comes this soon.
+    pub recheck_ms: u64,
+    /// After a failed exchange, retry this late.
+    pub retry_ms: u64,
+    /// How often the exchange actor looks at its work (a changed replica
+    /// set is exchanged within one tick).
+    pub tick_ms: u64,
+    /// Exchanges and hand-offs running at once.
+    pub concurrency: usize,
+    /// Bytes/s that repairs may move (chunks and manifests); 0: no limit.
+    pub bytes_per_sec: u64,
+    /// Entries one exchange repairs at most (the rest: next exchange).
+    pub max_entries: usize,
+    /// Tree levels per descent round trip (1-8).
+    pub step: u8,
+    /// Partitions checked per tick for data held here that moved away.
+    pub held_checks_per_tick: u32,
+    /// One partition's digests are checked against its manifests (and
+    /// fixed where they drifted) this often; 0: never.
+    pub rebuild_every_ms: u64,
+}
+
+impl Default for AntiEntropySettings {
+    fn default() -> Self {
+        Self {
+            period_ms: 60_000,
+            recheck_ms: 1_000,
+            retry_ms: 5_000,
+            tick_ms: 250,
+            concurrency: 4,
+            bytes_per_sec: 64 << 20,
+            max_entries: 8_192,
+            step: 2,
+            held_checks_per_tick: 16,
+            rebuild_every_ms: 30_000,
+        }
+    }
+}
+
 /// Local storage settings.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -246,6 +292,8 @@ struct FileConfig {
     #[serde(default)]
     dht: DhtSettings,
     #[serde(default)]
+    anti_entropy: AntiEntropySettings,
+    #[serde(default)]
     storage: StorageSettings,
 }
 
@@ -300,6 +348,8 @@ pub struct NodeConfig {
     pub cluster: ClusterSettings,
     /// DHT and files.
     pub dht: DhtSettings,
+    /// Replica repair.
+    pub anti_entropy: AntiEntropySettings,
     /// Local storage.
     pub storage: StorageSettings,
     /// Dev or production.
@@ -408,6 +458,7 @@ impl NodeConfig {
                 ..file.cluster
             },
             dht: file.dht,
+            anti_entropy: file.anti_entropy,
             storage: file.storage,
             mode: if args.dev {
                 Mode::Dev
@@ -492,6 +543,19 @@ impl NodeConfig {
         }
         if d.max_file_bytes == 0 || d.max_file_bytes > 4 << 30 {
             return Err(invalid("dht.max_file_bytes", "must be 1 byte to 4 GiB"));
+        }
+        let a = &self.anti_entropy;
+        if a.period_ms == 0 || a.recheck_ms == 0 || a.retry_ms == 0 || a.tick_ms == 0 {
+            return Err(invalid(
+                "anti_entropy.*_ms",
+                "periods and ticks must be at least 1 ms",
+            ));
+        }
+        if a.concurrency == 0 || a.max_entries == 0 || !(1..=8).contains(&a.step) {
+            return Err(invalid(
+                "anti_entropy",
+                "concurrency and max_entries must be at least 1, step 1-8",
+            ));
         }
         Ok(())
     }

@@ -7,16 +7,26 @@
 //! ├── router      follows membership; publishes placement + routing table
 //! ├── service     the remotable RPC endpoint peers call
 //! ├── bulk        the bulk-link listener (chunk transfers)
-//! └── collector   removes unreferenced chunks and old tombstones
+//! ├── collector   removes unreferenced chunks and confirmed old tombstones
+//! └── exchange    anti-entropy: repairs replicas, re-replicates, hands off
 //! ```
-//! The children share state only through the store and the placement
-//! channel, so each restarts alone.
+//! The children share state only through the store, the placement
+//! channel and the anti-entropy confirmations (which the collector only
+//! reads, and which start empty — nothing confirmed — after a restart),
+//! so each restarts alone.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hypha_actors::actor_name;
+use hypha_actors::dht::anti_entropy::confirmed::Confirmed;
+use hypha_actors::dht::anti_entropy::run::{RunSettings, Runner};
+use hypha_actors::dht::anti_entropy::schedule::ScheduleSettings;
+use hypha_actors::dht::anti_entropy::throttle::Throttle;
+use hypha_actors::dht::anti_entropy::{
+    AeSettings, AntiEntropy, AntiEntropyArgs, AntiEntropyMessage,
+};
 use hypha_actors::dht::bulk::handshake::BulkKey;
 use hypha_actors::dht::bulk::server::BulkLimits;
 use hypha_actors::dht::bulk::{BulkClient, BulkServer, BulkServerArgs, BulkServerMessage};
@@ -38,7 +48,7 @@ use hypha_actors::store::StoreClient;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 
-use crate::config::{ConfigError, DhtSettings};
+use crate::config::{AntiEntropySettings, ConfigError, DhtSettings};
 
 const DHT_MAX_RESTARTS: u32 = 5;
 const DHT_PERIOD_MS: u64 = 10_000;
@@ -56,21 +66,36 @@ pub struct BulkSettings {
     pub tls: Option<LinkTls>,
 }
 
+/// What the admin API needs of the DHT.
+#[derive(Clone)]
+pub struct DhtAdmin {
+    /// The file coordinator.
+    pub files: Files,
+    /// The node's DHT store (digests for `/v1/dht/partitions`).
+    pub store: DhtStore,
+    /// Registered name of the exchange actor.
+    pub exchange_name: String,
+}
+
 /// Everything the `dht` supervisor's children are built from.
 pub struct DhtParts {
     /// The coordinator the HTTP layer uses.
     pub files: Files,
+    /// For the admin API.
+    pub admin: DhtAdmin,
     node: String,
     router: RouterArgs,
     service: DhtServiceArgs,
     bulk: BulkServerArgs,
     collector: CollectorArgs,
+    exchange: AntiEntropyArgs,
 }
 
 impl DhtParts {
     /// Build the parts for one node.
     pub fn new(
         settings: &DhtSettings,
+        ae: &AntiEntropySettings,
         node: &str,
         id: NodeId,
         me: MemberKey,
@@ -105,13 +130,29 @@ impl DhtParts {
         ));
         let files = Files::new(
             *id.as_bytes(),
-            transport,
-            placement_rx,
+            transport.clone(),
+            placement_rx.clone(),
             Arc::new(Hlc::new()),
             files_config(settings),
         );
+        let confirmed = Confirmed::default();
+        let exchange = exchange_args(
+            settings,
+            ae,
+            &me,
+            placement_rx,
+            transport,
+            &store,
+            &confirmed,
+        );
         Ok(Self {
-            files,
+            files: files.clone(),
+            admin: DhtAdmin {
+                files,
+                store: store.clone(),
+                exchange_name: actor_name(node, dht::EXCHANGE_ROLE),
+            },
+            exchange,
             node: node.to_owned(),
             router: RouterArgs {
                 me: me.clone(),
@@ -137,6 +178,7 @@ impl DhtParts {
                     chunk_grace_ms: settings.chunk_grace_ms,
                     tombstone_grace_ms: settings.tombstone_grace_ms,
                 },
+                confirmed,
             },
         })
     }
@@ -171,9 +213,88 @@ impl DhtParts {
             )
         })
         .crash_message::<CollectorMessage>();
+        let exchange_name = self.admin.exchange_name.clone();
+        let exchange_args = self.exchange.clone();
+        let exchange = ChildSpec::actor("exchange", move |_ctx| {
+            (
+                Some(exchange_name.clone()),
+                AntiEntropy,
+                exchange_args.clone(),
+            )
+        })
+        .crash_message::<AntiEntropyMessage>();
         let flags =
             SupervisorFlags::new(Strategy::OneForOne).intensity(DHT_MAX_RESTARTS, DHT_PERIOD_MS);
-        ChildSpec::supervisor("dht", flags, vec![router, service, bulk, collector])
+        ChildSpec::supervisor(
+            "dht",
+            flags,
+            vec![router, service, bulk, collector, exchange],
+        )
+    }
+}
+
+/// Graceful leave: hand every partition off to the replicas it has
+/// without this node, within `timeout`. Returns the partitions still held
+/// (0: all handed off).
+pub async fn hand_off(exchange_name: &str, timeout: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut left = usize::MAX;
+    while tokio::time::Instant::now() < deadline {
+        let Some(cell) = ractor::registry::where_is(exchange_name) else {
+            return left;
+        };
+        let actor: ractor::ActorRef<AntiEntropyMessage> = cell.into();
+        left = ractor::call_t!(actor, |reply| AntiEntropyMessage::Leave { reply }, 1_000)
+            .unwrap_or(left);
+        if left == 0 {
+            return 0;
+        }
+        tokio::time::sleep(HAND_OFF_POLL).await;
+    }
+    left
+}
+
+/// How often a leaving node asks whether its hand-off is done.
+const HAND_OFF_POLL: Duration = Duration::from_millis(200);
+
+fn exchange_args(
+    settings: &DhtSettings,
+    ae: &AntiEntropySettings,
+    me: &MemberKey,
+    placement: watch::Receiver<Arc<Placement>>,
+    transport: Arc<ClusterTransport>,
+    store: &DhtStore,
+    confirmed: &Confirmed,
+) -> AntiEntropyArgs {
+    let runner = Runner::new(
+        store.clone(),
+        transport,
+        Throttle::new(ae.bytes_per_sec),
+        RunSettings {
+            step: ae.step,
+            max_entries: ae.max_entries,
+            rpc_timeout_ms: settings.rpc_timeout_ms,
+            tombstone_grace_ms: settings.tombstone_grace_ms,
+        },
+    );
+    AntiEntropyArgs {
+        me: me.clone(),
+        placement,
+        runner,
+        store: store.clone(),
+        confirmed: confirmed.clone(),
+        settings: AeSettings {
+            schedule: ScheduleSettings {
+                period_ms: ae.period_ms,
+                recheck_ms: ae.recheck_ms,
+                retry_ms: ae.retry_ms,
+            },
+            tick_ms: ae.tick_ms,
+            concurrency: ae.concurrency,
+            replicas: settings.replicas,
+            held_checks_per_tick: ae.held_checks_per_tick,
+            rebuild_every_ms: ae.rebuild_every_ms,
+        },
     }
 }
 

@@ -193,7 +193,15 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         key: BulkKey::from_cookie(&cluster.link_cookie),
         tls: cluster.tls.clone(),
     };
-    let dht = DhtParts::new(&config.dht, &name, id, me.clone(), channels.clone(), bulk)?;
+    let dht = DhtParts::new(
+        &config.dht,
+        &config.anti_entropy,
+        &name,
+        id,
+        me.clone(),
+        channels.clone(),
+        bulk,
+    )?;
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -202,7 +210,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         store_client.clone(),
         root_name.clone(),
         channels.clone(),
-        dht.files.clone(),
+        dht.admin.clone(),
     );
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -232,6 +240,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
     tracing::info!(node = %name, id = %id, generation, http = %http_addr, "node started");
     Ok(RunningNode {
         id,
+        leave: LeavePlan::of(config, &name),
         name,
         http_addr,
         generation,
@@ -239,26 +248,25 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         root,
         engine,
         channels,
-        leave: LeavePlan::of(config),
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
 }
 
-/// Subsystems' hand-off work on graceful leave (data hand-off and job
-/// hand-back join here as those subsystems land); bounded by the caller.
-async fn run_handoff_hooks() {}
-
-#[derive(Debug, Clone, Copy)]
+/// What a graceful leave does besides publishing the leaving flag.
+#[derive(Debug, Clone)]
 struct LeavePlan {
     grace: Duration,
     handoff_timeout: Duration,
+    /// The DHT exchange actor, which hands the node's partitions off.
+    exchange_name: String,
 }
 
 impl LeavePlan {
-    fn of(config: &NodeConfig) -> Self {
+    fn of(config: &NodeConfig, node: &str) -> Self {
         Self {
             grace: Duration::from_millis(config.cluster.leave_grace_ms),
             handoff_timeout: Duration::from_millis(config.cluster.handoff_timeout_ms),
+            exchange_name: actor_name(node, hypha_actors::dht::EXCHANGE_ROLE),
         }
     }
 }
@@ -432,12 +440,15 @@ impl RunningNode {
             tracing::warn!(node = %self.name, "could not publish the leaving flag; peers will see this node Down");
             return;
         }
-        if tokio::time::timeout(self.leave.handoff_timeout, run_handoff_hooks())
-            .await
-            .is_err()
-        {
+        // Hand the node's partitions to the replicas they have without it
+        // (pushed, confirmed equal, then dropped here); what does not
+        // finish in time is re-replicated by the others from their copies.
+        let left =
+            crate::dht::hand_off(&self.leave.exchange_name, self.leave.handoff_timeout).await;
+        if left > 0 {
             tracing::warn!(
-                "hand-off hooks did not finish within {:?}",
+                partitions = left,
+                "hand-off did not finish within {:?}",
                 self.leave.handoff_timeout
             );
         }

@@ -9,10 +9,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{get_json, metric, node_command, spawn_command, Api, NodeProcess, ADMIN_TOKEN};
+use common::cluster::Cluster;
+use common::{get_json, metric, Api, ADMIN_TOKEN};
 use futures::StreamExt;
 use hypha_actors::dht::keyspace::{Key, Partitioning};
 use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
@@ -21,109 +22,11 @@ use serde_json::Value;
 const NODES: usize = 5;
 const MAX_FILE: usize = 24 << 20;
 
-fn write_config(root: &Path, dht: &str) -> PathBuf {
-    let path = root.join("hypha.toml");
-    let text = format!(
+fn config_text(dht: &str) -> String {
+    format!(
         "[dht]\ndown_grace_ms = 600000\nmax_file_bytes = {MAX_FILE}\nrpc_timeout_ms = 3000\n{dht}\
          [storage]\nmin_free_bytes = 0\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-    nodes: Vec<Option<NodeProcess>>,
-    ids: Vec<String>,
-}
-
-impl Cluster {
-    fn start(n: usize, dht: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let config = write_config(&root, dht);
-        let mut cluster = Cluster {
-            _dir: dir,
-            root,
-            config,
-            nodes: Vec::new(),
-            ids: Vec::new(),
-        };
-        for i in 0..n {
-            let node = cluster.spawn(i);
-            let id = get_json(&node.url, "/v1/node").unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            cluster.ids.push(id);
-            cluster.nodes.push(Some(node));
-        }
-        cluster
-    }
-
-    /// Start (or restart) node `i`, seeded by a live member other than
-    /// itself: node 0 restarted gets a new gossip port, so the others can
-    /// only find it if it reaches out to them.
-    fn spawn(&self, i: usize) -> NodeProcess {
-        let name = format!("n{i}");
-        let config = self.config.to_str().unwrap().to_owned();
-        let seed = self.alive().into_iter().find(|&j| j != i).map(|j| {
-            get_json(&self.url(j), "/v1/node").unwrap()["gossip"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        });
-        let mut args = vec!["--node-name", &name, "--config", &config];
-        if let Some(seed) = &seed {
-            args.extend_from_slice(&["--seed", seed]);
-        }
-        spawn_command(node_command(&self.root.join(&name), &args))
-    }
-
-    fn url(&self, i: usize) -> String {
-        self.nodes[i].as_ref().unwrap().url.clone()
-    }
-
-    fn alive(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].is_some())
-            .collect()
-    }
-
-    fn up_count(&self, of: usize) -> usize {
-        get_json(&self.url(of), "/v1/cluster/members")
-            .and_then(|d| d["members"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter(|m| m["state"] == "up")
-            .count()
-    }
-
-    fn wait_all_up(&self, n: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        // Up in every view, and in every node's placement (the router
-        // follows the view on its own tick).
-        let ready = |i: &usize| {
-            self.up_count(*i) == n && metric(&self.url(*i), "hypha_dht_owners") == n as f64
-        };
-        while !self.alive().iter().all(ready) {
-            if Instant::now() >= deadline {
-                let seen: Vec<(usize, f64)> = self
-                    .alive()
-                    .iter()
-                    .map(|i| (self.up_count(*i), metric(&self.url(*i), "hypha_dht_owners")))
-                    .collect();
-                panic!("cluster did not reach {n} Up and placed: {seen:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn index_of(&self, id: &str) -> usize {
-        self.ids.iter().position(|x| x == id).unwrap()
-    }
+    )
 }
 
 fn content(i: usize) -> Vec<u8> {
@@ -140,18 +43,6 @@ fn content_len(i: usize) -> usize {
         190..=198 => (i - 188) << 20,
         150..=189 => (i - 149) * 50_000,
         _ => i * 397,
-    }
-}
-
-/// A client for file transfers: large bodies in a debug build take longer
-/// than the default client timeout.
-fn api(url: &str) -> Api {
-    Api {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap(),
-        base: url.to_owned(),
     }
 }
 
@@ -188,7 +79,7 @@ fn read_all_back(cluster: &Cluster, files: &[usize]) {
     common::block_on(async {
         let results: Vec<(usize, u16, bool)> = futures::stream::iter(files.iter().copied())
             .map(|i| {
-                let api = api(&cluster.url(alive[(i + 1) % alive.len()]));
+                let api = Api::for_files(cluster.url(alive[(i + 1) % alive.len()]));
                 async move {
                     let (status, _, bytes) =
                         get_bytes(&api, &format!("/v1/files/{}", name(i))).await;
@@ -223,7 +114,7 @@ fn corrupt_partition(data_dir: &Path, partition: u16) -> usize {
 
 #[test]
 fn files_survive_corruption_crashes_and_lost_quorums() {
-    let mut cluster = Cluster::start(NODES, "");
+    let mut cluster = Cluster::start(NODES, &config_text(""));
     cluster.wait_all_up(NODES, Duration::from_secs(30));
 
     // 200 files, written through every node, read back through others.
@@ -236,7 +127,7 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
             .collect();
         let results: Vec<(usize, u16)> = futures::stream::iter(small)
             .map(|i| {
-                let api = api(&cluster.url(i % NODES));
+                let api = Api::for_files(cluster.url(i % NODES));
                 async move { (i, put(&api, &name(i), content(i)).await.status().as_u16()) }
             })
             .buffer_unordered(8)
@@ -252,7 +143,7 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
             .collect();
         let results: Vec<(usize, u16)> = futures::stream::iter(large)
             .map(|i| {
-                let api = api(&cluster.url(i % NODES));
+                let api = Api::for_files(cluster.url(i % NODES));
                 async move {
                     let res = put(&api, &name(i), content(i)).await;
                     let status = res.status().as_u16();
@@ -295,7 +186,10 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
     cluster.nodes[z] = Some(cluster.spawn(z));
     cluster.wait_all_up(NODES, Duration::from_secs(30));
     let z_url = cluster.url(z);
-    let (status, _, bytes) = common::block_on(get_bytes(&api(&z_url), &format!("/v1/files/{big}")));
+    let (status, _, bytes) = common::block_on(get_bytes(
+        &Api::for_files(&z_url),
+        &format!("/v1/files/{big}"),
+    ));
     assert_eq!(status, 200);
     assert!(bytes == content(195), "corrupt bytes were returned");
     let failures = metric(
@@ -305,7 +199,10 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
     assert!(failures >= 1.0, "local corruption was not detected");
     assert!(metric(&z_url, "hypha_dht_read_repairs_total{what=\"chunk\"}") >= 1.0);
     // Repaired: a second read finds nothing corrupt.
-    let (status, _, bytes) = common::block_on(get_bytes(&api(&z_url), &format!("/v1/files/{big}")));
+    let (status, _, bytes) = common::block_on(get_bytes(
+        &Api::for_files(&z_url),
+        &format!("/v1/files/{big}"),
+    ));
     assert_eq!(status, 200);
     assert!(bytes == content(195));
     let again = metric(
@@ -359,7 +256,7 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let error = loop {
         let (status, body) = common::block_on(async {
-            let res = put(&api(&url), &sibling, b"new data".to_vec()).await;
+            let res = put(&Api::for_files(&url), &sibling, b"new data".to_vec()).await;
             (res.status().as_u16(), res.json::<Value>().await.unwrap())
         });
         if status == 503 {
@@ -372,15 +269,20 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(error["error"]["code"], "quorum_unavailable");
-    let (status, _, _) = common::block_on(get_bytes(&api(&url), &format!("/v1/files/{sibling}")));
+    let (status, _, _) = common::block_on(get_bytes(
+        &Api::for_files(&url),
+        &format!("/v1/files/{sibling}"),
+    ));
     assert_eq!(status, 404, "a refused write left something visible");
-    let (status, read, bytes) =
-        common::block_on(get_bytes(&api(&url), &format!("/v1/files/{}", name(199))));
+    let (status, read, bytes) = common::block_on(get_bytes(
+        &Api::for_files(&url),
+        &format!("/v1/files/{}", name(199)),
+    ));
     assert_eq!(status, 200);
     assert_eq!(read.as_deref(), Some("degraded"));
     assert!(bytes == content(199));
     let (status, _, _) = common::block_on(get_bytes(
-        &api(&url),
+        &Api::for_files(&url),
         &format!("/v1/files/{}?consistency=quorum", name(199)),
     ));
     assert_eq!(status, 503);
@@ -388,8 +290,11 @@ fn files_survive_corruption_crashes_and_lost_quorums() {
 
 #[test]
 fn bad_requests_get_json_errors() {
-    let cluster = Cluster::start(1, "replicas = 1\nwrite_quorum = 1\nread_quorum = 1\n");
-    let api = api(&cluster.url(0));
+    let cluster = Cluster::start(
+        1,
+        &config_text("replicas = 1\nwrite_quorum = 1\nread_quorum = 1\n"),
+    );
+    let api = Api::for_files(cluster.url(0));
     let node = get_json(&cluster.url(0), "/v1/node").unwrap();
     let bulk: std::net::SocketAddr = node["bulk"].as_str().unwrap().parse().unwrap();
     common::block_on(async {

@@ -28,6 +28,7 @@ use ractor::ActorRef;
 
 use crate::auth::TokenTable;
 use crate::config::{HttpLimits, Listen};
+use crate::dht::DhtAdmin;
 
 /// Timeout of store calls made while serving a request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +61,7 @@ pub struct AppState {
     pub(crate) root_name: String,
     pub(crate) membership: MembershipChannels,
     pub(crate) files: Files,
+    pub(crate) dht: DhtAdmin,
 }
 
 impl AppState {
@@ -71,7 +73,7 @@ impl AppState {
         store: StoreClient,
         root_name: String,
         membership: MembershipChannels,
-        files: Files,
+        dht: DhtAdmin,
     ) -> Self {
         Self {
             facts: Arc::new(facts),
@@ -80,7 +82,8 @@ impl AppState {
             store,
             root_name,
             membership,
-            files,
+            files: dht.files.clone(),
+            dht,
         }
     }
 

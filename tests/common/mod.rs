@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+
+pub mod cluster;
 use std::time::{Duration, Instant};
 
 use hypha::auth::{Role, TokenTable};
@@ -187,6 +189,18 @@ impl Api {
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             http: client(),
+            base: base.into(),
+        }
+    }
+
+    /// For file transfers: large bodies in a debug build take longer
+    /// than the default client timeout.
+    pub fn for_files(base: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
             base: base.into(),
         }
     }

@@ -9,7 +9,8 @@
 //! [`anti_entropy`] (digests, tree, exchange protocol). Actors:
 //! [`router`] (placement), [`service`] (the remotable RPC endpoint),
 //! [`bulk::BulkServer`] (chunk transfers on their own connections),
-//! [`files::Collector`] (garbage). The coordinator ([`files::Files`]) runs
+//! [`files::Collector`] (garbage), [`anti_entropy::AntiEntropy`] (replica
+//! repair, re-replication, hand-off). The coordinator ([`files::Files`]) runs
 //! in the request's task on whichever node received it.
 
 pub mod anti_entropy;
@@ -38,3 +39,5 @@ pub const SERVICE_ROLE: &str = "dht";
 pub const BULK_ROLE: &str = "bulk";
 /// The collector's role in actor names.
 pub const COLLECTOR_ROLE: &str = "collector";
+/// The anti-entropy exchange actor's role in actor names.
+pub const EXCHANGE_ROLE: &str = "exchange";

@@ -123,6 +123,19 @@ impl Placement {
         closest(&target, self.owners.iter().cloned(), self.replicas)
     }
 
+    /// The replica set `partition` would have without `member` (where a
+    /// leaving node hands its partitions off to).
+    pub fn replicas_without(&self, partition: Partition, member: &MemberKey) -> Vec<MemberKey> {
+        let target = self.partitioning.partition_id(partition);
+        let owners = self.owners.iter().filter(|(_, k)| k != member).cloned();
+        closest(&target, owners, self.replicas)
+    }
+
+    /// The partitioning in use.
+    pub fn partitioning(&self) -> Partitioning {
+        self.partitioning
+    }
+
     /// The partition of a file name and its replica set.
     pub fn replicas_of_name(&self, name: &str) -> (Partition, Vec<MemberKey>) {
         let partition = self.partitioning.partition_of(&name_key(name));

@@ -23,7 +23,7 @@ use super::keyspace::{Partition, Partitioning};
 use super::manifest::{name_key, Manifest};
 use super::wire::PutOutcome;
 use crate::store::{
-    Condition, DigestOp, StoreClient, StoreError, Tree, WriteBatch, DIGEST_ROW_BYTES,
+    Condition, DigestOp, RowRebuild, StoreClient, StoreError, Tree, WriteBatch, DIGEST_ROW_BYTES,
 };
 
 /// Result of reading a chunk from the local store.
@@ -44,6 +44,24 @@ pub struct Sweep {
     pub chunks: usize,
     /// Expired tombstones deleted.
     pub tombstones: usize,
+}
+
+/// What a full rebuild of a partition's digests found and fixed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuild {
+    /// Entries that did not match their manifest, rewritten.
+    pub entries_fixed: usize,
+    /// Entries without a manifest, removed.
+    pub entries_removed: usize,
+    /// Digest rows that did not match their entries, recomputed.
+    pub rows_fixed: usize,
+}
+
+impl Rebuild {
+    /// Whether anything was wrong.
+    pub fn changed(&self) -> bool {
+        self.entries_fixed + self.entries_removed + self.rows_fixed > 0
+    }
 }
 
 /// The DHT's view of a node's store.
@@ -265,28 +283,263 @@ impl DhtStore {
             .map_err(|e| StoreError::Corruption(e.to_string()))
     }
 
+    /// Every (key, value) of `tree` under `prefix`, paged.
+    async fn scan_all(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = Vec::new();
+        loop {
+            let page = self
+                .store
+                .scan_after(tree, prefix, &after, SWEEP_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let full = page.len() == SWEEP_PAGE;
+            out.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The anti-entropy entries of one bucket of `partition`.
     pub async fn bucket_entries(
         &self,
         partition: Partition,
         bucket: u32,
     ) -> Result<Vec<Entry>, StoreError> {
-        let prefix = ae_row_key(partition, bucket);
-        let mut out = Vec::new();
-        let mut after = prefix.clone();
+        let rows = self
+            .scan_all(Tree::AeEntries, &ae_row_key(partition, bucket))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|(k, v)| ae_entry_from(k, v))
+            .collect())
+    }
+
+    /// Every anti-entropy entry of `partition` (one range scan, paged).
+    pub async fn partition_entries(&self, partition: Partition) -> Result<Vec<Entry>, StoreError> {
+        let rows = self
+            .scan_all(Tree::AeEntries, &partition.to_be_bytes())
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|(k, v)| ae_entry_from(k, v))
+            .collect())
+    }
+
+    /// Check a partition's digests against its manifests and fix what
+    /// drifted: an entry missing or wrong (a crash between a manifest
+    /// and its digest update, data from before digests existed, bit rot),
+    /// an entry whose manifest is gone, a row that is not the XOR of its
+    /// entries. Every fix is conditional — on the manifest not having
+    /// moved on, on the name still being absent — and rows are recomputed
+    /// inside the writer, so writes racing the rebuild are never undone.
+    pub async fn rebuild_digests(&self, partition: Partition) -> Result<Rebuild, StoreError> {
+        let mut rebuild = Rebuild::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut after = Vec::new();
         loop {
-            let page = self
-                .store
-                .scan_after(Tree::AeEntries, &prefix, &after, SWEEP_PAGE)
-                .await?;
+            let page = self.list_partition(partition, &after, SWEEP_PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
-            out.extend(page.iter().filter_map(|(k, v)| ae_entry_from(k, v)));
-            if page.len() < SWEEP_PAGE {
-                break;
+            for (_, name) in &page {
+                let Some(m) = self.get_manifest(name).await? else {
+                    continue;
+                };
+                let entry = Entry::of(&m);
+                seen.insert(entry.key);
+                if self.stored_entry(partition, &entry.key).await? != Some(entry) {
+                    rebuild.entries_fixed +=
+                        usize::from(self.rewrite_entry(partition, &m, &entry).await?);
+                }
             }
         }
-        Ok(out)
+        for raw in self.entry_keys(partition).await? {
+            let Some(key) = raw.get(6..38).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
+                continue;
+            };
+            let placed =
+                raw.get(..6) == Some(&ae_row_key(partition, bucket_of(&key, AE_BUCKETS))[..]);
+            if placed && seen.contains(&key) {
+                continue;
+            }
+            if self
+                .remove_entry(partition, &raw, &key, seen.contains(&key))
+                .await?
+            {
+                rebuild.entries_removed += 1;
+            }
+        }
+        rebuild.rows_fixed = self.rebuild_rows(partition).await?;
+        Ok(rebuild)
+    }
+
+    /// The store keys of every anti-entropy entry of `partition`,
+    /// malformed ones included.
+    async fn entry_keys(&self, partition: Partition) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows = self
+            .scan_all(Tree::AeEntries, &partition.to_be_bytes())
+            .await?;
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
+    }
+
+    async fn stored_entry(
+        &self,
+        partition: Partition,
+        key: &[u8; 32],
+    ) -> Result<Option<Entry>, StoreError> {
+        let mut entry_key = ae_row_key(partition, bucket_of(key, AE_BUCKETS));
+        entry_key.extend_from_slice(key);
+        let value = self.store.get(Tree::AeEntries, &entry_key).await?;
+        Ok(value.and_then(|v| {
+            // A value whose hash does not match its fields is rot.
+            ae_entry_from(&entry_key, &v).filter(|e| v.get(..32) == Some(&e.hash()[..]))
+        }))
+    }
+
+    async fn rewrite_entry(
+        &self,
+        partition: Partition,
+        m: &Manifest,
+        entry: &Entry,
+    ) -> Result<bool, StoreError> {
+        let batch = WriteBatch::new()
+            .require(Condition::NotNewer {
+                tree: Tree::DhtManifests,
+                key: m.name.as_bytes().to_vec(),
+                version: m.version().to_vec(),
+            })
+            .digest(ae_digest_op(partition, &entry.key, Some(entry)))
+            .recovery();
+        match self.store.write(batch).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Remove the entry stored at `raw`: one in the wrong bucket, or one
+    /// whose name has no manifest (`named`: false) — then only while the
+    /// name stays absent.
+    async fn remove_entry(
+        &self,
+        partition: Partition,
+        raw: &[u8],
+        key: &[u8; 32],
+        named: bool,
+    ) -> Result<bool, StoreError> {
+        let mut batch = WriteBatch::new().digest(DigestOp {
+            entries: Tree::AeEntries,
+            key: raw.to_vec(),
+            value: None,
+            digests: Tree::AeDigests,
+            row: raw.get(..6).unwrap_or_default().to_vec(),
+        });
+        if !named {
+            if self.manifest_by_key(partition, key).await?.is_some() {
+                return Ok(false);
+            }
+            // The index entry is written with every manifest: while it is
+            // absent, no manifest of this name landed since the check.
+            let mut index = Vec::with_capacity(34);
+            index.extend_from_slice(&partition.to_be_bytes());
+            index.extend_from_slice(key);
+            batch = batch.require(Condition::Absent {
+                tree: Tree::DhtPartitionIndex,
+                key: index,
+            });
+        }
+        match self.store.write(batch.recovery()).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Recompute the rows that differ from the XOR of their entries.
+    async fn rebuild_rows(&self, partition: Partition) -> Result<usize, StoreError> {
+        let entries = self.partition_entries(partition).await?;
+        let want = BucketDigests::of(AE_BUCKETS, &entries)
+            .map_err(|e| StoreError::Corruption(e.to_string()))?;
+        let got = self.bucket_digests(partition).await?;
+        let mut batch = WriteBatch::new();
+        let mut fixed = 0;
+        for bucket in 0..AE_BUCKETS {
+            let b = bucket as usize;
+            if got.digests().get(b) != want.digests().get(b)
+                || got.count(bucket) != want.count(bucket)
+            {
+                batch = batch.rebuild_row(RowRebuild {
+                    entries: Tree::AeEntries,
+                    digests: Tree::AeDigests,
+                    row: ae_row_key(partition, bucket),
+                });
+                fixed += 1;
+            }
+        }
+        if fixed > 0 {
+            self.store.write(batch.recovery()).await?;
+        }
+        Ok(fixed)
+    }
+
+    /// Whether this node holds anything of `partition` (by its digests).
+    pub async fn holds(&self, partition: Partition) -> Result<bool, StoreError> {
+        let rows = self
+            .store
+            .scan(Tree::AeDigests, &partition.to_be_bytes(), 1)
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The manifest (or tombstone) stored under a name key of `partition`.
+    pub async fn manifest_by_key(
+        &self,
+        partition: Partition,
+        key: &[u8; 32],
+    ) -> Result<Option<Manifest>, StoreError> {
+        let mut index = Vec::with_capacity(34);
+        index.extend_from_slice(&partition.to_be_bytes());
+        index.extend_from_slice(key);
+        let Some(name) = self.store.get(Tree::DhtPartitionIndex, &index).await? else {
+            return Ok(None);
+        };
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let found = self.get_manifest(&name).await?;
+        Ok(found.filter(|m| name_key(&m.name).0 == *key))
+    }
+
+    /// Remove these entries' manifests (hand-off: the partition now lives
+    /// elsewhere and its new replicas confirmed they hold them). Each goes
+    /// only if it is still that exact version, so a write that landed
+    /// after the confirmation stays for the next hand-off round; the
+    /// chunks become unreferenced and the collector reclaims them.
+    /// Returns how many were removed.
+    pub async fn drop_entries(
+        &self,
+        partition: Partition,
+        entries: &[Entry],
+    ) -> Result<usize, StoreError> {
+        let mut dropped = 0;
+        for entry in entries {
+            let Some(m) = self.manifest_by_key(partition, &entry.key).await? else {
+                continue;
+            };
+            if Entry::of(&m) != *entry {
+                continue;
+            }
+            let index = index_key(&self.partitioning, &m.name);
+            if self.delete_manifest(&index, &m).await? {
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 
     /// Read a manifest. A stored manifest that does not decode is reported
@@ -363,13 +616,16 @@ impl DhtStore {
     /// Collect a partition's garbage: chunks no live manifest here refers
     /// to, last written more than `chunk_grace_ms` ago (uploads in flight
     /// write chunks before their manifest), and tombstones older than
-    /// `tombstone_grace_ms`.
+    /// `tombstone_grace_ms` written before `tombstones_confirmed_ms` — the
+    /// time by which anti-entropy confirmed that every replica held what
+    /// this one held (so every replica has those tombstones).
     pub async fn sweep(
         &self,
         partition: Partition,
         now_ms: u64,
         chunk_grace_ms: u64,
         tombstone_grace_ms: u64,
+        tombstones_confirmed_ms: u64,
     ) -> Result<Sweep, StoreError> {
         let mut referenced = std::collections::HashSet::new();
         let mut sweep = Sweep::default();
@@ -388,8 +644,10 @@ impl DhtStore {
                 };
                 if m.is_live() {
                     referenced.extend(m.chunks.iter().map(|c| c.hash));
-                } else if now_ms.saturating_sub(m.modified.unix_ms()) > tombstone_grace_ms {
-                    self.delete_tombstone(index, &m).await?;
+                } else if now_ms.saturating_sub(m.modified.unix_ms()) > tombstone_grace_ms
+                    && m.modified.unix_ms() < tombstones_confirmed_ms
+                {
+                    self.delete_manifest(index, &m).await?;
                     sweep.tombstones += 1;
                 }
             }
@@ -400,8 +658,9 @@ impl DhtStore {
         Ok(sweep)
     }
 
-    async fn delete_tombstone(&self, index: &[u8], m: &Manifest) -> Result<(), StoreError> {
-        // Only if still this exact tombstone (a newer write may have landed).
+    /// Delete `m` and its index and digest entries if it is still the
+    /// stored version (a newer write may have landed); whether it was.
+    async fn delete_manifest(&self, index: &[u8], m: &Manifest) -> Result<bool, StoreError> {
         let batch = WriteBatch::new()
             .delete(Tree::DhtManifests, m.name.as_bytes().to_vec())
             .delete(Tree::DhtPartitionIndex, index.to_vec())
@@ -415,8 +674,10 @@ impl DhtStore {
                 &name_key(&m.name).0,
                 None,
             ));
-        match self.store.write(batch).await {
-            Ok(()) | Err(StoreError::ConditionFailed(_)) => Ok(()),
+        // A removal frees space: it may use the recovery reserve.
+        match self.store.write(batch.recovery()).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
             Err(err) => Err(err),
         }
     }
@@ -518,7 +779,7 @@ mod tests {
         let engine = Arc::new(SledEngine::open(dir.path()).expect("open"));
         let node = "ae-digest-test";
         let args = StoreArgs {
-            engine,
+            engine: engine.clone(),
             reserve: DiskReserve {
                 path: None,
                 min_free_bytes: 0,
@@ -550,9 +811,42 @@ mod tests {
         newest.insert(gone.name.clone(), gone.clone());
         assert_digests_match(&store, &newest).await.expect("reads");
 
+        // Drift behind the store's back — an entry lost (a crash between
+        // a manifest and its digest), an orphan entry, a rotten row — is
+        // found and fixed by a full rebuild; a second finds nothing.
+        let f1 = &newest["f1"];
+        let p1 = f1.partition(&store.partitioning);
+        let mut lost = ae_row_key(p1, bucket_of(&name_key("f1").0, AE_BUCKETS));
+        lost.extend_from_slice(&name_key("f1").0);
+        let mut orphan = ae_row_key(p1, 7);
+        orphan.extend_from_slice(&[9; 32]);
+        let drift = WriteBatch::new()
+            .delete(Tree::AeEntries, lost)
+            .put(Tree::AeEntries, orphan, vec![5; 32 + AE_ENTRY_BYTES])
+            .put(
+                Tree::AeDigests,
+                ae_row_key(p1, 3),
+                vec![1; DIGEST_ROW_BYTES],
+            );
+        crate::store::KvEngine::apply(&*engine, &drift).expect("raw write");
+        let mut fixed = Rebuild::default();
+        for p in 0..4 {
+            let r = store.rebuild_digests(Partition(p)).await.expect("rebuild");
+            fixed.entries_fixed += r.entries_fixed;
+            fixed.entries_removed += r.entries_removed;
+            fixed.rows_fixed += r.rows_fixed;
+        }
+        assert_eq!((fixed.entries_fixed, fixed.entries_removed), (1, 1));
+        assert!(fixed.rows_fixed >= 2, "{fixed:?}");
+        assert_digests_match(&store, &newest).await.expect("reads");
+        for p in 0..4 {
+            let r = store.rebuild_digests(Partition(p)).await.expect("rebuild");
+            assert!(!r.changed(), "{r:?}");
+        }
+
         // Collecting the tombstone takes its entry out of the digests.
         let index = index_key(&store.partitioning, &gone.name);
-        store.delete_tombstone(&index, &gone).await.expect("delete");
+        assert_eq!(store.delete_manifest(&index, &gone).await, Ok(true));
         newest.remove(&gone.name);
         assert_digests_match(&store, &newest).await.expect("reads");
         actor.stop(None);

@@ -60,6 +60,8 @@ pub fn kind(request: &Request) -> &'static str {
         Request::GetManifest { .. } => "get_manifest",
         Request::ListNames(_) => "list_names",
         Request::ListPartition { .. } => "list_partition",
+        Request::Exchange { .. } => "exchange",
+        Request::ManifestsByKey { .. } => "manifests_by_key",
     }
 }
 

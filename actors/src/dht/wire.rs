@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::anti_entropy::exchange::{AeAnswer, AeRequest, AE_WIRE_VERSION};
 use super::codec::{self, CodecError};
 use super::manifest::Manifest;
 
@@ -20,6 +21,8 @@ pub const MAX_CONTACTS: usize = 64;
 pub const MAX_HAS: usize = 4_096;
 /// Most entries a list request may ask for.
 pub const MAX_LIST: u32 = 1_000;
+/// Most keys in one manifests-by-key request.
+pub const MAX_MANIFEST_KEYS: usize = 256;
 /// Listing answers stop adding entries past this many bytes (estimated),
 /// keeping every message under the 1 MiB limit.
 pub const LIST_BYTES_BUDGET: usize = 512 * 1024;
@@ -146,6 +149,22 @@ pub enum Request {
         /// At most this many.
         limit: u32,
     },
+    /// One step of an anti-entropy exchange: its own protocol, versioned
+    /// on its own ([`AE_WIRE_VERSION`]), carried here.
+    Exchange {
+        /// Version of `request`.
+        version: u16,
+        /// The step.
+        request: AeRequest,
+    },
+    /// Manifests and tombstones of a partition by name key (anti-entropy
+    /// pulls: the exchange names entries by key, not by name).
+    ManifestsByKey {
+        /// Partition.
+        partition: u16,
+        /// BLAKE3 of each name.
+        keys: Vec<[u8; 32]>,
+    },
 }
 
 /// Why a request failed, as carried on the wire.
@@ -226,6 +245,16 @@ pub enum Response {
     },
     /// Failure.
     Error(WireError),
+    /// An anti-entropy answer.
+    Exchange(AeAnswer),
+    /// Manifests found for the first `handled` keys asked (the rest did
+    /// not fit: ask again); keys not held are left out.
+    Manifests {
+        /// Keys looked up, from the first.
+        handled: u32,
+        /// What was found.
+        manifests: Vec<Manifest>,
+    },
 }
 
 /// Encode a request with its version.
@@ -297,6 +326,13 @@ fn validate(request: &Request) -> Result<(), WireError> {
         }
         Request::ListPartition { limit, .. } if *limit == 0 || *limit > MAX_LIST => {
             Err(bad(format!("limit must be 1-{MAX_LIST}")))
+        }
+        Request::Exchange { version, .. } if *version != AE_WIRE_VERSION => Err(WireError::new(
+            ErrorCode::Version,
+            format!("anti-entropy version {version}; this node speaks {AE_WIRE_VERSION}"),
+        )),
+        Request::ManifestsByKey { keys, .. } if keys.len() > MAX_MANIFEST_KEYS => {
+            Err(bad(format!("at most {MAX_MANIFEST_KEYS} keys")))
         }
         _ => Ok(()),
     }

@@ -1,8 +1,9 @@
 //! The peers actor's shell: owns ractor_cluster's NodeServer (Isolated
 //! mode, cluster cookie), dials admitted members by the rule in
 //! [`super::dial`], re-dials with jittered backoff, closes the sessions of
-//! members declared Down or Left (ractor_cluster never notices a dead or
-//! hung peer itself), pings linked peers to catch hung ones, and publishes
+//! members declared Down (ractor_cluster never notices a dead or hung peer
+//! itself; a Left one closes its own as it exits, after its hand-off),
+//! pings linked peers to catch hung ones, and publishes
 //! the set of linked members for the membership actor to admit.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -319,7 +320,8 @@ fn close_reason(view: &ClusterView, peer: &MemberKey) -> Option<&'static str> {
     }
     match member.state {
         MemberState::Down => Some("down"),
-        MemberState::Left => Some("left"),
+        // A leaving member keeps its links until its process closes them:
+        // it is still handing its data off over them (docs/anti-entropy.md).
         _ => None,
     }
 }

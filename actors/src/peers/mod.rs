@@ -4,8 +4,9 @@
 //! that gossip reports, and only a session that passed the cookie handshake
 //! (the cookie is bound to the cluster id) makes a member routable. It
 //! re-dials with backoff, and closes sessions of members that are Down,
-//! Left, superseded by a new generation, or hung (missed pings) — none of
-//! which ractor_cluster does itself. [`link`] is the one remotable actor.
+//! superseded by a new generation, or hung (missed pings) — none of which
+//! ractor_cluster does itself. A Left member's links stay until its process
+//! closes them: it hands its data off over them while it leaves. [`link`] is the one remotable actor.
 
 mod actor;
 pub mod dial;

@@ -113,6 +113,20 @@ pub struct DigestOp {
     pub row: Vec<u8>,
 }
 
+/// Recompute a digest row from the entries under its key prefix: the
+/// repair of a row that drifted from its entries (a bit flip, a bug),
+/// done inside the writer so that no write lands between the scan and
+/// the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRebuild {
+    /// Keyspace of the entries; each value starts with its 32-byte hash.
+    pub entries: Tree,
+    /// Keyspace of the digest rows.
+    pub digests: Tree,
+    /// The row, which is also the key prefix of its entries.
+    pub row: Vec<u8>,
+}
+
 /// Bytes of a digest row: XOR (32) ‖ count (4).
 pub const DIGEST_ROW_BYTES: usize = 36;
 
@@ -129,6 +143,13 @@ pub enum Condition {
         key: Vec<u8>,
         /// Upper bound on keys in the tree.
         max: usize,
+    },
+    /// `key` is absent from `tree`.
+    Absent {
+        /// Keyspace.
+        tree: Tree,
+        /// The key.
+        key: Vec<u8>,
     },
     /// `key` is absent, or its stored value starts with a version prefix
     /// that is not newer (bytewise) than `version`. Versioned values put
@@ -150,6 +171,7 @@ pub enum Condition {
 pub struct WriteBatch {
     pub(crate) ops: Vec<WriteOp>,
     pub(crate) digests: Vec<DigestOp>,
+    pub(crate) rebuilds: Vec<RowRebuild>,
     pub(crate) conditions: Vec<Condition>,
     pub(crate) space: SpaceClass,
 }
@@ -199,6 +221,17 @@ impl WriteBatch {
     /// The digest updates, in order.
     pub fn digest_ops(&self) -> &[DigestOp] {
         &self.digests
+    }
+
+    /// Add a row rebuild, applied after the digest updates.
+    pub fn rebuild_row(mut self, op: RowRebuild) -> Self {
+        self.rebuilds.push(op);
+        self
+    }
+
+    /// The row rebuilds, in order.
+    pub fn row_rebuilds(&self) -> &[RowRebuild] {
+        &self.rebuilds
     }
 
     /// Apply the batch only if `condition` holds (else `ConditionFailed`).
@@ -253,12 +286,12 @@ impl WriteBatch {
 
     /// Number of changes.
     pub fn len(&self) -> usize {
-        self.ops.len() + self.digests.len()
+        self.ops.len() + self.digests.len() + self.rebuilds.len()
     }
 
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.digests.is_empty()
+        self.ops.is_empty() && self.digests.is_empty() && self.rebuilds.is_empty()
     }
 
     /// The trees touched, each once, in first-touched order.

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::batch::{Condition, DigestOp, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES};
+use super::batch::{Condition, DigestOp, RowRebuild, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES};
 use super::error::StoreError;
 use super::messages::Entries;
 
@@ -110,6 +110,16 @@ impl SledEngine {
                     )))
                 }
             }
+            Condition::Absent { tree, key } => {
+                if self.tree(*tree)?.contains_key(key)? {
+                    Err(StoreError::ConditionFailed(format!(
+                        "the key is present in {}",
+                        tree.name()
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
             Condition::NotNewer { tree, key, version } => match self.tree(*tree)?.get(key)? {
                 Some(stored)
                     if stored.len() >= version.len()
@@ -159,6 +169,33 @@ impl SledEngine {
             Some(value) => entries.insert(op.key.as_slice(), value.as_slice())?,
             None => entries.remove(op.key.as_slice())?,
         };
+        if count == 0 {
+            rows.remove(op.row.as_slice())?;
+        } else {
+            rows.insert(op.row.as_slice(), row)?;
+        }
+        Ok(())
+    }
+}
+
+impl SledEngine {
+    /// One [`RowRebuild`]: the row becomes the XOR and count of the
+    /// entries under its prefix (removed when there are none).
+    fn apply_rebuild(&self, op: &RowRebuild) -> Result<(), StoreError> {
+        let mut row = vec![0u8; DIGEST_ROW_BYTES];
+        let mut count: u32 = 0;
+        for kv in self.tree(op.entries)?.scan_prefix(&op.row) {
+            let (_, value) = kv?;
+            let hash = value.get(..32).ok_or_else(|| {
+                StoreError::Corruption("digest entry shorter than its hash".into())
+            })?;
+            for (r, h) in row.iter_mut().zip(hash) {
+                *r ^= h;
+            }
+            count = count.saturating_add(1);
+        }
+        row[32..].copy_from_slice(&count.to_be_bytes());
+        let rows = self.tree(op.digests)?;
         if count == 0 {
             rows.remove(op.row.as_slice())?;
         } else {
@@ -234,6 +271,9 @@ impl KvEngine for SledEngine {
         }
         for op in batch.digest_ops() {
             self.apply_digest(op)?;
+        }
+        for op in batch.row_rebuilds() {
+            self.apply_rebuild(op)?;
         }
         Ok(())
     }

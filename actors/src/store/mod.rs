@@ -20,7 +20,9 @@ mod messages;
 mod writer;
 
 pub use actor::{Store, StoreArgs};
-pub use batch::{Condition, DigestOp, SpaceClass, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES};
+pub use batch::{
+    Condition, DigestOp, RowRebuild, SpaceClass, Tree, WriteBatch, WriteOp, DIGEST_ROW_BYTES,
+};
 pub use client::StoreClient;
 pub use engine::{KvEngine, SledEngine, FORMAT_VERSION};
 pub use error::StoreError;

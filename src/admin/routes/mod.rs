@@ -2,6 +2,7 @@
 
 mod actors;
 mod cluster;
+mod dht;
 mod files;
 mod health;
 mod node;
@@ -26,6 +27,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/node/labels", get(node::labels))
         .route("/v1/actors", get(actors::tree))
         .route("/v1/cluster/members", get(cluster::members))
+        .route("/v1/dht/partitions", get(dht::partitions))
         .route("/v1/files", get(files::list))
         .route("/v1/files/{*name}", get(files::get))
         .route("/v1/stat/{*name}", get(files::stat))

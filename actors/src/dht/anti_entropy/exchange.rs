@@ -336,6 +336,57 @@ impl Initiator {
         (initiator, request)
     }
 
+    /// The buckets whose entries [`on_answer`](Self::on_answer) may read
+    /// from its source when given `answer`, so that a caller whose entries
+    /// live behind I/O can fetch them first: the differing buckets once
+    /// the descent reaches them, the buckets not yet reconciled after.
+    pub fn reads(&self, answer: &AeAnswer) -> Vec<u32> {
+        match (&self.state, answer) {
+            (
+                State::Descending {
+                    level,
+                    down,
+                    parents,
+                },
+                AeAnswer::Nodes { level: at, hashes },
+            ) if *at == self.own.tree.depth() => self
+                .differing(*level, *down, parents, *at, hashes)
+                .unwrap_or_default(),
+            (State::Reconciling(b), AeAnswer::Delta { .. }) => {
+                b.pending.iter().chain(b.sent.iter()).copied().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The nodes of level `at` (children of `parents`, `down` levels below
+    /// `level`) whose hashes differ from ours.
+    fn differing(
+        &self,
+        level: u8,
+        down: u8,
+        parents: &[u32],
+        at: u8,
+        hashes: &[u8],
+    ) -> Result<Vec<u32>, ExchangeError> {
+        let width = 1usize << down;
+        if at != level + down || hashes.len() != parents.len() * width * 32 {
+            return Err(ExchangeError::Unexpected(format!(
+                "{} bytes of level {at} for {} parents of level {level}",
+                hashes.len(),
+                parents.len()
+            )));
+        }
+        let mut differing = Vec::new();
+        for (i, theirs) in hashes.chunks_exact(32).enumerate() {
+            let index = (parents[i / width] as usize * width + i % width) as u32;
+            if self.own.tree.node(at, index).as_ref().map(|h| &h[..]) != Some(theirs) {
+                differing.push(index);
+            }
+        }
+        Ok(differing)
+    }
+
     /// Take the answer to the last request.
     pub fn on_answer(
         &mut self,
@@ -383,21 +434,7 @@ impl Initiator {
         else {
             return Err(ExchangeError::Unexpected("nodes while reconciling".into()));
         };
-        let width = 1usize << *down;
-        if at != level + down || hashes.len() != parents.len() * width * 32 {
-            return Err(ExchangeError::Unexpected(format!(
-                "{} bytes of level {at} for {} parents of level {level}",
-                hashes.len(),
-                parents.len()
-            )));
-        }
-        let mut differing = Vec::new();
-        for (i, theirs) in hashes.chunks_exact(32).enumerate() {
-            let index = (parents[i / width] as usize * width + i % width) as u32;
-            if self.own.tree.node(at, index).as_ref().map(|h| &h[..]) != Some(theirs) {
-                differing.push(index);
-            }
-        }
+        let mut differing = self.differing(*level, *down, parents, at, hashes)?;
         let depth = self.own.tree.depth();
         if at < depth && !differing.is_empty() {
             let down = self.step.min(depth - at);
@@ -589,6 +626,19 @@ mod tests {
         }
     }
 
+    /// A source that notes which buckets were read.
+    struct Recording<'a> {
+        replica: &'a Replica,
+        read: std::cell::RefCell<BTreeSet<u32>>,
+    }
+
+    impl BucketSource for Recording<'_> {
+        fn entries(&self, bucket: u32) -> Vec<Entry> {
+            self.read.borrow_mut().insert(bucket);
+            self.replica.entries(bucket)
+        }
+    }
+
     fn wire_len<T: Serialize>(message: &T) -> usize {
         2 + codec::encode(message).unwrap().len()
     }
@@ -603,7 +653,16 @@ mod tests {
         let outcome = loop {
             let reply = answer(&theirs, &*b, &request);
             bytes += wire_len(&request) + wire_len(&reply);
-            match initiator.on_answer(reply, &*a).unwrap() {
+            // What the answer makes the initiator read was announced by
+            // `reads` (callers fetch those buckets from disk first).
+            let announced: BTreeSet<u32> = initiator.reads(&reply).into_iter().collect();
+            let source = Recording {
+                replica: &*a,
+                read: std::cell::RefCell::new(BTreeSet::new()),
+            };
+            let next = initiator.on_answer(reply, &source).unwrap();
+            assert!(source.read.borrow().is_subset(&announced));
+            match next {
                 Next::Ask(next) => request = next,
                 Next::Done(outcome) => break outcome,
             }

@@ -1,7 +1,8 @@
 //! The collector actor: walks the partitions one per tick and removes
 //! chunks no live manifest on this node refers to (after a grace that
 //! covers uploads in flight, which write chunks before their manifest) and
-//! tombstones old enough that every replica has seen them. State lives in
+//! tombstones past their grace that anti-entropy confirmed every replica
+//! holds. State lives in
 //! the store; a restart just starts the walk over.
 
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use hypha_supervisors::CrashMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::dht::anti_entropy::confirmed::Confirmed;
 use crate::dht::hlc::wall_ms;
 use crate::dht::keyspace::Partition;
 use crate::dht::storage::DhtStore;
@@ -60,6 +62,9 @@ pub struct CollectorArgs {
     pub store: DhtStore,
     /// Settings.
     pub gc: GcSettings,
+    /// When anti-entropy last confirmed each partition equal on every
+    /// replica: tombstones written before it may go.
+    pub confirmed: Confirmed,
 }
 
 /// State of one incarnation.
@@ -126,6 +131,7 @@ async fn sweep_next(state: &mut CollectorState) {
             wall_ms(),
             gc.chunk_grace_ms,
             gc.tombstone_grace_ms,
+            state.args.confirmed.get(partition.0),
         )
         .await
     {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::dht::anti_entropy::replica;
 use crate::dht::digest::blake3_of;
 use crate::dht::hlc::wall_ms;
 use crate::dht::keyspace::{Key, Partition};
@@ -159,7 +160,44 @@ impl DhtHandler {
                     more: full || cut,
                 })
             }
+            Request::Exchange { request, .. } => {
+                let partition = self.partition(replica::partition_of(&request))?;
+                let answer = replica::respond(&self.store, partition, &request)
+                    .await
+                    .map_err(store_error)?;
+                Ok(Response::Exchange(answer))
+            }
+            Request::ManifestsByKey { partition, keys } => {
+                let partition = self.partition(partition)?;
+                self.manifests_by_key(partition, &keys).await
+            }
         }
+    }
+
+    async fn manifests_by_key(
+        &self,
+        partition: Partition,
+        keys: &[[u8; 32]],
+    ) -> Result<Response, WireError> {
+        let mut manifests = Vec::new();
+        let mut used = 0;
+        let mut handled = 0u32;
+        for key in keys {
+            let found = self
+                .store
+                .manifest_by_key(partition, key)
+                .await
+                .map_err(store_error)?;
+            if let Some(m) = found {
+                used += manifest_bytes(&m);
+                if used > LIST_BYTES_BUDGET && handled > 0 {
+                    break;
+                }
+                manifests.push(m);
+            }
+            handled += 1;
+        }
+        Ok(Response::Manifests { handled, manifests })
     }
 
     fn find_node(&self, target: [u8; 32], count: u16) -> Response {
@@ -176,6 +214,16 @@ impl DhtHandler {
             .collect();
         Response::Nodes(contacts)
     }
+}
+
+/// A manifest's encoded size, about.
+fn manifest_bytes(m: &crate::dht::manifest::Manifest) -> usize {
+    m.name.len()
+        + m.content_type.len()
+        + labels_bytes(&m.labels)
+        + m.inline.len()
+        + m.chunks.len() * 40
+        + 160
 }
 
 fn labels_bytes(labels: &std::collections::BTreeMap<String, String>) -> usize {
