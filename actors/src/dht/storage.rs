@@ -71,22 +71,28 @@ pub struct DhtStore {
     partitioning: Partitioning,
 }
 
+/// `prefix` ‖ `key`: the layout of every partition-keyed tree.
+fn prefixed(prefix: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 32);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(key);
+    out
+}
+
 /// Store key of a chunk.
 pub fn chunk_key(partition: Partition, hash: &[u8; 32]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(34);
-    key.extend_from_slice(&partition.to_be_bytes());
-    key.extend_from_slice(hash);
-    key
+    prefixed(&partition.to_be_bytes(), hash)
+}
+
+/// Store key of a name key in the partition index.
+fn index_key_of(partition: Partition, key: &[u8; 32]) -> Vec<u8> {
+    prefixed(&partition.to_be_bytes(), key)
 }
 
 /// Store key of a name in the partition index.
 pub fn index_key(partitioning: &Partitioning, name: &str) -> Vec<u8> {
     let key = name_key(name);
-    let partition = partitioning.partition_of(&key);
-    let mut out = Vec::with_capacity(34);
-    out.extend_from_slice(&partition.to_be_bytes());
-    out.extend_from_slice(&key.0);
-    out
+    index_key_of(partitioning.partition_of(&key), &key.0)
 }
 
 /// Scan page size of internal sweeps.
@@ -111,11 +117,9 @@ fn ae_row_key(partition: Partition, bucket: u32) -> Vec<u8> {
 /// `entry` being written (`Some`) or removed.
 fn ae_digest_op(partition: Partition, key: &[u8; 32], entry: Option<&Entry>) -> DigestOp {
     let row = ae_row_key(partition, bucket_of(key, AE_BUCKETS));
-    let mut entry_key = row.clone();
-    entry_key.extend_from_slice(key);
     DigestOp {
         entries: Tree::AeEntries,
-        key: entry_key,
+        key: prefixed(&row, key),
         value: entry.map(ae_entry_value),
         digests: Tree::AeDigests,
         row,
@@ -394,8 +398,7 @@ impl DhtStore {
         partition: Partition,
         key: &[u8; 32],
     ) -> Result<Option<Entry>, StoreError> {
-        let mut entry_key = ae_row_key(partition, bucket_of(key, AE_BUCKETS));
-        entry_key.extend_from_slice(key);
+        let entry_key = prefixed(&ae_row_key(partition, bucket_of(key, AE_BUCKETS)), key);
         let value = self.store.get(Tree::AeEntries, &entry_key).await?;
         Ok(value.and_then(|v| {
             // A value whose hash does not match its fields is rot.
@@ -417,11 +420,7 @@ impl DhtStore {
             })
             .digest(ae_digest_op(partition, &entry.key, Some(entry)))
             .recovery();
-        match self.store.write(batch).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed(_)) => Ok(false),
-            Err(err) => Err(err),
-        }
+        self.write_if(batch).await
     }
 
     /// Remove the entry stored at `raw`: one in the wrong bucket, or one
@@ -447,19 +446,12 @@ impl DhtStore {
             }
             // The index entry is written with every manifest: while it is
             // absent, no manifest of this name landed since the check.
-            let mut index = Vec::with_capacity(34);
-            index.extend_from_slice(&partition.to_be_bytes());
-            index.extend_from_slice(key);
             batch = batch.require(Condition::Absent {
                 tree: Tree::DhtPartitionIndex,
-                key: index,
+                key: index_key_of(partition, key),
             });
         }
-        match self.store.write(batch.recovery()).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed(_)) => Ok(false),
-            Err(err) => Err(err),
-        }
+        self.write_if(batch.recovery()).await
     }
 
     /// Recompute the rows that differ from the XOR of their entries.
@@ -489,6 +481,15 @@ impl DhtStore {
         Ok(fixed)
     }
 
+    /// Write a conditional batch; whether its conditions held.
+    async fn write_if(&self, batch: WriteBatch) -> Result<bool, StoreError> {
+        match self.store.write(batch).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Whether this node holds anything of `partition` (by its digests).
     pub async fn holds(&self, partition: Partition) -> Result<bool, StoreError> {
         let rows = self
@@ -504,9 +505,7 @@ impl DhtStore {
         partition: Partition,
         key: &[u8; 32],
     ) -> Result<Option<Manifest>, StoreError> {
-        let mut index = Vec::with_capacity(34);
-        index.extend_from_slice(&partition.to_be_bytes());
-        index.extend_from_slice(key);
+        let index = index_key_of(partition, key);
         let Some(name) = self.store.get(Tree::DhtPartitionIndex, &index).await? else {
             return Ok(None);
         };
@@ -675,11 +674,7 @@ impl DhtStore {
                 None,
             ));
         // A removal frees space: it may use the recovery reserve.
-        match self.store.write(batch.recovery()).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed(_)) => Ok(false),
-            Err(err) => Err(err),
-        }
+        self.write_if(batch.recovery()).await
     }
 
     async fn sweep_chunks(
@@ -816,10 +811,9 @@ mod tests {
         // found and fixed by a full rebuild; a second finds nothing.
         let f1 = &newest["f1"];
         let p1 = f1.partition(&store.partitioning);
-        let mut lost = ae_row_key(p1, bucket_of(&name_key("f1").0, AE_BUCKETS));
-        lost.extend_from_slice(&name_key("f1").0);
-        let mut orphan = ae_row_key(p1, 7);
-        orphan.extend_from_slice(&[9; 32]);
+        let f1_key = name_key("f1").0;
+        let lost = prefixed(&ae_row_key(p1, bucket_of(&f1_key, AE_BUCKETS)), &f1_key);
+        let orphan = prefixed(&ae_row_key(p1, 7), &[9; 32]);
         let drift = WriteBatch::new()
             .delete(Tree::AeEntries, lost)
             .put(Tree::AeEntries, orphan, vec![5; 32 + AE_ENTRY_BYTES])

@@ -133,7 +133,7 @@ impl AntiEntropyState {
             if let Err(err) = joined {
                 if let Some(partition) = self.release(err.id()) {
                     tracing::error!(partition, "an exchange task failed: {err}");
-                    self.schedule.handed_off(partition, false, now);
+                    self.schedule.retry_later(partition, now);
                 }
             }
         }

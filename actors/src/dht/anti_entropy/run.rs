@@ -171,12 +171,14 @@ impl Runner {
             self.settings.max_entries,
         );
         let mut source = FetchedBuckets::default();
+        let mut first = true;
         let outcome = loop {
             report.protocol_bytes += wire_len(&request);
             let answer = self.step(peer, request).await?;
             report.protocol_bytes += wire_len(&answer);
-            if report.round_trips == 0 {
+            if first {
                 report.equal = answer == AeAnswer::Same;
+                first = false;
             }
             let wanted = initiator.reads(&answer);
             source.fetch(&self.store, partition, &wanted).await?;
@@ -184,7 +186,6 @@ impl Runner {
                 Next::Ask(next) => request = next,
                 Next::Done(outcome) => break outcome,
             }
-            report.round_trips += 1;
         };
         report.round_trips = outcome.round_trips;
         report.differing_buckets = outcome.differing_buckets;

@@ -387,7 +387,15 @@ impl Schedule {
     pub fn handed_off(&mut self, partition: u16, done: bool, now_ms: u64) {
         if done && self.handing_off(partition) {
             self.parts.remove(&partition);
-        } else if let Some(status) = self.parts.get_mut(&partition) {
+        } else {
+            self.retry_later(partition, now_ms);
+        }
+    }
+
+    /// Work on `partition` failed before it could report: try again after
+    /// `retry_ms`.
+    pub fn retry_later(&mut self, partition: u16, now_ms: u64) {
+        if let Some(status) = self.parts.get_mut(&partition) {
             status.next_ms = now_ms + self.settings.retry_ms;
         }
     }
