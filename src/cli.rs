@@ -41,6 +41,89 @@ pub enum Command {
     Stat(NameArgs),
     /// Delete a file.
     Rm(NameArgs),
+    /// Submit, inspect, list and cancel jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Depth, in-flight and dead-letter counts of every queue.
+    Queues(ApiArgs),
+}
+
+/// `hypha jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Submit a job; prints its id once it is durable.
+    Submit(SubmitArgs),
+    /// Show a job: state, attempts and where they ran, result.
+    Status(JobArgs),
+    /// List jobs.
+    Ls(JobsLsArgs),
+    /// Cancel a job that has not finished.
+    Cancel(JobArgs),
+}
+
+/// Flags of `hypha jobs submit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SubmitArgs {
+    /// Queue name.
+    #[arg(long, short = 'q')]
+    pub queue: String,
+    /// Job kind (echo, sleep, checksum, wordcount, grep, exec if enabled).
+    #[arg(long, short = 'k')]
+    pub kind: String,
+    /// Inline payload (text).
+    #[arg(long, conflicts_with = "file")]
+    pub payload: Option<String>,
+    /// A stored file as the input.
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Handler argument `key=value` (repeatable), e.g. `pattern=error`.
+    #[arg(long = "arg", short = 'a')]
+    pub args: Vec<String>,
+    /// Idempotency key: resubmitting with it returns the same job.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// Attempts before dead-lettering (node default if unset).
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt timeout in ms (node default if unset).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Wait until the job finishes and print its result.
+    #[arg(long)]
+    pub wait: bool,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha jobs status` and `hypha jobs cancel`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// Job id.
+    pub id: String,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha jobs ls`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsLsArgs {
+    /// Only this queue.
+    #[arg(long, short = 'q')]
+    pub queue: Option<String>,
+    /// Only this state (queued, running, done, dead_letter, cancelled).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Which node to talk to, and as whom (shared by the client commands).

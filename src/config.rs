@@ -212,6 +212,56 @@ impl Default for AntiEntropySettings {
     }
 }
 
+/// Work-queue settings (docs/jobs.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkSettings {
+    /// Job attempts this node runs at once; 0: one per logical CPU.
+    pub slots: u32,
+    /// A lease lasts this long past the worker's last heartbeat.
+    pub lease_ms: u64,
+    /// Workers heartbeat this often (at most a third of the lease).
+    pub heartbeat_ms: u64,
+    /// Owners expire leases and place jobs this often.
+    pub tick_ms: u64,
+    /// Owners read the queue registry this often (takeover, hand-back).
+    pub scan_ms: u64,
+    /// Unfinished jobs one queue may hold; submits beyond get 503.
+    pub max_queue_jobs: usize,
+    /// Offers an owner has outstanding at once.
+    pub max_offers_in_flight: usize,
+    /// Placement policy: `least_loaded` or `locality`.
+    pub placement: String,
+    /// Defaults for submits that leave them out.
+    pub default_max_attempts: u32,
+    /// See `default_max_attempts`.
+    pub default_timeout_ms: u64,
+    /// The `exec` kind: allow-listed commands, name → absolute path.
+    /// Empty (the default): the kind does not exist on this node.
+    pub exec_allow: BTreeMap<String, String>,
+    /// Output beyond this fails an `exec` attempt.
+    pub exec_max_output_bytes: usize,
+}
+
+impl Default for WorkSettings {
+    fn default() -> Self {
+        Self {
+            slots: 0,
+            lease_ms: 10_000,
+            heartbeat_ms: 2_000,
+            tick_ms: 50,
+            scan_ms: 2_000,
+            max_queue_jobs: 100_000,
+            max_offers_in_flight: 256,
+            placement: "least_loaded".into(),
+            default_max_attempts: 3,
+            default_timeout_ms: 60_000,
+            exec_allow: BTreeMap::new(),
+            exec_max_output_bytes: 1 << 20,
+        }
+    }
+}
+
 /// Local storage settings.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -295,6 +345,8 @@ struct FileConfig {
     anti_entropy: AntiEntropySettings,
     #[serde(default)]
     storage: StorageSettings,
+    #[serde(default)]
+    work: WorkSettings,
 }
 
 /// Addresses the node listens on.
@@ -352,6 +404,8 @@ pub struct NodeConfig {
     pub anti_entropy: AntiEntropySettings,
     /// Local storage.
     pub storage: StorageSettings,
+    /// Work queues.
+    pub work: WorkSettings,
     /// Dev or production.
     pub mode: Mode,
 }
@@ -460,6 +514,7 @@ impl NodeConfig {
             dht: file.dht,
             anti_entropy: file.anti_entropy,
             storage: file.storage,
+            work: file.work,
             mode: if args.dev {
                 Mode::Dev
             } else {
@@ -556,6 +611,39 @@ impl NodeConfig {
                 "anti_entropy",
                 "concurrency and max_entries must be at least 1, step 1-8",
             ));
+        }
+        self.validate_work()
+    }
+
+    fn validate_work(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, message: &str| ConfigError::Invalid {
+            setting,
+            message: message.to_owned(),
+        };
+        let w = &self.work;
+        if w.tick_ms == 0 || w.scan_ms == 0 || w.lease_ms < 100 {
+            return Err(invalid(
+                "work.*_ms",
+                "ticks must be at least 1 ms, the lease at least 100 ms",
+            ));
+        }
+        if w.heartbeat_ms == 0 || w.heartbeat_ms.saturating_mul(3) > w.lease_ms {
+            return Err(invalid(
+                "work.heartbeat_ms",
+                "must be 1 ms to a third of lease_ms",
+            ));
+        }
+        if hypha_actors::work::placement::by_name(&w.placement).is_none() {
+            return Err(invalid(
+                "work.placement",
+                "must be least_loaded or locality",
+            ));
+        }
+        if w.max_queue_jobs == 0 || w.max_offers_in_flight == 0 {
+            return Err(invalid("work", "queue and offer limits must be at least 1"));
+        }
+        if w.exec_allow.values().any(|p| !p.starts_with('/')) {
+            return Err(invalid("work.exec_allow", "program paths must be absolute"));
         }
         Ok(())
     }

@@ -83,6 +83,8 @@ pub struct DhtParts {
     pub files: Files,
     /// For the admin API.
     pub admin: DhtAdmin,
+    /// Placement as the router publishes it (queue ownership reads it too).
+    pub placement: watch::Receiver<Arc<Placement>>,
     node: String,
     router: RouterArgs,
     service: DhtServiceArgs,
@@ -140,7 +142,7 @@ impl DhtParts {
             settings,
             ae,
             &me,
-            placement_rx,
+            placement_rx.clone(),
             transport,
             &store,
             &confirmed,
@@ -153,6 +155,7 @@ impl DhtParts {
                 exchange_name: actor_name(node, dht::EXCHANGE_ROLE),
             },
             exchange,
+            placement: placement_rx,
             node: node.to_owned(),
             router: RouterArgs {
                 me: me.clone(),

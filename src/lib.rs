@@ -15,3 +15,4 @@ pub mod identity;
 pub mod node;
 pub mod secrets;
 pub mod telemetry;
+pub mod work;

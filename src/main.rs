@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => run_client(commands::files::ls(args)),
         Command::Stat(args) => run_client(commands::files::stat(args)),
         Command::Rm(args) => run_client(commands::files::rm(args)),
+        Command::Jobs(cmd) => run_client(commands::jobs::run(cmd)),
+        Command::Queues(args) => run_client(commands::jobs::queues(args)),
     }
 }
 

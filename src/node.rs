@@ -11,7 +11,13 @@
 //! ├── dht (one_for_one)
 //! │   ├── router       placement and routing table from the view
 //! │   ├── service      remotable DHT RPC endpoint
-//! │   └── collector    unreferenced chunks, old tombstones
+//! │   ├── bulk         chunk transfers on their own connections
+//! │   ├── collector    unreferenced chunks, old tombstones
+//! │   └── exchange     anti-entropy
+//! ├── work (one_for_one)
+//! │   ├── queues       queue owner: books, durable log, leases, placement
+//! │   ├── workers      bounded pool running job attempts
+//! │   └── service      remotable work RPC endpoint
 //! └── admin (one_for_one)
 //!     └── http         axum admin API on the node's listener
 //! ```
@@ -44,12 +50,13 @@ use hypha_supervisors::{
 use thiserror::Error;
 
 use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
-use crate::admin::{AppState, NodeFacts, CALL_TIMEOUT};
+use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
 use crate::dht::{BulkSettings, DhtParts};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
+use crate::work::WorkParts;
 use hypha_actors::dht::bulk::handshake::BulkKey;
 use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
 
@@ -202,6 +209,18 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         channels.clone(),
         bulk,
     )?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(1))
+        .unwrap_or(1);
+    let work = WorkParts::new(
+        &config.work,
+        &name,
+        me.clone(),
+        dht.files.clone(),
+        dht.placement.clone(),
+        &channels,
+        cores,
+    );
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -210,7 +229,10 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         store_client.clone(),
         root_name.clone(),
         channels.clone(),
-        dht.admin.clone(),
+        DataApis {
+            dht: dht.admin.clone(),
+            work: work.admin.clone(),
+        },
     );
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -225,6 +247,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         store_spec(&name, engine.clone(), reserve),
         cluster.spec(),
         dht.spec(),
+        work.spec(),
         admin_spec(http),
     ];
     let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(

@@ -189,9 +189,43 @@ fn wait_converged(cluster: &Cluster, limit: Duration) -> Duration {
         match converged(cluster) {
             Ok(()) => return started.elapsed(),
             Err(why) if started.elapsed() > limit => {
+                dump(cluster, &why);
                 panic!("not converged within {limit:?}: {why}")
             }
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// What every live node says of the partition named in `why`, and its
+/// anti-entropy counters, so a failure can be diagnosed from the log.
+fn dump(cluster: &Cluster, why: &str) {
+    let partition = why
+        .strip_prefix("partition ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|p| p.parse::<u64>().ok());
+    for i in cluster.alive() {
+        let url = cluster.url(i);
+        if let Some(p) = partition {
+            let view = get_json(&url, &format!("/v1/dht/partitions?partition={p}"));
+            eprintln!("n{i} ({}): {view:?}", cluster.ids[i]);
+        }
+        for name in [
+            "hypha_ae_entries_skipped_total",
+            "hypha_ae_entries_repaired_total",
+            "hypha_ae_exchanges_total",
+        ] {
+            eprintln!("n{i} {name} = {}", metric(&url, name));
+        }
+        if let Some(node) = &cluster.nodes[i] {
+            let log = node.stderr_text();
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            for line in &warnings[warnings.len().saturating_sub(15)..] {
+                eprintln!("n{i}: {line}");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod labels;
 pub mod membership;
 pub mod peers;
 pub mod store;
+pub mod work;
 
 /// Registry name of a node's actor: `hypha.<node>.<role>`.
 pub fn actor_name(node: &str, role: &str) -> String {

@@ -29,6 +29,7 @@ use ractor::ActorRef;
 use crate::auth::TokenTable;
 use crate::config::{HttpLimits, Listen};
 use crate::dht::DhtAdmin;
+use crate::work::WorkAdmin;
 
 /// Timeout of store calls made while serving a request.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +51,15 @@ pub struct NodeFacts {
     pub started_unix_ms: u64,
 }
 
+/// The data-plane handles the API serves: files and partitions, jobs
+/// and queues.
+pub struct DataApis {
+    /// Files and partitions.
+    pub dht: DhtAdmin,
+    /// Jobs and queues.
+    pub work: WorkAdmin,
+}
+
 /// Shared, read-only state of the handlers. It holds only handles that stay
 /// valid across actor restarts (names to resolve, not actor refs).
 #[derive(Clone)]
@@ -62,6 +72,7 @@ pub struct AppState {
     pub(crate) membership: MembershipChannels,
     pub(crate) files: Files,
     pub(crate) dht: DhtAdmin,
+    pub(crate) work: WorkAdmin,
 }
 
 impl AppState {
@@ -73,8 +84,9 @@ impl AppState {
         store: StoreClient,
         root_name: String,
         membership: MembershipChannels,
-        dht: DhtAdmin,
+        data: DataApis,
     ) -> Self {
+        let DataApis { dht, work } = data;
         Self {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
@@ -84,6 +96,7 @@ impl AppState {
             membership,
             files: dht.files.clone(),
             dht,
+            work,
         }
     }
 

@@ -28,20 +28,20 @@ const READ_HEADER: &str = "hypha-read";
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
 
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
-    output: Output,
+    pub(crate) output: Output,
 }
 
 impl Api {
-    fn new(args: &ApiArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(args: &ApiArgs) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
@@ -58,7 +58,7 @@ impl Api {
         })
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(token) => request.bearer_auth(token),
@@ -66,7 +66,10 @@ impl Api {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
         let response = request
             .send()
             .await
@@ -149,7 +152,7 @@ fn bar(len: Option<u64>, output: Output) -> ProgressBar {
     bar
 }
 
-fn print_json(doc: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(doc: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(doc)?);
     Ok(())
 }

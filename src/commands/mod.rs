@@ -1,10 +1,12 @@
 //! Client-side subcommands: `cluster up` (a local cluster of real node
 //! processes), `members` (the membership view of a running node) and the
-//! file commands (`put`, `get`, `ls`, `stat`, `rm`).
+//! file commands (`put`, `get`, `ls`, `stat`, `rm`) and the job commands
+//! (`jobs submit|status|ls|cancel`, `queues`).
 
 pub mod cert;
 pub mod cluster_up;
 pub mod files;
+pub mod jobs;
 pub mod members;
 
 use std::time::Duration;

@@ -56,6 +56,8 @@ pub struct MembershipState {
     probes: HashMap<MemberKey, JoinHandle<()>>,
     load: NodeLoad,
     job_queue_depth: u64,
+    /// (running, slots) of the worker pool.
+    job_slots: (u32, u32),
     next_load_at: Instant,
 }
 
@@ -131,6 +133,7 @@ impl Actor for Membership {
             probes: HashMap::new(),
             load: NodeLoad::default(),
             job_queue_depth: 0,
+            job_slots: (0, 0),
             next_load_at: Instant::now(),
         })
     }
@@ -161,6 +164,9 @@ impl Actor for Membership {
                 let _ = reply.send(());
             }
             MembershipMessage::SetJobQueueDepth(depth) => state.job_queue_depth = depth,
+            MembershipMessage::SetJobSlots { running, slots } => {
+                state.job_slots = (running, slots);
+            }
             MembershipMessage::Crash => panic!("chaos: injected panic in membership"),
         }
         Ok(())
@@ -194,11 +200,12 @@ async fn tick(myself: &ActorRef<MembershipMessage>, state: &mut MembershipState)
 async fn refresh_load(state: &mut MembershipState) {
     let dir = state.args.config.data_dir.clone();
     let depth = state.job_queue_depth;
-    let Ok(load) =
+    let Ok(mut load) =
         tokio::task::spawn_blocking(move || super::sysinfo::load(dir.as_deref(), depth)).await
     else {
         return;
     };
+    (load.jobs_running, load.job_slots) = state.job_slots;
     state.load = load;
     let encoded = info::encode_json(&load);
     state

@@ -89,6 +89,12 @@ pub struct NodeLoad {
     pub load_avg_1m: f64,
     /// Jobs waiting in this node's work queues.
     pub job_queue_depth: u64,
+    /// Job attempts running on this node.
+    #[serde(default)]
+    pub jobs_running: u32,
+    /// Job attempts this node runs at once (0: not published).
+    #[serde(default)]
+    pub job_slots: u32,
     /// Free space in the data directory's file system, in bytes.
     pub free_disk_bytes: u64,
 }

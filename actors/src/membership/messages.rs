@@ -27,6 +27,13 @@ pub enum MembershipMessage {
     },
     /// Publish a new job-queue depth in the node's load.
     SetJobQueueDepth(u64),
+    /// Publish the worker pool's use in the node's load.
+    SetJobSlots {
+        /// Attempts running.
+        running: u32,
+        /// Pool size.
+        slots: u32,
+    },
     /// Chaos: panic in the handler.
     Crash,
 }

@@ -24,6 +24,7 @@ pub fn load(data_dir: Option<&Path>, job_queue_depth: u64) -> NodeLoad {
         load_avg_1m,
         job_queue_depth,
         free_disk_bytes: data_dir.and_then(free_disk_bytes).unwrap_or(0),
+        ..NodeLoad::default()
     }
 }
 

@@ -5,6 +5,7 @@ mod cluster;
 mod dht;
 mod files;
 mod health;
+mod jobs;
 mod node;
 
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +32,10 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/files", get(files::list))
         .route("/v1/files/{*name}", get(files::get))
         .route("/v1/stat/{*name}", get(files::stat))
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::status))
+        .route("/v1/jobs/{id}/result", get(jobs::result))
+        .route("/v1/queues", get(jobs::queues))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
     // Uploads stream with their own limit (dht.max_file_bytes), not the
     // small default body limit of the other routes.
@@ -41,6 +46,8 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .delete(files::delete)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs/{id}", axum::routing::delete(jobs::cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_write));
     let admin = Router::new()
         .route(

@@ -1,0 +1,10 @@
+//! The owner side of the work queues: one actor per node holding the
+//! books of the queues this node owns, their durable writes, placement
+//! and leases.
+
+mod actor;
+mod messages;
+mod owner;
+
+pub use actor::{QueueSettings, Queues, QueuesArgs};
+pub use messages::QueuesMessage;

@@ -1,0 +1,195 @@
+//! `hypha jobs submit | status | ls | cancel` and `hypha queues`: clients
+//! of a node's `/v1/jobs` and `/v1/queues` API. `--json` prints the API's
+//! own JSON answer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use super::files::{print_json, Api, Output};
+use crate::cli::{ApiArgs, JobArgs, JobsCommand, JobsLsArgs, SubmitArgs};
+
+/// How often `--wait` asks whether the job finished.
+const WAIT_POLL: Duration = Duration::from_millis(200);
+
+/// Run one `hypha jobs` subcommand.
+pub async fn run(cmd: JobsCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobsCommand::Submit(args) => submit(args).await,
+        JobsCommand::Status(args) => status(args).await,
+        JobsCommand::Ls(args) => ls(args).await,
+        JobsCommand::Cancel(args) => cancel(args).await,
+    }
+}
+
+fn parse_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    raw.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("argument {a:?} is not key=value"))
+        })
+        .collect()
+}
+
+async fn get_json(api: &Api, path: &str) -> anyhow::Result<Value> {
+    Ok(api
+        .send(api.request(reqwest::Method::GET, path))
+        .await?
+        .json()
+        .await?)
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let mut body = json!({
+        "queue": args.queue,
+        "kind": args.kind,
+        "args": parse_args(&args.args)?,
+        "priority": args.priority,
+    });
+    let fields = [
+        ("payload", args.payload.map(Value::from)),
+        ("file", args.file.map(Value::from)),
+        ("idempotency_key", args.key.map(Value::from)),
+        ("max_attempts", args.max_attempts.map(Value::from)),
+        ("timeout_ms", args.timeout_ms.map(Value::from)),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    let job: Value = api
+        .send(api.request(reqwest::Method::POST, "/v1/jobs").json(&body))
+        .await?
+        .json()
+        .await?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    if !args.wait {
+        return show(&api, &job, Detail::IdOnly);
+    }
+    loop {
+        let doc = get_json(&api, &format!("/v1/jobs/{id}")).await?;
+        if matches!(
+            doc["state"].as_str(),
+            Some("done" | "dead_letter" | "cancelled")
+        ) {
+            return show(&api, &doc, Detail::Full);
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    IdOnly,
+    Full,
+}
+
+fn show(api: &Api, job: &Value, detail: Detail) -> anyhow::Result<()> {
+    if api.output == Output::Json {
+        return print_json(job);
+    }
+    if detail == Detail::IdOnly {
+        println!("{}", job["id"].as_str().unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{}  queue {}  kind {}  {}  attempts {}/{}",
+        job["id"].as_str().unwrap_or_default(),
+        job["queue"].as_str().unwrap_or_default(),
+        job["kind"].as_str().unwrap_or_default(),
+        job["state"].as_str().unwrap_or_default(),
+        job["attempts"],
+        job["max_attempts"],
+    );
+    for a in job["history"].as_array().into_iter().flatten() {
+        println!(
+            "  attempt {} on {}: {}",
+            a["number"],
+            a["worker"].as_str().unwrap_or("?"),
+            a["end"]
+        );
+    }
+    if let Some(e) = job["error"].as_str() {
+        println!("  error: {e}");
+    }
+    if let Some(r) = job["result"].as_str() {
+        println!("{r}");
+    }
+    if job["state"] == "dead_letter" {
+        bail!("job dead-lettered");
+    }
+    Ok(())
+}
+
+async fn status(args: JobArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let job = get_json(&api, &format!("/v1/jobs/{}", args.id)).await?;
+    show(&api, &job, Detail::Full)
+}
+
+async fn cancel(args: JobArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let path = format!("/v1/jobs/{}", args.id);
+    let job: Value = api
+        .send(api.request(reqwest::Method::DELETE, &path))
+        .await?
+        .json()
+        .await?;
+    show(&api, &job, Detail::Full)
+}
+
+async fn ls(args: JobsLsArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let mut query = vec![("limit".to_owned(), args.limit.to_string())];
+    if let Some(q) = args.queue {
+        query.push(("queue".into(), q));
+    }
+    if let Some(s) = args.state {
+        query.push(("state".into(), s));
+    }
+    let request = api.request(reqwest::Method::GET, "/v1/jobs").query(&query);
+    let doc: Value = api.send(request).await?.json().await?;
+    if api.output == Output::Json {
+        return print_json(&doc);
+    }
+    for j in doc["jobs"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {:<16} {:<10} {:<12} attempts {}",
+            j["id"].as_str().unwrap_or_default(),
+            j["queue"].as_str().unwrap_or_default(),
+            j["kind"].as_str().unwrap_or_default(),
+            j["state"].as_str().unwrap_or_default(),
+            j["attempts"],
+        );
+    }
+    Ok(())
+}
+
+/// `hypha queues`.
+pub async fn queues(args: ApiArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args)?;
+    let doc = get_json(&api, "/v1/queues").await?;
+    if api.output == Output::Json {
+        return print_json(&doc);
+    }
+    println!(
+        "{:<24} {:>8} {:>10} {:>12}  owner",
+        "QUEUE", "DEPTH", "IN FLIGHT", "DEAD LETTERS"
+    );
+    for q in doc["queues"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:>8} {:>10} {:>12}  {}",
+            q["queue"].as_str().unwrap_or_default(),
+            q["depth"],
+            q["in_flight"],
+            q["dead_letters"],
+            q["owner"].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! Assembly of the node's work queues: the `work` supervisor's child specs
+//! and the handle the HTTP layer uses to submit, inspect, list and cancel
+//! jobs anywhere in the cluster.
+//!
+//! ```text
+//! work (one_for_one)
+//! ├── queues    owner side: books, durable log, leases, placement
+//! ├── workers   bounded pool running job attempts
+//! └── service   remotable endpoint peers call
+//! ```
+//! The children share nothing but the DHT and the placement channel, so
+//! each restarts alone; a restarted owner reloads its queues from the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hypha_actors::actor_name;
+use hypha_actors::dht::files::Files;
+use hypha_actors::dht::placement::Placement;
+use hypha_actors::membership::{self, MemberKey, MembershipChannels};
+use hypha_actors::work::client::{CallError, WorkClient, WorkHandler};
+use hypha_actors::work::handler::{ExecSettings, Registry};
+use hypha_actors::work::job::{JobId, JobRecord, JobSpec, JobState};
+use hypha_actors::work::log::{JobLog, LogError};
+use hypha_actors::work::placement::{self as policy};
+use hypha_actors::work::queues::{QueueSettings, Queues, QueuesArgs, QueuesMessage};
+use hypha_actors::work::service::{WorkService, WorkServiceArgs};
+use hypha_actors::work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
+use hypha_actors::work::workers::{WorkerSettings, Workers, WorkersArgs, WorkersMessage};
+use hypha_actors::work::{self, owner_of};
+use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::config::WorkSettings;
+
+const WORK_MAX_RESTARTS: u32 = 5;
+const WORK_PERIOD_MS: u64 = 10_000;
+/// Calls between nodes.
+const RPC_TIMEOUT_MS: u64 = 5_000;
+/// A client request retries a moving or restarting owner this long.
+const OWNER_RETRY_MS: u64 = 10_000;
+const OWNER_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Why a jobs API call failed.
+#[derive(Debug, Error)]
+pub enum JobsError {
+    /// The request is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such job.
+    #[error("{0}")]
+    NotFound(String),
+    /// The job's state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    /// No owner answered in time, or the DHT refused.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<LogError> for JobsError {
+    fn from(e: LogError) -> Self {
+        JobsError::Unavailable(e.to_string())
+    }
+}
+
+/// What the admin API needs of the work queues.
+#[derive(Clone)]
+pub struct WorkAdmin {
+    client: WorkClient,
+    log: JobLog,
+    placement: watch::Receiver<Arc<Placement>>,
+    registry: Registry,
+    /// Defaults for submits.
+    pub defaults: WorkSettings,
+}
+
+impl WorkAdmin {
+    /// Kinds registered on this node.
+    pub fn kinds(&self) -> Vec<String> {
+        self.registry.kinds()
+    }
+
+    fn owner(&self, queue: &str) -> Result<MemberKey, JobsError> {
+        owner_of(&self.placement.borrow(), queue)
+            .ok_or_else(|| JobsError::Unavailable("no live member owns the queue".into()))
+    }
+
+    /// Ask the owner of `queue`, following ownership moves and restarts.
+    async fn ask_owner(
+        &self,
+        queue: &str,
+        request: WorkRequest,
+    ) -> Result<WorkResponse, JobsError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(OWNER_RETRY_MS);
+        loop {
+            let owner = self.owner(queue)?;
+            let err = match self
+                .client
+                .call(&owner, request.clone(), RPC_TIMEOUT_MS)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(CallError::Remote(e)) => match e.code {
+                    ErrorCode::NotOwner | ErrorCode::Unavailable => e.to_string(),
+                    ErrorCode::NotFound => return Err(JobsError::NotFound(e.message)),
+                    ErrorCode::Conflict => return Err(JobsError::Conflict(e.message)),
+                    _ => return Err(JobsError::BadRequest(e.message)),
+                },
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(JobsError::Unavailable(format!("owner of {queue}: {err}")));
+            }
+            tokio::time::sleep(OWNER_RETRY_PAUSE).await;
+        }
+    }
+
+    /// Submit; answered once the job is durable on W replicas. `true`:
+    /// the idempotency key named an existing job.
+    pub async fn submit(&self, spec: JobSpec) -> Result<(JobRecord, bool), JobsError> {
+        spec.validate()
+            .map_err(|e| JobsError::BadRequest(e.to_string()))?;
+        if self.registry.get(&spec.kind).is_none() {
+            return Err(JobsError::BadRequest(format!(
+                "unknown kind `{}`; this node runs {:?}",
+                spec.kind,
+                self.kinds()
+            )));
+        }
+        let id = match &spec.idempotency_key {
+            Some(key) => JobId::for_key(&spec.queue, key),
+            None => JobId::random(),
+        };
+        let queue = spec.queue.clone();
+        match self
+            .ask_owner(&queue, WorkRequest::Submit { id, spec })
+            .await?
+        {
+            WorkResponse::Submitted { record, existing } => Ok((record, existing)),
+            other => Err(JobsError::Unavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    async fn stored(&self, id: JobId) -> Result<JobRecord, JobsError> {
+        self.log
+            .get(id)
+            .await?
+            .ok_or_else(|| JobsError::NotFound(format!("no job {id}")))
+    }
+
+    /// A job's record: the owner's live view while it runs, else the log's.
+    pub async fn status(&self, id: JobId) -> Result<JobRecord, JobsError> {
+        let stored = self.stored(id).await?;
+        if stored.state.is_terminal() {
+            return Ok(stored);
+        }
+        let request = WorkRequest::Status {
+            queue: stored.spec.queue.clone(),
+            id,
+        };
+        match self.ask_owner(&stored.spec.queue, request).await {
+            Ok(WorkResponse::Record(Some(live))) => Ok(live),
+            _ => Ok(stored),
+        }
+    }
+
+    /// Jobs of `queue` (or every queue) in `state` (or any), oldest first.
+    pub async fn list(
+        &self,
+        queue: Option<&str>,
+        state: Option<JobState>,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, JobsError> {
+        let live_state = state.is_none_or(|s| !s.is_terminal());
+        let mut out: Vec<JobRecord> = Vec::new();
+        if let (Some(q), true) = (queue, live_state) {
+            let request = WorkRequest::List {
+                queue: q.to_owned(),
+                state,
+                limit,
+            };
+            if let WorkResponse::Records(r) = self.ask_owner(q, request).await? {
+                out.extend(r);
+            }
+        }
+        let stored_state = state.filter(|s| s.is_terminal());
+        if state.is_none() || stored_state.is_some() || queue.is_none() {
+            let (ids, _) = self.log.ids(queue, stored_state).await?;
+            for id in ids.into_iter().take(limit as usize) {
+                if out.iter().any(|r| r.id == id) {
+                    continue;
+                }
+                if let Some(r) = self.log.get(id).await? {
+                    if state.is_none_or(|s| s == r.state) {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|r| (r.submitted_ms, r.id));
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
+    /// Cancel a job that has not finished.
+    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, JobsError> {
+        let stored = self.stored(id).await?;
+        if stored.state.is_terminal() {
+            return Err(JobsError::Conflict(format!(
+                "job {id} is {}",
+                stored.state.as_str()
+            )));
+        }
+        let queue = stored.spec.queue.clone();
+        match self
+            .ask_owner(
+                &queue,
+                WorkRequest::Cancel {
+                    queue: queue.clone(),
+                    id,
+                },
+            )
+            .await?
+        {
+            WorkResponse::Record(Some(r)) => Ok(r),
+            other => Err(JobsError::Unavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Figures of every queue, from the live members that own them.
+    pub async fn queues(&self) -> Result<Vec<QueueFigures>, JobsError> {
+        let members = self.placement.borrow().live().to_vec();
+        let calls = members.iter().map(|m| {
+            let client = self.client.clone();
+            async move { client.call(m, WorkRequest::Queues, RPC_TIMEOUT_MS).await }
+        });
+        let mut out: Vec<QueueFigures> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(WorkResponse::Queues(q)) => Some(q),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let (registered, _) = self.log.queues().await?;
+        for q in registered {
+            if !out.iter().any(|f| f.queue == q) {
+                out.push(QueueFigures {
+                    queue: q,
+                    ..QueueFigures::default()
+                });
+            }
+        }
+        out.sort_by(|a, b| a.queue.cmp(&b.queue).then(b.loaded.cmp(&a.loaded)));
+        out.dedup_by(|a, b| a.queue == b.queue);
+        Ok(out)
+    }
+}
+
+/// Everything the `work` supervisor's children are built from.
+pub struct WorkParts {
+    /// For the admin API.
+    pub admin: WorkAdmin,
+    node: String,
+    queues: QueuesArgs,
+    workers: WorkersArgs,
+    service: WorkServiceArgs,
+}
+
+impl WorkParts {
+    /// Build the parts for one node; `registry` adds kinds to the built-ins.
+    pub fn new(
+        settings: &WorkSettings,
+        node: &str,
+        me: MemberKey,
+        files: Files,
+        placement: watch::Receiver<Arc<Placement>>,
+        membership: &MembershipChannels,
+        cores: u32,
+    ) -> Self {
+        let handler = WorkHandler::new(
+            actor_name(node, work::QUEUES_ROLE),
+            actor_name(node, work::WORKERS_ROLE),
+            RPC_TIMEOUT_MS,
+        );
+        let client = WorkClient::new(me.clone(), handler.clone());
+        let log = JobLog::new(files.clone());
+        let registry = Registry::builtins(&ExecSettings {
+            allow: settings.exec_allow.clone(),
+            max_output_bytes: settings.exec_max_output_bytes,
+        });
+        let policy: Arc<dyn policy::PlacementPolicy> = Arc::from(
+            policy::by_name(&settings.placement).unwrap_or(Box::new(policy::LeastLoaded)),
+        );
+        let membership_name = actor_name(node, membership::ROLE);
+        let slots = if settings.slots == 0 {
+            cores.max(1)
+        } else {
+            settings.slots
+        };
+        Self {
+            admin: WorkAdmin {
+                client: client.clone(),
+                log: log.clone(),
+                placement: placement.clone(),
+                registry: registry.clone(),
+                defaults: settings.clone(),
+            },
+            node: node.to_owned(),
+            queues: QueuesArgs {
+                me: me.clone(),
+                log,
+                client: client.clone(),
+                placement: placement.clone(),
+                view: membership.watch(),
+                policy,
+                settings: QueueSettings {
+                    lease_ms: settings.lease_ms,
+                    tick_ms: settings.tick_ms,
+                    scan_ms: settings.scan_ms,
+                    rpc_timeout_ms: RPC_TIMEOUT_MS,
+                    max_queue_jobs: settings.max_queue_jobs,
+                    max_offers_in_flight: settings.max_offers_in_flight,
+                },
+                membership: membership_name.clone(),
+            },
+            workers: WorkersArgs {
+                me: me.clone(),
+                registry,
+                files,
+                client,
+                placement,
+                settings: WorkerSettings {
+                    slots,
+                    heartbeat_ms: settings.heartbeat_ms,
+                    rpc_timeout_ms: RPC_TIMEOUT_MS,
+                    max_unreported: 4 * slots as usize + 64,
+                    report_give_up_ms: 10 * settings.lease_ms,
+                },
+                membership: membership_name,
+            },
+            service: WorkServiceArgs { me, handler },
+        }
+    }
+
+    /// Add a job kind (embedding); call before [`WorkParts::spec`].
+    pub fn register(&mut self, kind: &str, handler: impl hypha_actors::work::handler::JobHandler) {
+        self.workers.registry.register(kind, handler);
+        self.admin.registry = self.workers.registry.clone();
+    }
+
+    /// The `work` supervisor.
+    pub fn spec(&self) -> ChildSpec {
+        let queues_name = actor_name(&self.node, work::QUEUES_ROLE);
+        let queues_args = self.queues.clone();
+        let queues = ChildSpec::actor("queues", move |_ctx| {
+            (Some(queues_name.clone()), Queues, queues_args.clone())
+        })
+        .crash_message::<QueuesMessage>();
+        let workers_name = actor_name(&self.node, work::WORKERS_ROLE);
+        let workers_args = self.workers.clone();
+        let workers = ChildSpec::actor("workers", move |_ctx| {
+            (Some(workers_name.clone()), Workers, workers_args.clone())
+        })
+        .crash_message::<WorkersMessage>();
+        // No crash message: the service's message type is a wire type.
+        let service_name = actor_name(&self.node, work::SERVICE_ROLE);
+        let service_args = self.service.clone();
+        let service = ChildSpec::actor("service", move |_ctx| {
+            (
+                Some(service_name.clone()),
+                WorkService,
+                service_args.clone(),
+            )
+        });
+        let flags =
+            SupervisorFlags::new(Strategy::OneForOne).intensity(WORK_MAX_RESTARTS, WORK_PERIOD_MS);
+        ChildSpec::supervisor("work", flags, vec![queues, workers, service])
+    }
+}
