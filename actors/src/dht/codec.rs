@@ -51,6 +51,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Encode `value` behind its format's version (2 bytes, big-endian), as
+/// every wire message and stored record is framed.
+pub fn encode_versioned<T: Serialize>(version: u16, value: &T) -> Result<Vec<u8>, CodecError> {
+    let body = encode(value)?;
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&body);
+    if out.len() > MAX_ENCODED_BYTES {
+        return Err(CodecError::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+/// Split framed bytes into (version, body); `None` when shorter than the
+/// version. Each format decides what another version means.
+pub fn split_version(bytes: &[u8]) -> Option<(u16, &[u8])> {
+    let (version, body) = bytes.split_first_chunk::<2>()?;
+    Some((u16::from_be_bytes(*version), body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,29 +259,17 @@ pub enum Response {
 
 /// Encode a request with its version.
 pub fn encode_request(request: &Request) -> Result<Vec<u8>, CodecError> {
-    framed(codec::encode(request)?)
+    codec::encode_versioned(WIRE_VERSION, request)
 }
 
 /// Encode a response with its version.
 pub fn encode_response(response: &Response) -> Result<Vec<u8>, CodecError> {
-    framed(codec::encode(response)?)
-}
-
-fn framed(body: Vec<u8>) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(body.len() + 2);
-    out.extend_from_slice(&WIRE_VERSION.to_be_bytes());
-    out.extend_from_slice(&body);
-    if out.len() > codec::MAX_ENCODED_BYTES {
-        return Err(CodecError::TooLarge(out.len()));
-    }
-    Ok(out)
+    codec::encode_versioned(WIRE_VERSION, response)
 }
 
 fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
-    let (version, body) = bytes
-        .split_first_chunk::<2>()
+    let (version, body) = codec::split_version(bytes)
         .ok_or_else(|| WireError::new(ErrorCode::BadRequest, "message shorter than its header"))?;
-    let version = u16::from_be_bytes(*version);
     if version != WIRE_VERSION {
         return Err(WireError::new(
             ErrorCode::Version,

@@ -123,6 +123,11 @@ impl Book {
         self.jobs.is_empty()
     }
 
+    /// Jobs waiting for a worker (the ready set: O(1)).
+    pub fn queued(&self) -> usize {
+        self.ready.len()
+    }
+
     /// A job's record.
     pub fn get(&self, id: &JobId) -> Option<&JobRecord> {
         self.jobs.get(id).map(|e| &e.record)

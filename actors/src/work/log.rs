@@ -46,17 +46,13 @@ pub struct JobLog {
 
 /// Encode a record with its version.
 pub fn encode_record(record: &JobRecord) -> Result<Vec<u8>, codec::CodecError> {
-    let mut out = RECORD_VERSION.to_be_bytes().to_vec();
-    out.extend(codec::encode(record)?);
-    Ok(out)
+    codec::encode_versioned(RECORD_VERSION, record)
 }
 
 /// Decode a stored record.
 pub fn decode_record(bytes: &[u8]) -> Result<JobRecord, String> {
-    let (version, body) = bytes
-        .split_first_chunk::<2>()
-        .ok_or_else(|| "shorter than its header".to_string())?;
-    let version = u16::from_be_bytes(*version);
+    let (version, body) =
+        codec::split_version(bytes).ok_or_else(|| "shorter than its header".to_string())?;
     if version != RECORD_VERSION {
         return Err(format!(
             "record version {version}; this node reads {RECORD_VERSION}"

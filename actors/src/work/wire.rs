@@ -191,21 +191,9 @@ fn bad(message: impl Into<String>) -> WireError {
     WireError::new(ErrorCode::BadRequest, message)
 }
 
-fn framed(body: Vec<u8>) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(body.len() + 2);
-    out.extend_from_slice(&WORK_WIRE_VERSION.to_be_bytes());
-    out.extend_from_slice(&body);
-    if out.len() > codec::MAX_ENCODED_BYTES {
-        return Err(CodecError::TooLarge(out.len()));
-    }
-    Ok(out)
-}
-
 fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
-    let (version, body) = bytes
-        .split_first_chunk::<2>()
-        .ok_or_else(|| bad("message shorter than its header"))?;
-    let version = u16::from_be_bytes(*version);
+    let (version, body) =
+        codec::split_version(bytes).ok_or_else(|| bad("message shorter than its header"))?;
     if version != WORK_WIRE_VERSION {
         return Err(WireError::new(
             ErrorCode::Version,
@@ -217,12 +205,12 @@ fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
 
 /// Encode a request.
 pub fn encode_request(request: &WorkRequest) -> Result<Vec<u8>, CodecError> {
-    framed(codec::encode(request)?)
+    codec::encode_versioned(WORK_WIRE_VERSION, request)
 }
 
 /// Encode a response.
 pub fn encode_response(response: &WorkResponse) -> Result<Vec<u8>, CodecError> {
-    framed(codec::encode(response)?)
+    codec::encode_versioned(WORK_WIRE_VERSION, response)
 }
 
 /// Encode a response; one that does not encode becomes an encoded error.

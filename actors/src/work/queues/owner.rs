@@ -550,12 +550,15 @@ impl Owner {
 
     /// Offer ready jobs to workers chosen by the policy.
     fn dispatch(&mut self, view: &ClusterView, now: u64) {
+        if self.owned.values().all(|o| o.book.queued() == 0) {
+            return;
+        }
         let budget = self
             .args
             .settings
             .max_offers_in_flight
             .saturating_sub(self.in_flight_offers());
-        if budget == 0 || self.owned.values().all(|o| o.book.stats(0).queued == 0) {
+        if budget == 0 {
             return;
         }
         let started = std::time::Instant::now();
