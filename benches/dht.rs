@@ -14,6 +14,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -23,23 +24,7 @@ use std::time::{Duration, Instant};
 use common::{get_json, node_command, spawn_command, NodeProcess, ADMIN_TOKEN};
 use futures::StreamExt;
 use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    percentile(&v, 50.0)
-}
+use support::{client, cpu_s, env_usize, median, percentile, put, small_ops};
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     common::pseudo_random(len, seed)
@@ -94,22 +79,6 @@ fn raw_loopback_mb_s() -> f64 {
 struct Cluster {
     _dir: tempfile::TempDir,
     nodes: Vec<NodeProcess>,
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_s(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields of the whole line, in clock ticks (100/s).
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// CPU seconds used so far by every node process and by this client.
@@ -175,25 +144,6 @@ fn start_cluster(n: usize) -> Cluster {
     Cluster { _dir: dir, nodes }
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap()
-}
-
-async fn put(http: &reqwest::Client, url: &str, name: &str, body: Vec<u8>) {
-    let res = http
-        .put(format!("{url}/v1/files/{name}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
-}
-
 async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
     let res = http
         .get(format!("{url}/v1/files/{name}"))
@@ -240,28 +190,6 @@ async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f
         get_mb_s.push(64.0 / started.elapsed().as_secs_f64());
     }
     (median(put_mb_s), median(get_mb_s))
-}
-
-/// Run `ops` requests with `concurrency` in flight; ops/s and latencies (ms).
-async fn small_ops<F, Fut>(ops: usize, concurrency: usize, op: F) -> (f64, Vec<f64>)
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let op = &op;
-    let started = Instant::now();
-    let mut lat: Vec<f64> = futures::stream::iter(0..ops)
-        .map(|i| async move {
-            let t = Instant::now();
-            op(i).await;
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let rate = ops as f64 / started.elapsed().as_secs_f64();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    (rate, lat)
 }
 
 /// A name none of whose replicas is node 0... with R = 3 of 3 nodes every

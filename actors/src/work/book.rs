@@ -10,6 +10,11 @@
 //! [`Book::check`], which the property tests call after every step).
 //! Delivery is at-least-once: a job leaves the book only after its
 //! terminal record was persisted ([`Book::forget`]).
+//!
+//! The owner ticks every few tens of milliseconds over books of up to
+//! `max_queue_jobs`, so everything a tick asks — counts, the oldest wait,
+//! expiries, who holds what — is answered from indexes over the waiting
+//! and in-flight jobs, never by walking every job.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -99,6 +104,10 @@ pub struct Book {
     lease_ms: u64,
     jobs: HashMap<JobId, Entry>,
     ready: BTreeSet<ReadyKey>,
+    /// The queued jobs by the time they started waiting (oldest wait).
+    waiting: BTreeSet<(u64, JobId)>,
+    /// Offered and running jobs → their holder (offer or lease).
+    in_flight: HashMap<JobId, String>,
     seq: u64,
 }
 
@@ -109,6 +118,8 @@ impl Book {
             lease_ms,
             jobs: HashMap::new(),
             ready: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            in_flight: HashMap::new(),
             seq: 0,
         }
     }
@@ -140,11 +151,34 @@ impl Book {
 
     /// The worker a job is leased or offered to.
     pub fn holder(&self, id: &JobId) -> Option<&str> {
-        let e = self.jobs.get(id)?;
+        self.in_flight.get(id).map(String::as_str)
+    }
+
+    /// The holder of every offered or running job (O(in flight)).
+    pub fn holders(&self) -> impl Iterator<Item = &str> {
+        self.in_flight.values().map(String::as_str)
+    }
+
+    fn holder_of(e: &Entry) -> Option<&str> {
         e.lease
             .as_ref()
             .map(|l| l.worker.as_str())
             .or(e.offered_to.as_deref())
+    }
+
+    /// Bring the in-flight index in line with `id`'s entry; every
+    /// transition that changes an offer or a lease ends here.
+    fn track(&mut self, id: &JobId) {
+        match self.jobs.get(id).and_then(|e| Self::holder_of(e)) {
+            Some(worker) => {
+                if self.in_flight.get(id).map(String::as_str) != Some(worker) {
+                    self.in_flight.insert(*id, worker.to_owned());
+                }
+            }
+            None => {
+                self.in_flight.remove(id);
+            }
+        }
     }
 
     /// Every record, in no particular order.
@@ -184,27 +218,35 @@ impl Book {
                 queued_since_ms: now_ms,
             },
         );
-        self.enqueue(id, now_ms);
+        self.enqueue(id, now_ms, now_ms);
         Ok(())
     }
 
-    fn enqueue(&mut self, id: JobId, now_ms: u64) {
+    /// Queue `id` (again), waiting since `since_ms` (a declined offer
+    /// keeps the wait it had).
+    fn enqueue(&mut self, id: JobId, now_ms: u64, since_ms: u64) {
+        self.unready(&id);
         self.seq += 1;
         let seq = self.seq;
         if let Some(e) = self.jobs.get_mut(&id) {
             e.record.state = JobState::Queued;
             e.offered_to = None;
             e.lease = None;
-            e.queued_since_ms = now_ms;
+            e.queued_since_ms = since_ms.min(now_ms);
             let key = (Reverse(e.record.spec.priority), seq, id);
             e.ready = Some(key);
             self.ready.insert(key);
+            self.waiting.insert((e.queued_since_ms, id));
         }
+        self.track(&id);
     }
 
     fn unready(&mut self, id: &JobId) {
-        if let Some(key) = self.jobs.get_mut(id).and_then(|e| e.ready.take()) {
-            self.ready.remove(&key);
+        if let Some(e) = self.jobs.get_mut(id) {
+            if let Some(key) = e.ready.take() {
+                self.ready.remove(&key);
+                self.waiting.remove(&(e.queued_since_ms, *id));
+            }
         }
     }
 
@@ -229,6 +271,7 @@ impl Book {
         e.record.state = JobState::Offered;
         e.offered_to = Some(worker.to_owned());
         e.offered_ms = now_ms;
+        self.track(id);
         Ok(())
     }
 
@@ -250,7 +293,9 @@ impl Book {
             attempt: e.record.attempts,
             expires_ms: now_ms + lease_ms,
         });
-        Ok(e.record.attempts)
+        let attempts = e.record.attempts;
+        self.track(id);
+        Ok(attempts)
     }
 
     /// `worker` did not take the job (busy, unreachable): queued again.
@@ -260,10 +305,7 @@ impl Book {
             return Ok(());
         }
         let since = e.queued_since_ms;
-        self.enqueue(*id, now_ms);
-        if let Some(e) = self.jobs.get_mut(id) {
-            e.queued_since_ms = since;
-        }
+        self.enqueue(*id, now_ms, since);
         Ok(())
     }
 
@@ -314,6 +356,7 @@ impl Book {
                     attempt,
                     expires_ms: now_ms + lease_ms,
                 });
+                self.track(&id);
                 Verdict::Keep
             }
             _ => Verdict::Abort,
@@ -366,7 +409,9 @@ impl Book {
         e.record.finished_ms = Some(now_ms);
         e.offered_to = None;
         e.lease = None;
-        Some(e.record.clone())
+        let record = e.record.clone();
+        self.track(id);
+        Some(record)
     }
 
     /// Close `attempt` with `end`; queue the job again, or dead-letter it
@@ -389,7 +434,7 @@ impl Book {
         if e.record.attempts >= e.record.spec.max_attempts {
             return self.terminate(id, JobState::DeadLetter, now_ms);
         }
-        self.enqueue(*id, now_ms);
+        self.enqueue(*id, now_ms, now_ms);
         self.jobs.get(id).map(|e| e.record.clone())
     }
 
@@ -397,19 +442,17 @@ impl Book {
     /// dead-lettered. Offers unanswered for a lease period are withdrawn.
     pub fn expire(&mut self, now_ms: u64) -> Vec<JobRecord> {
         let stale: Vec<(JobId, String)> = self
-            .jobs
-            .iter()
+            .in_flight_entries()
             .filter(|(_, e)| e.offered_ms + self.lease_ms <= now_ms)
-            .filter_map(|(id, e)| Some((*id, e.offered_to.clone()?)))
+            .filter_map(|(id, e)| Some((id, e.offered_to.clone()?)))
             .collect();
         for (id, worker) in stale {
             let _ = self.declined(&id, &worker, now_ms);
         }
         let expired: Vec<(JobId, u32)> = self
-            .jobs
-            .iter()
+            .in_flight_entries()
             .filter_map(|(id, e)| match &e.lease {
-                Some(l) if l.expires_ms <= now_ms => Some((*id, l.attempt)),
+                Some(l) if l.expires_ms <= now_ms => Some((id, l.attempt)),
                 _ => None,
             })
             .collect();
@@ -425,19 +468,17 @@ impl Book {
     /// dead-lettered) and its pending offers go back to the queue.
     pub fn worker_down(&mut self, worker: &str, now_ms: u64) -> Vec<JobRecord> {
         let offered: Vec<JobId> = self
-            .jobs
-            .iter()
+            .in_flight_entries()
             .filter(|(_, e)| e.offered_to.as_deref() == Some(worker))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         for id in offered {
             let _ = self.declined(&id, worker, now_ms);
         }
         let leased: Vec<(JobId, u32)> = self
-            .jobs
-            .iter()
+            .in_flight_entries()
             .filter_map(|(id, e)| match &e.lease {
-                Some(l) if l.worker == worker => Some((*id, l.attempt)),
+                Some(l) if l.worker == worker => Some((id, l.attempt)),
                 _ => None,
             })
             .collect();
@@ -449,17 +490,15 @@ impl Book {
             .collect()
     }
 
+    fn in_flight_entries(&self) -> impl Iterator<Item = (JobId, &Entry)> {
+        self.in_flight
+            .keys()
+            .filter_map(|id| Some((*id, self.jobs.get(id)?)))
+    }
+
     /// Workers holding a lease or an offer (to watch for Down).
     pub fn workers(&self) -> BTreeSet<String> {
-        self.jobs
-            .values()
-            .filter_map(|e| {
-                e.lease
-                    .as_ref()
-                    .map(|l| l.worker.clone())
-                    .or_else(|| e.offered_to.clone())
-            })
-            .collect()
+        self.holders().map(str::to_owned).collect()
     }
 
     /// Cancel a job that has not finished. Returns its record and the
@@ -500,23 +539,23 @@ impl Book {
         }
     }
 
-    /// Counts and the oldest wait.
+    /// Counts and the oldest wait (O(in flight)).
     pub fn stats(&self, now_ms: u64) -> BookStats {
-        let mut s = BookStats::default();
-        for e in self.jobs.values() {
-            match e.record.state {
-                JobState::Queued => {
-                    s.queued += 1;
-                    s.oldest_queued_ms = s
-                        .oldest_queued_ms
-                        .max(now_ms.saturating_sub(e.queued_since_ms));
-                }
-                JobState::Offered => s.offered += 1,
-                JobState::Running => s.running += 1,
-                _ => s.finishing += 1,
-            }
+        let running = self
+            .in_flight_entries()
+            .filter(|(_, e)| e.lease.is_some())
+            .count();
+        let offered = self.in_flight.len() - running;
+        BookStats {
+            queued: self.ready.len(),
+            offered,
+            running,
+            finishing: self.jobs.len() - self.ready.len() - self.in_flight.len(),
+            oldest_queued_ms: self
+                .waiting
+                .first()
+                .map_or(0, |(since, _)| now_ms.saturating_sub(*since)),
         }
-        s
     }
 
     /// Check the book's invariants; `Err` names the first one broken.
@@ -533,6 +572,24 @@ impl Book {
         }
         if queued != ready {
             return Err(format!("queued {queued:?} but ready {ready:?}"));
+        }
+        let waiting: BTreeSet<(u64, JobId)> = queued
+            .iter()
+            .filter_map(|id| Some((self.jobs.get(id)?.queued_since_ms, *id)))
+            .collect();
+        if waiting != self.waiting {
+            return Err(format!("waiting index {:?} ≠ {waiting:?}", self.waiting));
+        }
+        let holders: HashMap<JobId, String> = self
+            .jobs
+            .iter()
+            .filter_map(|(id, e)| Some((*id, Self::holder_of(e)?.to_owned())))
+            .collect();
+        if holders != self.in_flight {
+            return Err(format!(
+                "in-flight index {:?} ≠ {holders:?}",
+                self.in_flight
+            ));
         }
         for (id, e) in &self.jobs {
             let state = e.record.state;

@@ -691,12 +691,8 @@ impl Owner {
     /// Workers this owner may offer to, with what it knows of their load.
     fn candidates(&self, view: &ClusterView, now: u64) -> Vec<Candidate> {
         let mut ours: HashMap<String, u32> = HashMap::new();
-        for o in self.owned.values() {
-            for r in o.book.records() {
-                if let Some(worker) = o.book.holder(&r.id) {
-                    *ours.entry(worker.to_owned()).or_default() += 1;
-                }
-            }
+        for worker in self.owned.values().flat_map(|o| o.book.holders()) {
+            *ours.entry(worker.to_owned()).or_default() += 1;
         }
         let placement = self.args.placement.borrow().clone();
         placement
