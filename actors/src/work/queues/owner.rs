@@ -41,8 +41,19 @@ pub struct Owned {
     book: Book,
     loaded: bool,
     loading: bool,
+    /// When the log was last read into the book (Unix ms).
+    loaded_ms: u64,
     dead_letters: u64,
 }
+
+/// An owner reads each owned queue's log again every this many scans.
+/// While ownership moves, two nodes can both believe they own a queue
+/// for a moment; a job the old owner acknowledged after the new one
+/// read the log would otherwise sit queued in the log with no owner
+/// holding it (found by the chaos harness's worker-kill scenario). The
+/// reread adds only records still queued when read by quorum, so a job
+/// already done or held is never taken twice.
+const RELOAD_EVERY_SCANS: u64 = 5;
 
 /// The actor's state.
 pub struct Owner {
@@ -208,6 +219,7 @@ impl Owner {
                     book: Book::new(self.args.settings.lease_ms),
                     loaded: false,
                     loading: false,
+                    loaded_ms: 0,
                     dead_letters: 0,
                 },
             );
@@ -260,8 +272,11 @@ impl Owner {
         }
         o.loading = false;
         o.loaded = complete;
+        o.loaded_ms = now;
         o.dead_letters = o.dead_letters.max(dead_letters);
-        tracing::info!(queue, added, complete, "queue log loaded");
+        if added > 0 || !complete {
+            tracing::info!(queue, added, complete, "queue log loaded");
+        }
         metrics::counter!("hypha_jobs_takeover_loaded_total").increment(added);
     }
 
@@ -750,6 +765,17 @@ impl Owner {
         if let Some(queues) = queues {
             self.registered.extend(queues.iter().cloned());
             self.known.extend(queues);
+        }
+        let reload_ms = RELOAD_EVERY_SCANS * self.args.settings.scan_ms;
+        let now = now_ms();
+        let stale: Vec<String> = self
+            .owned
+            .iter()
+            .filter(|(_, o)| o.loaded && !o.loading && now >= o.loaded_ms + reload_ms)
+            .map(|(q, _)| q.clone())
+            .collect();
+        for queue in stale {
+            self.start_load(&queue);
         }
         let all: Vec<String> = self.known.iter().cloned().collect();
         for queue in all {

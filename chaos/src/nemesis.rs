@@ -1,0 +1,138 @@
+//! Applies a schedule's faults to the running nodes at their times and
+//! records each in the history, with why one could not be applied.
+//! Process faults use signals; actor faults the admin chaos endpoint;
+//! partitions nftables rules in the run's own network namespace
+//! ([`crate::net`]); a full disk a filler file in a node's tmpfs data dir.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::cluster::{Nodes, ADMIN_TOKEN};
+use crate::history::{FaultEvent, History};
+use crate::net::Partitions;
+use crate::scenario::{ActorKillMode, Fault, Step};
+
+/// The filler file a full disk is made of.
+const FILLER: &str = "chaos-filler.bin";
+
+/// What the nemesis acts on.
+pub struct Nemesis {
+    /// The node processes.
+    pub nodes: Arc<Nodes>,
+    /// The history faults go into.
+    pub history: Arc<History>,
+    /// Partition rules, when the run has its own network namespace.
+    pub partitions: Option<Partitions>,
+}
+
+impl Nemesis {
+    /// Apply `steps` at their times, `window_start_ms` being when the
+    /// fault window opened on the history's clock.
+    pub async fn run(&self, steps: &[Step], window_start_ms: u64) {
+        for step in steps {
+            let due = window_start_ms + step.at_ms;
+            let now = self.history.now_ms();
+            if due > now {
+                tokio::time::sleep(Duration::from_millis(due - now)).await;
+            }
+            let result = match self.apply(&step.fault).await {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("{e:#}"),
+            };
+            self.history.fault(FaultEvent {
+                at_ms: self.history.now_ms(),
+                fault: step.fault.clone(),
+                result,
+            });
+        }
+    }
+
+    /// Apply one fault now.
+    pub async fn apply(&self, fault: &Fault) -> anyhow::Result<()> {
+        match fault {
+            Fault::Kill { node } => self.nodes.kill(*node),
+            Fault::Start { node } => self.nodes.start(*node).await,
+            Fault::Freeze { node } => self.nodes.freeze(*node),
+            Fault::Thaw { node } => self.nodes.thaw(*node),
+            Fault::Restart { node } => self.nodes.restart(*node).await,
+            Fault::ActorKill { node, pick, mode } => self.actor_kill(*node, *pick, *mode).await,
+            Fault::Isolate { node } => self.partitions()?.isolate(*node),
+            Fault::Heal => self.partitions()?.heal(),
+            Fault::FillDisk { node } => fill(&self.nodes.data_dir(*node).join(FILLER)),
+            Fault::FreeDisk { node } => {
+                std::fs::remove_file(self.nodes.data_dir(*node).join(FILLER))
+                    .context("removing the filler")
+            }
+        }
+    }
+
+    fn partitions(&self) -> anyhow::Result<&Partitions> {
+        self.partitions
+            .as_ref()
+            .ok_or_else(|| anyhow!("partitions need the run's own network namespace"))
+    }
+
+    /// Fail the `pick`-th actor (path order) of the node's live tree.
+    async fn actor_kill(&self, node: usize, pick: u64, mode: ActorKillMode) -> anyhow::Result<()> {
+        let http = crate::workload::http()?;
+        let url = self.nodes.url(node);
+        let tree: serde_json::Value = http
+            .get(format!("{url}/v1/actors"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut paths = Vec::new();
+        actor_paths(&tree, &mut paths);
+        paths.sort();
+        if paths.is_empty() {
+            bail!("n{node} shows no actors");
+        }
+        let path = &paths[usize::try_from(pick % paths.len() as u64).unwrap_or(0)];
+        let res = http
+            .post(format!("{url}/v1/chaos/actors/{path}/kill"))
+            .query(&[("mode", mode.as_str())])
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().as_u16() == 202 => Ok(()),
+            // Not running (mid-restart) or no crash message: nothing done.
+            Ok(r) => bail!("{path}: {}", r.status()),
+            // Faulting the admin server drops this very connection.
+            Err(_) if path.starts_with("admin") => Ok(()),
+            Err(e) => bail!("{path}: {e}"),
+        }
+    }
+}
+
+/// Child paths below the root (`node/` stripped), depth first.
+fn actor_paths(tree: &serde_json::Value, out: &mut Vec<String>) {
+    let Some(children) = tree["children"].as_array() else {
+        return;
+    };
+    for child in children {
+        if let Some(path) = child["path"].as_str() {
+            out.push(path.strip_prefix("node/").unwrap_or(path).to_owned());
+        }
+        actor_paths(&child["supervisor"], out);
+    }
+}
+
+/// Write zeros to `path` until the file system is full.
+fn fill(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut file = std::fs::File::create(path).context("creating the filler")?;
+    let block = vec![0u8; 1 << 20];
+    for size in [1 << 20, 4096, 1] {
+        while file.write_all(&block[..size]).is_ok() {}
+    }
+    // The last short writes may sit in the page cache: what does not
+    // fit shows here, and is what we want.
+    let _ = file.sync_all();
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! One run: start the nodes, warm the workload up, apply the schedule,
+//! heal, wait for convergence, read everything back, check, report.
+//! The run's directory keeps the history, the report, every node's log
+//! and data dir; it is deleted after a pass unless asked to keep it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::check::{self, violation, FinalRead};
+use crate::cluster::{Nodes, RunAs, ADMIN_TOKEN};
+use crate::history::{History, Op, OpKind, Outcome};
+use crate::nemesis::Nemesis;
+use crate::net::{self, Partitions};
+use crate::report::{self, Report};
+use crate::scenario::{self, Needs, Scenario};
+use crate::workload::{self, Shared};
+
+/// Replicas per partition (the node default).
+const REPLICAS: usize = 3;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// Scenario name.
+    pub scenario: String,
+    /// Node processes.
+    pub nodes: usize,
+    /// Fault window, s.
+    pub duration_s: u64,
+    /// Seed of the schedule and the workload.
+    pub seed: u64,
+    /// The `hypha` binary the nodes run.
+    pub hypha_bin: PathBuf,
+    /// Run directory (default: under the temp dir).
+    pub out: Option<PathBuf>,
+    /// Keep the run directory after a pass.
+    pub keep: bool,
+    /// File clients.
+    pub clients: u32,
+    /// Workload before the first fault, s.
+    pub warmup_s: u64,
+    /// Acknowledged operations per second the warm-up must reach.
+    pub min_rate: f64,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunResult {
+    /// The machine cannot inject this scenario's faults.
+    Skipped(String),
+    /// It ran; the report and the run directory (removed after a pass
+    /// unless kept).
+    Ran(Box<Report>, PathBuf),
+}
+
+/// Where the run executes: the netns scenarios need the harness inside
+/// its own network namespace (see [`crate::net`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    /// The host's network namespace.
+    Host,
+    /// The run's own, made by `unshare --net`.
+    Own,
+}
+
+/// Run a scenario to its report.
+pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResult> {
+    let Some(scenario) = scenario::by_name(&args.scenario) else {
+        bail!("no scenario {:?} (see `hypha-chaos list`)", args.scenario);
+    };
+    if args.nodes < scenario.min_nodes {
+        bail!(
+            "{} needs at least {} nodes",
+            scenario.name,
+            scenario.min_nodes
+        );
+    }
+    if let Some(why) = unavailable(&scenario, namespace) {
+        return Ok(RunResult::Skipped(why));
+    }
+    let dir = run_dir(args)?;
+    let run_as = match scenario.needs {
+        Needs::Netns => RunAs::NodeUids,
+        _ => RunAs::Harness,
+    };
+    let octet = u8::try_from(std::process::id() % 250 + 1).unwrap_or(1);
+    let nodes = Arc::new(Nodes::new(
+        &args.hypha_bin,
+        &dir,
+        args.nodes,
+        octet,
+        run_as,
+    )?);
+    let tmpfs = (scenario.needs == Needs::Tmpfs)
+        .then(|| nodes.data_dir(scenario::disk_victim(args.nodes, args.seed)));
+    if let Some(dir) = &tmpfs {
+        net::mount_tmpfs(dir, 192)?;
+    }
+    let result = drive(args, &scenario, &nodes, &dir, namespace).await;
+    nodes.stop_all();
+    if let Some(dir) = &tmpfs {
+        net::unmount(dir);
+    }
+    let report = result?;
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    if report.passed && !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(RunResult::Ran(Box::new(report), dir))
+}
+
+fn unavailable(scenario: &Scenario, namespace: Namespace) -> Option<String> {
+    match scenario.needs {
+        Needs::Processes => None,
+        Needs::Tmpfs => net::tmpfs_unavailable(),
+        Needs::Netns if namespace == Namespace::Host => Some(
+            "network faults run only through the hypha-chaos binary, which moves into \
+             its own network namespace"
+                .into(),
+        ),
+        Needs::Netns => None,
+    }
+}
+
+fn run_dir(args: &RunArgs) -> anyhow::Result<PathBuf> {
+    let dir = args.out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "hypha-chaos-{}-{}-{}",
+            args.scenario,
+            args.seed,
+            std::process::id()
+        ))
+    });
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).context("clearing the run directory")?;
+    }
+    std::fs::create_dir_all(&dir).context("creating the run directory")?;
+    Ok(dir)
+}
+
+/// Everything between the nodes' start and the report.
+async fn drive(
+    args: &RunArgs,
+    scenario: &Scenario,
+    nodes: &Arc<Nodes>,
+    dir: &Path,
+    namespace: Namespace,
+) -> anyhow::Result<Report> {
+    for node in 0..nodes.len() {
+        nodes.start(node).await?;
+    }
+    let urls: Vec<String> = (0..nodes.len()).map(|i| nodes.url(i)).collect();
+    wait_membership(&urls, Duration::from_secs(60))
+        .await
+        .context("the cluster did not form")?;
+    let partitions = match namespace {
+        Namespace::Own if scenario.needs == Needs::Netns => Some(Partitions::new(nodes.addrs())?),
+        _ => None,
+    };
+    let history = Arc::new(History::new());
+    let shared = Arc::new(Shared {
+        history: history.clone(),
+        urls: urls.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+        next_id: AtomicU64::new(0),
+        seed: args.seed,
+    });
+    let clients = start_clients(&shared, args.clients, scenario);
+    tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
+    let window_start_ms = history.now_ms();
+    let warmup_ok_per_s = ok_count(&history.ops(), window_start_ms) as f64 / args.warmup_s as f64;
+    let steps = scenario::schedule(scenario, args.nodes, args.duration_s * 1000, args.seed);
+    let nemesis = Nemesis {
+        nodes: nodes.clone(),
+        history: history.clone(),
+        partitions,
+    };
+    nemesis.run(&steps, window_start_ms).await;
+    let window_end_ms = window_start_ms + args.duration_s * 1000;
+    let now = history.now_ms();
+    if window_end_ms > now {
+        tokio::time::sleep(Duration::from_millis(window_end_ms - now)).await;
+    }
+    heal(&nemesis, nodes).await?;
+    let healed = Instant::now();
+    shared.stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await??;
+    }
+    let ops = history.ops();
+    history.save(&dir.join("history.jsonl"))?;
+    let mut violations = Vec::new();
+    let membership = wait_membership(&urls, Duration::from_secs(90)).await.ok();
+    let membership_converged_s = membership.map(|_| healed.elapsed().as_secs_f64());
+    if membership.is_none() {
+        violations.push(violation(
+            "membership_diverged",
+            "cluster",
+            "not all Up in 90 s",
+        ));
+    }
+    let replicas_converged_s = wait_replicas(&urls, Duration::from_secs(120))
+        .await
+        .map(|_| healed.elapsed().as_secs_f64())
+        .map_err(|e| violations.push(violation("replicas_diverged", "cluster", &e)))
+        .ok();
+    let finals = final_reads(&urls, &ops).await?;
+    violations.extend(check::check_files(&ops, &finals));
+    let (states, jobs_done_s) = job_states(&urls, &ops, healed, Duration::from_secs(120)).await?;
+    violations.extend(check::check_jobs(&ops, &states));
+    for death in nodes.deaths() {
+        violations.push(violation("node_died", "cluster", &death));
+    }
+    let mut invalid = Vec::new();
+    if warmup_ok_per_s < args.min_rate {
+        invalid.push(format!(
+            "the warm-up reached {warmup_ok_per_s:.1} ok ops/s, below {}",
+            args.min_rate
+        ));
+    }
+    if let Err(e) = last_op(&shared).await {
+        invalid.push(format!("the operation after heal failed: {e}"));
+    }
+    let faults = history.faults();
+    if !steps.is_empty() && faults.iter().all(|f| f.result != "ok") {
+        invalid.push("no fault could be applied".into());
+    }
+    let acknowledged_lost = check::lost_count(&violations);
+    let passed = violations.is_empty() && invalid.is_empty();
+    Ok(Report {
+        scenario: scenario.name.to_owned(),
+        seed: args.seed,
+        nodes: args.nodes,
+        duration_s: args.duration_s,
+        kinds: report::kinds(&ops),
+        warmup_ok_per_s,
+        faults,
+        acknowledged_lost,
+        membership_converged_s,
+        replicas_converged_s,
+        jobs_done_s,
+        violations,
+        invalid,
+        passed,
+        replay: replay_command(args),
+    })
+}
+
+fn start_clients(
+    shared: &Arc<Shared>,
+    clients: u32,
+    scenario: &Scenario,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let mut handles: Vec<_> = (0..clients)
+        .map(|c| tokio::spawn(workload::file_client(shared.clone(), c)))
+        .collect();
+    let submitters = match scenario.jobs {
+        scenario::JobLoad::Light => 1,
+        scenario::JobLoad::Heavy => 3,
+    };
+    for j in 0..submitters {
+        handles.push(tokio::spawn(workload::job_client(
+            shared.clone(),
+            1000 + j,
+            scenario.jobs,
+        )));
+    }
+    handles
+}
+
+fn ok_count(ops: &[Op], before_ms: u64) -> usize {
+    ops.iter()
+        .filter(|o| o.outcome == Outcome::Ok && o.complete_ms <= before_ms)
+        .count()
+}
+
+/// Close whatever the schedule left open (it closes everything itself;
+/// this is the safety net).
+async fn heal(nemesis: &Nemesis, nodes: &Nodes) -> anyhow::Result<()> {
+    if let Some(p) = &nemesis.partitions {
+        p.heal()?;
+    }
+    for node in 0..nodes.len() {
+        let _ = std::fs::remove_file(nodes.data_dir(node).join("chaos-filler.bin"));
+    }
+    nodes.heal_all().await
+}
+
+/// The command that replays this run.
+pub fn replay_command(args: &RunArgs) -> String {
+    format!(
+        "hypha-chaos run --scenario {} --nodes {} --duration {} --seed {} --clients {} --warmup {} --hypha-bin {}",
+        args.scenario,
+        args.nodes,
+        args.duration_s,
+        args.seed,
+        args.clients,
+        args.warmup_s,
+        args.hypha_bin.display()
+    )
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let res = http.get(url).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.json().await.ok()
+}
+
+/// Poll until every node sees every member Up.
+async fn wait_membership(urls: &[String], limit: Duration) -> anyhow::Result<()> {
+    let http = workload::http()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut all = true;
+        for url in urls {
+            let up = get_json(&http, &format!("{url}/v1/cluster/members"))
+                .await
+                .and_then(|d| {
+                    d["members"]
+                        .as_array()
+                        .map(|m| m.iter().filter(|m| m["state"] == "up").count())
+                })
+                .unwrap_or(0);
+            all &= up == urls.len();
+        }
+        if all {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("members not all Up in {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Poll until every partition has its R replicas, each holding the same
+/// root and replica set.
+async fn wait_replicas(urls: &[String], limit: Duration) -> Result<(), String> {
+    let http = workload::http().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let why = match replicas_converged(&http, urls).await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("not converged in {limit:?}: {why}"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn replicas_converged(http: &reqwest::Client, urls: &[String]) -> Result<(), String> {
+    type View = (String, Vec<String>);
+    let mut by_partition: BTreeMap<u64, Vec<View>> = BTreeMap::new();
+    for (i, url) in urls.iter().enumerate() {
+        let doc = get_json(http, &format!("{url}/v1/dht/partitions"))
+            .await
+            .ok_or_else(|| format!("n{i}: no partitions answer"))?;
+        for v in doc["partitions"].as_array().into_iter().flatten() {
+            let p = v["partition"].as_u64().unwrap_or(u64::MAX);
+            if v["role"] != "replica" {
+                return Err(format!("n{i} still hands off partition {p}"));
+            }
+            let mut replicas: Vec<String> = v["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["node_id"].as_str().map(str::to_owned))
+                .collect();
+            replicas.sort();
+            let root = v["root"].as_str().unwrap_or_default().to_owned();
+            by_partition.entry(p).or_default().push((root, replicas));
+        }
+    }
+    let want = REPLICAS.min(urls.len());
+    for (p, views) in &by_partition {
+        if views.len() != want {
+            return Err(format!("partition {p}: {} replicas hold it", views.len()));
+        }
+        if views.iter().any(|v| v != &views[0]) {
+            return Err(format!("partition {p}: roots or replica sets differ"));
+        }
+    }
+    Ok(())
+}
+
+/// A quorum read of every key the history touched, retried (≤ 30 s)
+/// while the answer is neither the content nor 404.
+async fn final_reads(urls: &[String], ops: &[Op]) -> anyhow::Result<BTreeMap<String, FinalRead>> {
+    let http = workload::http()?;
+    let keys: BTreeSet<&str> = ops
+        .iter()
+        .filter(|o| o.kind != OpKind::Submit)
+        .map(|o| o.key.as_str())
+        .collect();
+    let mut out = BTreeMap::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let url = format!("{}/v1/files/{key}?consistency=quorum", urls[i % urls.len()]);
+        out.insert(key.to_owned(), final_read(&http, &url).await);
+    }
+    Ok(out)
+}
+
+async fn final_read(http: &reqwest::Client, url: &str) -> FinalRead {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = match http.get(url).bearer_auth(ADMIN_TOKEN).send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return FinalRead::Absent,
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => return FinalRead::Value(workload::hash(&b)),
+                Err(e) => e.to_string(),
+            },
+            Ok(r) => r.status().to_string(),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return FinalRead::Error(last);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Poll every acknowledged job until done or `limit`; the states seen
+/// last and when the last one was done (since heal).
+async fn job_states(
+    urls: &[String],
+    ops: &[Op],
+    healed: Instant,
+    limit: Duration,
+) -> anyhow::Result<(BTreeMap<String, String>, Option<f64>)> {
+    let http = workload::http()?;
+    let ids: Vec<&str> = ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Submit && o.outcome == Outcome::Ok)
+        .map(|o| o.detail.as_str())
+        .collect();
+    let mut states: BTreeMap<String, String> = BTreeMap::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        for (i, id) in ids.iter().enumerate() {
+            if states.get(*id).is_some_and(|s| s == "done") {
+                continue;
+            }
+            let url = format!("{}/v1/jobs/{id}", urls[i % urls.len()]);
+            let state = get_json(&http, &url)
+                .await
+                .and_then(|d| d["state"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unreadable".to_owned());
+            states.insert((*id).to_owned(), state);
+        }
+        if states.values().all(|s| s == "done") {
+            return Ok((states, Some(healed.elapsed().as_secs_f64())));
+        }
+        if Instant::now() >= deadline {
+            return Ok((states, None));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// After heal, a write and its read-back must succeed.
+async fn last_op(shared: &Shared) -> anyhow::Result<()> {
+    let http = workload::http()?;
+    let body = format!("after heal, seed {}", shared.seed).into_bytes();
+    let want = workload::hash(&body);
+    let key = "chaos/after-heal".to_owned();
+    let wrote = workload::write(shared, &http, u32::MAX, 0, key.clone(), body).await;
+    if wrote != Outcome::Ok {
+        bail!("write: {wrote:?}");
+    }
+    let (read, got) = workload::read(shared, &http, u32::MAX, shared.urls.len() - 1, key).await;
+    if read != Outcome::Ok || got.as_deref() != Some(want.as_str()) {
+        bail!("read back: {read:?} {got:?}");
+    }
+    Ok(())
+}

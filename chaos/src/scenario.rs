@@ -1,0 +1,370 @@
+//! The named scenarios and the fault schedule each derives from a seed.
+//! Pure: the same (scenario, nodes, duration, seed) always gives the same
+//! schedule, which is what makes a failing run replayable. Times are
+//! milliseconds from the start of the fault window.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// One fault action, applied at a point of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Fault {
+    /// SIGKILL the node's process.
+    Kill {
+        /// Node index.
+        node: usize,
+    },
+    /// Start a killed node again on its data dir.
+    Start {
+        /// Node index.
+        node: usize,
+    },
+    /// SIGSTOP the node's process.
+    Freeze {
+        /// Node index.
+        node: usize,
+    },
+    /// SIGCONT a frozen node.
+    Thaw {
+        /// Node index.
+        node: usize,
+    },
+    /// SIGTERM, wait for the exit, start again (a graceful restart).
+    Restart {
+        /// Node index.
+        node: usize,
+    },
+    /// Make the `pick`-th actor of the node's live tree (modulo its
+    /// size, in path order) fail through the admin chaos endpoint.
+    ActorKill {
+        /// Node index.
+        node: usize,
+        /// Which actor, before the modulo.
+        pick: u64,
+        /// How it fails.
+        mode: ActorKillMode,
+    },
+    /// Drop every packet between the node and the other nodes.
+    Isolate {
+        /// Node index.
+        node: usize,
+    },
+    /// Remove every partition.
+    Heal,
+    /// Fill the node's (small, tmpfs) data dir to the last byte.
+    FillDisk {
+        /// Node index.
+        node: usize,
+    },
+    /// Delete the filler.
+    FreeDisk {
+        /// Node index.
+        node: usize,
+    },
+}
+
+/// How an actor is made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKillMode {
+    /// Panic inside a handler.
+    Panic,
+    /// Kill the actor.
+    Kill,
+}
+
+impl ActorKillMode {
+    /// The `mode` query value of the chaos endpoint.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Panic => "panic",
+            Self::Kill => "kill",
+        }
+    }
+}
+
+/// A fault at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Milliseconds after the fault window opens.
+    pub at_ms: u64,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// What a scenario needs from the machine beyond processes and signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Signals only.
+    Processes,
+    /// Network namespaces, veth and nftables (root).
+    Netns,
+    /// A tmpfs mount for one node's data dir (root).
+    Tmpfs,
+}
+
+/// How much of the workload is jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLoad {
+    /// A trickle of jobs beside the file operations.
+    Light,
+    /// Jobs long enough to be running when their worker dies.
+    Heavy,
+}
+
+/// A named scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// One line for `list` and the docs.
+    pub summary: &'static str,
+    /// What it needs.
+    pub needs: Needs,
+    /// The jobs mix.
+    pub jobs: JobLoad,
+    /// Fewest nodes it makes sense with.
+    pub min_nodes: usize,
+}
+
+/// Every scenario, in the order the docs list them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "kill-one-repeatedly",
+        summary: "every ~4 s SIGKILL a random node, start it again 1-2 s later",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "kill-two-at-once",
+        summary: "every ~8 s SIGKILL two random nodes together, start both 2-3 s later",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 5,
+    },
+    Scenario {
+        name: "isolate-one",
+        summary: "every ~8 s cut a random node off from the others for 3-5 s",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "freeze-one",
+        summary: "every ~5 s SIGSTOP a random node for 1-4 s, then SIGCONT",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "rolling-restart",
+        summary: "gracefully restart every node in turn, one every ~4 s",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "actor-kill-storm",
+        summary: "every 0.5-1.5 s make a random actor of a random node panic or die",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "disk-full",
+        summary: "fill one node's data dir (a small tmpfs) for 4-6 s, every ~9 s",
+        needs: Needs::Tmpfs,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "worker-kill",
+        summary: "jobs of 0.2-0.6 s run while a random node is SIGKILLed every ~4 s",
+        needs: Needs::Processes,
+        jobs: JobLoad::Heavy,
+        min_nodes: 3,
+    },
+];
+
+/// The scenario called `name`.
+pub fn by_name(name: &str) -> Option<Scenario> {
+    SCENARIOS.iter().copied().find(|s| s.name == name)
+}
+
+/// The node whose data dir is a tmpfs in `disk-full` (chosen by seed).
+pub fn disk_victim(nodes: usize, seed: u64) -> usize {
+    (ChaCha8Rng::seed_from_u64(seed ^ 0xD15C).random::<u64>() % nodes.max(1) as u64) as usize
+}
+
+/// The fault schedule of `scenario` over `duration_ms` on `nodes` nodes.
+/// Every fault it opens (kill, freeze, isolate, fill) is closed inside
+/// the window, so the cluster is whole again when it ends.
+pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) -> Vec<Step> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut steps = Vec::new();
+    let mut t = 0u64;
+    let fits = |t: u64, len: u64| t + len < duration_ms;
+    match scenario.name {
+        "kill-one-repeatedly" | "worker-kill" => {
+            while let Some(next) = jittered(&mut rng, t, 4_000, duration_ms) {
+                let (node, down) = (rng.random_range(0..nodes), rng.random_range(1_000..2_000));
+                if !fits(next, down) {
+                    break;
+                }
+                steps.push(step(next, Fault::Kill { node }));
+                steps.push(step(next + down, Fault::Start { node }));
+                t = next + down;
+            }
+        }
+        "kill-two-at-once" => {
+            while let Some(next) = jittered(&mut rng, t, 8_000, duration_ms) {
+                let a = rng.random_range(0..nodes);
+                let b = (a + rng.random_range(1..nodes)) % nodes;
+                let down = rng.random_range(2_000..3_000);
+                if !fits(next, down) {
+                    break;
+                }
+                for node in [a, b] {
+                    steps.push(step(next, Fault::Kill { node }));
+                }
+                for node in [a, b] {
+                    steps.push(step(next + down, Fault::Start { node }));
+                }
+                t = next + down;
+            }
+        }
+        "isolate-one" => {
+            while let Some(next) = jittered(&mut rng, t, 8_000, duration_ms) {
+                let (node, len) = (rng.random_range(0..nodes), rng.random_range(3_000..5_000));
+                if !fits(next, len) {
+                    break;
+                }
+                steps.push(step(next, Fault::Isolate { node }));
+                steps.push(step(next + len, Fault::Heal));
+                t = next + len;
+            }
+        }
+        "freeze-one" => {
+            while let Some(next) = jittered(&mut rng, t, 5_000, duration_ms) {
+                let (node, len) = (rng.random_range(0..nodes), rng.random_range(1_000..4_000));
+                if !fits(next, len) {
+                    break;
+                }
+                steps.push(step(next, Fault::Freeze { node }));
+                steps.push(step(next + len, Fault::Thaw { node }));
+                t = next + len;
+            }
+        }
+        "rolling-restart" => {
+            let mut node = rng.random_range(0..nodes);
+            while let Some(next) = jittered(&mut rng, t, 4_000, duration_ms) {
+                steps.push(step(next, Fault::Restart { node }));
+                node = (node + 1) % nodes;
+                t = next;
+            }
+        }
+        "actor-kill-storm" => {
+            // Paced below the supervisors' restart intensity (5 in 10 s): a
+            // storm faster than that escalates to a node exit by design.
+            while let Some(next) = jittered(&mut rng, t, 1_000, duration_ms) {
+                let mode = if rng.random_bool(0.5) {
+                    ActorKillMode::Panic
+                } else {
+                    ActorKillMode::Kill
+                };
+                let (node, pick) = (rng.random_range(0..nodes), rng.random::<u64>());
+                steps.push(step(next, Fault::ActorKill { node, pick, mode }));
+                t = next;
+            }
+        }
+        "disk-full" => {
+            let node = disk_victim(nodes, seed);
+            while let Some(next) = jittered(&mut rng, t, 9_000, duration_ms) {
+                let len = rng.random_range(4_000..6_000);
+                if !fits(next, len) {
+                    break;
+                }
+                steps.push(step(next, Fault::FillDisk { node }));
+                steps.push(step(next + len, Fault::FreeDisk { node }));
+                t = next + len;
+            }
+        }
+        _ => {}
+    }
+    steps
+}
+
+fn step(at_ms: u64, fault: Fault) -> Step {
+    Step { at_ms, fault }
+}
+
+/// `after` plus a mean gap of `mean_ms` jittered ±50%, if still inside
+/// the window.
+fn jittered(rng: &mut ChaCha8Rng, after: u64, mean_ms: u64, duration_ms: u64) -> Option<u64> {
+    let gap = rng.random_range(mean_ms / 2..=mean_ms + mean_ms / 2);
+    let at = after + gap;
+    (at < duration_ms).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_always_gives_the_same_schedule() {
+        for s in SCENARIOS {
+            let a = schedule(s, 5, 60_000, 42);
+            assert_eq!(a, schedule(s, 5, 60_000, 42), "{}", s.name);
+            assert!(!a.is_empty(), "{} schedules nothing in 60 s", s.name);
+            assert_ne!(a, schedule(s, 5, 60_000, 43), "{}: seed ignored", s.name);
+        }
+    }
+
+    #[test]
+    fn every_opened_fault_is_closed_inside_the_window() {
+        for s in SCENARIOS {
+            for seed in 0..50 {
+                let steps = schedule(s, 5, 30_000, seed);
+                let mut open: Vec<Fault> = Vec::new();
+                for st in &steps {
+                    assert!(st.at_ms < 30_000, "{}: step past the window", s.name);
+                    match &st.fault {
+                        Fault::Kill { node } => open.push(Fault::Start { node: *node }),
+                        Fault::Freeze { node } => open.push(Fault::Thaw { node: *node }),
+                        Fault::Isolate { .. } => open.push(Fault::Heal),
+                        Fault::FillDisk { node } => open.push(Fault::FreeDisk { node: *node }),
+                        closing @ (Fault::Start { .. }
+                        | Fault::Thaw { .. }
+                        | Fault::Heal
+                        | Fault::FreeDisk { .. }) => {
+                            let i = open.iter().position(|f| f == closing);
+                            assert!(i.is_some(), "{}: {closing:?} closes nothing", s.name);
+                            if let Some(i) = i {
+                                open.remove(i);
+                            }
+                        }
+                        Fault::Restart { .. } | Fault::ActorKill { .. } => {}
+                    }
+                }
+                assert!(
+                    open.is_empty(),
+                    "{} seed {seed}: left open {open:?}",
+                    s.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn two_at_once_kills_two_distinct_nodes() {
+        let s = by_name("kill-two-at-once").map(|s| schedule(&s, 5, 60_000, 7));
+        let steps = s.unwrap_or_default();
+        for pair in steps.chunks(4) {
+            assert_eq!(pair[0].at_ms, pair[1].at_ms);
+            assert_ne!(pair[0].fault, pair[1].fault);
+        }
+    }
+}
