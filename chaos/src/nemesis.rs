@@ -16,7 +16,7 @@ use crate::net::Partitions;
 use crate::scenario::{ActorKillMode, Fault, Step};
 
 /// The filler file a full disk is made of.
-const FILLER: &str = "chaos-filler.bin";
+pub const FILLER: &str = "chaos-filler.bin";
 
 /// What the nemesis acts on.
 pub struct Nemesis {

@@ -286,7 +286,7 @@ async fn heal(nemesis: &Nemesis, nodes: &Nodes) -> anyhow::Result<()> {
         p.heal()?;
     }
     for node in 0..nodes.len() {
-        let _ = std::fs::remove_file(nodes.data_dir(node).join("chaos-filler.bin"));
+        let _ = std::fs::remove_file(nodes.data_dir(node).join(crate::nemesis::FILLER));
     }
     nodes.heal_all().await
 }
