@@ -36,7 +36,7 @@ use hypha_actors::dht::files::{
 use hypha_actors::dht::hlc::Hlc;
 use hypha_actors::dht::keyspace::Partitioning;
 use hypha_actors::dht::placement::{Placement, PlacementRules};
-use hypha_actors::dht::router::{Router, RouterArgs, RouterMessage};
+use hypha_actors::dht::router::{Router, RouterArgs, RouterMessage, Settle};
 use hypha_actors::dht::service::{DhtHandler, DhtService, DhtServiceArgs};
 use hypha_actors::dht::storage::DhtStore;
 use hypha_actors::dht::transport::{BulkRoute, ClusterTransport};
@@ -93,6 +93,14 @@ pub struct DhtParts {
     exchange: AntiEntropyArgs,
 }
 
+/// How the DHT sees the cluster it joined.
+pub struct Joined {
+    /// The membership view.
+    pub channels: MembershipChannels,
+    /// When the view counts as settled after the start.
+    pub settle: Settle,
+}
+
 impl DhtParts {
     /// Build the parts for one node.
     pub fn new(
@@ -101,9 +109,13 @@ impl DhtParts {
         node: &str,
         id: NodeId,
         me: MemberKey,
-        membership: MembershipChannels,
+        membership: Joined,
         bulk: BulkSettings,
     ) -> Result<Self, ConfigError> {
+        let Joined {
+            channels: membership,
+            settle,
+        } = membership;
         let partitioning =
             Partitioning::new(settings.partition_bits).ok_or(ConfigError::Invalid {
                 setting: "dht.partition_bits",
@@ -162,6 +174,8 @@ impl DhtParts {
                 rules,
                 membership,
                 placement: Arc::new(placement_tx),
+                settle,
+                started: std::time::Instant::now(),
             },
             service: DhtServiceArgs {
                 me,

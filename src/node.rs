@@ -53,11 +53,12 @@ use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
 use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
-use crate::dht::{BulkSettings, DhtParts};
+use crate::dht::{BulkSettings, DhtParts, Joined};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
 use crate::work::WorkParts;
 use hypha_actors::dht::bulk::handshake::BulkKey;
+use hypha_actors::dht::router::Settle;
 use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
 
 /// Path of the root supervisor in the tree (and in chaos paths).
@@ -138,6 +139,23 @@ pub struct RunningNode {
     shutdown_timeout: Duration,
 }
 
+/// Longest a seeded node waits, after its start, for its view to settle
+/// before it coordinates file operations anyway (a peer that gossips but
+/// never links must not keep it out of service).
+const SETTLE_LIMIT_MS: u64 = 10_000;
+
+/// A node with seeds joins a cluster and serves files once its view has
+/// settled; one without starts its own and serves at once.
+fn settle_policy(config: &NodeConfig) -> Settle {
+    if config.seeds.is_empty() {
+        Settle::Immediately
+    } else {
+        Settle::AfterPeers {
+            limit_ms: SETTLE_LIMIT_MS,
+        }
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -206,7 +224,10 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         &name,
         id,
         me.clone(),
-        channels.clone(),
+        Joined {
+            channels: channels.clone(),
+            settle: settle_policy(config),
+        },
         bulk,
     )?;
     let cores = std::thread::available_parallelism()

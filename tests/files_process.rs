@@ -296,6 +296,15 @@ fn bad_requests_get_json_errors() {
     );
     let api = Api::for_files(cluster.url(0));
     let node = get_json(&cluster.url(0), "/v1/node").unwrap();
+    let ours_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let theirs_ms = node["clock_unix_ms"].as_u64().unwrap();
+    assert!(
+        ours_ms.abs_diff(theirs_ms) < 60_000,
+        "{theirs_ms} vs {ours_ms}"
+    );
     let bulk: std::net::SocketAddr = node["bulk"].as_str().unwrap().parse().unwrap();
     common::block_on(async {
         let expect = |res: reqwest::Response, status: u16, code: &'static str| async move {

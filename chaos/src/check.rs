@@ -8,6 +8,12 @@
 //! last acknowledged operation left, or what any unknown operation on it
 //! would have left — nothing else. Anything else is an acknowledged write
 //! lost, or a deleted file come back.
+//!
+//! Reads during the run are held to the same rule at their own time: a
+//! quorum read (the workload asks for `consistency=quorum`) must see the
+//! key's last acknowledged write or delete before it, or what an unknown
+//! operation invoked before it completed would leave (R + W > N,
+//! docs/dht.md). Anything older is a stale read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,8 +78,10 @@ pub fn check_files(ops: &[Op], finals: &BTreeMap<String, FinalRead>) -> Vec<Viol
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
     let mut out = Vec::new();
-    for (key, ops) in &by_key {
+    for (key, ops) in by_key.iter_mut() {
+        ops.sort_by_key(|o| (o.invoke_ms, o.id));
         out.extend(phantom_reads(key, ops));
+        out.extend(stale_reads(key, ops));
         let (ok_states, last) = allowed(ops);
         match finals.get(*key) {
             None => out.push(violation("final_read_missing", key, "no read after heal")),
@@ -118,6 +126,44 @@ fn phantom_reads(key: &str, ops: &[&Op]) -> Vec<Violation> {
             })
         })
         .collect()
+}
+
+/// Every acknowledged read must return what the last acknowledged write
+/// or delete before it left, or an unknown operation's effect (see the
+/// module doc). `ops` are one key's, in invocation order; values never
+/// written are left to [`phantom_reads`].
+fn stale_reads(key: &str, ops: &[&Op]) -> Vec<Violation> {
+    let mut last_ok: Option<String> = None;
+    let mut out = Vec::new();
+    for read in ops {
+        if let (Some(state), Outcome::Ok) = (effect(read), read.outcome) {
+            last_ok = state;
+            continue;
+        }
+        if read.kind != OpKind::Read || read.outcome != Outcome::Ok {
+            continue;
+        }
+        let mut allowed: BTreeSet<Option<String>> = ops
+            .iter()
+            .filter(|u| u.outcome == Outcome::Unknown && u.invoke_ms <= read.complete_ms)
+            .filter_map(|u| effect(u))
+            .collect();
+        allowed.insert(last_ok.clone());
+        let written = read.value.is_none()
+            || ops
+                .iter()
+                .any(|w| w.kind == OpKind::Write && w.value == read.value);
+        if written && !allowed.contains(&read.value) {
+            let detail = format!(
+                "op {} read {} but allowed {}",
+                read.id,
+                show(&read.value),
+                shows(&allowed)
+            );
+            out.push(violation("stale_read", key, &detail));
+        }
+    }
+    out
 }
 
 /// Every acknowledged submit's job must be done. `states` maps job id to
@@ -253,6 +299,38 @@ mod tests {
         ];
         let v = check_files(&ops, &finals(FinalRead::Value("a".into())));
         assert_eq!(rules(&v), ["phantom_read"]);
+    }
+
+    #[test]
+    fn a_read_must_see_the_last_acknowledged_write_before_it() {
+        let ops = [
+            op(1, OpKind::Write, Some("a"), Outcome::Ok),
+            op(2, OpKind::Write, Some("b"), Outcome::Ok),
+            op(3, OpKind::Read, Some("b"), Outcome::Ok),
+            op(4, OpKind::Read, Some("a"), Outcome::Ok),
+            op(5, OpKind::Delete, None, Outcome::Ok),
+            op(6, OpKind::Read, Some("b"), Outcome::Ok),
+            op(7, OpKind::Read, None, Outcome::Ok),
+        ];
+        let v = check_files(&ops, &finals(FinalRead::Absent));
+        assert_eq!(rules(&v), ["stale_read", "stale_read"]);
+        assert!(v[0].detail.starts_with("op 4 "), "{v:?}");
+        assert!(v[1].detail.starts_with("op 6 "), "{v:?}");
+    }
+
+    #[test]
+    fn a_read_may_see_an_unknown_write_or_miss_it() {
+        let ops = [
+            op(1, OpKind::Write, Some("a"), Outcome::Ok),
+            op(2, OpKind::Write, Some("b"), Outcome::Unknown),
+            op(3, OpKind::Read, Some("a"), Outcome::Ok),
+            op(4, OpKind::Read, Some("b"), Outcome::Ok),
+            op(5, OpKind::Read, Some("a"), Outcome::Ok),
+            op(6, OpKind::Write, Some("c"), Outcome::Fail),
+            op(7, OpKind::Read, Some("a"), Outcome::Ok),
+        ];
+        let v = check_files(&ops, &finals(FinalRead::Value("b".into())));
+        assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::clock::Clocks;
+
 /// The cookie and admin token every node of a run shares.
 pub const COOKIE: &str = "chaos-cookie-0123456789abcdef0123";
 /// See [`COOKIE`].
@@ -81,6 +83,7 @@ pub struct Nodes {
     addrs: Vec<Ipv4Addr>,
     slots: Vec<Mutex<Slot>>,
     deaths: Mutex<Vec<String>>,
+    clocks: Option<Clocks>,
 }
 
 impl Nodes {
@@ -113,7 +116,19 @@ impl Nodes {
             addrs,
             slots,
             deaths: Mutex::new(Vec::new()),
+            clocks: None,
         })
+    }
+
+    /// Run every node on a skewable wall clock.
+    pub fn with_clocks(mut self, clocks: Clocks) -> Self {
+        self.clocks = Some(clocks);
+        self
+    }
+
+    /// The nodes' skewable clocks, if they run on them.
+    pub fn clocks(&self) -> Option<&Clocks> {
+        self.clocks.as_ref()
     }
 
     /// How many nodes.
@@ -189,6 +204,9 @@ impl Nodes {
             std::os::unix::fs::chown(self.data_dir(node), Some(uid), Some(uid))
                 .context("handing the data dir to the node's uid")?;
             cmd.uid(uid).gid(uid);
+        }
+        if let Some(clocks) = &self.clocks {
+            clocks.wrap(node, &mut cmd)?;
         }
         Ok(cmd)
     }

@@ -1,7 +1,8 @@
 //! Hypha's fault-injection harness: real node processes, a recorded
 //! workload of file writes, reads, overwrites, deletes and job submits, a
 //! nemesis applying a seeded fault schedule (kill -9, SIGSTOP, graceful
-//! restart, actor kills, partitions, a full disk), and checkers that read
+//! restart, actor kills, partitions, packet loss, a full disk, clock
+//! skew), and checkers that read
 //! the healed cluster back against the history. `docs/chaos.md` lists the
 //! scenarios, their pass criteria and run times.
 //!
@@ -9,6 +10,7 @@
 //! invariants), [`report`]. The rest drives processes and HTTP.
 
 pub mod check;
+pub mod clock;
 pub mod cluster;
 pub mod history;
 pub mod nemesis;

@@ -1,8 +1,9 @@
 //! Applies a schedule's faults to the running nodes at their times and
 //! records each in the history, with why one could not be applied.
 //! Process faults use signals; actor faults the admin chaos endpoint;
-//! partitions nftables rules in the run's own network namespace
-//! ([`crate::net`]); a full disk a filler file in a node's tmpfs data dir.
+//! partitions and packet loss nftables rules in the run's own network
+//! namespace ([`crate::net`]); a full disk a filler file in a node's tmpfs
+//! data dir; clock skew a node's libfaketime offset ([`crate::clock`]).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -60,12 +61,15 @@ impl Nemesis {
             Fault::Restart { node } => self.nodes.restart(*node).await,
             Fault::ActorKill { node, pick, mode } => self.actor_kill(*node, *pick, *mode).await,
             Fault::Isolate { node } => self.partitions()?.isolate(*node),
+            Fault::Lossy { node, percent } => self.partitions()?.lossy(*node, *percent),
             Fault::Heal => self.partitions()?.heal(),
             Fault::FillDisk { node } => fill(&self.nodes.data_dir(*node).join(FILLER)),
             Fault::FreeDisk { node } => {
                 std::fs::remove_file(self.nodes.data_dir(*node).join(FILLER))
                     .context("removing the filler")
             }
+            Fault::Skew { node, offset_s } => self.skew(*node, *offset_s).await,
+            Fault::Unskew { node } => self.skew(*node, 0).await,
         }
     }
 
@@ -73,6 +77,33 @@ impl Nemesis {
         self.partitions
             .as_ref()
             .ok_or_else(|| anyhow!("partitions need the run's own network namespace"))
+    }
+
+    fn clocks(&self) -> anyhow::Result<&crate::clock::Clocks> {
+        self.nodes
+            .clocks()
+            .ok_or_else(|| anyhow!("clock skew needs the nodes started on libfaketime"))
+    }
+
+    /// Move the node's wall clock and wait (≤ 3 s) until the node shows
+    /// it, so an applied skew is one the node lives by.
+    async fn skew(&self, node: usize, offset_s: i64) -> anyhow::Result<()> {
+        self.clocks()?.skew(node, offset_s)?;
+        let http = crate::workload::http()?;
+        let url = format!("{}/v1/node", self.nodes.url(node));
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(off) = node_clock_offset_s(&http, &url).await {
+                // The node rereads its offset once a second.
+                if (off - offset_s).abs() <= 1 {
+                    return Ok(());
+                }
+                seen = Some(off);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("n{node} clock still {seen:?} s off after 3 s, not {offset_s} s")
     }
 
     /// Fail the `pick`-th actor (path order) of the node's live tree.
@@ -109,6 +140,25 @@ impl Nemesis {
             Err(e) => bail!("{path}: {e}"),
         }
     }
+}
+
+/// How far the node's wall clock is from ours, whole seconds.
+async fn node_clock_offset_s(http: &reqwest::Client, url: &str) -> Option<i64> {
+    let doc: serde_json::Value = http
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let theirs_ms = i64::try_from(doc["clock_unix_ms"].as_u64()?).ok()?;
+    let ours_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())?;
+    Some(((theirs_ms - ours_ms) as f64 / 1000.0).round() as i64)
 }
 
 /// Child paths below the root (`node/` stripped), depth first.

@@ -2,7 +2,7 @@
 //! and the check that it is there: root; a network namespace of the run's
 //! own (`unshare --net`), so that its nftables rules touch nothing else;
 //! nftables (installed from Debian's packages when missing); a tmpfs for
-//! a data dir that can be filled.
+//! a data dir that can be filled. Clock skew lives in [`crate::clock`].
 //!
 //! Partitions. All nodes share the namespace's loopback, and a node's
 //! outgoing connections leave from 127.0.0.1 whatever address it listens
@@ -50,6 +50,17 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Install a Debian package, quietly; whether it worked.
+pub fn apt_install(package: &str) -> bool {
+    Command::new("apt-get")
+        .args(["install", "-y", "-q", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -66,17 +77,8 @@ pub fn netns_unavailable() -> Option<String> {
             return Some(format!("network faults need `{program}`"));
         }
     }
-    if !on_path("nft") {
-        let installed = Command::new("apt-get")
-            .args(["install", "-y", "-q", "nftables"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed || !on_path("nft") {
-            return Some("network faults need nftables (apt-get install nftables failed)".into());
-        }
+    if !on_path("nft") && (!apt_install("nftables") || !on_path("nft")) {
+        return Some("network faults need nftables (apt-get install nftables failed)".into());
     }
     None
 }
@@ -153,14 +155,38 @@ impl Partitions {
 
     /// Cut `node` off from every other node, both ways.
     pub fn isolate(&self, node: usize) -> anyhow::Result<()> {
+        let (me, mine, uids, addrs) = self.sides(node);
+        let from_me = format!("meta skuid {me} ip daddr {{ {addrs} }} drop");
+        let to_me = format!("ip daddr {mine} meta skuid {{ {uids} }} drop");
+        self.add(&[from_me, to_me])
+    }
+
+    /// Drop `percent`% of what passes between `node` and every other
+    /// node, at random per packet, both ways.
+    pub fn lossy(&self, node: usize, percent: u8) -> anyhow::Result<()> {
+        let (me, mine, uids, addrs) = self.sides(node);
+        let drop = format!("numgen random mod 100 < {} drop", percent.min(99));
+        let from_me = format!("meta skuid {me} ip daddr {{ {addrs} }} {drop}");
+        let to_me = format!("ip daddr {mine} meta skuid {{ {uids} }} {drop}");
+        self.add(&[from_me, to_me])
+    }
+
+    /// The node's uid and address, and the others' uids and addresses,
+    /// as nftables set elements.
+    fn sides(&self, node: usize) -> (String, String, String, String) {
         let others: Vec<usize> = (0..self.addrs.len()).filter(|i| *i != node).collect();
         let addrs: Vec<String> = others.iter().map(|i| self.addrs[*i].to_string()).collect();
         let uids: Vec<String> = others.iter().map(|i| uid(*i).to_string()).collect();
-        let me = uid(node).to_string();
-        let mine = self.addrs[node].to_string();
-        let from_me = format!("meta skuid {me} ip daddr {{ {} }} drop", addrs.join(", "));
-        let to_me = format!("ip daddr {mine} meta skuid {{ {} }} drop", uids.join(", "));
-        for rule in [from_me, to_me] {
+        (
+            uid(node).to_string(),
+            self.addrs[node].to_string(),
+            uids.join(", "),
+            addrs.join(", "),
+        )
+    }
+
+    fn add(&self, rules: &[String]) -> anyhow::Result<()> {
+        for rule in rules {
             let mut args = vec!["add", "rule", "inet", TABLE, "out"];
             args.extend(rule.split(' '));
             run("nft", &args)?;
@@ -168,7 +194,7 @@ impl Partitions {
         Ok(())
     }
 
-    /// Remove every partition.
+    /// Remove every partition and packet loss.
     pub fn heal(&self) -> anyhow::Result<()> {
         run("nft", &["flush", "chain", "inet", TABLE, "out"])
     }

@@ -52,6 +52,10 @@ pub struct Report {
     pub replicas_converged_s: Option<f64>,
     /// Heal → every acknowledged job done, s.
     pub jobs_done_s: Option<f64>,
+    /// Writes the full disk's node refused (disk-full only): the proof
+    /// the fault bit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_full_refusals: Option<u64>,
     /// Every broken invariant or validity rule.
     pub violations: Vec<Violation>,
     /// Why the run was not meaningful, if it was not.
@@ -131,6 +135,9 @@ impl Report {
             secs(self.replicas_converged_s),
             secs(self.jobs_done_s)
         );
+        if let Some(n) = self.disk_full_refusals {
+            let _ = writeln!(s, "  writes the full disk refused: {n}");
+        }
         for v in self.violations.iter().take(20) {
             let _ = writeln!(s, "  VIOLATION {} {}: {}", v.rule, v.subject, v.detail);
         }

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 
 use crate::check::{self, violation, FinalRead};
+use crate::clock::{self, Clocks};
 use crate::cluster::{Nodes, RunAs, ADMIN_TOKEN};
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::nemesis::Nemesis;
@@ -89,13 +90,12 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
         _ => RunAs::Harness,
     };
     let octet = u8::try_from(std::process::id() % 250 + 1).unwrap_or(1);
-    let nodes = Arc::new(Nodes::new(
-        &args.hypha_bin,
-        &dir,
-        args.nodes,
-        octet,
-        run_as,
-    )?);
+    let mut nodes = Nodes::new(&args.hypha_bin, &dir, args.nodes, octet, run_as)?;
+    if scenario.needs == Needs::Faketime {
+        let library = clock::library().map_err(|why| anyhow!(why))?;
+        nodes = nodes.with_clocks(Clocks::new(library, &dir));
+    }
+    let nodes = Arc::new(nodes);
     let tmpfs = (scenario.needs == Needs::Tmpfs)
         .then(|| nodes.data_dir(scenario::disk_victim(args.nodes, args.seed)));
     if let Some(dir) = &tmpfs {
@@ -118,6 +118,7 @@ fn unavailable(scenario: &Scenario, namespace: Namespace) -> Option<String> {
     match scenario.needs {
         Needs::Processes => None,
         Needs::Tmpfs => net::tmpfs_unavailable(),
+        Needs::Faketime => clock::library().err(),
         Needs::Netns if namespace == Namespace::Host => Some(
             "network faults run only through the hypha-chaos binary, which moves into \
              its own network namespace"
@@ -230,6 +231,19 @@ async fn drive(
     if !steps.is_empty() && faults.iter().all(|f| f.result != "ok") {
         invalid.push("no fault could be applied".into());
     }
+    let disk_full_refusals = match scenario.needs {
+        Needs::Tmpfs => {
+            let victim = scenario::disk_victim(args.nodes, args.seed);
+            let refused = disk_full_refusals(&nodes.url(victim)).await;
+            if refused == 0 {
+                invalid.push(format!(
+                    "n{victim} refused no write for a full disk: the fault did not bite"
+                ));
+            }
+            Some(refused)
+        }
+        _ => None,
+    };
     let acknowledged_lost = check::lost_count(&violations);
     let passed = violations.is_empty() && invalid.is_empty();
     Ok(Report {
@@ -244,6 +258,7 @@ async fn drive(
         membership_converged_s,
         replicas_converged_s,
         jobs_done_s,
+        disk_full_refusals,
         violations,
         invalid,
         passed,
@@ -287,6 +302,9 @@ async fn heal(nemesis: &Nemesis, nodes: &Nodes) -> anyhow::Result<()> {
     }
     for node in 0..nodes.len() {
         let _ = std::fs::remove_file(nodes.data_dir(node).join(crate::nemesis::FILLER));
+        if let Some(clocks) = nodes.clocks() {
+            clocks.skew(node, 0)?;
+        }
     }
     nodes.heal_all().await
 }
@@ -464,6 +482,21 @@ async fn job_states(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How many writes the node's store refused for a full disk (its
+/// `hypha_store_write_errors_total{reason="disk_full"}`; 0 if unreadable).
+async fn disk_full_refusals(url: &str) -> u64 {
+    let Ok(http) = workload::http() else { return 0 };
+    let text = match http.get(format!("{url}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .filter(|l| l.starts_with("hypha_store_write_errors_total{") && l.contains("disk_full"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }
 
 /// After heal, a write and its read-back must succeed.

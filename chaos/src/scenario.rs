@@ -51,7 +51,15 @@ pub enum Fault {
         /// Node index.
         node: usize,
     },
-    /// Remove every partition.
+    /// Drop `percent`% of the packets between the node and the other
+    /// nodes, chosen at random per packet, both ways.
+    Lossy {
+        /// Node index.
+        node: usize,
+        /// Share of packets dropped, 1-99.
+        percent: u8,
+    },
+    /// Remove every partition and packet loss.
     Heal,
     /// Fill the node's (small, tmpfs) data dir to the last byte.
     FillDisk {
@@ -60,6 +68,19 @@ pub enum Fault {
     },
     /// Delete the filler.
     FreeDisk {
+        /// Node index.
+        node: usize,
+    },
+    /// Move the node's wall clock (not its monotonic clock) by
+    /// `offset_s` seconds from true time.
+    Skew {
+        /// Node index.
+        node: usize,
+        /// Seconds ahead (positive) or behind (negative).
+        offset_s: i64,
+    },
+    /// Put the node's wall clock back on true time.
+    Unskew {
         /// Node index.
         node: usize,
     },
@@ -103,6 +124,8 @@ pub enum Needs {
     Netns,
     /// A tmpfs mount for one node's data dir (root).
     Tmpfs,
+    /// libfaketime, preloaded into every node.
+    Faketime,
 }
 
 /// How much of the workload is jobs.
@@ -177,6 +200,21 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "disk-full",
         summary: "fill one node's data dir (a small tmpfs) for 4-6 s, every ~9 s",
         needs: Needs::Tmpfs,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "lossy-network",
+        summary:
+            "every ~8 s a random node loses 10-40% of its packets to and from the others for 3-6 s",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "clock-skew",
+        summary: "every ~6 s set a random node's wall clock 5-60 s ahead or behind for 3-8 s",
+        needs: Needs::Faketime,
         jobs: JobLoad::Light,
         min_nodes: 3,
     },
@@ -292,6 +330,35 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
                 t = next + len;
             }
         }
+        "lossy-network" => {
+            while let Some(next) = jittered(&mut rng, t, 8_000, duration_ms) {
+                let (node, len) = (rng.random_range(0..nodes), rng.random_range(3_000..6_000));
+                let percent = rng.random_range(10..=40);
+                if !fits(next, len) {
+                    break;
+                }
+                steps.push(step(next, Fault::Lossy { node, percent }));
+                steps.push(step(next + len, Fault::Heal));
+                t = next + len;
+            }
+        }
+        "clock-skew" => {
+            while let Some(next) = jittered(&mut rng, t, 6_000, duration_ms) {
+                let (node, len) = (rng.random_range(0..nodes), rng.random_range(3_000..8_000));
+                let magnitude_s: i64 = rng.random_range(5..=60);
+                let offset_s = if rng.random_bool(0.5) {
+                    magnitude_s
+                } else {
+                    -magnitude_s
+                };
+                if !fits(next, len) {
+                    break;
+                }
+                steps.push(step(next, Fault::Skew { node, offset_s }));
+                steps.push(step(next + len, Fault::Unskew { node }));
+                t = next + len;
+            }
+        }
         _ => {}
     }
     steps
@@ -334,12 +401,14 @@ mod tests {
                     match &st.fault {
                         Fault::Kill { node } => open.push(Fault::Start { node: *node }),
                         Fault::Freeze { node } => open.push(Fault::Thaw { node: *node }),
-                        Fault::Isolate { .. } => open.push(Fault::Heal),
+                        Fault::Isolate { .. } | Fault::Lossy { .. } => open.push(Fault::Heal),
+                        Fault::Skew { node, .. } => open.push(Fault::Unskew { node: *node }),
                         Fault::FillDisk { node } => open.push(Fault::FreeDisk { node: *node }),
                         closing @ (Fault::Start { .. }
                         | Fault::Thaw { .. }
                         | Fault::Heal
-                        | Fault::FreeDisk { .. }) => {
+                        | Fault::FreeDisk { .. }
+                        | Fault::Unskew { .. }) => {
                             let i = open.iter().position(|f| f == closing);
                             assert!(i.is_some(), "{}: {closing:?} closes nothing", s.name);
                             if let Some(i) = i {

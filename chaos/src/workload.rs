@@ -162,7 +162,8 @@ pub async fn read(
     node: usize,
     key: String,
 ) -> (Outcome, Option<String>) {
-    let url = format!("{}/v1/files/{key}", shared.urls[node]);
+    // Quorum: the consistency the stale-read checker holds reads to.
+    let url = format!("{}/v1/files/{key}?consistency=quorum", shared.urls[node]);
     let op = begin(shared, client, OpKind::Read, key, node);
     let (outcome, value, detail) = match http.get(url).bearer_auth(ADMIN_TOKEN).send().await {
         Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {

@@ -27,6 +27,7 @@ pub struct Placement {
     owners: Vec<(Key, MemberKey)>,
     live: Vec<MemberKey>,
     routing: RoutingTable<MemberKey>,
+    settled: bool,
 }
 
 /// Facts placement is built from besides the view.
@@ -56,7 +57,21 @@ impl Placement {
             me,
             partitioning: rules.partitioning,
             replicas: rules.replicas,
+            settled: false,
         }
+    }
+
+    /// Mark whether this node's view has settled since it started
+    /// ([`crate::dht::router`]): until it has, replica sets may leave out
+    /// members it has not linked to yet, and files are not served.
+    pub fn with_settled(mut self, settled: bool) -> Self {
+        self.settled = settled;
+        self
+    }
+
+    /// Whether the view this placement was built from has settled.
+    pub fn settled(&self) -> bool {
+        self.settled
     }
 
     /// Build from a view. `down_since_ms` holds when each Down member was

@@ -34,6 +34,7 @@ impl From<FilesError> for ApiError {
             FilesError::Quorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "quorum_unavailable"),
             FilesError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             FilesError::Unreadable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unreadable"),
+            FilesError::NotSettled => (StatusCode::SERVICE_UNAVAILABLE, "node_joining"),
             FilesError::Body(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             FilesError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
         };

@@ -22,6 +22,10 @@ pub(super) struct NodeInfo {
     version: &'static str,
     generation: u64,
     started_unix_ms: u64,
+    /// The node's wall clock as it answered: its offset from the
+    /// caller's shows clock skew (HTTP `Date` cannot: hyper caches it and
+    /// holds it still while a clock steps back).
+    clock_unix_ms: u64,
     http: String,
     cluster: String,
     gossip: String,
@@ -37,6 +41,7 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
         version: env!("CARGO_PKG_VERSION"),
         generation: read_generation(&state.store).await?,
         started_unix_ms: facts.started_unix_ms,
+        clock_unix_ms: hypha_actors::dht::hlc::wall_ms(),
         http: facts.listen.http.to_string(),
         cluster: facts.listen.cluster.to_string(),
         gossip: facts.listen.gossip.to_string(),

@@ -243,6 +243,20 @@ impl Files {
         self.inner.placement.borrow().clone()
     }
 
+    /// Placement to coordinate a file operation by: refused until the
+    /// node's view has settled after its start, because until then its
+    /// replica sets may hold only the members it has linked to — itself,
+    /// with what it held before it went down ([`crate::dht::router`]).
+    fn settled_placement(&self) -> Result<Arc<Placement>, FilesError> {
+        let placement = self.placement();
+        if !placement.settled() {
+            metrics::counter!("hypha_dht_quorum_failures_total", "op" => "not_settled")
+                .increment(1);
+            return Err(FilesError::NotSettled);
+        }
+        Ok(placement)
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.inner.config.rpc_timeout_ms)
     }
@@ -267,7 +281,7 @@ impl Files {
     /// byte moves: a write that cannot succeed fails at once and leaves
     /// nothing behind.
     fn write_targets(&self, name: &str) -> Result<(Partition, Vec<MemberKey>), FilesError> {
-        let placement = self.placement();
+        let placement = self.settled_placement()?;
         let (partition, replicas) = placement.replicas_of_name(name);
         let w = self.inner.config.write_quorum;
         let live = replicas.iter().filter(|m| placement.is_live(m)).count();
@@ -514,7 +528,7 @@ impl Files {
         consistency: ReadConsistency,
         quorum: usize,
     ) -> Result<ManifestRead, FilesError> {
-        let placement = self.placement();
+        let placement = self.settled_placement()?;
         let (_, mut replicas) = placement.replicas_of_name(name);
         let q = quorum.min(replicas.len()).max(1);
         let request = Request::GetManifest {
@@ -793,7 +807,7 @@ impl Files {
                 "limit must be 1-{MAX_LIST}"
             )));
         }
-        let placement = self.placement();
+        let placement = self.settled_placement()?;
         let members = placement.live().to_vec();
         let request = Request::ListNames(ListNames {
             prefix: query.prefix.clone(),

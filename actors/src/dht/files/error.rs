@@ -36,6 +36,10 @@ pub enum FilesError {
     /// The client's request body failed mid-stream.
     #[error("request body: {0}")]
     Body(String),
+    /// This node started moments ago and has not linked to its peers yet,
+    /// so it cannot tell where the file's replicas are.
+    #[error("this node is still joining the cluster (not linked to its peers yet); retry shortly or ask another node")]
+    NotSettled,
     /// The upload took longer than the chunk collection grace allows.
     #[error("upload took longer than {0} ms")]
     TooSlow(u64),

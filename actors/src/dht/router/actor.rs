@@ -1,14 +1,27 @@
 //! The router's shell: a tick that rebuilds placement when the view changed
-//! or a Down member's grace ran out.
+//! or a Down member's grace ran out, and that says when this node's view
+//! has settled after its start.
+//!
+//! Settling. A node that has just (re)started knows its peers from gossip
+//! before it has linked to them, and placement leaves out members it has
+//! not linked to (they are Joining). Its replica sets are then wrong —
+//! often just itself, with the copies it held before it went down — and a
+//! "quorum" read from them returned stale versions (found by the chaos
+//! harness's stale-read checker). So the node serves no file operation
+//! until it has seen a peer and no member is still Joining, or until
+//! [`Settle::AfterPeers`]'s limit passes (a peer that never links must
+//! not keep it out forever). Once settled it stays so: later joins are
+//! ordinary membership changes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
 use super::messages::RouterMessage;
+use super::settle::Settle;
 use crate::dht::hlc::wall_ms;
 use crate::dht::placement::{Placement, PlacementRules};
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
@@ -30,6 +43,10 @@ pub struct RouterArgs {
     pub membership: MembershipChannels,
     /// Where placement is published (created once per node).
     pub placement: Arc<watch::Sender<Arc<Placement>>>,
+    /// When the view counts as settled.
+    pub settle: Settle,
+    /// When the node started (a restarted router keeps counting from it).
+    pub started: Instant,
 }
 
 /// State of one incarnation.
@@ -50,7 +67,12 @@ impl RouterState {
             .as_ref()
             .is_some_and(|last| Arc::ptr_eq(last, &view));
         let expired = self.next_expiry_ms.is_some_and(|t| now >= t);
-        if !changed && !expired {
+        // Settled once, settled for good: the flag lives in the published
+        // placement, which outlives a restarted router.
+        let was_settled = self.args.placement.borrow().settled();
+        let waited_ms = u64::try_from(self.args.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let settled = was_settled || self.args.settle.reached(&view, waited_ms);
+        if !changed && !expired && settled == was_settled {
             return;
         }
         self.track_down(&view, now);
@@ -60,7 +82,8 @@ impl RouterState {
             self.args.rules,
             &self.down_since_ms,
             now,
-        );
+        )
+        .with_settled(settled);
         metrics::gauge!("hypha_dht_owners").set(placement.live().len() as f64);
         self.args.placement.send_replace(Arc::new(placement));
         self.last_view = Some(view);

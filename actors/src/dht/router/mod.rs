@@ -3,10 +3,13 @@
 //! (replica sets and the routing table) through a `watch` channel that
 //! outlives its restarts. A restart rebuilds everything from the view;
 //! only the Down times restart from "now", which errs toward keeping a
-//! Down member an owner a little longer.
+//! Down member an owner a little longer. It also says when a started
+//! node's view has settled ([`Settle`]); files are served only after.
 
 mod actor;
 mod messages;
+mod settle;
 
 pub use actor::{Router, RouterArgs};
 pub use messages::RouterMessage;
+pub use settle::Settle;
