@@ -36,7 +36,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
@@ -156,13 +156,6 @@ fn settle_policy(config: &NodeConfig) -> Settle {
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Start a node: the returned node runs until [`RunningNode::shutdown`] or
 /// an escalation ([`RunningNode::wait`]).
 pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode, NodeError> {
@@ -208,7 +201,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         id,
         name: name.clone(),
         listen,
-        started_unix_ms: unix_ms(),
+        started_unix_ms: hypha_actors::dht::hlc::wall_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
