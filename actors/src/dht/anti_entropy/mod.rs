@@ -11,7 +11,6 @@
 
 mod actor;
 pub mod buckets;
-pub mod caught_up;
 pub mod confirmed;
 pub mod exchange;
 mod messages;

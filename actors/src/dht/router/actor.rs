@@ -1,8 +1,6 @@
 //! The router's shell: a tick that rebuilds placement when the view changed
-//! or an absent member's grace ran out (Down, or a restarted node's new
-//! generation still Joining in the place its node held: see
-//! [`crate::dht::placement`]), and that says when this node's view has
-//! settled after its start.
+//! or a Down member's grace ran out, and that says when this node's view
+//! has settled after its start.
 //!
 //! Settling. A node that has just (re)started knows its peers from gossip
 //! before it has linked to them, and placement leaves out members it has
@@ -55,7 +53,7 @@ pub struct RouterArgs {
 pub struct RouterState {
     args: RouterArgs,
     last_view: Option<Arc<ClusterView>>,
-    absent_since_ms: BTreeMap<MemberKey, u64>,
+    down_since_ms: BTreeMap<MemberKey, u64>,
     next_expiry_ms: Option<u64>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -77,12 +75,12 @@ impl RouterState {
         if !changed && !expired && settled == was_settled {
             return;
         }
-        self.track_absent(&view, now);
+        self.track_down(&view, now);
         let placement = Placement::build(
             self.args.me.clone(),
             &view,
             self.args.rules,
-            &self.absent_since_ms,
+            &self.down_since_ms,
             now,
         )
         .with_settled(settled);
@@ -91,32 +89,20 @@ impl RouterState {
         self.last_view = Some(view);
     }
 
-    /// Track absent members: Down ones, and Joining ones that hold their
-    /// node's place (some generation of it owns partitions in the current
-    /// placement, or it was already tracked).
-    fn track_absent(&mut self, view: &ClusterView, now: u64) {
-        let previous = self.args.placement.borrow().clone();
-        let absent: Vec<&MemberKey> = view
+    fn track_down(&mut self, view: &ClusterView, now: u64) {
+        let down: Vec<&MemberKey> = view
             .members
             .iter()
-            .filter(|m| match m.state {
-                MemberState::Down => true,
-                MemberState::Joining => {
-                    !m.is_self
-                        && (self.absent_since_ms.contains_key(&m.key)
-                            || previous.owns_node(&m.key.node_id))
-                }
-                _ => false,
-            })
+            .filter(|m| m.state == MemberState::Down)
             .map(|m| &m.key)
             .collect();
-        self.absent_since_ms.retain(|k, _| absent.contains(&k));
-        for key in absent {
-            self.absent_since_ms.entry(key.clone()).or_insert(now);
+        self.down_since_ms.retain(|k, _| down.contains(&k));
+        for key in down {
+            self.down_since_ms.entry(key.clone()).or_insert(now);
         }
         let grace = self.args.rules.down_grace_ms;
         self.next_expiry_ms = self
-            .absent_since_ms
+            .down_since_ms
             .values()
             .map(|since| since.saturating_add(grace))
             .filter(|t| *t > now)
@@ -137,7 +123,7 @@ impl Actor for Router {
         let mut state = RouterState {
             args,
             last_view: None,
-            absent_since_ms: BTreeMap::new(),
+            down_since_ms: BTreeMap::new(),
             next_expiry_ms: None,
             ticker: None,
         };
