@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hypha_actors::actor_name;
+use hypha_actors::dht::anti_entropy::caught_up::CaughtUp;
 use hypha_actors::dht::anti_entropy::confirmed::Confirmed;
 use hypha_actors::dht::anti_entropy::run::{RunSettings, Runner};
 use hypha_actors::dht::anti_entropy::schedule::ScheduleSettings;
@@ -132,7 +133,12 @@ impl DhtParts {
             StoreClient::new(node, Duration::from_millis(STORE_TIMEOUT_MS)),
             partitioning,
         );
-        let handler = DhtHandler::new(store.clone(), placement_rx.clone());
+        let shared = AeShared::default();
+        let handler = DhtHandler::new(
+            store.clone(),
+            placement_rx.clone(),
+            shared.caught_up.clone(),
+        );
         let route = BulkRoute {
             client: BulkClient::new(bulk.key.clone(), bulk.tls.clone()),
             view: membership.watch(),
@@ -149,7 +155,6 @@ impl DhtParts {
             Arc::new(Hlc::new()),
             files_config(settings),
         );
-        let confirmed = Confirmed::default();
         let exchange = exchange_args(
             settings,
             ae,
@@ -157,7 +162,7 @@ impl DhtParts {
             placement_rx.clone(),
             transport,
             &store,
-            &confirmed,
+            &shared,
         );
         Ok(Self {
             files: files.clone(),
@@ -195,7 +200,7 @@ impl DhtParts {
                     chunk_grace_ms: settings.chunk_grace_ms,
                     tombstone_grace_ms: settings.tombstone_grace_ms,
                 },
-                confirmed,
+                confirmed: shared.confirmed,
             },
         })
     }
@@ -274,6 +279,16 @@ pub async fn hand_off(exchange_name: &str, timeout: Duration) -> usize {
 /// How often a leaving node asks whether its hand-off is done.
 const HAND_OFF_POLL: Duration = Duration::from_millis(200);
 
+/// What the exchange actor learns and other parts of the node read; made
+/// once per node, so that it outlives a restarted exchange actor.
+#[derive(Default)]
+struct AeShared {
+    /// Read by the collector.
+    confirmed: Confirmed,
+    /// Read by the request handler.
+    caught_up: CaughtUp,
+}
+
 fn exchange_args(
     settings: &DhtSettings,
     ae: &AntiEntropySettings,
@@ -281,7 +296,7 @@ fn exchange_args(
     placement: watch::Receiver<Arc<Placement>>,
     transport: Arc<ClusterTransport>,
     store: &DhtStore,
-    confirmed: &Confirmed,
+    shared: &AeShared,
 ) -> AntiEntropyArgs {
     let runner = Runner::new(
         store.clone(),
@@ -299,7 +314,8 @@ fn exchange_args(
         placement,
         runner,
         store: store.clone(),
-        confirmed: confirmed.clone(),
+        confirmed: shared.confirmed.clone(),
+        caught_up: shared.caught_up.clone(),
         settings: AeSettings {
             schedule: ScheduleSettings {
                 period_ms: ae.period_ms,

@@ -1,11 +1,17 @@
 //! Who holds what: a partition's replica set is the R owners XOR-closest
 //! to the partition id. Owners are the members that are Up or Suspect, plus
-//! members declared Down less than a grace period ago: a crash does not
-//! move a partition at once (a quick restart takes its place back, and
-//! writes to a partition that lost W of its R replicas fail instead of
-//! quietly landing elsewhere). After the grace the set moves to the next
-//! closest owners; anti-entropy re-replicates. Left members are not owners:
-//! they handed off before leaving.
+//! members absent for less than a grace period: declared Down, or Joining
+//! while they hold their node's place — a restarted node's new generation
+//! replaces the old one in the view at once but is Joining until it has
+//! linked again, and in that window its partitions must not move to the
+//! next closest node (a write acknowledged there is missed by a read from
+//! the replicas the rest of the cluster sees; found by the chaos harness).
+//! So a crash or a restart does not move a partition at once, and writes
+//! to a partition that lost W of its R replicas fail instead of quietly
+//! landing elsewhere. After the grace the set moves to the next closest
+//! owners; anti-entropy re-replicates. Joining members that never held a
+//! place (new nodes) and Left members are not owners: the former start
+//! owning once linked, the latter handed off before leaving.
 //!
 //! Built from the full membership view, so placement is local (one hop);
 //! the routing table beside it serves find-node for partial views. Pure:
@@ -37,7 +43,8 @@ pub struct PlacementRules {
     pub partitioning: Partitioning,
     /// Replicas per partition (R).
     pub replicas: usize,
-    /// How long a Down member still owns its partitions.
+    /// How long an absent member (Down, or Joining in its node's place)
+    /// still owns its partitions.
     pub down_grace_ms: u64,
 }
 
@@ -74,13 +81,15 @@ impl Placement {
         self.settled
     }
 
-    /// Build from a view. `down_since_ms` holds when each Down member was
-    /// first seen Down (by this node), `now_ms` the current time.
+    /// Build from a view. `absent_since_ms` holds when this node first saw
+    /// each absent member so (Down, or Joining in its node's place — see
+    /// the module doc; a Joining member not in it owns nothing), `now_ms`
+    /// the current time.
     pub fn build(
         me: MemberKey,
         view: &ClusterView,
         rules: PlacementRules,
-        down_since_ms: &BTreeMap<MemberKey, u64>,
+        absent_since_ms: &BTreeMap<MemberKey, u64>,
         now_ms: u64,
     ) -> Self {
         let mut placement = Self::alone(me, rules);
@@ -88,15 +97,19 @@ impl Placement {
         for m in &view.members {
             let rank = match (m.is_self, m.state) {
                 (true, _) | (_, MemberState::Up) | (_, MemberState::Suspect) => 2,
-                (_, MemberState::Down) => {
-                    let since = down_since_ms.get(&m.key).copied().unwrap_or(now_ms);
+                (_, MemberState::Down | MemberState::Joining) => {
+                    let since = match (m.state, absent_since_ms.get(&m.key)) {
+                        (_, Some(since)) => *since,
+                        (MemberState::Down, None) => now_ms,
+                        _ => continue,
+                    };
                     if now_ms.saturating_sub(since) < rules.down_grace_ms {
                         1
                     } else {
                         continue;
                     }
                 }
-                (_, MemberState::Joining) | (_, MemberState::Left) => continue,
+                (_, MemberState::Left) => continue,
             };
             // Per node id: a live generation beats a graced Down one; among
             // equals, the newest generation.
@@ -127,6 +140,11 @@ impl Placement {
         placement
     }
 
+    /// Whether some generation of `node_id` owns partitions here.
+    pub fn owns_node(&self, node_id: &str) -> bool {
+        self.owners.iter().any(|(_, k)| k.node_id == node_id)
+    }
+
     /// This node.
     pub fn me(&self) -> &MemberKey {
         &self.me
@@ -144,6 +162,11 @@ impl Placement {
         let target = self.partitioning.partition_id(partition);
         let owners = self.owners.iter().filter(|(_, k)| k != member).cloned();
         closest(&target, owners, self.replicas)
+    }
+
+    /// Replicas per partition (R) when enough owners exist.
+    pub fn replica_count(&self) -> usize {
+        self.replicas
     }
 
     /// The partitioning in use.
@@ -238,6 +261,28 @@ mod tests {
         assert!(!holds(&after));
         assert!(!during.is_live(&down));
         assert!(during.routing().closest(&member_point(&down).unwrap(), 1)[0].1 != down);
+    }
+
+    #[test]
+    fn a_restarting_node_keeps_its_place_while_it_links_again() {
+        let mut members: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        // Its new generation replaced the old one in the view; not linked yet.
+        members[2] = member(100, 2, MemberState::Joining);
+        let restarting = members[2].key.clone();
+        members.push(member(250, 1, MemberState::Joining));
+        let newcomer = members[5].key.clone();
+        let v = view(members);
+        let me = v.members[0].key.clone();
+        let since = BTreeMap::from([(restarting.clone(), 10_000)]);
+        let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
+        let after = Placement::build(me, &v, rules(), &since, 11_001);
+        let holds =
+            |p: &Placement, k: &MemberKey| (0..16).any(|i| p.replicas(Partition(i)).contains(k));
+        assert!(holds(&during, &restarting), "its partitions stay put");
+        assert!(!during.is_live(&restarting));
+        assert!(!holds(&during, &newcomer), "a new node owns once linked");
+        assert!(during.owns_node(&restarting.node_id));
+        assert!(!holds(&after, &restarting), "the grace bounds the wait");
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn kind(request: &Request) -> &'static str {
         Request::ListPartition { .. } => "list_partition",
         Request::Exchange { .. } => "exchange",
         Request::ManifestsByKey { .. } => "manifests_by_key",
+        Request::ReadManifest { .. } => "read_manifest",
     }
 }
 

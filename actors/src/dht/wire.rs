@@ -165,6 +165,26 @@ pub enum Request {
         /// BLAKE3 of each name.
         keys: Vec<[u8; 32]>,
     },
+    /// Read a manifest for a quorum read: answered with the replica's
+    /// [`Standing`] in the name's partition, so that the reader counts
+    /// only replicas that hold the partition.
+    ReadManifest {
+        /// File name.
+        name: String,
+    },
+}
+
+/// What a node is to the partition a quorum read asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Standing {
+    /// One of its replicas, caught up since it became one: its answer
+    /// counts toward the read quorum.
+    Serving,
+    /// One of its replicas, still pulling from the others (it joined the
+    /// set or restarted): its answer is data, not a quorum member.
+    CatchingUp,
+    /// Not one of its replicas in this node's view.
+    NotReplica,
 }
 
 /// Why a request failed, as carried on the wire.
@@ -255,6 +275,13 @@ pub enum Response {
         /// What was found.
         manifests: Vec<Manifest>,
     },
+    /// Answer to [`Request::ReadManifest`].
+    ReplicaManifest {
+        /// The manifest, if held.
+        manifest: Option<Manifest>,
+        /// Whether the answer counts toward a read quorum.
+        standing: Standing,
+    },
 }
 
 /// Encode a request with its version.
@@ -306,7 +333,7 @@ fn validate(request: &Request) -> Result<(), WireError> {
             Err(bad(format!("at most {MAX_HAS} hashes")))
         }
         Request::PutManifest { manifest } => manifest.validate().map_err(|e| bad(e.to_string())),
-        Request::GetManifest { name } => {
+        Request::GetManifest { name } | Request::ReadManifest { name } => {
             super::manifest::validate_name(name).map_err(|e| bad(e.to_string()))
         }
         Request::ListNames(l) if l.limit == 0 || l.limit > MAX_LIST => {

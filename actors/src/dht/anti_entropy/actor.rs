@@ -3,8 +3,8 @@
 //! set is due at once), looks for partitions held here that moved away,
 //! and starts due work in a bounded task set that dies with the actor. A
 //! restart starts the schedule over from placement and the store: every
-//! partition is exchanged again at once, and nothing is confirmed until it
-//! is.
+//! partition is exchanged again at once, and nothing is confirmed — or
+//! caught up ([`CaughtUp`]) — until it is.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,10 +14,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::caught_up::CaughtUp;
 use super::confirmed::Confirmed;
 use super::messages::{AntiEntropyMessage, TaskDone};
 use super::run::{Direction, HandOff, Report, Runner};
-use super::schedule::{Exchanged, PeerResult, Role, Schedule, ScheduleSettings, Task};
+use super::schedule::{
+    Completeness, Exchanged, PeerResult, Role, Schedule, ScheduleSettings, Task,
+};
 use super::view::PartitionView;
 use crate::dht::hlc::wall_ms;
 use crate::dht::keyspace::Partition;
@@ -63,6 +66,8 @@ pub struct AntiEntropyArgs {
     pub store: DhtStore,
     /// Shared with the collector.
     pub confirmed: Confirmed,
+    /// Shared with the request handler.
+    pub caught_up: CaughtUp,
     /// Settings.
     pub settings: AeSettings,
 }
@@ -111,7 +116,19 @@ impl AntiEntropyState {
         self.scan_held(now).await;
         self.start_due(now);
         self.start_rebuild(now);
+        self.publish_caught_up();
         self.gauges();
+    }
+
+    /// Tell the handler which partitions this node has caught up on.
+    fn publish_caught_up(&mut self) {
+        let Some(placement) = self.seen.clone() else {
+            return;
+        };
+        let is_live = |m: &MemberKey| placement.is_live(m);
+        let caught_up = self.schedule.caught_up(&is_live);
+        metrics::gauge!("hypha_ae_partitions_caught_up").set(caught_up.len() as f64);
+        self.args.caught_up.replace(caught_up);
     }
 
     /// Free a finished task's partition.
@@ -155,6 +172,7 @@ impl AntiEntropyState {
         }
         self.reap(now);
         self.start_due(now);
+        self.publish_caught_up();
     }
 
     fn exchanged(
@@ -165,7 +183,7 @@ impl AntiEntropyState {
         now: u64,
     ) {
         let jitter = rand::random::<u64>() % self.args.settings.schedule.period_ms.max(1);
-        let (outcome, differing, started) = match &result {
+        let (outcome, complete, differing, started) = match &result {
             Ok(r) => {
                 record_report(r);
                 let outcome = if r.equal {
@@ -173,11 +191,16 @@ impl AntiEntropyState {
                 } else {
                     PeerResult::Repaired
                 };
-                (outcome, r.differing_buckets, r.started_ms)
+                let complete = if r.skipped == 0 && r.deferred_buckets == 0 {
+                    Completeness::Complete
+                } else {
+                    Completeness::Partial
+                };
+                (outcome, complete, r.differing_buckets, r.started_ms)
             }
             Err(err) => {
                 tracing::debug!(partition, peer = %peer.link_name(), "exchange failed: {err}");
-                (PeerResult::Failed, 0, now)
+                (PeerResult::Failed, Completeness::Partial, 0, now)
             }
         };
         let label = match outcome {
@@ -188,6 +211,7 @@ impl AntiEntropyState {
         metrics::counter!("hypha_ae_exchanges_total", "result" => label).increment(1);
         let exchange = Exchanged {
             result: outcome,
+            complete,
             differing_buckets: differing,
             started_ms: started,
         };
@@ -458,6 +482,9 @@ impl Actor for AntiEntropy {
         args: AntiEntropyArgs,
     ) -> Result<AntiEntropyState, ActorProcessingErr> {
         let tick = Duration::from_millis(args.settings.tick_ms.max(1));
+        // A new schedule knows of no exchange yet: until it has made them,
+        // no partition counts as caught up.
+        args.caught_up.replace(BTreeSet::new());
         let mut state = AntiEntropyState::new(args);
         state.myself = Some(myself.clone());
         state.ticker = Some(myself.send_interval(tick, || AntiEntropyMessage::Tick));

@@ -11,6 +11,7 @@
 
 mod actor;
 pub mod buckets;
+pub mod caught_up;
 pub mod confirmed;
 pub mod exchange;
 mod messages;

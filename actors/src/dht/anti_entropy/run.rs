@@ -442,6 +442,7 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
+    use crate::dht::anti_entropy::caught_up::CaughtUp;
     use crate::dht::keyspace::Partitioning;
     use crate::dht::manifest::tests::sample;
     use crate::dht::manifest::{ChunkRef, FileState};
@@ -530,7 +531,10 @@ mod tests {
                     down_grace_ms: 1_000,
                 };
                 let (_, rx) = watch::channel(Arc::new(Placement::alone(n.key.clone(), rules)));
-                (n.key.clone(), DhtHandler::new(n.store.clone(), rx))
+                (
+                    n.key.clone(),
+                    DhtHandler::new(n.store.clone(), rx, CaughtUp::default()),
+                )
             })
             .collect();
         Runner::new(

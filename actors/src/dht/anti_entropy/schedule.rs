@@ -13,7 +13,13 @@
 //!   roots: the earliest of those exchanges' start times is when every
 //!   replica held what this one held (the collector's tombstone bound);
 //! - **time to convergence** runs from a replica-set change (or a found
-//!   divergence) until the partition is confirmed.
+//!   divergence) until the partition is confirmed;
+//! - a partition is **caught up** once this node, since it became one of
+//!   its replicas, has pulled everything from each live co-replica (an
+//!   exchange it started found equal roots or repaired every difference).
+//!   It stays so while the node remains a replica, whoever else joins or
+//!   leaves the set: what it holds only grows. Quorum reads count a
+//!   replica's answer only for partitions it has caught up on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,6 +72,9 @@ pub struct PeerStatus {
     pub equal_ms: Option<u64>,
     /// Buckets that differed at the last exchange.
     pub differing_buckets: usize,
+    /// Start of the first exchange, since this node became a replica, that
+    /// left it holding everything the peer held (equal, or fully repaired).
+    pub pulled_ms: Option<u64>,
     /// When the next exchange is due.
     #[serde(skip)]
     pub next_ms: u64,
@@ -88,6 +97,8 @@ pub struct PartitionStatus {
     pub diverged_since_ms: Option<u64>,
     /// When every replica last held what this one held.
     pub confirmed_ms: Option<u64>,
+    /// Whether this node has caught up on the partition (module doc).
+    pub caught_up: bool,
     /// When the next hand-off attempt (or lone-replica check) is due.
     #[serde(skip)]
     pub next_ms: u64,
@@ -102,6 +113,7 @@ impl PartitionStatus {
             peers: BTreeMap::new(),
             diverged_since_ms: Some(now_ms),
             confirmed_ms: None,
+            caught_up: false,
             next_ms: now_ms,
         }
     }
@@ -141,10 +153,22 @@ pub enum Task {
 pub struct Exchanged {
     /// Its result.
     pub result: PeerResult,
+    /// Whether a repair left nothing behind (no entry skipped, no bucket
+    /// deferred): this node then holds all the peer held at the start.
+    pub complete: Completeness,
     /// Buckets that differed.
     pub differing_buckets: usize,
     /// When it started (Unix ms).
     pub started_ms: u64,
+}
+
+/// Whether an exchange repaired every difference it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completeness {
+    /// Everything found was repaired (or nothing differed).
+    Complete,
+    /// Some entries or buckets were left for the next exchange.
+    Partial,
 }
 
 /// What recording a result changed.
@@ -195,6 +219,12 @@ impl Schedule {
             };
             match self.parts.get_mut(&p) {
                 Some(status) => {
+                    // Staying a replica keeps what was pulled; becoming one
+                    // (again) or ceasing to be one starts the catch-up over.
+                    if !(mine && status.role == Role::Replica) {
+                        status.caught_up = false;
+                        status.peers.values_mut().for_each(|r| r.pulled_ms = None);
+                    }
                     status.role = role;
                     status.replicas = set.clone();
                     status.next_ms = now_ms;
@@ -336,6 +366,7 @@ impl Schedule {
     ) -> Recorded {
         let Exchanged {
             result,
+            complete,
             differing_buckets,
             started_ms,
         } = exchange;
@@ -349,6 +380,14 @@ impl Schedule {
         };
         record.last_ms = Some(started_ms);
         record.last = Some(result);
+        let pulled_all = match result {
+            PeerResult::Equal => true,
+            PeerResult::Repaired => complete == Completeness::Complete,
+            PeerResult::Failed => false,
+        };
+        if pulled_all {
+            record.pulled_ms.get_or_insert(started_ms);
+        }
         record.differing_buckets = differing_buckets;
         record.next_ms = match result {
             PeerResult::Equal => {
@@ -400,6 +439,29 @@ impl Schedule {
         }
     }
 
+    /// The partitions this node has caught up on (module doc), latching
+    /// those that just did: every live peer has been pulled from. A peer
+    /// that is not live is not waited for (it may be gone for good), so a
+    /// replica whose co-replicas are all down counts as caught up.
+    pub fn caught_up(&mut self, is_live: &dyn Fn(&MemberKey) -> bool) -> BTreeSet<u16> {
+        let mut out = BTreeSet::new();
+        for status in self.parts.values_mut() {
+            if status.role != Role::Replica {
+                continue;
+            }
+            if !status.caught_up {
+                status.caught_up = status
+                    .peers
+                    .iter()
+                    .all(|(peer, record)| record.pulled_ms.is_some() || !is_live(peer));
+            }
+            if status.caught_up {
+                out.insert(status.partition);
+            }
+        }
+        out
+    }
+
     /// Every partition this node replicates or hands off.
     pub fn status(&self) -> impl Iterator<Item = &PartitionStatus> {
         self.parts.values()
@@ -444,6 +506,7 @@ mod tests {
     fn ex(result: PeerResult, differing_buckets: usize, started_ms: u64) -> Exchanged {
         Exchanged {
             result,
+            complete: Completeness::Complete,
             differing_buckets,
             started_ms,
         }
@@ -492,6 +555,45 @@ mod tests {
             s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 5_000), 5_000, 0)
                 == Recorded::default()
         );
+    }
+
+    #[test]
+    fn a_new_replica_catches_up_by_pulling_from_every_live_peer() {
+        let mut s = Schedule::new(member(0), settings());
+        let sets = vec![vec![member(0), member(1), member(2)], vec![member(0)]];
+        s.place(&sets, 1_000);
+        // A lone replica has no one to pull from.
+        assert_eq!(s.caught_up(&all_live), BTreeSet::from([1]));
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
+        let partial = Exchanged {
+            complete: Completeness::Partial,
+            ..ex(PeerResult::Repaired, 4, 1_000)
+        };
+        s.exchanged(0, &member(2), partial, 1_200, 0);
+        assert!(
+            !s.caught_up(&all_live).contains(&0),
+            "member 2 left entries"
+        );
+        s.exchanged(0, &member(2), ex(PeerResult::Failed, 0, 2_000), 2_100, 0);
+        assert!(!s.caught_up(&all_live).contains(&0));
+        s.exchanged(0, &member(2), ex(PeerResult::Repaired, 4, 3_000), 3_100, 0);
+        assert!(s.caught_up(&all_live).contains(&0));
+        // Another member joins the set: what was pulled is still here.
+        let joined = vec![vec![member(0), member(1), member(4)], vec![member(0)]];
+        s.place(&joined, 4_000);
+        assert!(s.caught_up(&all_live).contains(&0));
+        // This node leaves the set and comes back: it starts over.
+        s.place(
+            &[vec![member(1), member(2), member(4)], vec![member(0)]],
+            5_000,
+        );
+        assert!(!s.caught_up(&all_live).contains(&0));
+        s.place(&joined, 6_000);
+        assert!(!s.caught_up(&all_live).contains(&0));
+        // A peer that is not live is not waited for.
+        let only_1 = |m: &MemberKey| *m == member(1);
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 6_000), 6_100, 0);
+        assert!(s.caught_up(&only_1).contains(&0));
     }
 
     #[test]

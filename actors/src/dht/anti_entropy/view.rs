@@ -51,6 +51,9 @@ pub struct PartitionView {
     pub diverged_since_ms: Option<u64>,
     /// When every replica last held what this one held.
     pub confirmed_ms: Option<u64>,
+    /// This node has pulled from every live co-replica since it became a
+    /// replica: its answers count toward read quorums.
+    pub caught_up: bool,
 }
 
 impl PartitionView {
@@ -82,6 +85,7 @@ impl PartitionView {
             divergence: status.divergence(),
             diverged_since_ms: status.diverged_since_ms,
             confirmed_ms: status.confirmed_ms,
+            caught_up: status.caught_up,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::dht::manifest::{
 };
 use crate::dht::placement::Placement;
 use crate::dht::transport::DhtTransport;
-use crate::dht::wire::{ListNames, PutOutcome, Request, Response, MAX_LIST};
+use crate::dht::wire::{ListNames, PutOutcome, Request, Response, Standing, MAX_LIST};
 use crate::membership::MemberKey;
 
 /// Write quorum calls whose slower replicas may still be running in the
@@ -157,6 +157,37 @@ struct Inner {
     hlc: Arc<Hlc>,
     config: FilesConfig,
     tails: Tails,
+}
+
+/// Whether a replica's answer to a quorum read counts toward the quorum.
+fn counts_toward_quorum(response: &Response) -> bool {
+    matches!(
+        response,
+        Response::ReplicaManifest {
+            standing: Standing::Serving,
+            ..
+        }
+    )
+}
+
+/// A read quorum missed: say how many replicas answered without counting.
+fn read_quorum_error(needed: usize, counted: usize, gathered: &Gathered) -> FilesError {
+    let uncounted = gathered.ok.len() - counted.min(gathered.ok.len());
+    match quorum_error(needed, gathered) {
+        FilesError::Quorum { detail, .. } if uncounted > 0 => FilesError::Quorum {
+            needed,
+            got: counted,
+            detail: format!(
+                "{uncounted} replica(s) answered but do not yet hold the partition; {detail}"
+            ),
+        },
+        FilesError::Quorum { detail, .. } => FilesError::Quorum {
+            needed,
+            got: counted,
+            detail,
+        },
+        other => other,
+    }
 }
 
 fn quorum_error(needed: usize, gathered: &Gathered) -> FilesError {
@@ -521,7 +552,13 @@ impl Files {
             .await
     }
 
-    /// Read with `quorum` answers wanted.
+    /// Read with `quorum` answers wanted. Only answers from replicas that
+    /// hold the partition — in their own view, caught up since they joined
+    /// its replica set — count toward it (docs/dht.md, "Which answers a
+    /// quorum read counts"); the others still add what they hold. The
+    /// quorum shrinks only with the configured replica count, never with
+    /// this node's view: a view that lost owners (a restarted membership
+    /// actor, a partition) must not make one local copy a quorum.
     async fn read_manifest_from(
         &self,
         name: &str,
@@ -530,8 +567,8 @@ impl Files {
     ) -> Result<ManifestRead, FilesError> {
         let placement = self.settled_placement()?;
         let (_, mut replicas) = placement.replicas_of_name(name);
-        let q = quorum.min(replicas.len()).max(1);
-        let request = Request::GetManifest {
+        let q = quorum.min(placement.replica_count()).max(1);
+        let request = Request::ReadManifest {
             name: name.to_owned(),
         };
         // Local replica first (no network hop), then live ones.
@@ -544,22 +581,39 @@ impl Files {
             q,
             self.timeout(),
             Duration::from_millis(self.inner.config.read_hedge_ms),
+            counts_toward_quorum,
         )
         .await;
-        let answers: Vec<(MemberKey, Option<Manifest>)> = gathered
+        // Answers from nodes that are not replicas in their own view are
+        // data, but not repaired: a manifest read-repaired there would sit
+        // without its chunks and never finish a hand-off.
+        let mut answers: Vec<(MemberKey, Option<Manifest>)> = Vec::new();
+        let mut outsiders: Vec<Manifest> = Vec::new();
+        for (member, response) in &gathered.ok {
+            match response {
+                Response::ReplicaManifest {
+                    manifest,
+                    standing: Standing::NotReplica,
+                } => outsiders.extend(verified(manifest)),
+                Response::ReplicaManifest { manifest, .. } => {
+                    answers.push((member.clone(), verified(manifest)));
+                }
+                _ => {}
+            }
+        }
+        let counted = gathered
             .ok
             .iter()
-            .filter_map(|(m, r)| match r {
-                Response::Manifest(found) => Some((m.clone(), verified(found))),
-                _ => None,
-            })
-            .collect();
-        let degraded = answers.len() < q;
-        if degraded && (answers.is_empty() || consistency == ReadConsistency::Quorum) {
+            .filter(|(_, r)| counts_toward_quorum(r))
+            .count();
+        let degraded = counted < q;
+        let answered = answers.len() + outsiders.len();
+        if degraded && (answered == 0 || consistency == ReadConsistency::Quorum) {
             metrics::counter!("hypha_dht_quorum_failures_total", "op" => "read").increment(1);
-            return Err(quorum_error(q, &gathered));
+            return Err(read_quorum_error(q, counted, &gathered));
         }
-        let newest = newest(answers.iter().filter_map(|(_, m)| m.as_ref())).cloned();
+        let held = answers.iter().filter_map(|(_, m)| m.as_ref());
+        let newest = newest(held.chain(outsiders.iter())).cloned();
         if let Some(n) = &newest {
             self.inner.hlc.observe(n.modified);
             self.repair_manifests(n, &answers).await;
@@ -567,7 +621,7 @@ impl Files {
         Ok(ManifestRead {
             newest,
             degraded,
-            answered: answers.len(),
+            answered,
         })
     }
 

@@ -101,11 +101,12 @@ pub async fn gather(
 
 /// A read's quorum call: ask only the first `need` of `targets` (in the
 /// caller's order of preference, the local replica first) and the next
-/// one for each that fails; if the quorum is not in after `hedge`, ask
-/// all the rest. With healthy replicas a read so costs `need` RPCs, not
-/// R, and a frozen replica costs it `hedge`, not an RPC timeout. Returns
-/// at the quorum (the calls still running are dropped: a read needs no
-/// tail) or when every asked replica answered.
+/// one for each that fails or whose answer does not `count`; if the
+/// quorum is not in after `hedge`, ask all the rest. With healthy
+/// replicas a read so costs `need` RPCs, not R, and a frozen replica
+/// costs it `hedge`, not an RPC timeout. Returns at the quorum — `need`
+/// answers that count (the calls still running are dropped: a read needs
+/// no tail) — or when every asked replica answered.
 pub async fn gather_hedged(
     transport: &Arc<dyn DhtTransport>,
     targets: &[MemberKey],
@@ -113,6 +114,7 @@ pub async fn gather_hedged(
     need: usize,
     timeout: Duration,
     hedge: Duration,
+    count: impl Fn(&Response) -> bool,
 ) -> Gathered {
     let call = |member: &MemberKey| {
         let call = transport.call(member, request.clone(), timeout);
@@ -124,7 +126,8 @@ pub async fn gather_hedged(
     let mut out = Gathered::default();
     let hedge_at = Instant::now() + hedge;
     let mut hedged = false;
-    while out.ok.len() < need {
+    let mut counted = 0;
+    while counted < need {
         let next = if hedged {
             pending.next().await
         } else {
@@ -139,7 +142,14 @@ pub async fn gather_hedged(
         };
         let Some((member, result)) = next else { break };
         match result {
-            Ok(response) => out.ok.push((member, response)),
+            Ok(response) if count(&response) => {
+                counted += 1;
+                out.ok.push((member, response));
+            }
+            Ok(response) => {
+                out.ok.push((member, response));
+                pending.extend(spare.next().map(call));
+            }
             Err(err) => {
                 out.failed.push((member, err));
                 pending.extend(spare.next().map(call));
@@ -341,7 +351,16 @@ mod tests {
         let targets: Vec<MemberKey> = (0..3).map(member).collect();
         let timeout = Duration::from_secs(5);
         let hedge = Duration::from_millis(20);
-        gather_hedged(transport, &targets, &request(), need, timeout, hedge).await
+        gather_hedged(
+            transport,
+            &targets,
+            &request(),
+            need,
+            timeout,
+            hedge,
+            |_| true,
+        )
+        .await
     }
 
     #[tokio::test(start_paused = true)]
@@ -376,6 +395,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_answer_that_does_not_count_brings_in_the_next_replica_at_once() {
+        let (transport, delivered) = setup(vec![1, 2, 3], None);
+        let targets: Vec<MemberKey> = (0..3).map(member).collect();
+        let seen = AtomicUsize::new(0);
+        // The first answer (replica 0, say a replica still catching up)
+        // is data but not a quorum member.
+        let count = |_: &Response| seen.fetch_add(1, Ordering::SeqCst) > 0;
+        let started = tokio::time::Instant::now();
+        let timeout = Duration::from_secs(5);
+        let hedge = Duration::from_millis(20);
+        let gathered =
+            gather_hedged(&transport, &targets, &request(), 2, timeout, hedge, count).await;
+        assert_eq!(gathered.ok.len(), 3, "all three answers are kept");
+        assert_eq!(delivered.load(Ordering::SeqCst), 3);
+        assert!(
+            started.elapsed() < Duration::from_millis(20),
+            "no hedge wait"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_frozen_replica_costs_the_hedge_not_the_timeout() {
         let (transport, _) = setup(vec![1, 60_000, 3], None);
         let started = tokio::time::Instant::now();
@@ -391,7 +431,10 @@ mod tests {
         let targets: Vec<MemberKey> = (0..2).map(member).collect();
         let timeout = Duration::from_secs(5);
         let hedge = Duration::from_millis(20);
-        let gathered = gather_hedged(&transport, &targets, &request(), 2, timeout, hedge).await;
+        let gathered = gather_hedged(&transport, &targets, &request(), 2, timeout, hedge, |_| {
+            true
+        })
+        .await;
         assert_eq!((gathered.ok.len(), gathered.failed.len()), (1, 1));
     }
 

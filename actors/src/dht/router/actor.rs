@@ -1,6 +1,8 @@
 //! The router's shell: a tick that rebuilds placement when the view changed
-//! or a Down member's grace ran out, and that says when this node's view
-//! has settled after its start.
+//! or an absent member's grace ran out (Down, or a restarted node's new
+//! generation still Joining in the place its node held: see
+//! [`crate::dht::placement`]), and that says when this node's view has
+//! settled after its start.
 //!
 //! Settling. A node that has just (re)started knows its peers from gossip
 //! before it has linked to them, and placement leaves out members it has
@@ -53,7 +55,7 @@ pub struct RouterArgs {
 pub struct RouterState {
     args: RouterArgs,
     last_view: Option<Arc<ClusterView>>,
-    down_since_ms: BTreeMap<MemberKey, u64>,
+    absent_since_ms: BTreeMap<MemberKey, u64>,
     next_expiry_ms: Option<u64>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,12 +77,12 @@ impl RouterState {
         if !changed && !expired && settled == was_settled {
             return;
         }
-        self.track_down(&view, now);
+        self.track_absent(&view, now);
         let placement = Placement::build(
             self.args.me.clone(),
             &view,
             self.args.rules,
-            &self.down_since_ms,
+            &self.absent_since_ms,
             now,
         )
         .with_settled(settled);
@@ -89,20 +91,32 @@ impl RouterState {
         self.last_view = Some(view);
     }
 
-    fn track_down(&mut self, view: &ClusterView, now: u64) {
-        let down: Vec<&MemberKey> = view
+    /// Track absent members: Down ones, and Joining ones that hold their
+    /// node's place (some generation of it owns partitions in the current
+    /// placement, or it was already tracked).
+    fn track_absent(&mut self, view: &ClusterView, now: u64) {
+        let previous = self.args.placement.borrow().clone();
+        let absent: Vec<&MemberKey> = view
             .members
             .iter()
-            .filter(|m| m.state == MemberState::Down)
+            .filter(|m| match m.state {
+                MemberState::Down => true,
+                MemberState::Joining => {
+                    !m.is_self
+                        && (self.absent_since_ms.contains_key(&m.key)
+                            || previous.owns_node(&m.key.node_id))
+                }
+                _ => false,
+            })
             .map(|m| &m.key)
             .collect();
-        self.down_since_ms.retain(|k, _| down.contains(&k));
-        for key in down {
-            self.down_since_ms.entry(key.clone()).or_insert(now);
+        self.absent_since_ms.retain(|k, _| absent.contains(&k));
+        for key in absent {
+            self.absent_since_ms.entry(key.clone()).or_insert(now);
         }
         let grace = self.args.rules.down_grace_ms;
         self.next_expiry_ms = self
-            .down_since_ms
+            .absent_since_ms
             .values()
             .map(|since| since.saturating_add(grace))
             .filter(|t| *t > now)
@@ -123,7 +137,7 @@ impl Actor for Router {
         let mut state = RouterState {
             args,
             last_view: None,
-            down_since_ms: BTreeMap::new(),
+            absent_since_ms: BTreeMap::new(),
             next_expiry_ms: None,
             ticker: None,
         };

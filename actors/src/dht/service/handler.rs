@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::dht::anti_entropy::caught_up::CaughtUp;
 use crate::dht::anti_entropy::replica;
 use crate::dht::digest::blake3_of;
 use crate::dht::hlc::wall_ms;
@@ -13,7 +14,8 @@ use crate::dht::keyspace::{Key, Partition};
 use crate::dht::placement::Placement;
 use crate::dht::storage::{ChunkRead, DhtStore};
 use crate::dht::wire::{
-    Contact, ErrorCode, FileSummary, Request, Response, WireError, LIST_BYTES_BUDGET, MAX_CONTACTS,
+    Contact, ErrorCode, FileSummary, Request, Response, Standing, WireError, LIST_BYTES_BUDGET,
+    MAX_CONTACTS,
 };
 use crate::store::StoreError;
 
@@ -22,6 +24,7 @@ use crate::store::StoreError;
 pub struct DhtHandler {
     store: DhtStore,
     placement: watch::Receiver<Arc<Placement>>,
+    caught_up: CaughtUp,
 }
 
 fn store_error(err: StoreError) -> WireError {
@@ -34,9 +37,31 @@ fn store_error(err: StoreError) -> WireError {
 }
 
 impl DhtHandler {
-    /// Over a node's store and placement.
-    pub fn new(store: DhtStore, placement: watch::Receiver<Arc<Placement>>) -> Self {
-        Self { store, placement }
+    /// Over a node's store and placement; `caught_up` is kept by the
+    /// node's exchange actor.
+    pub fn new(
+        store: DhtStore,
+        placement: watch::Receiver<Arc<Placement>>,
+        caught_up: CaughtUp,
+    ) -> Self {
+        Self {
+            store,
+            placement,
+            caught_up,
+        }
+    }
+
+    /// What this node is to the partition of `name`, as of now.
+    fn standing(&self, name: &str) -> Standing {
+        let placement = self.placement.borrow().clone();
+        let (partition, replicas) = placement.replicas_of_name(name);
+        if !replicas.contains(placement.me()) {
+            Standing::NotReplica
+        } else if self.caught_up.contains(partition.0) {
+            Standing::Serving
+        } else {
+            Standing::CatchingUp
+        }
     }
 
     fn partition(&self, raw: u16) -> Result<Partition, WireError> {
@@ -123,6 +148,13 @@ impl DhtHandler {
             Request::GetManifest { name } => {
                 let m = self.store.get_manifest(&name).await.map_err(store_error)?;
                 Ok(Response::Manifest(m))
+            }
+            Request::ReadManifest { name } => {
+                // Standing before the read: a partition that caught up
+                // meanwhile only adds to what the read finds.
+                let standing = self.standing(&name);
+                let manifest = self.store.get_manifest(&name).await.map_err(store_error)?;
+                Ok(Response::ReplicaManifest { manifest, standing })
             }
             Request::ListNames(list) => {
                 let limit = usize::try_from(list.limit).unwrap_or(usize::MAX);
