@@ -186,6 +186,12 @@ pub struct Schedule {
     me: MemberKey,
     settings: ScheduleSettings,
     parts: BTreeMap<u16, PartitionStatus>,
+    /// Where the next [`Schedule::due`] starts looking. A node that cannot
+    /// keep up with its period (more exchanges due than it can run) then
+    /// serves every partition in turn; from partition 0 each time, the
+    /// lowest partitions took every free slot and hand-offs and exchanges
+    /// of the highest waited for minutes (found by the chaos harness).
+    cursor: u16,
 }
 
 impl Schedule {
@@ -195,6 +201,7 @@ impl Schedule {
             me,
             settings,
             parts: BTreeMap::new(),
+            cursor: 0,
         }
     }
 
@@ -303,11 +310,21 @@ impl Schedule {
         let mut lone = Vec::new();
         let period = self.settings.period_ms;
         let retry = self.settings.retry_ms;
-        for status in self.parts.values_mut() {
+        let order: Vec<u16> = self
+            .parts
+            .range(self.cursor..)
+            .chain(self.parts.range(..self.cursor))
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in order {
             if tasks.len() >= max {
+                self.cursor = partition;
                 break;
             }
-            if busy.contains(&status.partition) {
+            let Some(status) = self.parts.get_mut(&partition) else {
+                continue;
+            };
+            if busy.contains(&partition) {
                 continue;
             }
             match status.role {
@@ -594,6 +611,24 @@ mod tests {
         let only_1 = |m: &MemberKey| *m == member(1);
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 6_000), 6_100, 0);
         assert!(s.caught_up(&only_1).contains(&0));
+    }
+
+    #[test]
+    fn a_node_that_cannot_keep_up_serves_every_partition_in_turn() {
+        let mut s = Schedule::new(member(0), settings());
+        let pair = vec![member(0), member(1)];
+        s.place(&[pair.clone(), pair.clone(), pair], 0);
+        s.held(3, &[member(1)], 0);
+        // One free slot per period: the lowest partition is due again each
+        // time, and must not take the slot from the others.
+        let period = settings().period_ms;
+        let served: Vec<u16> = (0..4)
+            .flat_map(|i| s.due(i * period, &all_live, &BTreeSet::new(), 1).0)
+            .map(|t| match t {
+                Task::Exchange { partition, .. } | Task::HandOff { partition, .. } => partition,
+            })
+            .collect();
+        assert_eq!(served, vec![0, 1, 2, 3]);
     }
 
     #[test]
