@@ -25,24 +25,10 @@ impl CaughtUp {
             .unwrap_or(false)
     }
 
-    /// Replace the set; returns whether it changed.
-    pub fn replace(&self, partitions: BTreeSet<u16>) -> bool {
-        match self.0.write() {
-            Ok(mut set) if *set != partitions => {
-                *set = partitions;
-                true
-            }
-            _ => false,
+    /// Replace the set.
+    pub fn replace(&self, partitions: BTreeSet<u16>) {
+        if let Ok(mut set) = self.0.write() {
+            *set = partitions;
         }
-    }
-
-    /// How many partitions are caught up.
-    pub fn len(&self) -> usize {
-        self.0.read().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
