@@ -311,6 +311,7 @@ fn gossip(n: usize, secs: u64) {
                 probes: probes.transport(&name),
                 channels: channels.clone(),
                 links,
+                watermark: Default::default(),
             };
             let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
             nodes.push((actor, channels, _links_tx));

@@ -132,6 +132,7 @@ impl ClusterParts {
                 probes: probes.clone(),
                 channels: channels.clone(),
                 links: links_rx,
+                watermark: Default::default(),
             },
             peers: PeersArgs {
                 config: Arc::new(peers_config),

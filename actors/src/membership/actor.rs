@@ -4,13 +4,16 @@
 //!
 //! A restart rebuilds everything from the network: the node rejoins gossip
 //! with the same generation and relearns the cluster within a few rounds.
+//! The one thing carried over is how far its gossip had counted
+//! ([`super::watermark`]): the new instance starts above it, or peers would
+//! ignore it until it had counted that far again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::transport::Transport;
-use chitchat::{ChitchatHandle, ChitchatId, NodeState};
+use chitchat::{Chitchat, ChitchatHandle, ChitchatId, Heartbeat, NodeState};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rand::seq::SliceRandom;
 use tokio::sync::watch;
@@ -24,6 +27,7 @@ use super::probe::{run_probe, ProbeTransport};
 use super::swim::{Action, GossipNode, Swim, Verdict};
 use super::transport::CountingTransport;
 use super::view::{MemberKey, MemberState, MembershipChannels};
+use super::watermark::{GossipWatermark, Resume};
 
 /// How long a restarted incarnation retries binding the gossip port while
 /// the previous incarnation's socket is being released.
@@ -45,6 +49,8 @@ pub struct MembershipArgs {
     pub channels: MembershipChannels,
     /// Members with an authenticated node link (written by the peers actor).
     pub links: watch::Receiver<BTreeSet<MemberKey>>,
+    /// How far this node's gossip has counted; outlives every incarnation.
+    pub watermark: Arc<GossipWatermark>,
 }
 
 /// State of one incarnation.
@@ -63,7 +69,11 @@ pub struct MembershipState {
 
 impl Drop for MembershipState {
     fn drop(&mut self) {
-        // Runs after a panic or kill too (post_stop does not).
+        // Runs after a panic or kill too (post_stop does not). The gossip
+        // server may still hold the lock; the last tick's record then stands.
+        if let Ok(mut chitchat) = self.chitchat.chitchat().try_lock() {
+            record_watermark(&mut chitchat, &self.args.watermark);
+        }
         self.chitchat.abort();
         for task in self.tasks.drain(..) {
             task.abort();
@@ -75,15 +85,66 @@ impl Drop for MembershipState {
 }
 
 async fn spawn_gossip(args: &MembershipArgs) -> Result<ChitchatHandle, ActorProcessingErr> {
+    let handle = bind_gossip(args).await?;
+    let resume = args.watermark.resume();
+    if let Some(resume) = resume {
+        tracing::info!(
+            heartbeat = resume.heartbeat,
+            max_version = resume.max_version,
+            "gossip restarted: resuming above the previous instance"
+        );
+    }
+    let initial = [
+        (info::KEY_INFO, info::encode_json(&args.config.info)),
+        (info::KEY_INCARNATION, "0".to_owned()),
+    ];
+    handle
+        .with_chitchat(|c| {
+            if let Some(resume) = resume {
+                resume_counters(c, resume);
+            }
+            // Written after the resume so their versions are above any a
+            // peer holds, or peers would never ask for them.
+            for (key, value) in &initial {
+                c.self_node_state().set(*key, value);
+            }
+        })
+        .await;
+    Ok(handle)
+}
+
+/// Start this instance's counters above the ones its predecessor reached.
+fn resume_counters(chitchat: &mut Chitchat, resume: Resume) {
+    let state = chitchat.self_node_state();
+    match heartbeat(resume.heartbeat) {
+        Ok(heartbeat) => {
+            state.try_set_heartbeat(heartbeat);
+        }
+        Err(err) => tracing::warn!("cannot resume the gossip heartbeat: {err}"),
+    }
+    let max_version = state.max_version().max(resume.max_version);
+    state.set_max_version(max_version);
+}
+
+/// chitchat keeps `Heartbeat`'s constructor to itself; its serde form is
+/// the bare number.
+fn heartbeat(value: u64) -> Result<Heartbeat, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::from(value))
+}
+
+fn record_watermark(chitchat: &mut Chitchat, watermark: &GossipWatermark) {
+    let state = chitchat.self_node_state();
+    watermark.record(u64::from(state.heartbeat()), state.max_version());
+}
+
+/// Bind the gossip socket, retrying while a previous incarnation's socket
+/// is being released.
+async fn bind_gossip(args: &MembershipArgs) -> Result<ChitchatHandle, ActorProcessingErr> {
     let config = &args.config;
     let transport = CountingTransport::new(args.gossip.clone());
-    let initial = vec![
-        (info::KEY_INFO.to_owned(), info::encode_json(&config.info)),
-        (info::KEY_INCARNATION.to_owned(), "0".to_owned()),
-    ];
     let deadline = Instant::now() + Duration::from_millis(BIND_RETRY_MS);
     loop {
-        match chitchat::spawn_chitchat(config.chitchat(), initial.clone(), &transport).await {
+        match chitchat::spawn_chitchat(config.chitchat(), Vec::new(), &transport).await {
             Ok(handle) => return Ok(handle),
             Err(err) if Instant::now() < deadline => {
                 tracing::debug!("gossip bind retry: {err:#}");
@@ -180,9 +241,11 @@ async fn tick(myself: &ActorRef<MembershipMessage>, state: &mut MembershipState)
         state.next_load_at = now + Duration::from_millis(state.args.config.timing.load_refresh_ms);
     }
     let me = state.chitchat.chitchat_id().clone();
+    let watermark = state.args.watermark.clone();
     let nodes = state
         .chitchat
         .with_chitchat(|c| {
+            record_watermark(c, &watermark);
             let live: BTreeSet<ChitchatId> = c.live_nodes().cloned().collect();
             c.node_states()
                 .iter()

@@ -18,6 +18,7 @@ pub mod swim;
 mod sysinfo;
 mod transport;
 pub mod view;
+mod watermark;
 
 pub use actor::{Membership, MembershipArgs};
 pub use chitchat::transport::{ChannelTransport, UdpTransport};
@@ -30,6 +31,7 @@ pub use view::{
     ClusterView, MemberEvent, MemberEventKind, MemberKey, MemberSnapshot, MemberState,
     MembershipChannels,
 };
+pub use watermark::GossipWatermark;
 
 /// The membership actor's role in actor names.
 pub const ROLE: &str = "membership";
