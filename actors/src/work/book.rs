@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use thiserror::Error;
 
-use super::job::{AttemptEnd, JobId, JobRecord, JobState};
+use super::job::{AttemptEnd, JobId, JobRecord, JobState, MAX_HISTORY};
 
 /// A transition the book refused.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -276,8 +276,20 @@ impl Book {
     }
 
     /// `worker` took the job: its lease starts. Returns the attempt number.
+    /// The answer can come after the worker's first heartbeat, which
+    /// already made it the lease holder: that is not an error.
     pub fn accepted(&mut self, id: &JobId, worker: &str, now_ms: u64) -> Result<u32, BookError> {
         let lease_ms = self.lease_ms;
+        if let Some(Entry {
+            lease: Some(l),
+            record,
+            ..
+        }) = self.jobs.get(id)
+        {
+            if record.state == JobState::Running && l.worker == worker {
+                return Ok(l.attempt);
+            }
+        }
         let e = self.entry(id, JobState::Offered)?;
         if e.offered_to.as_deref() != Some(worker) {
             return Err(BookError::State {
@@ -348,7 +360,7 @@ impl Book {
                 let Some(e) = self.jobs.get_mut(&id) else {
                     return Verdict::Abort;
                 };
-                e.record.attempts = e.record.attempts.max(attempt);
+                e.record.note_attempt(worker, attempt, now_ms);
                 e.record.state = JobState::Running;
                 e.offered_to = None;
                 e.lease = Some(Lease {
@@ -387,7 +399,7 @@ impl Book {
             let Some(e) = self.jobs.get_mut(id) else {
                 return Finish::Unknown;
             };
-            e.record.attempts = e.record.attempts.max(attempt);
+            e.record.note_attempt(worker, attempt, now_ms);
             e.record.end_attempt(attempt, AttemptEnd::Succeeded, now_ms);
             e.record.result = result;
             e.record.error = None;
@@ -602,6 +614,25 @@ impl Book {
             if (state == JobState::Queued) != e.ready.is_some() {
                 return Err(format!("{id}: {state:?} with ready key {:?}", e.ready));
             }
+            if let Some(l) = &e.lease {
+                let open = e.record.history.iter().any(|a| {
+                    a.number == l.attempt && a.worker == l.worker && a.end == AttemptEnd::Running
+                });
+                if !open && e.record.history.len() < MAX_HISTORY {
+                    return Err(format!("{id}: lease {l:?} not in history"));
+                }
+            }
+            if state == JobState::Done
+                && !e
+                    .record
+                    .history
+                    .iter()
+                    .any(|a| a.end == AttemptEnd::Succeeded)
+            {
+                return Err(format!(
+                    "{id}: done without a successful attempt in history"
+                ));
+            }
             if state == JobState::DeadLetter && e.record.attempts < e.record.spec.max_attempts {
                 return Err(format!(
                     "{id}: dead-lettered after {} attempts",
@@ -673,6 +704,29 @@ mod tests {
         assert_eq!(r.state, JobState::DeadLetter);
         assert_eq!(r.history.len(), 2);
         assert!(r.history.iter().all(|a| a.end == AttemptEnd::LeaseExpired));
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn an_attempt_heard_of_before_the_offer_answer_is_in_the_history() {
+        let mut b = Book::new(LEASE_MS);
+        b.insert(record(1, 3, 0), 0).unwrap();
+        b.insert(record(2, 3, 0), 0).unwrap();
+        // Job 1: the worker's first heartbeat comes before its answer.
+        b.offer(&id(1), "a.1", 0).unwrap();
+        let verdicts = b.heartbeat("a.1", &[(id(1), 1)], 10);
+        assert_eq!(verdicts, vec![(id(1), Verdict::Keep)]);
+        assert_eq!(b.accepted(&id(1), "a.1", 20), Ok(1));
+        // Job 2: the result comes before the answer.
+        b.offer(&id(2), "b.1", 0).unwrap();
+        let done = b.finished("b.1", &id(2), 1, AttemptEnd::Succeeded, vec![], 30);
+        assert!(matches!(done, Finish::Changed(_)), "{done:?}");
+        for (n, end) in [(1, AttemptEnd::Running), (2, AttemptEnd::Succeeded)] {
+            let r = b.get(&id(n)).unwrap();
+            assert_eq!(r.attempts, 1);
+            assert_eq!(r.history.len(), 1, "{r:?}");
+            assert_eq!((r.history[0].number, &r.history[0].end), (1, &end));
+        }
         b.check().unwrap();
     }
 

@@ -335,14 +335,32 @@ impl JobRecord {
 
     /// Record the start of an attempt on `worker`.
     pub fn start_attempt(&mut self, worker: &str, now_ms: u64) {
-        self.attempts += 1;
+        self.note_attempt(worker, self.attempts + 1, now_ms);
+    }
+
+    /// Record that attempt `number` runs on `worker`. An owner can hear of
+    /// an attempt (a heartbeat, a result) before the worker's answer to its
+    /// offer: the attempt goes into the history then, or it would be
+    /// missing from it. An entry already closed (a lease given up on) is
+    /// reopened, since the worker has shown it still runs.
+    pub fn note_attempt(&mut self, worker: &str, number: u32, now_ms: u64) {
+        self.attempts = self.attempts.max(number);
+        if let Some(a) = self.history.iter_mut().find(|a| a.number == number) {
+            if a.end != AttemptEnd::Succeeded {
+                a.worker = worker.to_owned();
+                a.ended_ms = None;
+                a.end = AttemptEnd::Running;
+            }
+            return;
+        }
         self.history.push(Attempt {
-            number: self.attempts,
+            number,
             worker: worker.to_owned(),
             started_ms: now_ms,
             ended_ms: None,
             end: AttemptEnd::Running,
         });
+        self.history.sort_by_key(|a| a.number);
         if self.history.len() > MAX_HISTORY {
             self.history.remove(0);
         }

@@ -393,9 +393,8 @@ impl Owner {
                 // or it finished here already and was forgotten): record
                 // the result; last writer wins over an older queued record.
                 let mut record = JobRecord::new(id, spec, now);
-                record.start_attempt(worker, now);
-                record.attempts = record.attempts.max(attempt);
-                record.end_attempt(record.attempts, AttemptEnd::Succeeded, now);
+                record.note_attempt(worker, attempt, now);
+                record.end_attempt(attempt, AttemptEnd::Succeeded, now);
                 record.state = JobState::Done;
                 record.finished_ms = Some(now);
                 record.result = result;
