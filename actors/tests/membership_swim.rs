@@ -261,8 +261,8 @@ async fn restarted_membership_actors_are_seen_up_again_quickly() {
     let mut sim = Sim::start(&["a", "b", "c"]).await;
     sim.all_up().await;
     // Run long enough that heartbeats are far above a fresh instance's.
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    sim.all_up().await;
+    sim.always(Duration::from_secs(120), "everyone stays Up", everyone_up)
+        .await;
     sim.restart("b").await;
     sim.restart("a").await;
     let restarted = tokio::time::Instant::now();
