@@ -201,6 +201,11 @@ mod tests {
     use super::*;
     use crate::membership::MemberSnapshot;
 
+    /// Whether `member` is a replica of any of the first 16 partitions.
+    fn holds(p: &Placement, member: &MemberKey) -> bool {
+        (0..16).any(|i| p.replicas(Partition(i)).contains(member))
+    }
+
     fn member(i: u8, generation: u64, state: MemberState) -> MemberSnapshot {
         MemberSnapshot {
             key: MemberKey::new(hex::encode([i; 32]), generation),
@@ -256,9 +261,8 @@ mod tests {
         let since = BTreeMap::from([(down.clone(), 10_000)]);
         let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
         let after = Placement::build(me, &v, rules(), &since, 11_001);
-        let holds = |p: &Placement| (0..16).any(|i| p.replicas(Partition(i)).contains(&down));
-        assert!(holds(&during));
-        assert!(!holds(&after));
+        assert!(holds(&during, &down));
+        assert!(!holds(&after, &down));
         assert!(!during.is_live(&down));
         assert!(during.routing().closest(&member_point(&down).unwrap(), 1)[0].1 != down);
     }
@@ -276,8 +280,6 @@ mod tests {
         let since = BTreeMap::from([(restarting.clone(), 10_000)]);
         let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
         let after = Placement::build(me, &v, rules(), &since, 11_001);
-        let holds =
-            |p: &Placement, k: &MemberKey| (0..16).any(|i| p.replicas(Partition(i)).contains(k));
         assert!(holds(&during, &restarting), "its partitions stay put");
         assert!(!during.is_live(&restarting));
         assert!(!holds(&during, &newcomer), "a new node owns once linked");

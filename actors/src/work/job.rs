@@ -353,14 +353,17 @@ impl JobRecord {
             }
             return;
         }
-        self.history.push(Attempt {
-            number,
-            worker: worker.to_owned(),
-            started_ms: now_ms,
-            ended_ms: None,
-            end: AttemptEnd::Running,
-        });
-        self.history.sort_by_key(|a| a.number);
+        let at = self.history.partition_point(|a| a.number < number);
+        self.history.insert(
+            at,
+            Attempt {
+                number,
+                worker: worker.to_owned(),
+                started_ms: now_ms,
+                ended_ms: None,
+                end: AttemptEnd::Running,
+            },
+        );
         if self.history.len() > MAX_HISTORY {
             self.history.remove(0);
         }
