@@ -31,6 +31,9 @@ pub enum Command {
     /// Make TLS material for node links.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Make token keys and signed API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Store a file in the cluster (streamed; `-` reads standard input).
     Put(PutArgs),
     /// Read a file from the cluster (to FILE, or standard output).
@@ -223,6 +226,58 @@ pub enum CertCommand {
     },
 }
 
+/// `hypha token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a random token key in FILE (0600); nodes verify with it
+    /// (`--token-key-file`), `hypha token create` signs with it.
+    Key {
+        /// Where to write the key; refuses to overwrite one.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a signed bearer token.
+    Create {
+        /// The key to sign with.
+        #[arg(long, env = "HYPHA_TOKEN_KEY_FILE")]
+        key_file: PathBuf,
+        /// The role it grants: read, write or admin.
+        #[arg(long)]
+        role: crate::auth::Role,
+        /// Who it is for (shown in logs; rate limits are per token).
+        #[arg(long)]
+        subject: String,
+        /// How long it is valid, e.g. 90s, 30m, 12h, 7d.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl_s)]
+        ttl: u64,
+        /// The cluster id it is good for.
+        #[arg(long, env = "HYPHA_CLUSTER_ID", default_value = "hypha")]
+        cluster_id: String,
+    },
+}
+
+/// A duration such as `90s`, `30m`, `12h` or `7d`, in seconds.
+pub fn parse_ttl_s(text: &str) -> Result<u64, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit (s, m, h, d)"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    match n.checked_mul(scale) {
+        Some(0) | None => Err(format!("{text:?}: out of range")),
+        Some(s) => Ok(s),
+    }
+}
+
 /// `hypha cluster …`
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
@@ -302,6 +357,14 @@ pub struct NodeArgs {
     /// File holding a read-only bearer token (else HYPHA_READ_TOKEN).
     #[arg(long, env = "HYPHA_READ_TOKEN_FILE")]
     pub read_token_file: Option<PathBuf>,
+    /// File holding a key that verifies signed tokens (repeat during a key
+    /// rollover; else HYPHA_TOKEN_KEY). Tokens come from `hypha token create`.
+    #[arg(
+        long = "token-key-file",
+        env = "HYPHA_TOKEN_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub token_key_files: Vec<PathBuf>,
     /// Serve read-only admin routes without a token.
     #[arg(long, env = "HYPHA_OPEN_READS")]
     pub open_reads: bool,

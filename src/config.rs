@@ -52,6 +52,10 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Time in-flight requests get to finish when the server stops.
     pub drain_timeout_ms: u64,
+    /// Requests a second each credential may make (0: no limit).
+    pub rate_limit_per_s: u32,
+    /// Requests a credential may make at once before the rate applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for HttpLimits {
@@ -61,6 +65,8 @@ impl Default for HttpLimits {
             header_read_timeout_ms: 5_000,
             max_connections: 1_024,
             drain_timeout_ms: 2_000,
+            rate_limit_per_s: 500,
+            rate_limit_burst: 1_000,
         }
     }
 }
@@ -315,6 +321,8 @@ struct AuthFile {
     admin_token_file: Option<PathBuf>,
     read_token_file: Option<PathBuf>,
     #[serde(default)]
+    token_key_files: Vec<PathBuf>,
+    #[serde(default)]
     open_reads: bool,
 }
 
@@ -371,6 +379,9 @@ pub struct SecretSources {
     pub admin_token_file: Option<PathBuf>,
     /// Read-only token file (else `HYPHA_READ_TOKEN`).
     pub read_token_file: Option<PathBuf>,
+    /// Keys that verify signed tokens (else `HYPHA_TOKEN_KEY`), one per
+    /// file; several during a key rollover.
+    pub token_key_files: Vec<PathBuf>,
     /// Reads need no token.
     pub open_reads: bool,
 }
@@ -497,6 +508,11 @@ impl NodeConfig {
                 cookie_file: args.cookie_file.clone().or(file.cookie_file),
                 admin_token_file: args.admin_token_file.clone().or(file.auth.admin_token_file),
                 read_token_file: args.read_token_file.clone().or(file.auth.read_token_file),
+                token_key_files: if args.token_key_files.is_empty() {
+                    file.auth.token_key_files
+                } else {
+                    args.token_key_files.clone()
+                },
                 open_reads: args.open_reads || file.auth.open_reads,
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),

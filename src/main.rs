@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hypha::cli::{CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, UpArgs};
+use hypha::cli::{
+    CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, TokenCommand, UpArgs,
+};
 use hypha::commands;
 use hypha::config::{Mode, NodeConfig};
 use hypha::node::{self, NodeExit};
@@ -26,6 +28,18 @@ fn main() -> ExitCode {
                 CertCommand::Node { ca_dir, name, out } => {
                     commands::cert::node(&ca_dir, &name, &out)
                 }
+            }
+        }),
+        Command::Token(cmd) => run_client(async move {
+            match cmd {
+                TokenCommand::Key { out } => commands::token::key(&out),
+                TokenCommand::Create {
+                    key_file,
+                    role,
+                    subject,
+                    ttl,
+                    cluster_id,
+                } => commands::token::create(&key_file, role, &subject, ttl, &cluster_id),
             }
         }),
         Command::Put(args) => run_client(commands::files::put(args)),
@@ -95,7 +109,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
     };
     telemetry::init_logging(config.log_format);
     hypha_supervisors::install_quiet_panic_hook();
-    let secrets = match secrets::resolve(&config.secrets, config.mode) {
+    let secrets = match secrets::resolve(&config.secrets, config.mode, &config.cluster.id) {
         Ok(s) => s,
         Err(err) => {
             eprintln!("hypha: {err}");

@@ -1,5 +1,6 @@
-//! Secrets: the cluster cookie and the admin/read bearer tokens. Read from
-//! files or the environment; in `--dev` mode, missing ones are generated and
+//! Secrets: the cluster cookie, the static admin/read bearer tokens and the
+//! keys that verify signed tokens. Read from files or the environment; in
+//! `--dev` mode, a missing cookie and admin token are generated and
 //! announced. Outside dev mode a node refuses to start without a cookie.
 
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::path::Path;
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::auth::{Role, TokenTable};
+use crate::auth::{Role, TokenKey, TokenKeyError, TokenTable};
 use crate::config::{Mode, SecretSources};
 
 /// Shortest cookie accepted: the handshake is only as strong as the cookie.
@@ -30,6 +31,14 @@ pub enum SecretError {
         what: &'static str,
         /// The minimum.
         min: usize,
+    },
+    /// A token key is unusable.
+    #[error("token key {path}: {reason}")]
+    TokenKey {
+        /// The file (or the variable) it came from.
+        path: String,
+        /// Why.
+        reason: TokenKeyError,
     },
     /// A secret file could not be read.
     #[error("cannot read {what} from {path}: {source}")]
@@ -101,8 +110,42 @@ fn from_file_or_env(
     }
 }
 
-/// Resolve the cookie and tokens for `mode`.
-pub fn resolve(sources: &SecretSources, mode: Mode) -> Result<Secrets, SecretError> {
+fn token_key(what: String, text: &str) -> Result<TokenKey, SecretError> {
+    TokenKey::new(text.trim().as_bytes())
+        .map_err(|reason| SecretError::TokenKey { path: what, reason })
+}
+
+/// Load the token key in `path` (its trimmed text is the key).
+pub fn load_token_key(path: &Path) -> Result<TokenKey, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        what: "token key",
+        path: path.display().to_string(),
+        source,
+    })?;
+    token_key(path.display().to_string(), &text)
+}
+
+/// The keys that verify signed tokens: every file given, else `HYPHA_TOKEN_KEY`.
+fn token_keys(sources: &SecretSources) -> Result<Vec<TokenKey>, SecretError> {
+    if sources.token_key_files.is_empty() {
+        return match std::env::var("HYPHA_TOKEN_KEY") {
+            Ok(text) => Ok(vec![token_key("HYPHA_TOKEN_KEY".into(), &text)?]),
+            Err(_) => Ok(Vec::new()),
+        };
+    }
+    sources
+        .token_key_files
+        .iter()
+        .map(|p| load_token_key(p))
+        .collect()
+}
+
+/// Resolve the cookie and tokens for `mode` in cluster `cluster_id`.
+pub fn resolve(
+    sources: &SecretSources,
+    mode: Mode,
+    cluster_id: &str,
+) -> Result<Secrets, SecretError> {
     let mut generated = Vec::new();
     let cookie = from_file_or_env(
         "cluster cookie",
@@ -140,7 +183,10 @@ pub fn resolve(sources: &SecretSources, mode: Mode) -> Result<Secrets, SecretErr
         "HYPHA_READ_TOKEN",
         MIN_TOKEN_CHARS,
     )?;
-    let mut tokens = TokenTable::new(sources.open_reads);
+    let mut tokens = TokenTable::new(cluster_id, sources.open_reads);
+    for key in token_keys(sources)? {
+        tokens.add_key(&key);
+    }
     if let Some(t) = &admin {
         tokens.add(t.expose(), Role::Admin);
     }

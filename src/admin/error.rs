@@ -73,6 +73,9 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Invalid => {
                 Self::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
             }
+            AuthError::Expired => {
+                Self::new(StatusCode::UNAUTHORIZED, "token_expired", err.to_string())
+            }
             AuthError::Forbidden(_) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
             }

@@ -3,13 +3,13 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::Role;
+use crate::auth::{AuthError, Role};
 
 /// Count requests and time them, by matched route (bounded label values).
 pub(crate) async fn track_metrics(request: Request, next: Next) -> Response {
@@ -42,40 +42,48 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn require(state: &AppState, request: Request, next: Next, role: Role) -> Response {
+/// Let a request through if its credential has `role` and is within its
+/// rate limit; the [`crate::auth::Principal`] goes into the request's extensions.
+pub(crate) async fn require(
+    State((state, role)): State<(AppState, Role)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.tokens.authorize(header, role) {
-        Ok(()) => next.run(request).await,
-        Err(err) => ApiError::from(err).into_response(),
+    let principal = match state.tokens.authorize(header, role) {
+        Ok(p) => p,
+        Err(err) => {
+            metrics::counter!("hypha_http_auth_refusals_total", "reason" => refusal_label(&err))
+                .increment(1);
+            return ApiError::from(err).into_response();
+        }
+    };
+    if let Err(wait) = state.rate.check(&principal.key) {
+        metrics::counter!("hypha_http_rate_limited_total").increment(1);
+        let retry_after_s = wait.as_secs() + 1;
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this token; retry in {retry_after_s} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        return response;
     }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
 }
 
-/// Routes that need at least the read role.
-pub(crate) async fn require_read(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    require(&state, request, next, Role::Read).await
-}
-
-/// Routes that need the write role.
-pub(crate) async fn require_write(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    require(&state, request, next, Role::Write).await
-}
-
-/// Routes that need the admin role.
-pub(crate) async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    require(&state, request, next, Role::Admin).await
+fn refusal_label(err: &AuthError) -> &'static str {
+    match err {
+        AuthError::Missing => "missing",
+        AuthError::Invalid => "invalid",
+        AuthError::Expired => "expired",
+        AuthError::Forbidden(_) => "forbidden",
+    }
 }

@@ -1,18 +1,18 @@
-//! The admin HTTP surface: routes, auth, metrics middleware, and the
-//! supervised server actor that serves them.
-//!
-//! Routes (auth roles in brackets; health and metrics are open):
-//! - `GET /health`, `GET /ready`, `GET /metrics`
-//! - `GET /v1/node`, `GET /v1/node/labels` [read]
-//! - `PUT|DELETE /v1/node/labels/{key}` [admin]
-//! - `GET /v1/actors` [read]: the live supervision tree
-//! - `GET /v1/cluster/members` [read]: the membership view
-//! - `POST /v1/chaos/actors/{path}/kill?mode=panic|kill` [admin]
+//! The admin and data HTTP API: the route table (one source for the
+//! router, each route's access rule and the OpenAPI spec), auth and rate
+//! limits, metrics middleware, and the supervised server actor that serves
+//! them. Routes and roles: docs/admin-api.md; threat model:
+//! docs/security.md.
 
 pub mod error;
 pub mod http;
 mod middleware;
+mod openapi;
+mod rate;
 mod routes;
+
+pub use openapi::spec as openapi_spec;
+pub use routes::{route_table, Access, BodyKind, RouteInfo};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +66,7 @@ pub struct DataApis {
 pub struct AppState {
     pub(crate) facts: Arc<NodeFacts>,
     pub(crate) tokens: Arc<TokenTable>,
+    pub(crate) rate: Arc<rate::TokenRateLimit>,
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) store: StoreClient,
     pub(crate) root_name: String,
@@ -90,6 +91,7 @@ impl AppState {
         Self {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
+            rate: Arc::new(rate::TokenRateLimit::new(0, 0)),
             prometheus,
             store,
             root_name,
@@ -111,6 +113,10 @@ impl AppState {
 }
 
 /// The admin router with limits and metrics.
-pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+pub fn router(mut state: AppState, limits: &HttpLimits) -> Router {
+    state.rate = Arc::new(rate::TokenRateLimit::new(
+        limits.rate_limit_per_s,
+        limits.rate_limit_burst,
+    ));
     routes::router(state, limits.max_body_bytes)
 }

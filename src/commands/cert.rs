@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use hypha_actors::peers::tls::{self, PemPair};
 
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -63,7 +63,14 @@ fn shared_secret(env: &str, dir: &Path, file: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-fn spawn_node(plan: &UpPlan, i: u16, cookie: &str, token: &str) -> anyhow::Result<NodeChild> {
+/// The secrets every node of a local cluster shares.
+struct Shared {
+    cookie: String,
+    admin_token: String,
+    token_key_file: PathBuf,
+}
+
+fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChild> {
     let name = format!("node-{i}");
     let data = plan.dir.join(&name);
     std::fs::create_dir_all(&data)?;
@@ -100,8 +107,10 @@ fn spawn_node(plan: &UpPlan, i: u16, cookie: &str, token: &str) -> anyhow::Resul
             "--seed",
             &format!("127.0.0.1:{}", port(plan.base_port, 0, 2)?),
         ])
-        .env("HYPHA_COOKIE", cookie)
-        .env("HYPHA_ADMIN_TOKEN", token)
+        .arg("--token-key-file")
+        .arg(&shared.token_key_file)
+        .env("HYPHA_COOKIE", &shared.cookie)
+        .env("HYPHA_ADMIN_TOKEN", &shared.admin_token)
         .env_remove("HYPHA_CONFIG")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -129,9 +138,18 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         super::cert::ca(&ca_dir)?;
     }
     let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;
+    let token_key_file = plan.dir.join("token-key");
+    if !token_key_file.exists() {
+        super::token::key(&token_key_file)?;
+    }
+    let shared = Shared {
+        cookie,
+        admin_token: token.clone(),
+        token_key_file,
+    };
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {
-        nodes.push(spawn_node(&plan, i, &cookie, &token)?);
+        nodes.push(spawn_node(&plan, i, &shared)?);
     }
     println!(
         "hypha: starting {} nodes in {} (logs: node-<i>.log)",
@@ -154,6 +172,11 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         "hypha: try: HYPHA_ADMIN_TOKEN=$(cat {}) hypha members --url {}",
         plan.dir.join("admin-token").display(),
         nodes[0].url
+    );
+    println!(
+        "hypha: more tokens: hypha token create --key-file {} --cluster-id {} --role read --subject me",
+        shared.token_key_file.display(),
+        plan.cluster_id
     );
     println!("hypha: Ctrl-C stops every node");
     watch_until_signal(&mut nodes).await;

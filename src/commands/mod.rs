@@ -8,6 +8,7 @@ pub mod cluster_up;
 pub mod files;
 pub mod jobs;
 pub mod members;
+pub mod token;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 pub mod cluster;
 use std::time::{Duration, Instant};
 
-use hypha::auth::{Role, TokenTable};
+use hypha::auth::{Claims, Role, TokenKey, TokenTable};
 use hypha::cli::NodeArgs;
 use hypha::config::NodeConfig;
 use hypha::node::{self, RunningNode};
@@ -18,11 +18,25 @@ use hypha::secrets::{self, Secrets};
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const READ_TOKEN: &str = "test-read-token-0123456789abcdef";
 pub const COOKIE: &str = "test-cookie-0123456789abcdef0123";
+/// The key test nodes verify signed tokens with.
+pub const TOKEN_KEY: &[u8] = b"test-token-key-0123456789abcdef-0123456789";
+
+/// A token signed with [`TOKEN_KEY`] for the default cluster, issued
+/// `age_s` ago and valid `ttl_s` from then.
+pub fn signed_token(role: Role, age_s: u64, ttl_s: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = Claims::new("hypha", "tests", role, now - age_s, ttl_s);
+    TokenKey::new(TOKEN_KEY).unwrap().sign(&claims).unwrap()
+}
 
 pub fn secrets() -> Secrets {
-    let mut tokens = TokenTable::new(false);
+    let mut tokens = TokenTable::new("hypha", false);
     tokens.add(ADMIN_TOKEN, Role::Admin);
     tokens.add(READ_TOKEN, Role::Read);
+    tokens.add_key(&TokenKey::new(TOKEN_KEY).unwrap());
     Secrets {
         cookie: secrets::generate(),
         tokens,

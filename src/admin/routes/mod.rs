@@ -1,4 +1,10 @@
-//! Route table of the admin API.
+//! The route table of the admin and data API.
+//!
+//! Every route is one entry of [`entries`]: method, path, who may call it,
+//! and what the OpenAPI spec says about it. The router, the auth layer of
+//! each route and the spec at `/openapi.json` are all built from that one
+//! table, so a route cannot exist without its access rule, nor be
+//! documented differently from how it is served.
 
 mod actors;
 mod cluster;
@@ -9,56 +15,341 @@ mod jobs;
 mod node;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::http::Method;
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require_admin, require_read, require_write, track_metrics};
+use super::middleware::{require, track_metrics};
 use super::AppState;
+use crate::auth::Role;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, readiness, metrics, the spec).
+    Open,
+    /// Any valid credential; the handler reports which role it has.
+    AnyToken,
+    /// A credential with at least this role.
+    Needs(Role),
+}
+
+/// What a route takes as its request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body.
+    None,
+    /// A JSON object.
+    Json,
+    /// Raw bytes, streamed.
+    Bytes,
+    /// UTF-8 text.
+    Text,
+}
+
+/// A query parameter: name and meaning.
+pub type QueryParam = (&'static str, &'static str);
+
+/// One route of the API.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// HTTP method (GET routes answer HEAD too).
+    pub method: Method,
+    /// Path pattern in axum syntax: `{x}` one segment, `{*x}` the rest.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// One line for the spec.
+    pub summary: &'static str,
+    /// Query parameters.
+    pub query: &'static [QueryParam],
+    /// Request body.
+    pub body: BodyKind,
+    /// Status of a successful answer.
+    pub ok_status: u16,
+}
+
+impl RouteInfo {
+    /// Whether calling it changes state.
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
+struct Entry {
+    info: RouteInfo,
+    handler: MethodRouter<AppState>,
+}
+
+fn entry(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    handler: MethodRouter<AppState>,
+) -> Entry {
+    let ok_status = match method {
+        Method::POST | Method::PUT => 201,
+        _ => 200,
+    };
+    Entry {
+        info: RouteInfo {
+            method,
+            path,
+            access,
+            summary,
+            query: &[],
+            body: BodyKind::None,
+            ok_status,
+        },
+        handler,
+    }
+}
+
+impl Entry {
+    fn query(mut self, query: &'static [QueryParam]) -> Self {
+        self.info.query = query;
+        self
+    }
+
+    fn body(mut self, body: BodyKind) -> Self {
+        self.info.body = body;
+        self
+    }
+
+    fn ok(mut self, status: u16) -> Self {
+        self.info.ok_status = status;
+        self
+    }
+}
+
+const READ: Access = Access::Needs(Role::Read);
+const WRITE: Access = Access::Needs(Role::Write);
+const ADMIN: Access = Access::Needs(Role::Admin);
+
+const FILE_LIST_QUERY: &[QueryParam] = &[
+    ("prefix", "only names starting with this"),
+    ("label", "k=v: only files with this label (repeatable)"),
+    ("min_size", "bytes"),
+    ("max_size", "bytes"),
+    ("modified_after_ms", "Unix ms"),
+    ("modified_before_ms", "Unix ms"),
+    ("limit", "page size"),
+    ("cursor", "next_cursor of the previous page"),
+];
+
+fn entries() -> Vec<Entry> {
+    use Method as M;
+    vec![
+        entry(
+            M::GET,
+            "/health",
+            Access::Open,
+            "the process serves",
+            get(health::health),
+        ),
+        entry(
+            M::GET,
+            "/ready",
+            Access::Open,
+            "every supervised actor runs",
+            get(health::ready),
+        ),
+        entry(
+            M::GET,
+            "/metrics",
+            Access::Open,
+            "Prometheus metrics",
+            get(health::metrics),
+        ),
+        entry(
+            M::GET,
+            "/openapi.json",
+            Access::Open,
+            "this spec",
+            get(super::openapi::serve),
+        ),
+        entry(
+            M::GET,
+            "/v1/auth/whoami",
+            Access::AnyToken,
+            "the caller's role and the upload limit",
+            get(node::whoami),
+        ),
+        entry(
+            M::GET,
+            "/v1/node",
+            READ,
+            "this node: id, version, addresses, labels",
+            get(node::info),
+        ),
+        entry(
+            M::GET,
+            "/v1/node/labels",
+            READ,
+            "this node's labels",
+            get(node::labels),
+        ),
+        entry(
+            M::PUT,
+            "/v1/node/labels/{key}",
+            ADMIN,
+            "set a label (body: the value)",
+            put(node::put_label),
+        )
+        .body(BodyKind::Text)
+        .ok(200),
+        entry(
+            M::DELETE,
+            "/v1/node/labels/{key}",
+            ADMIN,
+            "remove a label",
+            delete(node::delete_label),
+        ),
+        entry(
+            M::GET,
+            "/v1/actors",
+            READ,
+            "the live supervision tree",
+            get(actors::tree),
+        ),
+        entry(
+            M::POST,
+            "/v1/chaos/actors/{*path}",
+            ADMIN,
+            "fault an actor: PATH/kill",
+            post(actors::chaos_kill),
+        )
+        .query(&[("mode", "panic (default) or kill")])
+        .ok(202),
+        entry(
+            M::GET,
+            "/v1/cluster/members",
+            READ,
+            "the membership view",
+            get(cluster::members),
+        ),
+        entry(
+            M::GET,
+            "/v1/dht/partitions",
+            READ,
+            "partitions and replica health",
+            get(dht::partitions),
+        )
+        .query(&[("partition", "only this partition")]),
+        entry(
+            M::GET,
+            "/v1/files",
+            READ,
+            "list files, sorted by name",
+            get(files::list),
+        )
+        .query(FILE_LIST_QUERY),
+        entry(
+            M::GET,
+            "/v1/files/{*name}",
+            READ,
+            "a file's content (Range supported)",
+            get(files::get),
+        )
+        .query(&[("consistency", "available (default) or quorum")]),
+        // Uploads stream with their own limit (dht.max_file_bytes), not the
+        // small body limit of the other routes.
+        entry(
+            M::PUT,
+            "/v1/files/{*name}",
+            WRITE,
+            "store a file (body: its content)",
+            put(files::put).layer(DefaultBodyLimit::disable()),
+        )
+        .query(&[("label", "k=v (repeatable)")])
+        .body(BodyKind::Bytes),
+        entry(
+            M::DELETE,
+            "/v1/files/{*name}",
+            WRITE,
+            "delete a file",
+            delete(files::delete),
+        )
+        .ok(204),
+        entry(
+            M::GET,
+            "/v1/stat/{*name}",
+            READ,
+            "a file's metadata, partition and replicas",
+            get(files::stat),
+        ),
+        entry(
+            M::GET,
+            "/v1/jobs",
+            READ,
+            "list jobs, oldest first",
+            get(jobs::list),
+        )
+        .query(&[
+            ("queue", "only this queue"),
+            ("state", "only this state"),
+            ("limit", "at most this many"),
+        ]),
+        entry(
+            M::POST,
+            "/v1/jobs",
+            WRITE,
+            "submit a job",
+            post(jobs::submit),
+        )
+        .body(BodyKind::Json),
+        entry(
+            M::GET,
+            "/v1/jobs/{id}",
+            READ,
+            "a job's state, attempts and result",
+            get(jobs::status),
+        ),
+        entry(
+            M::DELETE,
+            "/v1/jobs/{id}",
+            WRITE,
+            "cancel a job",
+            delete(jobs::cancel),
+        ),
+        entry(
+            M::GET,
+            "/v1/jobs/{id}/result",
+            READ,
+            "a done job's raw result",
+            get(jobs::result),
+        ),
+        entry(
+            M::GET,
+            "/v1/queues",
+            READ,
+            "depth, in-flight and dead letters per queue",
+            get(jobs::queues),
+        ),
+    ]
+}
+
+/// Every route the API serves.
+pub fn route_table() -> Vec<RouteInfo> {
+    entries().into_iter().map(|e| e.info).collect()
+}
 
 pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let open = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        // Checks the token itself: it answers for every role.
-        .route("/v1/auth/whoami", get(node::whoami));
-    let read = Router::new()
-        .route("/v1/node", get(node::info))
-        .route("/v1/node/labels", get(node::labels))
-        .route("/v1/actors", get(actors::tree))
-        .route("/v1/cluster/members", get(cluster::members))
-        .route("/v1/dht/partitions", get(dht::partitions))
-        .route("/v1/files", get(files::list))
-        .route("/v1/files/{*name}", get(files::get))
-        .route("/v1/stat/{*name}", get(files::stat))
-        .route("/v1/jobs", get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::status))
-        .route("/v1/jobs/{id}/result", get(jobs::result))
-        .route("/v1/queues", get(jobs::queues))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
-    // Uploads stream with their own limit (dht.max_file_bytes), not the
-    // small default body limit of the other routes.
-    let write = Router::new()
-        .route(
-            "/v1/files/{*name}",
-            put(files::put)
-                .delete(files::delete)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/jobs", post(jobs::submit))
-        .route("/v1/jobs/{id}", axum::routing::delete(jobs::cancel))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_write));
-    let admin = Router::new()
-        .route(
-            "/v1/node/labels/{key}",
-            put(node::put_label).delete(node::delete_label),
-        )
-        .route("/v1/chaos/actors/{*path}", post(actors::chaos_kill))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    open.merge(read)
-        .merge(write)
-        .merge(admin)
+    let mut router = Router::new();
+    for Entry { info, handler } in entries() {
+        let handler = match info.access {
+            Access::Open | Access::AnyToken => handler,
+            Access::Needs(role) => handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), role),
+                require,
+            )),
+        };
+        // Routes of one path with different methods merge into one.
+        router = router.route(info.path, handler);
+    }
+    router
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
