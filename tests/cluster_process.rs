@@ -303,6 +303,10 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
     let stranger = c.spawn(2, &["--tls-dir", &path("n2")]);
     c.nodes.push(Some(stranger));
     let stranger_id = c.id_of(2);
+    // The right cookie but no certificate at all: plaintext links.
+    let plain = c.spawn(3, &[]);
+    c.nodes.push(Some(plain));
+    let plain_id = c.id_of(3);
     eventually(
         "the stranger is heard of and its TLS refused",
         Duration::from_secs(10),
@@ -315,21 +319,31 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
                     )
                 })
                 .sum();
-            c.view_of(0, &stranger_id).is_some() && refused >= 1.0
+            let heard = [&stranger_id, &plain_id]
+                .iter()
+                .all(|id| c.view_of(0, id).is_some());
+            heard && refused >= 1.0
         },
     );
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         for i in 0..2 {
-            let v = c.view_of(i, &stranger_id);
-            assert!(
-                v.as_ref()
-                    .is_none_or(|m| m["state"] != "up" && m["linked"] == false),
-                "{v:?}"
-            );
+            for id in [&stranger_id, &plain_id] {
+                let v = c.view_of(i, id);
+                assert!(
+                    v.as_ref()
+                        .is_none_or(|m| m["state"] != "up" && m["linked"] == false),
+                    "{v:?}"
+                );
+            }
             assert_eq!(c.up_count(i), 2);
         }
         assert_eq!(c.up_count(2), 1, "the stranger admitted nobody");
+        assert_eq!(
+            c.up_count(3),
+            1,
+            "the node without a certificate admitted nobody"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

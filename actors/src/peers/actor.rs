@@ -24,6 +24,12 @@ use super::messages::{PeersMessage, SessionEventKind};
 use super::tls::LinkTls;
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
 
+/// Largest node-link frame accepted, in bytes: one DHT message at its cap
+/// ([`crate::dht::codec::MAX_ENCODED_BYTES`]) plus the envelope, with
+/// room to spare. ractor_cluster's own default is 16 MiB; a peer sending
+/// a larger length prefix loses its link before anything is allocated.
+pub const MAX_LINK_FRAME_BYTES: u64 = 2 * crate::dht::codec::MAX_ENCODED_BYTES as u64;
+
 /// How long a restarted incarnation retries binding the node-link port.
 const BIND_RETRY_MS: u64 = 2_000;
 /// Reconciliation period.
@@ -139,7 +145,8 @@ async fn spawn_server(
                 .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor.clone())),
             Some(NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(config.listen.ip());
+        .with_listen_addr(config.listen.ip())
+        .with_max_inbound_frame_size(MAX_LINK_FRAME_BYTES);
         match Actor::spawn_linked(None, server, (), myself.get_cell()).await {
             Ok((server, _)) => return Ok(server),
             Err(err) if Instant::now() < deadline => {

@@ -23,13 +23,18 @@ const MAX_RELAY_TIMEOUT_MS: u64 = 5_000;
 /// Wire messages of the link service (version 1).
 #[derive(RactorClusterMessage)]
 pub enum LinkMessage {
-    /// Answer with the same nonce.
+    /// Answer with the same nonce (8 bytes, big-endian: the encoding of a
+    /// `u64`, which ractor would decode with a panic on fewer bytes).
     #[rpc]
-    Ping(u64, RpcReplyPort<u64>),
-    /// Ping the member with this link name within the timeout (ms); answer
-    /// whether it replied.
+    Ping(Vec<u8>, RpcReplyPort<u64>),
+    /// Ping the member with this link name (UTF-8) within the timeout
+    /// (ms, 8 bytes big-endian); answer whether it replied. Both travel as
+    /// bytes, not `String` and `u64`, because ractor decodes those with
+    /// `unwrap()` and slice indexing: a peer sending bad UTF-8 or a short
+    /// number would panic the decoder (found by the `node_envelope` fuzz
+    /// target). The encoding is the same, so version 1 peers interoperate.
     #[rpc]
-    PingReq(String, u64, RpcReplyPort<bool>),
+    PingReq(Vec<u8>, Vec<u8>, RpcReplyPort<bool>),
 }
 
 /// The process group of a member's link service.
@@ -79,7 +84,13 @@ impl ProbeTransport for LinkProbe {
             let relay_ms = timeout_ms.saturating_mul(4) / 5;
             let answer = link
                 .call(
-                    |reply| LinkMessage::PingReq(target_name, relay_ms, reply),
+                    |reply| {
+                        LinkMessage::PingReq(
+                            target_name.into_bytes(),
+                            relay_ms.to_be_bytes().to_vec(),
+                            reply,
+                        )
+                    },
                     Some(timeout),
                 )
                 .await;
@@ -97,7 +108,10 @@ impl ProbeTransport for LinkProbe {
 pub async fn ping(link: &ActorRef<LinkMessage>, timeout: Duration) -> Result<(), ProbeError> {
     let nonce: u64 = rand::random();
     match link
-        .call(|reply| LinkMessage::Ping(nonce, reply), Some(timeout))
+        .call(
+            |reply| LinkMessage::Ping(nonce.to_be_bytes().to_vec(), reply),
+            Some(timeout),
+        )
         .await
     {
         Ok(ractor::rpc::CallResult::Success(echo)) if echo == nonce => Ok(()),
@@ -151,19 +165,30 @@ impl Actor for LinkService {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             LinkMessage::Ping(nonce, reply) => {
-                let _ = reply.send(nonce);
+                // A malformed nonce gets no answer: the peer's ping times out.
+                if let Ok(nonce) = <[u8; 8]>::try_from(nonce.as_slice()) {
+                    let _ = reply.send(u64::from_be_bytes(nonce));
+                }
             }
             LinkMessage::PingReq(target, timeout_ms, reply) => {
-                relay(state, &target, timeout_ms, reply)
+                match <[u8; 8]>::try_from(timeout_ms.as_slice()) {
+                    Ok(ms) => relay(state, &target, u64::from_be_bytes(ms), reply),
+                    Err(_) => {
+                        let _ = reply.send(false);
+                    }
+                }
             }
         }
         Ok(())
     }
 }
 
-fn relay(state: &mut LinkState, target: &str, timeout_ms: u64, reply: RpcReplyPort<bool>) {
+fn relay(state: &mut LinkState, target: &[u8], timeout_ms: u64, reply: RpcReplyPort<bool>) {
     while state.relays.try_join_next().is_some() {}
-    let Some(target) = MemberKey::from_link_name(target) else {
+    let target = std::str::from_utf8(target)
+        .ok()
+        .and_then(MemberKey::from_link_name);
+    let Some(target) = target else {
         let _ = reply.send(false);
         return;
     };

@@ -70,6 +70,8 @@ pub struct Owner {
     /// Answers sent once the job's next terminal record is durable.
     waiters: HashMap<JobId, Vec<(RpcReplyPort<WorkResponse>, WorkResponse)>>,
     scanning: bool,
+    /// A scan of the queue registry has completed since this incarnation began.
+    scanned_once: bool,
     busy_until: HashMap<String, u64>,
     /// Timers, aborted on stop.
     pub timers: Vec<tokio::task::JoinHandle<()>>,
@@ -102,6 +104,7 @@ impl Owner {
             retry: Vec::new(),
             waiters: HashMap::new(),
             scanning: false,
+            scanned_once: false,
             busy_until: HashMap::new(),
             timers: Vec::new(),
             tasks: JoinSet::new(),
@@ -158,7 +161,16 @@ impl Owner {
 
     fn list(&self, queue: &str, state: Option<JobState>, limit: u32) -> WorkResponse {
         let Some(o) = self.owned.get(queue) else {
-            return self.not_owner(queue);
+            // A queue this node owns that no scan of the registry has found
+            // has no live jobs. One the registry lists but not loaded yet,
+            // or any before the first scan, may: the client retries.
+            // (Answering NotOwner made clients retry for 10 s, then 503.)
+            let loading = !self.scanned_once || self.known.contains(queue);
+            return match (self.owns(queue), loading) {
+                (true, false) => WorkResponse::Records(Vec::new()),
+                (true, true) => refuse(ErrorCode::Unavailable, "the queue is being loaded"),
+                (false, _) => self.not_owner(queue),
+            };
         };
         let mut records: Vec<JobRecord> = o
             .book
@@ -762,6 +774,7 @@ impl Owner {
     pub fn scanned(&mut self, queues: Option<Vec<String>>) {
         self.scanning = false;
         if let Some(queues) = queues {
+            self.scanned_once = true;
             self.registered.extend(queues.iter().cloned());
             self.known.extend(queues);
         }

@@ -1,0 +1,4 @@
+//! libFuzzer entry of [`hypha_fuzz::node_envelope`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hypha_fuzz::node_envelope(data));

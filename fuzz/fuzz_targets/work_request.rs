@@ -1,0 +1,4 @@
+//! libFuzzer entry of [`hypha_fuzz::work_request`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hypha_fuzz::work_request(data));
