@@ -181,10 +181,7 @@ fn no_input_makes_the_server_fail() {
     config.dht.write_quorum = 1;
     config.dht.read_quorum = 1;
     config.http.rate_limit_per_s = 0;
-    hypha_supervisors::install_quiet_panic_hook();
-    let node = rt
-        .block_on(hypha::node::start(&config, &secrets()))
-        .unwrap();
+    let node = rt.block_on(start_configured(&config));
     let api = Api::of(&node);
     let spec = serde_json::to_value(hypha::admin::openapi_spec()).unwrap();
     let ops = operations(&spec);

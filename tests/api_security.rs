@@ -225,8 +225,7 @@ async fn each_token_has_its_own_rate_limit() {
     let mut config = config(dir.path(), None);
     config.http.rate_limit_per_s = 1;
     config.http.rate_limit_burst = 5;
-    hypha_supervisors::install_quiet_panic_hook();
-    let node = hypha::node::start(&config, &secrets()).await.unwrap();
+    let node = start_configured(&config).await;
     let api = Api::of(&node);
     let busy = signed_token(Role::Read, 0, 600);
     let mut statuses = Vec::new();
@@ -263,8 +262,7 @@ async fn slow_and_idle_clients_are_dropped_in_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path(), None);
     config.http.header_read_timeout_ms = 1_000;
-    hypha_supervisors::install_quiet_panic_hook();
-    let node = hypha::node::start(&config, &secrets()).await.unwrap();
+    let node = start_configured(&config).await;
     let bound = Duration::from_millis(3_000);
 
     // Slowloris: one header byte every 100 ms, never finishing.

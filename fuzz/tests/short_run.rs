@@ -116,18 +116,3 @@ fn seeds_decode() {
         hypha_actors::dht::manifest::Manifest::from_stored(&s).unwrap();
     }
 }
-
-/// Writes the seeds as the starting corpus of `cargo fuzz run`
-/// (`fuzz/corpus/<target>/`); run with `--ignored` before a long run.
-#[test]
-#[ignore]
-fn write_seed_corpus() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    for (name, _) in hypha_fuzz::TARGETS {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, seed) in hypha_fuzz::seeds(name).iter().enumerate() {
-            std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
-        }
-    }
-}

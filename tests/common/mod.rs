@@ -59,10 +59,14 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
 
 /// Start a node inside this test process.
 pub async fn start_in_process(dir: &Path, max_restarts: Option<u32>) -> RunningNode {
+    start_configured(&config(dir, max_restarts)).await
+}
+
+/// Start a node with `config` (from [`config`], then adjusted) inside this
+/// test process.
+pub async fn start_configured(config: &NodeConfig) -> RunningNode {
     hypha_supervisors::install_quiet_panic_hook();
-    node::start(&config(dir, max_restarts), &secrets())
-        .await
-        .unwrap()
+    node::start(config, &secrets()).await.unwrap()
 }
 
 pub fn client() -> reqwest::Client {
