@@ -302,9 +302,10 @@ pub struct UpArgs {
     /// Cluster id.
     #[arg(long, default_value = "hypha")]
     pub cluster_id: String,
-    /// Mutual TLS on node links (a CA and node certificates are made in DIR).
+    /// Plaintext node links. By default links are mutual TLS: a cluster
+    /// CA (DIR/tls-ca) and node certificates (DIR/node-<i>/tls) are made.
     #[arg(long)]
-    pub tls: bool,
+    pub plaintext_links: bool,
 }
 
 /// Flags of `hypha members`.
@@ -345,9 +346,14 @@ pub struct NodeArgs {
     /// Cluster id: nodes gossip and link only within one id (default `hypha`).
     #[arg(long, env = "HYPHA_CLUSTER_ID")]
     pub cluster_id: Option<String>,
-    /// Mutual TLS on node links: directory with ca.pem, node.pem, node.key.
+    /// Mutual TLS on node links: directory with ca.pem, node.pem, node.key
+    /// (default DATA_DIR/tls). Reloaded on SIGHUP.
     #[arg(long, env = "HYPHA_TLS_DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// Allow plaintext node links when no certificates are found (links
+    /// are mutual TLS by default outside --dev).
+    #[arg(long, env = "HYPHA_PLAINTEXT_LINKS")]
+    pub plaintext_links: bool,
     /// File holding the cluster cookie (else HYPHA_COOKIE).
     #[arg(long, env = "HYPHA_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,

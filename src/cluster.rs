@@ -22,7 +22,7 @@ use hypha_actors::peers::{
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 
-use crate::config::{Listen, NodeConfig};
+use crate::config::{LinkPlan, Listen, NodeConfig};
 use crate::node::NodeError;
 use crate::secrets::Secrets;
 
@@ -79,9 +79,17 @@ impl ClusterParts {
         me: MemberKey,
         listen: Listen,
     ) -> Result<Self, NodeError> {
-        let tls = match &config.cluster.tls_dir {
-            Some(dir) => Some(LinkTls::load(dir).map_err(|e| NodeError::Tls(e.to_string()))?),
-            None => None,
+        let tls = match config
+            .link_plan()
+            .map_err(|e| NodeError::Tls(e.to_string()))?
+        {
+            LinkPlan::MutualTls(dir) => {
+                Some(LinkTls::load(&dir).map_err(|e| NodeError::Tls(e.to_string()))?)
+            }
+            LinkPlan::Plaintext => {
+                tracing::warn!("node links are plaintext after the cookie handshake");
+                None
+            }
         };
         let channels = MembershipChannels::new();
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());
@@ -179,4 +187,30 @@ impl ClusterParts {
             .intensity(CLUSTER_MAX_RESTARTS, CLUSTER_PERIOD_MS);
         ChildSpec::supervisor("cluster", flags, vec![link, peers, membership])
     }
+}
+
+/// Re-read `tls`'s directory off the async workers (it is file I/O),
+/// count the outcome, and log it: the SIGHUP handler and the admin route
+/// share this.
+pub async fn reload_link_tls(tls: &LinkTls) -> Result<(), String> {
+    let reloading = tls.clone();
+    let result = tokio::task::spawn_blocking(move || reloading.reload())
+        .await
+        .map_err(|e| format!("reload task: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match &result {
+        Ok(status) => {
+            metrics::counter!("hypha_tls_reloads_total", "result" => "ok").increment(1);
+            tracing::info!(
+                cert_blake3 = %status.cert_blake3,
+                trusted_cas = status.trusted_cas,
+                "node-link TLS material reloaded"
+            );
+        }
+        Err(err) => {
+            metrics::counter!("hypha_tls_reloads_total", "result" => "error").increment(1);
+            tracing::error!("node-link TLS reload failed, the material in use is kept: {err}");
+        }
+    }
+    result.map(|_| ())
 }

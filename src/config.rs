@@ -31,6 +31,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Link certificates are looked for here, under the data directory,
+/// when no `tls_dir` is set.
+pub const DEFAULT_TLS_DIR: &str = "tls";
+
 /// Whether the node runs with development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -93,10 +97,43 @@ pub struct ClusterSettings {
     /// On SIGTERM: bound on the subsystems' hand-off hooks.
     pub handoff_timeout_ms: u64,
     /// Mutual TLS on node links: a directory with `ca.pem`, `node.pem` and
-    /// `node.key` (made by `hypha cert`). Unset: plaintext after the
-    /// cookie handshake.
+    /// `node.key` (made by `hypha cert`). Unset: `DATA_DIR/tls`.
     pub tls_dir: Option<PathBuf>,
+    /// Whether node links may run without TLS (see [`LinkSecurity`]).
+    pub links: LinkSecurity,
 }
+
+/// How node links (and bulk links) are protected.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkSecurity {
+    /// Mutual TLS with the cluster CA; a node without certificates does
+    /// not start (outside `--dev`).
+    #[default]
+    MutualTls,
+    /// The operator opted out (`--plaintext-links`): links are plaintext
+    /// after the cookie handshake unless certificates are given anyway.
+    Plaintext,
+}
+
+/// What a node's links will use, decided once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkPlan {
+    /// Mutual TLS with the material in this directory.
+    MutualTls(PathBuf),
+    /// Plaintext: opted out, or `--dev` without certificates.
+    Plaintext,
+}
+
+/// Why a node cannot decide how to protect its links.
+#[derive(Debug, Error)]
+#[error(
+    "node links need mutual TLS outside --dev, and {0} holds no node.pem: make a cluster CA \
+     and a node certificate with `hypha cert ca --dir CA` and `hypha cert node --ca-dir CA \
+     --name NAME --out DIR`, then pass --tls-dir DIR (or put them in DATA_DIR/tls); or opt \
+     out with --plaintext-links"
+)]
+pub struct MissingLinkCertificates(pub String);
 
 impl Default for ClusterSettings {
     fn default() -> Self {
@@ -110,6 +147,7 @@ impl Default for ClusterSettings {
             leave_grace_ms: 1_000,
             handoff_timeout_ms: 10_000,
             tls_dir: None,
+            links: LinkSecurity::default(),
         }
     }
 }
@@ -525,6 +563,11 @@ impl NodeConfig {
             cluster: ClusterSettings {
                 id: args.cluster_id.clone().unwrap_or(file.cluster.id.clone()),
                 tls_dir: args.tls_dir.clone().or(file.cluster.tls_dir.clone()),
+                links: if args.plaintext_links {
+                    LinkSecurity::Plaintext
+                } else {
+                    file.cluster.links
+                },
                 ..file.cluster
             },
             dht: file.dht,
@@ -539,6 +582,29 @@ impl NodeConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Where this node's link certificates are, or why links are
+    /// plaintext. A directory given explicitly is always used (a missing
+    /// file then fails the start with the file's name); the default
+    /// `DATA_DIR/tls` is used when it holds a certificate.
+    pub fn link_plan(&self) -> Result<LinkPlan, MissingLinkCertificates> {
+        if let Some(dir) = &self.cluster.tls_dir {
+            return Ok(LinkPlan::MutualTls(dir.clone()));
+        }
+        let default_dir = self.data_dir.join(DEFAULT_TLS_DIR);
+        if default_dir
+            .join(hypha_actors::peers::tls::CERT_FILE)
+            .exists()
+        {
+            return Ok(LinkPlan::MutualTls(default_dir));
+        }
+        match (self.cluster.links, self.mode) {
+            (LinkSecurity::Plaintext, _) | (_, Mode::Dev) => Ok(LinkPlan::Plaintext),
+            (LinkSecurity::MutualTls, Mode::Production) => {
+                Err(MissingLinkCertificates(default_dir.display().to_string()))
+            }
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -733,6 +799,33 @@ mod tests {
             crate::cli::Command::Node(a) => *a,
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn links_need_certificates_outside_dev_unless_opted_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap();
+        let plan = |extra: &[&str]| {
+            let mut argv = vec!["--data-dir", data_dir];
+            argv.extend_from_slice(extra);
+            NodeConfig::resolve(&args(&argv)).unwrap().link_plan()
+        };
+        let err = plan(&[]).unwrap_err().to_string();
+        assert!(err.contains("--plaintext-links"), "{err}");
+        assert_eq!(plan(&["--dev"]).unwrap(), LinkPlan::Plaintext);
+        assert_eq!(plan(&["--plaintext-links"]).unwrap(), LinkPlan::Plaintext);
+        assert_eq!(
+            plan(&["--tls-dir", "/etc/t"]).unwrap(),
+            LinkPlan::MutualTls("/etc/t".into())
+        );
+        // Certificates in the default place win over the opt-out.
+        let default_dir = dir.path().join(DEFAULT_TLS_DIR);
+        std::fs::create_dir_all(&default_dir).unwrap();
+        std::fs::write(default_dir.join(hypha_actors::peers::tls::CERT_FILE), "").unwrap();
+        assert_eq!(
+            plan(&["--plaintext-links"]).unwrap(),
+            LinkPlan::MutualTls(default_dir)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use hypha::cli::{
     CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, TokenCommand, UpArgs,
 };
 use hypha::commands;
-use hypha::config::{Mode, NodeConfig};
+use hypha::config::{LinkSecurity, Mode, NodeConfig};
 use hypha::node::{self, NodeExit};
 use hypha::{secrets, telemetry};
 
@@ -82,7 +82,11 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
         dir: args.dir,
         base_port: args.base_port,
         cluster_id: args.cluster_id,
-        tls: args.tls,
+        links: if args.plaintext_links {
+            LinkSecurity::Plaintext
+        } else {
+            LinkSecurity::MutualTls
+        },
     })
     .await
 }

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
+use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::store::{
     self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
     StoreMessage, Tree, WriteBatch,
@@ -136,6 +137,7 @@ pub struct RunningNode {
     engine: SledEngine,
     channels: MembershipChannels,
     leave: LeavePlan,
+    tls: Option<LinkTls>,
     shutdown_timeout: Duration,
 }
 
@@ -205,6 +207,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
     };
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
+    let cluster_tls = cluster.tls.clone();
     let channels = cluster.channels.clone();
     let bulk = BulkSettings {
         listen: listen.bulk,
@@ -247,7 +250,8 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
             dht: dht.admin.clone(),
             work: work.admin.clone(),
         },
-    );
+    )
+    .with_link_tls(cluster.tls.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
@@ -285,6 +289,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         root,
         engine,
         channels,
+        tls: cluster_tls,
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
 }
@@ -421,18 +426,38 @@ pub(crate) async fn read_labels(
 impl RunningNode {
     /// Run until SIGTERM/SIGINT (then stop gracefully) or until the root
     /// supervisor gives up.
+    /// SIGHUP reloads the node-link TLS material ([`Self::reload_tls`]).
     pub async fn run_until_signal(mut self) -> NodeExit {
         let signal = wait_for_signal();
-        tokio::select! {
-            exit = &mut self.root.exit => {
-                self.flush().await;
-                node_exit(exit)
+        tokio::pin!(signal);
+        let mut hangups = hangup_signals();
+        loop {
+            tokio::select! {
+                exit = &mut self.root.exit => {
+                    self.flush().await;
+                    return node_exit(exit);
+                }
+                () = &mut signal => {
+                    tracing::info!(node = %self.name, "stopping: signal received; leaving the cluster");
+                    self.leave().await;
+                    return self.shutdown().await;
+                }
+                Some(()) = recv_hangup(&mut hangups) => {
+                    tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS");
+                    // The outcome is logged and counted by the reload.
+                    let _ = self.reload_tls().await;
+                }
             }
-            () = signal => {
-                tracing::info!(node = %self.name, "stopping: signal received; leaving the cluster");
-                self.leave().await;
-                self.shutdown().await
-            }
+        }
+    }
+
+    /// Re-read the node-link TLS directory: new handshakes use the new
+    /// certificate and CA bundle, established links stay up. An error
+    /// (plaintext links, unusable files) leaves the material in use.
+    pub async fn reload_tls(&self) -> Result<(), String> {
+        match &self.tls {
+            Some(tls) => crate::cluster::reload_link_tls(tls).await,
+            None => Err("node links are plaintext: there is no TLS material to reload".into()),
         }
     }
 
@@ -508,6 +533,22 @@ fn node_exit(root: Result<RootExit, tokio::sync::oneshot::error::RecvError>) -> 
         Ok(RootExit::Escalated(err)) => NodeExit::Escalated(err.to_string()),
         Ok(RootExit::Stopped) => NodeExit::Stopped,
         Err(_) => NodeExit::Killed,
+    }
+}
+
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|err| {
+            tracing::error!("cannot listen for SIGHUP; TLS reloads need the admin API: {err}")
+        })
+        .ok()
+}
+
+/// The next SIGHUP; never, if they cannot be received.
+async fn recv_hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangups {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 

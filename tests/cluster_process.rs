@@ -21,23 +21,30 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let first = spawn_node(&root.join("n0"), &["--node-name", "n0"]);
-        let seed = node_doc(&first.url, "/v1/node").unwrap()["gossip"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let mut cluster = Cluster {
-            _dir: dir,
-            root,
-            seed,
-            nodes: vec![Some(first)],
-        };
+        let mut cluster = Self::first(&[]);
         for i in 1..n {
             cluster.nodes.push(Some(cluster.spawn(i, &[])));
         }
         cluster
+    }
+
+    /// Node n0 alone (with `extra` flags), the seed of every later node.
+    fn first(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let mut args = vec!["--node-name", "n0"];
+        args.extend_from_slice(extra);
+        let first = spawn_node(&root.join("n0"), &args);
+        let seed = node_doc(&first.url, "/v1/node").unwrap()["gossip"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Cluster {
+            _dir: dir,
+            root,
+            seed,
+            nodes: vec![Some(first)],
+        }
     }
 
     fn spawn(&self, i: usize, extra: &[&str]) -> NodeProcess {
@@ -239,7 +246,9 @@ fn a_wrong_cookie_is_never_admitted_and_another_cluster_is_ignored() {
                 c.view_of(i, &foreign_id).is_none(),
                 "foreign cluster member admitted"
             );
-            assert_eq!(c.up_count(i), 2);
+            // At most the two legitimate nodes: a loaded machine may make
+            // one briefly suspect the other, which is not what this checks.
+            assert!(c.up_count(i) <= 2, "an outsider is up");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -279,22 +288,7 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
             &path(node),
         ]);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_owned();
-    let n0 = spawn_node(
-        &root.join("n0"),
-        &["--node-name", "n0", "--tls-dir", &path("n0")],
-    );
-    let seed = node_doc(&n0.url, "/v1/node").unwrap()["gossip"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut c = Cluster {
-        _dir: dir,
-        root,
-        seed,
-        nodes: vec![Some(n0)],
-    };
+    let mut c = Cluster::first(&["--tls-dir", &path("n0")]);
     let n1 = c.spawn(1, &["--tls-dir", &path("n1")]);
     c.nodes.push(Some(n1));
     eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
@@ -303,22 +297,16 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
     let stranger = c.spawn(2, &["--tls-dir", &path("n2")]);
     c.nodes.push(Some(stranger));
     let stranger_id = c.id_of(2);
-    // The right cookie but no certificate at all: plaintext links.
-    let plain = c.spawn(3, &[]);
+    // The right cookie but no certificate at all: plaintext links, which
+    // a node only runs when told to.
+    let plain = c.spawn(3, &["--plaintext-links"]);
     c.nodes.push(Some(plain));
     let plain_id = c.id_of(3);
     eventually(
         "the stranger is heard of and its TLS refused",
         Duration::from_secs(10),
         || {
-            let refused: f64 = (0..3)
-                .map(|i| {
-                    metric(
-                        &c.node(i).url,
-                        "hypha_cluster_handshakes_refused_total{reason=\"tls\"}",
-                    )
-                })
-                .sum();
+            let refused: f64 = (0..3).map(|i| tls_refusals(&c.node(i).url)).sum();
             let heard = [&stranger_id, &plain_id]
                 .iter()
                 .all(|id| c.view_of(0, id).is_some());
@@ -336,7 +324,7 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
                     "{v:?}"
                 );
             }
-            assert_eq!(c.up_count(i), 2);
+            assert!(c.up_count(i) <= 2, "an outsider is up");
         }
         assert_eq!(c.up_count(2), 1, "the stranger admitted nobody");
         assert_eq!(
@@ -346,4 +334,178 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_production_node_without_link_certificates_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hypha"))
+        .args(["node", "--data-dir"])
+        .arg(dir.path())
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--cluster-listen", "127.0.0.1:0"])
+        .args(["--gossip-listen", "127.0.0.1:0"])
+        .args(["--bulk-listen", "127.0.0.1:0"])
+        .env("HYPHA_COOKIE", common::COOKIE)
+        .env("HYPHA_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env_remove("HYPHA_TLS_DIR")
+        .env_remove("HYPHA_PLAINTEXT_LINKS")
+        .env_remove("HYPHA_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("node links need mutual TLS outside --dev")
+            && stderr.contains("--plaintext-links"),
+        "{stderr}"
+    );
+}
+
+/// The node certificate's BLAKE3 and the reload count node `i` reports.
+fn tls_of(c: &Cluster, i: usize) -> (String, u64, u64) {
+    let doc = node_doc(&c.node(i).url, "/v1/node/tls").unwrap();
+    (
+        doc["cert_blake3"].as_str().unwrap().to_owned(),
+        doc["trusted_cas"].as_u64().unwrap(),
+        doc["reloads"].as_u64().unwrap(),
+    )
+}
+
+fn links_closed(c: &Cluster, i: usize) -> f64 {
+    metric(&c.node(i).url, "hypha_cluster_links_closed_total")
+}
+
+/// Write node `name`'s `ca.pem` (the given CA directories' certificates,
+/// concatenated) and, if `issuer` is given, a new certificate from it.
+fn write_tls(certs: &std::path::Path, name: &str, bundle: &[&str], issuer: Option<&str>) {
+    let dir = certs.join(name);
+    if let Some(ca) = issuer {
+        let fresh = certs.join(format!("{name}-fresh"));
+        let (ca_dir, out) = (certs.join(ca), fresh.clone());
+        hypha(&[
+            "cert",
+            "node",
+            "--ca-dir",
+            ca_dir.to_str().unwrap(),
+            "--name",
+            name,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["node.pem", "node.key"] {
+            std::fs::rename(fresh.join(file), dir.join(file)).unwrap();
+        }
+    }
+    let pem: String = bundle
+        .iter()
+        .map(|ca| std::fs::read_to_string(certs.join(ca).join("ca.pem")).unwrap())
+        .collect();
+    std::fs::write(dir.join("ca.pem"), pem).unwrap();
+}
+
+/// Node `i` has reloaded `reloads` times. (That no link dropped meanwhile
+/// is checked once, at the end, by the links-closed counters.)
+fn wait_reloaded(c: &Cluster, i: usize, reloads: u64) {
+    eventually("the reload is seen", Duration::from_secs(10), || {
+        tls_of(c, i).2 == reloads
+    });
+}
+
+#[test]
+fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = certs_dir.path();
+    let path = |p: &str| certs.join(p).to_str().unwrap().to_owned();
+    hypha(&["cert", "ca", "--dir", &path("old-ca")]);
+    for n in ["n0", "n1"] {
+        write_tls(certs, n, &["old-ca"], Some("old-ca"));
+    }
+    let mut c = Cluster::first(&["--tls-dir", &path("n0")]);
+    c.nodes.push(Some(c.spawn(1, &["--tls-dir", &path("n1")])));
+    eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
+        (0..2).all(|i| c.up_count(i) == 2)
+    });
+    let closed_before: Vec<f64> = (0..2).map(|i| links_closed(&c, i)).collect();
+    let old_certs: Vec<String> = (0..2).map(|i| tls_of(&c, i).0).collect();
+
+    // 1. Trust both CAs (SIGHUP on n0, the admin API on n1).
+    hypha(&["cert", "ca", "--dir", &path("new-ca")]);
+    for n in ["n0", "n1"] {
+        write_tls(certs, n, &["old-ca", "new-ca"], None);
+    }
+    c.node(0).signal("HUP");
+    wait_reloaded(&c, 0, 1);
+    reload_by_api(&c.node(1).url);
+    wait_reloaded(&c, 1, 1);
+    assert_eq!(tls_of(&c, 0).1, 2, "both CAs trusted");
+
+    // 2. Renew every node's certificate under the new CA.
+    for (i, n) in ["n0", "n1"].iter().enumerate() {
+        write_tls(certs, n, &["old-ca", "new-ca"], Some("new-ca"));
+        c.node(i).signal("HUP");
+        wait_reloaded(&c, i, 2);
+        assert_ne!(tls_of(&c, i).0, old_certs[i], "n{i} presents a new cert");
+    }
+    // A node that trusts only the new CA joins: both present new certs.
+    write_tls(certs, "n2", &["new-ca"], Some("new-ca"));
+    c.nodes.push(Some(c.spawn(2, &["--tls-dir", &path("n2")])));
+    eventually("n2 joins on the new CA", Duration::from_secs(15), || {
+        (0..3).all(|i| c.up_count(i) == 3)
+    });
+
+    // 3. Retire the old CA: a node still certified by it is refused.
+    for (i, n) in ["n0", "n1"].iter().enumerate() {
+        write_tls(certs, n, &["new-ca"], None);
+        c.node(i).signal("HUP");
+        wait_reloaded(&c, i, 3);
+    }
+    write_tls(certs, "n3", &["old-ca", "new-ca"], Some("old-ca"));
+    c.nodes.push(Some(c.spawn(3, &["--tls-dir", &path("n3")])));
+    let n3_id = c.id_of(3);
+    eventually(
+        "n3 is heard of and refused",
+        Duration::from_secs(30),
+        || {
+            let refused: f64 = (0..4).map(|i| tls_refusals(&c.node(i).url)).sum();
+            c.view_of(0, &n3_id).is_some() && refused >= 1.0
+        },
+    );
+    for i in 0..3 {
+        let v = c.view_of(i, &n3_id);
+        assert!(v.as_ref().is_none_or(|m| m["linked"] == false), "{v:?}");
+        assert!(c.up_count(i) <= 3, "n3 is up at n{i}");
+    }
+    let closed_after: Vec<f64> = (0..2).map(|i| links_closed(&c, i)).collect();
+    assert_eq!(
+        closed_after, closed_before,
+        "no link closed by the rotation"
+    );
+}
+
+fn reload_by_api(url: &str) {
+    let status = common::block_on(async {
+        common::client()
+            .post(format!("{url}/v1/node/tls/reload"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+}
+
+/// Peer certificates refused, and TLS sessions that failed, at `url`.
+fn tls_refusals(url: &str) -> f64 {
+    ["tls", "certificate"]
+        .iter()
+        .map(|r| {
+            metric(
+                url,
+                &format!("hypha_cluster_handshakes_refused_total{{reason=\"{r}\"}}"),
+            )
+        })
+        .sum()
 }

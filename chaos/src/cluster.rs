@@ -3,6 +3,7 @@
 //! killed and restarted by the nemesis; watched for exits nobody asked
 //! for (a node that dies on its own fails the run).
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,67 @@ scan_ms = 500
 min_free_bytes = 1048576
 ";
 
+/// Node `node`'s link certificates: outside its data dir, which a
+/// scenario may fill or replace.
+fn tls_dir(root: &Path, node: usize) -> PathBuf {
+    root.join("tls").join(format!("n{node}"))
+}
+
+/// A cluster CA and a certificate per node, made with the binary under
+/// test (`hypha cert`): node links run mutual TLS, as in production.
+fn make_certificates(bin: &Path, root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()> {
+    let ca = root.join("tls").join("ca");
+    run_cert(
+        bin,
+        &[OsStr::new("ca"), OsStr::new("--dir"), ca.as_os_str()],
+    )?;
+    for node in 0..n {
+        let out = tls_dir(root, node);
+        let name = format!("n{node}");
+        run_cert(
+            bin,
+            &[
+                OsStr::new("node"),
+                OsStr::new("--ca-dir"),
+                ca.as_os_str(),
+                OsStr::new("--name"),
+                OsStr::new(&name),
+                OsStr::new("--out"),
+                out.as_os_str(),
+            ],
+        )?;
+        if run_as == RunAs::NodeUids {
+            // The key is 0600: the node's own uid must own it.
+            let uid = crate::net::uid(node);
+            for path in std::iter::once(out.clone()).chain(
+                std::fs::read_dir(&out)?
+                    .map(|e| e.map(|e| e.path()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ) {
+                std::os::unix::fs::chown(&path, Some(uid), Some(uid))
+                    .with_context(|| format!("handing {} to the node's uid", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_cert(bin: &Path, args: &[&OsStr]) -> anyhow::Result<()> {
+    let out = Command::new(bin)
+        .arg("cert")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running hypha cert")?;
+    if !out.status.success() {
+        bail!(
+            "hypha cert {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// What the harness last did to a node, so an exit can be judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -97,6 +159,7 @@ impl Nodes {
     ) -> anyhow::Result<Self> {
         let config = root.join("hypha.toml");
         std::fs::write(&config, CONFIG).context("writing the node config")?;
+        make_certificates(bin, root, n, run_as)?;
         let addrs = (0..n)
             .map(|i| Ipv4Addr::new(127, 77, octet, u8::try_from(i + 1).unwrap_or(u8::MAX)))
             .collect();
@@ -191,6 +254,8 @@ impl Nodes {
             .args(["--gossip-listen", &format!("{addr}:{GOSSIP_PORT}")])
             .args(["--bulk-listen", &format!("{addr}:{BULK_PORT}")])
             .args(["--seed", &seeds.join(",")])
+            .arg("--tls-dir")
+            .arg(tls_dir(&self.root, node))
             .env("HYPHA_COOKIE", COOKIE)
             .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("HYPHA_CONFIG")

@@ -21,6 +21,7 @@ use axum::Router;
 use hypha_actors::dht::files::Files;
 use hypha_actors::identity::NodeId;
 use hypha_actors::membership::MembershipChannels;
+use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::store::StoreClient;
 use hypha_supervisors::{SupervisorMessage, SupervisorRef};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -74,6 +75,7 @@ pub struct AppState {
     pub(crate) files: Files,
     pub(crate) dht: DhtAdmin,
     pub(crate) work: WorkAdmin,
+    pub(crate) tls: Option<LinkTls>,
 }
 
 impl AppState {
@@ -99,7 +101,14 @@ impl AppState {
             files: dht.files.clone(),
             dht,
             work,
+            tls: None,
         }
+    }
+
+    /// Serve this node-link TLS material's status and reloads.
+    pub fn with_link_tls(mut self, tls: Option<LinkTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The current root supervisor incarnation.

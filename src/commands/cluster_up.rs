@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use super::members;
+use crate::config::LinkSecurity;
 use crate::secrets;
 
 /// How long `cluster up` waits for the cluster to form.
@@ -29,8 +30,8 @@ pub struct UpPlan {
     pub base_port: u16,
     /// Cluster id.
     pub cluster_id: String,
-    /// Mutual TLS on node links.
-    pub tls: bool,
+    /// How node links are protected.
+    pub links: LinkSecurity,
 }
 
 struct NodeChild {
@@ -76,16 +77,17 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     std::fs::create_dir_all(&data)?;
     let log = std::fs::File::create(plan.dir.join(format!("{name}.log")))?;
     let tls_dir = data.join("tls");
-    if plan.tls && !tls_dir.join(hypha_actors::peers::tls::CERT_FILE).exists() {
+    let tls = plan.links == LinkSecurity::MutualTls;
+    if tls && !tls_dir.join(hypha_actors::peers::tls::CERT_FILE).exists() {
         super::cert::node(&plan.dir.join("tls-ca"), &name, &tls_dir)?;
     }
     let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
     let mut command = Command::new(std::env::current_exe()?);
-    if plan.tls {
-        command.arg("node").arg("--tls-dir").arg(&tls_dir);
-    } else {
-        command.arg("node");
-    }
+    command.arg("node");
+    match plan.links {
+        LinkSecurity::MutualTls => command.arg("--tls-dir").arg(&tls_dir),
+        LinkSecurity::Plaintext => command.arg("--plaintext-links"),
+    };
     let child = command
         .args(["--node-name", &name, "--cluster-id", &plan.cluster_id])
         .arg("--data-dir")
@@ -134,7 +136,9 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", plan.dir.display()))?;
     let cookie = shared_secret("HYPHA_COOKIE", &plan.dir, "cookie")?;
     let ca_dir = plan.dir.join("tls-ca");
-    if plan.tls && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists() {
+    if plan.links == LinkSecurity::MutualTls
+        && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists()
+    {
         super::cert::ca(&ca_dir)?;
     }
     let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;

@@ -2,9 +2,10 @@
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::sync::OnceLock;
 
 pub mod cluster;
 use std::time::{Duration, Instant};
@@ -54,7 +55,37 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
         max_restarts,
         ..NodeArgs::default()
     };
-    NodeConfig::resolve(&args).unwrap()
+    let mut config = NodeConfig::resolve(&args).unwrap();
+    config.cluster.tls_dir = Some(test_tls_dir());
+    config
+}
+
+/// A cluster CA and one node certificate every test node presents: links
+/// are mutual TLS outside `--dev`, so tests run them that way too. Made
+/// once under the target directory, in a private directory renamed into
+/// place, so that test binaries running at once never see half of it.
+pub fn test_tls_dir() -> PathBuf {
+    use hypha_actors::peers::tls;
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-node-tls");
+        if dir.join(tls::KEY_FILE).exists() {
+            return dir;
+        }
+        let private = dir.with_extension(std::process::id().to_string());
+        std::fs::create_dir_all(&private).unwrap();
+        let ca = tls::new_ca().unwrap();
+        let node = tls::new_node_cert(&ca.key_pem, "test-node").unwrap();
+        std::fs::write(private.join(tls::CA_FILE), &ca.cert_pem).unwrap();
+        std::fs::write(private.join(tls::CERT_FILE), &node.cert_pem).unwrap();
+        std::fs::write(private.join(tls::KEY_FILE), &node.key_pem).unwrap();
+        if std::fs::rename(&private, &dir).is_err() {
+            // Another test binary got there first: use its certificates.
+            let _ = std::fs::remove_dir_all(&private);
+        }
+        dir
+    })
+    .clone()
 }
 
 /// Start a node inside this test process.
@@ -144,6 +175,9 @@ impl Drop for NodeProcess {
 
 pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hypha"));
+    if !extra.contains(&"--tls-dir") && !extra.contains(&"--plaintext-links") {
+        cmd.env("HYPHA_TLS_DIR", test_tls_dir());
+    }
     cmd.arg("node")
         .arg("--data-dir")
         .arg(dir)
@@ -156,6 +190,7 @@ pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
         .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("HYPHA_READ_TOKEN", READ_TOKEN)
         .env_remove("HYPHA_CONFIG")
+        .env_remove("HYPHA_PLAINTEXT_LINKS")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -134,12 +134,12 @@ async fn bulk_call(
     bytes: Vec<u8>,
     timeout: Duration,
 ) -> Result<Response, RpcError> {
-    metrics::counter!("hypha_dht_bytes_sent_total").increment(bytes.len() as u64);
+    metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes.len() as u64);
     let answer = client
         .call(addr, &bytes, timeout)
         .await
         .map_err(bulk_error)?;
-    metrics::counter!("hypha_dht_bytes_received_total").increment(answer.len() as u64);
+    metrics::counter!("hypha_dht_received_bytes_total").increment(answer.len() as u64);
     wire::decode_response(&answer).map_err(|e| RpcError::Codec(e.to_string()))
 }
 
@@ -155,13 +155,13 @@ async fn remote_call(
     bytes: Vec<u8>,
     timeout: Duration,
 ) -> Result<Response, RpcError> {
-    metrics::counter!("hypha_dht_bytes_sent_total").increment(bytes.len() as u64);
+    metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes.len() as u64);
     let answer = service
         .call(|reply| DhtServiceMessage::Call(bytes, reply), Some(timeout))
         .await;
     match answer {
         Ok(CallResult::Success(bytes)) => {
-            metrics::counter!("hypha_dht_bytes_received_total").increment(bytes.len() as u64);
+            metrics::counter!("hypha_dht_received_bytes_total").increment(bytes.len() as u64);
             wire::decode_response(&bytes).map_err(|e| RpcError::Codec(e.to_string()))
         }
         Ok(CallResult::Timeout) => Err(RpcError::Timeout(timeout_ms(timeout))),

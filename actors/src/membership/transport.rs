@@ -45,13 +45,13 @@ impl Socket for CountingSocket {
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
         let outcome = self.inner.send(to, envelope).await?;
-        metrics::counter!("hypha_gossip_bytes_sent_total").increment(outcome.num_bytes_sent as u64);
+        metrics::counter!("hypha_gossip_sent_bytes_total").increment(outcome.num_bytes_sent as u64);
         Ok(outcome)
     }
 
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         let outcome = self.inner.recv().await?;
-        metrics::counter!("hypha_gossip_bytes_received_total")
+        metrics::counter!("hypha_gossip_received_bytes_total")
             .increment(outcome.num_bytes_received as u64);
         Ok(outcome)
     }

@@ -3,17 +3,25 @@
 //! Every node certificate names [`NODE_SERVER_NAME`]; a node accepts a peer
 //! only if the peer's certificate chains to the cluster CA, in both
 //! directions. The cookie handshake still runs inside the TLS session.
+//! The material can be reloaded while the node runs ([`LinkTls::reload`]),
+//! which is how certificates and CAs are rotated without downtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::server::WebPkiClientVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use thiserror::Error;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -111,7 +119,177 @@ pub fn new_node_cert(ca_key_pem: &str, node_name: &str) -> Result<PemPair, TlsEr
     })
 }
 
-/// Both ends of mutual TLS for one node.
+/// What a node's TLS directory held when it was last (re)loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsStatus {
+    /// The directory read.
+    pub dir: PathBuf,
+    /// BLAKE3 of the node certificate's DER (hex): changes on renewal.
+    pub cert_blake3: String,
+    /// How many CA certificates are trusted (two during a CA rollover).
+    pub trusted_cas: usize,
+    /// Successful reloads since start (0: the material read at start).
+    pub reloads: u64,
+}
+
+/// One consistent set of TLS material: this node's certificate and the
+/// verifiers for peers', built from the same CA bundle.
+struct Material {
+    certified: Arc<CertifiedKey>,
+    client_verifier: Arc<dyn ClientCertVerifier>,
+    server_verifier: Arc<WebPkiServerVerifier>,
+    status: TlsStatus,
+}
+
+/// The current [`Material`], swapped whole by [`LinkTls::reload`]. The
+/// rustls configs hold this (as resolver and verifiers), not the material
+/// itself, so that the listeners built once at start — ractor_cluster's
+/// among them — present and check the new certificates on the next
+/// handshake while established links carry on untouched.
+struct Current(RwLock<Arc<Material>>);
+
+impl Current {
+    fn get(&self) -> Arc<Material> {
+        // A panic while swapping cannot leave a half-written Arc behind.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, material: Arc<Material>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = material;
+    }
+}
+
+impl std::fmt::Debug for Current {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkTlsMaterial(..)")
+    }
+}
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get().certified.clone())
+    }
+}
+
+impl ResolvesClientCert for Current {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.get().certified.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl ClientCertVerifier for Current {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    // Hints are optional; every node has exactly one certificate to offer.
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verdict = self
+            .get()
+            .client_verifier
+            .verify_client_cert(end_entity, intermediates, now);
+        refused_if_err(verdict, "a dialing peer's")
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()
+            .client_verifier
+            .verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()
+            .client_verifier
+            .verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.get().client_verifier.supported_verify_schemes()
+    }
+}
+
+impl ServerCertVerifier for Current {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.get().server_verifier.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        refused_if_err(verdict, "a dialed peer's")
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()
+            .server_verifier
+            .verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get()
+            .server_verifier
+            .verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.get().server_verifier.supported_verify_schemes()
+    }
+}
+
+/// Count and log a peer certificate this node refused. Counted here, in
+/// the verifier, because only the refusing side knows: in TLS 1.3 a client
+/// whose certificate is refused has already finished its handshake.
+fn refused_if_err<T>(verdict: Result<T, rustls::Error>, whose: &str) -> Result<T, rustls::Error> {
+    if let Err(err) = &verdict {
+        metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "certificate")
+            .increment(1);
+        tracing::warn!("refused {whose} certificate: {err}");
+    }
+    verdict
+}
+
+/// Both ends of mutual TLS for one node, reloadable in place.
 #[derive(Clone)]
 pub struct LinkTls {
     /// For the node-link listener.
@@ -119,6 +297,8 @@ pub struct LinkTls {
     /// For dialing.
     pub connector: TlsConnector,
     server_name: ServerName<'static>,
+    current: Arc<Current>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl std::fmt::Debug for LinkTls {
@@ -127,73 +307,122 @@ impl std::fmt::Debug for LinkTls {
     }
 }
 
-impl LinkTls {
-    /// Load `ca.pem`, `node.pem`, `node.key` from `dir`.
-    pub fn load(dir: &Path) -> Result<Self, TlsError> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path)
-                .map(|bytes| (path.clone(), bytes))
-                .map_err(|source| TlsError::Read { path, source })
-        };
-        let (ca_path, ca) = read(CA_FILE)?;
-        let (cert_path, cert) = read(CERT_FILE)?;
-        let (key_path, key) = read(KEY_FILE)?;
-        let pem_err = |path: &PathBuf, message: String| TlsError::Pem {
-            path: path.clone(),
-            message,
-        };
-        let certs =
-            |path: &PathBuf, bytes: &[u8]| -> Result<Vec<CertificateDer<'static>>, TlsError> {
-                let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| pem_err(path, e.to_string()))?;
-                if certs.is_empty() {
-                    return Err(pem_err(path, "no certificate".into()));
-                }
-                Ok(certs)
-            };
-        let ca_certs = certs(&ca_path, &ca)?;
-        let chain = certs(&cert_path, &cert)?;
-        let key =
-            PrivateKeyDer::from_pem_slice(&key).map_err(|e| pem_err(&key_path, e.to_string()))?;
-        Self::build(ca_certs, chain, key)
-    }
-
-    fn build(
-        ca_certs: Vec<CertificateDer<'static>>,
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Self, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in ca_certs {
-            roots.add(ca).map_err(|e| TlsError::Config(e.to_string()))?;
+fn read_material(
+    dir: &Path,
+    provider: &Arc<CryptoProvider>,
+    reloads: u64,
+) -> Result<Material, TlsError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path)
+            .map(|bytes| (path.clone(), bytes))
+            .map_err(|source| TlsError::Read { path, source })
+    };
+    let (ca_path, ca) = read(CA_FILE)?;
+    let (cert_path, cert) = read(CERT_FILE)?;
+    let (key_path, key) = read(KEY_FILE)?;
+    let pem_err = |path: &PathBuf, message: String| TlsError::Pem {
+        path: path.clone(),
+        message,
+    };
+    let certs = |path: &PathBuf, bytes: &[u8]| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem_err(path, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(pem_err(path, "no certificate".into()));
         }
-        let roots = Arc::new(roots);
-        let config_err = |e: rustls::Error| TlsError::Config(e.to_string());
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        Ok(certs)
+    };
+    let ca_certs = certs(&ca_path, &ca)?;
+    let chain = certs(&cert_path, &cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| pem_err(&key_path, e.to_string()))?;
+    let status = TlsStatus {
+        dir: dir.to_owned(),
+        cert_blake3: blake3::hash(&chain[0]).to_hex().to_string(),
+        trusted_cas: ca_certs.len(),
+        reloads,
+    };
+    let config_err = |e: String| TlsError::Config(e);
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in ca_certs {
+        roots.add(ca).map_err(|e| config_err(e.to_string()))?;
+    }
+    let roots = Arc::new(roots);
+    let client_verifier =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .map_err(|e| config_err(e.to_string()))?;
+    let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| config_err(e.to_string()))?;
+    // from_der also checks that the key belongs to the certificate, so a
+    // half-renewed directory is refused instead of breaking handshakes.
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        pem_err(
+            &key_path,
+            format!("does not match {}: {e}", cert_path.display()),
+        )
+    })?;
+    Ok(Material {
+        certified: Arc::new(certified),
+        client_verifier,
+        server_verifier,
+        status,
+    })
+}
+
+impl LinkTls {
+    /// Load `ca.pem` (one CA, or several during a rollover), `node.pem`
+    /// and `node.key` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let current = Arc::new(Current(RwLock::new(Arc::new(read_material(
+            dir, &provider, 0,
+        )?))));
+        let config_err = |e: rustls::Error| TlsError::Config(e.to_string());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(config_err)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(config_err)?;
-        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_client_cert_verifier(current.clone())
+            .with_cert_resolver(current.clone());
+        // A resumed session skips certificate verification: a peer whose CA
+        // was since removed from the bundle could come back on an old
+        // ticket. Links are long-lived, so full handshakes cost nothing.
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
+        let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(config_err)?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(config_err)?;
+            .dangerous()
+            .with_custom_certificate_verifier(current.clone())
+            .with_client_cert_resolver(current.clone());
+        client.resumption = rustls::client::Resumption::disabled();
         let server_name =
             ServerName::try_from(NODE_SERVER_NAME).map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             server_name,
+            current,
+            provider,
         })
+    }
+
+    /// Re-read the directory given to [`LinkTls::load`] and use it for
+    /// every handshake from now on. Established links are not touched. On
+    /// an error the material in use stays as it was.
+    pub fn reload(&self) -> Result<TlsStatus, TlsError> {
+        let old = self.current.get();
+        let material = read_material(&old.status.dir, &self.provider, old.status.reloads + 1)?;
+        let status = material.status.clone();
+        self.current.set(Arc::new(material));
+        Ok(status)
+    }
+
+    /// The material in use.
+    pub fn status(&self) -> TlsStatus {
+        self.current.get().status.clone()
     }
 
     /// The name a dialer verifies.
@@ -240,6 +469,82 @@ mod tests {
             !handshake(&c, &a).await,
             "a stranger's server cert must be refused"
         );
+    }
+
+    #[tokio::test]
+    async fn a_ca_rollover_by_reload_keeps_every_step_connected() {
+        let (old_ca, new_ca) = (new_ca().unwrap(), new_ca().unwrap());
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let (a_dir, b_dir, late_dir) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+        write_node(
+            a_dir,
+            &old_ca,
+            &new_node_cert(&old_ca.key_pem, "a").unwrap(),
+        );
+        write_node(
+            b_dir,
+            &old_ca,
+            &new_node_cert(&old_ca.key_pem, "b").unwrap(),
+        );
+        let (a, b) = (LinkTls::load(a_dir).unwrap(), LinkTls::load(b_dir).unwrap());
+        let before = a.status();
+        assert_eq!((before.trusted_cas, before.reloads), (1, 0));
+
+        // 1. Both CAs trusted everywhere; certificates unchanged.
+        let bundle = format!("{}{}", old_ca.cert_pem, new_ca.cert_pem);
+        for dir in [a_dir, b_dir] {
+            std::fs::write(dir.join(CA_FILE), &bundle).unwrap();
+        }
+        assert_eq!(a.reload().unwrap().trusted_cas, 2);
+        b.reload().unwrap();
+        assert!(handshake(&a, &b).await && handshake(&b, &a).await);
+
+        // 2. a renews under the new CA; b still has the old certificate.
+        let renewed = new_node_cert(&new_ca.key_pem, "a").unwrap();
+        std::fs::write(a_dir.join(CERT_FILE), &renewed.cert_pem).unwrap();
+        std::fs::write(a_dir.join(KEY_FILE), &renewed.key_pem).unwrap();
+        let after = a.reload().unwrap();
+        assert_ne!(after.cert_blake3, before.cert_blake3);
+        assert!(handshake(&a, &b).await && handshake(&b, &a).await);
+        // A node that only knows the new CA proves a presents the new cert.
+        write_node(
+            late_dir,
+            &new_ca,
+            &new_node_cert(&new_ca.key_pem, "late").unwrap(),
+        );
+        let late = LinkTls::load(late_dir).unwrap();
+        assert!(handshake(&a, &late).await && handshake(&late, &a).await);
+        assert!(
+            !handshake(&b, &late).await,
+            "b's old certificate is not trusted by late"
+        );
+
+        // 3. The old CA is dropped from a: b's old certificate is refused.
+        std::fs::write(a_dir.join(CA_FILE), &new_ca.cert_pem).unwrap();
+        a.reload().unwrap();
+        assert!(!handshake(&a, &b).await && !handshake(&b, &a).await);
+        assert!(handshake(&a, &late).await);
+    }
+
+    #[tokio::test]
+    async fn a_broken_directory_is_refused_and_the_old_material_kept() {
+        let ca = new_ca().unwrap();
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_node(a_dir.path(), &ca, &new_node_cert(&ca.key_pem, "a").unwrap());
+        write_node(b_dir.path(), &ca, &new_node_cert(&ca.key_pem, "b").unwrap());
+        let (a, b) = (
+            LinkTls::load(a_dir.path()).unwrap(),
+            LinkTls::load(b_dir.path()).unwrap(),
+        );
+        // A renewal caught half-way: the new certificate, the old key.
+        let other = new_node_cert(&ca.key_pem, "a").unwrap();
+        std::fs::write(a_dir.path().join(CERT_FILE), &other.cert_pem).unwrap();
+        let err = a.reload().unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
+        std::fs::write(a_dir.path().join(CA_FILE), "not a pem").unwrap();
+        assert!(a.reload().is_err());
+        assert_eq!(a.status().reloads, 0);
+        assert!(handshake(&a, &b).await && handshake(&b, &a).await);
     }
 
     /// Server `s` accepts one connection from client `c`; true if both sides

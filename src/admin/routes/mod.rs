@@ -209,6 +209,21 @@ fn entries() -> Vec<Entry> {
         ),
         entry(
             M::GET,
+            "/v1/node/tls",
+            READ,
+            "node-link TLS: the certificate and CAs in use",
+            get(node::tls_status),
+        ),
+        entry(
+            M::POST,
+            "/v1/node/tls/reload",
+            ADMIN,
+            "re-read the TLS directory (as SIGHUP does); links stay up",
+            post(node::tls_reload),
+        )
+        .ok(200),
+        entry(
+            M::GET,
             "/v1/actors",
             READ,
             "the live supervision tree",

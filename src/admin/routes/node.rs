@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hypha_actors::labels::{self, LabelError, MAX_LABELS};
+use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::store::{Condition, StoreError, Tree, WriteBatch};
 use serde::Serialize;
 
@@ -148,4 +149,60 @@ pub(super) async fn delete_label(
         .write(WriteBatch::new().delete(Tree::NodeLabels, key.as_bytes()))
         .await?;
     Ok(Json(read_labels(&state.store).await?))
+}
+
+/// Node-link TLS as the node uses it now.
+#[derive(Serialize)]
+pub(super) struct TlsInfo {
+    /// `mutual-tls` or `plaintext`.
+    links: &'static str,
+    /// The directory the material is read from.
+    dir: Option<String>,
+    /// BLAKE3 (hex) of the node certificate's DER.
+    cert_blake3: Option<String>,
+    /// CA certificates trusted.
+    trusted_cas: usize,
+    /// Successful reloads since start.
+    reloads: u64,
+}
+
+impl TlsInfo {
+    fn of(tls: Option<&LinkTls>) -> Self {
+        match tls.map(LinkTls::status) {
+            Some(status) => Self {
+                links: "mutual-tls",
+                dir: Some(status.dir.display().to_string()),
+                cert_blake3: Some(status.cert_blake3),
+                trusted_cas: status.trusted_cas,
+                reloads: status.reloads,
+            },
+            None => Self {
+                links: "plaintext",
+                dir: None,
+                cert_blake3: None,
+                trusted_cas: 0,
+                reloads: 0,
+            },
+        }
+    }
+}
+
+pub(super) async fn tls_status(State(state): State<AppState>) -> Json<TlsInfo> {
+    Json(TlsInfo::of(state.tls.as_ref()))
+}
+
+/// `POST /v1/node/tls/reload`: 409 if links are plaintext or the directory
+/// holds nothing usable (the material in use is then kept).
+pub(super) async fn tls_reload(State(state): State<AppState>) -> Result<Json<TlsInfo>, ApiError> {
+    let Some(tls) = state.tls.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "links_plaintext",
+            "node links are plaintext: there is no TLS material to reload",
+        ));
+    };
+    crate::cluster::reload_link_tls(&tls)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "tls_reload_failed", e))?;
+    Ok(Json(TlsInfo::of(Some(&tls))))
 }

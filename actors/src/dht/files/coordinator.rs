@@ -414,7 +414,7 @@ impl Files {
             .validate()
             .map_err(|e| FilesError::BadRequest(e.to_string()))?;
         let (acks, superseded) = self.put_manifest(&replicas, &manifest).await?;
-        metrics::counter!("hypha_files_bytes_in_total").increment(size);
+        metrics::counter!("hypha_files_written_bytes_total").increment(size);
         Ok(PutReport {
             manifest,
             acks,
@@ -743,7 +743,7 @@ impl Files {
                     // passed on without a copy.
                     bytes.truncate(to);
                     bytes.drain(..from);
-                    metrics::counter!("hypha_files_bytes_out_total").increment(bytes.len() as u64);
+                    metrics::counter!("hypha_files_read_bytes_total").increment(bytes.len() as u64);
                     Ok(bytes)
                 }
             })
@@ -911,7 +911,7 @@ fn inline_range(
     let from = usize::try_from(range.start).unwrap_or(len).min(len);
     let to = usize::try_from(range.end).unwrap_or(len).clamp(from, len);
     let bytes = manifest.inline[from..to].to_vec();
-    metrics::counter!("hypha_files_bytes_out_total").increment(bytes.len() as u64);
+    metrics::counter!("hypha_files_read_bytes_total").increment(bytes.len() as u64);
     stream::once(async move { Ok(bytes) }).boxed()
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Both are process-wide by nature (one subscriber, one `metrics` recorder).
 //! Several nodes in one process (tests) therefore share one registry; a
-//! production process runs one node.
+//! production process runs one node. Every metric is listed in [`catalog`].
+
+pub mod catalog;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -35,6 +37,10 @@ const PLACEMENT_BUCKETS: &[f64] = &[
     0.01,
 ];
 
+/// Write batches per group commit, powers of two (the writer flushes at
+/// most 512 at once; above 256 only `+Inf` counts them).
+const GROUP_COMMIT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 
@@ -65,12 +71,19 @@ pub fn prometheus() -> Option<PrometheusHandle> {
                     Matcher::Full("hypha_jobs_placement_seconds".into()),
                     PLACEMENT_BUCKETS,
                 )
+                .ok()?
+                // Without buckets it would be exported as a summary.
+                .set_buckets_for_metric(
+                    Matcher::Full("hypha_store_group_commit_batches".into()),
+                    GROUP_COMMIT_BUCKETS,
+                )
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
-            hypha_supervisors::metrics::describe();
-            describe();
+            // Includes the supervisors' two metrics, with the same HELP
+            // text as `hypha_supervisors::metrics::describe`.
+            catalog::install();
             let collector = PROCESS.get_or_init(metrics_process::Collector::default);
             collector.describe();
             Some(handle)
@@ -85,28 +98,4 @@ pub fn render(handle: &PrometheusHandle) -> String {
     }
     handle.run_upkeep();
     handle.render()
-}
-
-fn describe() {
-    metrics::describe_counter!(
-        "hypha_http_requests_total",
-        "Admin HTTP requests by route, method and status."
-    );
-    metrics::describe_histogram!(
-        "hypha_http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Admin HTTP request latency by route and method."
-    );
-    metrics::describe_counter!(
-        "hypha_store_writes_total",
-        "Key-value operations made durable by the store."
-    );
-    metrics::describe_counter!(
-        "hypha_store_write_errors_total",
-        "Store write batches that failed."
-    );
-    metrics::describe_gauge!(
-        "hypha_node_info",
-        "Constant 1, labelled with the node's identity."
-    );
 }
