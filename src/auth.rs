@@ -191,6 +191,11 @@ impl std::fmt::Debug for TokenTable {
 }
 
 impl TokenTable {
+    /// Whether read routes answer without a token.
+    pub fn open_reads(&self) -> bool {
+        self.open_reads
+    }
+
     /// An empty table for `cluster_id`; `open_reads` lets read-only routes
     /// skip the check.
     pub fn new(cluster_id: &str, open_reads: bool) -> Self {

@@ -306,6 +306,10 @@ pub struct UpArgs {
     /// CA (DIR/tls-ca) and node certificates (DIR/node-<i>/tls) are made.
     #[arg(long)]
     pub plaintext_links: bool,
+    /// Once the cluster is up, write a Prometheus configuration scraping
+    /// every node (job `hypha`) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
 /// Flags of `hypha members`.

@@ -87,6 +87,7 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
         } else {
             LinkSecurity::MutualTls
         },
+        prometheus: args.prometheus,
     })
     .await
 }

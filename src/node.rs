@@ -45,6 +45,7 @@ use hypha_actors::store::{
     self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
     StoreMessage, Tree, WriteBatch,
 };
+use hypha_actors::work::handler::{JobHandler, Registry};
 use hypha_supervisors::{
     ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
 };
@@ -158,9 +159,52 @@ fn settle_policy(config: &NodeConfig) -> Settle {
     }
 }
 
+/// What a program that embeds a node adds to it: job kinds of its own,
+/// and actors supervised in the node's tree (under `node/app`, one_for_one,
+/// started after everything else and stopped first).
+#[derive(Default)]
+pub struct Extensions {
+    jobs: Registry,
+    children: Vec<ChildSpec>,
+}
+
+impl Extensions {
+    /// Nothing added.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Run jobs of `kind` with `handler` on this node. Jobs that need it
+    /// should be constrained to nodes that have it (a label the embedding
+    /// program sets, say).
+    pub fn job_kind(mut self, kind: &str, handler: impl JobHandler) -> Self {
+        self.jobs.register(kind, handler);
+        self
+    }
+
+    /// Supervise `child` under `node/app`.
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+}
+
+/// Restarts the `app` supervisor allows before it escalates to the root.
+const APP_MAX_RESTARTS: u32 = 10;
+const APP_PERIOD_MS: u64 = 10_000;
+
 /// Start a node: the returned node runs until [`RunningNode::shutdown`] or
 /// an escalation ([`RunningNode::wait`]).
 pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode, NodeError> {
+    start_with(config, secrets, Extensions::default()).await
+}
+
+/// [`start`], with an embedding program's job kinds and actors.
+pub async fn start_with(
+    config: &NodeConfig,
+    secrets: &Secrets,
+    extensions: Extensions,
+) -> Result<RunningNode, NodeError> {
     let data_dir = config.data_dir.clone();
     let dir_error = |source| NodeError::DataDir {
         path: data_dir.display().to_string(),
@@ -229,7 +273,7 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
     let cores = std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(1))
         .unwrap_or(1);
-    let work = WorkParts::new(
+    let mut work = WorkParts::new(
         &config.work,
         &name,
         me.clone(),
@@ -238,6 +282,11 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         &channels,
         cores,
     );
+    for kind in extensions.jobs.kinds() {
+        if let Some(handler) = extensions.jobs.get(&kind) {
+            work.register_shared(&kind, handler);
+        }
+    }
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -268,6 +317,12 @@ pub async fn start(config: &NodeConfig, secrets: &Secrets) -> Result<RunningNode
         work.spec(),
         admin_spec(http),
     ];
+    let mut children = children;
+    if !extensions.children.is_empty() {
+        let flags =
+            SupervisorFlags::new(Strategy::OneForOne).intensity(APP_MAX_RESTARTS, APP_PERIOD_MS);
+        children.push(ChildSpec::supervisor("app", flags, extensions.children));
+    }
     let flags = SupervisorFlags::new(Strategy::OneForOne).intensity(
         config.supervision.max_restarts,
         config.supervision.period_ms,

@@ -356,6 +356,16 @@ impl WorkParts {
         self.admin.registry = self.workers.registry.clone();
     }
 
+    /// [`WorkParts::register`] for a handler already shared.
+    pub fn register_shared(
+        &mut self,
+        kind: &str,
+        handler: std::sync::Arc<dyn hypha_actors::work::handler::JobHandler>,
+    ) {
+        self.workers.registry.register_shared(kind, handler);
+        self.admin.registry = self.workers.registry.clone();
+    }
+
     /// The `work` supervisor.
     pub fn spec(&self) -> ChildSpec {
         let queues_name = actor_name(&self.node, work::QUEUES_ROLE);

@@ -32,6 +32,8 @@ pub struct UpPlan {
     pub cluster_id: String,
     /// How node links are protected.
     pub links: LinkSecurity,
+    /// Write a Prometheus configuration scraping every node here.
+    pub prometheus: Option<PathBuf>,
 }
 
 struct NodeChild {
@@ -167,6 +169,18 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
     for node in &nodes {
         println!("hypha: {} admin API at {}", node.name, node.url);
     }
+    if let Some(path) = &plan.prometheus {
+        let targets: Vec<&str> = nodes
+            .iter()
+            .map(|n| n.url.trim_start_matches("http://"))
+            .collect();
+        write_prometheus_config(path, &targets)?;
+        println!(
+            "hypha: Prometheus config in {} (prometheus --config.file {})",
+            path.display(),
+            path.display()
+        );
+    }
     println!("hypha: cluster up: {} nodes, all Up", plan.nodes);
     println!(
         "hypha: admin token in {}",
@@ -186,6 +200,27 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
     watch_until_signal(&mut nodes).await;
     stop_all(&mut nodes).await;
     Ok(())
+}
+
+/// The job name the Grafana dashboard in `docs/grafana` selects.
+pub const PROMETHEUS_JOB: &str = "hypha";
+
+/// A whole `prometheus.yml`: one job scraping every node's `/metrics`
+/// (open by default, so no credentials are written).
+pub fn prometheus_config(targets: &[&str]) -> String {
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!(
+        "# Written by `hypha cluster up --prometheus`.\n\
+         global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n\
+         scrape_configs:\n  - job_name: '{PROMETHEUS_JOB}'\n    metrics_path: /metrics\n\
+         \x20   static_configs:\n      - targets: [{}]\n",
+        list.join(", ")
+    )
+}
+
+fn write_prometheus_config(path: &Path, targets: &[&str]) -> anyhow::Result<()> {
+    std::fs::write(path, prometheus_config(targets))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn wait_formed(nodes: &mut [NodeChild], expected: u16, token: &str) -> anyhow::Result<()> {

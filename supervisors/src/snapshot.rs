@@ -66,6 +66,8 @@ pub struct ChildSnapshot {
     pub restarts: u64,
     /// Reason of the last abnormal exit or failed start.
     pub last_failure: Option<String>,
+    /// When it happened (Unix ms, the node's wall clock).
+    pub last_failure_unix_ms: Option<u64>,
     /// Milliseconds since the running incarnation started.
     pub uptime_ms: Option<u64>,
     /// The nested tree when this child is a supervisor (absent if it did not answer).

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 
 pub mod cluster;
+pub mod tools;
 use std::time::{Duration, Instant};
 
 use hypha::auth::{Claims, Role, TokenKey, TokenTable};

@@ -122,6 +122,11 @@ impl Registry {
         self.handlers.insert(kind.to_owned(), Arc::new(handler));
     }
 
+    /// Add (or replace) a kind whose handler is already shared.
+    pub fn register_shared(&mut self, kind: &str, handler: Arc<dyn JobHandler>) {
+        self.handlers.insert(kind.to_owned(), handler);
+    }
+
     /// The handler of `kind`.
     pub fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
         self.handlers.get(kind).cloned()

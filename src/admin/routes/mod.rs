@@ -8,6 +8,7 @@
 
 mod actors;
 mod cluster;
+mod console;
 mod dht;
 mod files;
 mod health;
@@ -142,6 +143,34 @@ const FILE_LIST_QUERY: &[QueryParam] = &[
 fn entries() -> Vec<Entry> {
     use Method as M;
     vec![
+        entry(
+            M::GET,
+            "/",
+            Access::Open,
+            "the web console (HTML)",
+            get(console::index),
+        ),
+        entry(
+            M::GET,
+            "/console/app.js",
+            Access::Open,
+            "the web console's script",
+            get(console::app_js),
+        ),
+        entry(
+            M::GET,
+            "/console/style.css",
+            Access::Open,
+            "the web console's style sheet",
+            get(console::style_css),
+        ),
+        entry(
+            M::GET,
+            "/v1/auth/policy",
+            Access::Open,
+            "whether reads need a token",
+            get(console::policy),
+        ),
         entry(
             M::GET,
             "/health",

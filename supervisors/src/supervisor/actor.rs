@@ -238,7 +238,7 @@ impl Incarnation {
         child.started_at = None;
         child.state = ChildState::Stopped;
         if !normal {
-            child.last_failure = Some(exit.describe());
+            child.record_failure(exit.describe());
             tracing::warn!(supervisor = %self.state.path, child = %child.spec.id, exit = %exit.describe(), "child exited abnormally");
         }
         let id = child.spec.id.clone();

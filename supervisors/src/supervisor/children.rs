@@ -68,6 +68,8 @@ pub(crate) struct Child {
     pub(crate) state: ChildState,
     pub(crate) starts: u64,
     pub(crate) last_failure: Option<String>,
+    /// Wall-clock time of `last_failure` (for operators, not for timing).
+    pub(crate) last_failure_unix_ms: Option<u64>,
     pub(crate) started_at: Option<Instant>,
 }
 
@@ -80,8 +82,18 @@ impl Child {
             state: ChildState::Stopped,
             starts: 0,
             last_failure: None,
+            last_failure_unix_ms: None,
             started_at: None,
         }
+    }
+
+    /// Remember why the child last failed, and when.
+    pub(crate) fn record_failure(&mut self, reason: String) {
+        self.last_failure = Some(reason);
+        self.last_failure_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
 
     fn is_supervisor(&self) -> bool {
@@ -167,7 +179,7 @@ impl SupervisorState {
             Err(err) => {
                 let reason = err.to_string();
                 child.state = ChildState::Stopped;
-                child.last_failure = Some(format!("start failed: {reason}"));
+                child.record_failure(format!("start failed: {reason}"));
                 Err(SupervisorError::StartFailed {
                     id: child.spec.id.clone(),
                     reason,
@@ -277,6 +289,7 @@ impl SupervisorState {
             state: child.state,
             restarts: child.starts.saturating_sub(1),
             last_failure: child.last_failure.clone(),
+            last_failure_unix_ms: child.last_failure_unix_ms,
             uptime_ms: child
                 .started_at
                 .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)),
