@@ -395,12 +395,17 @@ async fn bulk_link_is_authenticated_and_checked(addr: std::net::SocketAddr) {
         hash: [9; 32],
     })
     .unwrap();
-    let wrong = BulkClient::new(BulkKey::from_cookie("not-the-cookie"), None);
+    let cookie = hypha_actors::peers::link_cookie("hypha", common::COOKIE);
+    // Bulk links run inside the node's mutual TLS: a client without it
+    // never gets to the cookie handshake.
+    let plaintext = BulkClient::new(BulkKey::from_cookie(&cookie), None);
+    assert!(plaintext.call(addr, &get, limit).await.is_err());
+    let tls = hypha_actors::peers::tls::LinkTls::load(&common::test_tls_dir()).unwrap();
+    let wrong = BulkClient::new(BulkKey::from_cookie("not-the-cookie"), Some(tls.clone()));
     let refused = wrong.call(addr, &get, limit).await.unwrap_err();
     assert!(refused.to_string().contains("cookie"), "{refused}");
 
-    let cookie = hypha_actors::peers::link_cookie("hypha", common::COOKIE);
-    let right = BulkClient::new(BulkKey::from_cookie(&cookie), None);
+    let right = BulkClient::new(BulkKey::from_cookie(&cookie), Some(tls));
     let answer = right.call(addr, &get, limit).await.unwrap();
     assert_eq!(
         wire::decode_response(&answer).unwrap(),
