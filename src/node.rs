@@ -45,7 +45,7 @@ use hypha_actors::store::{
     self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
     StoreMessage, Tree, WriteBatch,
 };
-use hypha_actors::work::handler::{JobHandler, Registry};
+use hypha_actors::work::handler::JobHandler;
 use hypha_supervisors::{
     ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
 };
@@ -164,7 +164,7 @@ fn settle_policy(config: &NodeConfig) -> Settle {
 /// started after everything else and stopped first).
 #[derive(Default)]
 pub struct Extensions {
-    jobs: Registry,
+    jobs: Vec<(String, Arc<dyn JobHandler>)>,
     children: Vec<ChildSpec>,
 }
 
@@ -178,7 +178,7 @@ impl Extensions {
     /// should be constrained to nodes that have it (a label the embedding
     /// program sets, say).
     pub fn job_kind(mut self, kind: &str, handler: impl JobHandler) -> Self {
-        self.jobs.register(kind, handler);
+        self.jobs.push((kind.to_owned(), Arc::new(handler)));
         self
     }
 
@@ -282,10 +282,8 @@ pub async fn start_with(
         &channels,
         cores,
     );
-    for kind in extensions.jobs.kinds() {
-        if let Some(handler) = extensions.jobs.get(&kind) {
-            work.register_shared(&kind, handler);
-        }
+    for (kind, handler) in extensions.jobs {
+        work.register_shared(&kind, handler);
     }
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
@@ -310,14 +308,13 @@ pub async fn start_with(
         path: Some(data_dir.clone()),
         min_free_bytes: config.storage.min_free_bytes,
     };
-    let children = vec![
+    let mut children = vec![
         store_spec(&name, engine.clone(), reserve),
         cluster.spec(),
         dht.spec(),
         work.spec(),
         admin_spec(http),
     ];
-    let mut children = children;
     if !extensions.children.is_empty() {
         let flags =
             SupervisorFlags::new(Strategy::OneForOne).intensity(APP_MAX_RESTARTS, APP_PERIOD_MS);

@@ -227,17 +227,10 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let dir = tempfile::tempdir().unwrap();
     let node = common::start_in_process(dir.path(), None).await;
     let url = format!("http://{}", node.http_addr);
-    let client = common::client();
+    let api = common::Api::new(&url);
     // Series labelled by route appear once a request has completed.
-    client.get(format!("{url}/health")).send().await.unwrap();
-    let text = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    api.text("/health").await;
+    let text = api.text("/metrics").await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
