@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use hypha_actors::actor_name;
 use hypha_actors::membership::info::{NodeInfo, INFO_VERSION};
+use hypha_actors::membership::seal::{system_clock, SealedTransport};
 use hypha_actors::membership::{
     self, AdmissionPolicy, MemberKey, Membership, MembershipArgs, MembershipChannels,
-    MembershipConfig, MembershipMessage, UdpTransport,
+    MembershipConfig, MembershipMessage,
 };
 use hypha_actors::peers::tls::LinkTls;
 use hypha_actors::peers::{
@@ -23,6 +24,7 @@ use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 
 use crate::config::{LinkPlan, Listen, NodeConfig};
+use crate::gossip_keys::GossipKeys;
 use crate::node::NodeError;
 use crate::secrets::Secrets;
 
@@ -64,6 +66,8 @@ pub struct ClusterParts {
     pub tls: Option<LinkTls>,
     /// The cluster-scoped cookie node links authenticate with.
     pub link_cookie: String,
+    /// The keyring sealing gossip (reloaded on SIGHUP).
+    pub gossip_keys: GossipKeys,
     node: String,
     membership: MembershipArgs,
     peers: PeersArgs,
@@ -120,6 +124,10 @@ impl ClusterParts {
             probes: c.probes,
             admission: AdmissionPolicy::AuthenticatedLink,
         };
+        let gossip_keys =
+            GossipKeys::load(&c.id, secrets.cookie.expose(), c.gossip_keys_file.clone())
+                .map_err(|e| NodeError::GossipKeys(e.to_string()))?;
+        let gossip = SealedTransport::new(gossip_keys.subscribe(), c.gossip_seal, system_clock());
         let probes: Arc<LinkProbe> = Arc::new(LinkProbe);
         let link_cookie = peers::link_cookie(&c.id, secrets.cookie.expose());
         let peers_config = PeersConfig {
@@ -136,7 +144,7 @@ impl ClusterParts {
             node: node.to_owned(),
             membership: MembershipArgs {
                 config: Arc::new(membership_config),
-                gossip: Arc::new(UdpTransport),
+                gossip: Arc::new(gossip),
                 probes: probes.clone(),
                 channels: channels.clone(),
                 links: links_rx,
@@ -151,6 +159,7 @@ impl ClusterParts {
             channels,
             tls,
             link_cookie,
+            gossip_keys,
         })
     }
 

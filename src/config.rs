@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hypha_actors::membership::seal::SealSettings;
 use hypha_actors::membership::{GossipTiming, ProbeTiming};
 use serde::Deserialize;
 use thiserror::Error;
@@ -101,6 +102,12 @@ pub struct ClusterSettings {
     pub tls_dir: Option<PathBuf>,
     /// Whether node links may run without TLS (see [`LinkSecurity`]).
     pub links: LinkSecurity,
+    /// Gossip secrets, one a line, the first sealing (rotation, see
+    /// docs/security.md). Unset: gossip is sealed with the cookie alone.
+    /// Re-read on SIGHUP.
+    pub gossip_keys_file: Option<PathBuf>,
+    /// Limits of sealed gossip.
+    pub gossip_seal: SealSettings,
 }
 
 /// How node links (and bulk links) are protected.
@@ -148,6 +155,8 @@ impl Default for ClusterSettings {
             handoff_timeout_ms: 10_000,
             tls_dir: None,
             links: LinkSecurity::default(),
+            gossip_keys_file: None,
+            gossip_seal: SealSettings::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dht;
+pub mod gossip_keys;
 pub mod identity;
 pub mod node;
 pub mod secrets;

@@ -41,6 +41,8 @@ use std::time::Duration;
 use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
 use hypha_actors::peers::tls::LinkTls;
+
+use crate::gossip_keys::GossipKeys;
 use hypha_actors::store::{
     self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
     StoreMessage, Tree, WriteBatch,
@@ -103,6 +105,9 @@ pub enum NodeError {
     /// The node-link TLS material could not be loaded.
     #[error("node-link TLS: {0}")]
     Tls(String),
+    /// The gossip keyring could not be built.
+    #[error("gossip keys: {0}")]
+    GossipKeys(String),
     /// The supervision tree failed to start.
     #[error("supervision tree failed to start: {0}")]
     Tree(String),
@@ -139,6 +144,7 @@ pub struct RunningNode {
     channels: MembershipChannels,
     leave: LeavePlan,
     tls: Option<LinkTls>,
+    gossip_keys: GossipKeys,
     shutdown_timeout: Duration,
 }
 
@@ -252,6 +258,7 @@ pub async fn start_with(
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
     let cluster_tls = cluster.tls.clone();
+    let gossip_keys = cluster.gossip_keys.clone();
     let channels = cluster.channels.clone();
     let bulk = BulkSettings {
         listen: listen.bulk,
@@ -298,7 +305,8 @@ pub async fn start_with(
             work: work.admin.clone(),
         },
     )
-    .with_link_tls(cluster.tls.clone());
+    .with_link_tls(cluster.tls.clone())
+    .with_gossip_keys(gossip_keys.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
@@ -342,6 +350,7 @@ pub async fn start_with(
         engine,
         channels,
         tls: cluster_tls,
+        gossip_keys,
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
 }
@@ -478,7 +487,8 @@ pub(crate) async fn read_labels(
 impl RunningNode {
     /// Run until SIGTERM/SIGINT (then stop gracefully) or until the root
     /// supervisor gives up.
-    /// SIGHUP reloads the node-link TLS material ([`Self::reload_tls`]).
+    /// SIGHUP reloads the node-link TLS material ([`Self::reload_tls`])
+    /// and the gossip keys file, when one is set.
     pub async fn run_until_signal(mut self) -> NodeExit {
         let signal = wait_for_signal();
         tokio::pin!(signal);
@@ -495,9 +505,12 @@ impl RunningNode {
                     return self.shutdown().await;
                 }
                 Some(()) = recv_hangup(&mut hangups) => {
-                    tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS");
-                    // The outcome is logged and counted by the reload.
+                    tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS and gossip keys");
+                    // The outcomes are logged and counted by the reloads.
                     let _ = self.reload_tls().await;
+                    if self.gossip_keys.status().source != "cookie" {
+                        let _ = self.gossip_keys.reload().await;
+                    }
                 }
             }
         }

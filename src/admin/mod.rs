@@ -76,6 +76,8 @@ pub struct AppState {
     pub(crate) dht: DhtAdmin,
     pub(crate) work: WorkAdmin,
     pub(crate) tls: Option<LinkTls>,
+    /// The gossip keyring, when the node seals gossip (always, outside tests).
+    pub(crate) gossip_keys: Option<crate::gossip_keys::GossipKeys>,
 }
 
 impl AppState {
@@ -102,10 +104,17 @@ impl AppState {
             dht,
             work,
             tls: None,
+            gossip_keys: None,
         }
     }
 
-    /// Serve this node-link TLS material's status and reloads.
+    /// Serve the gossip keyring's status and reloads.
+    pub fn with_gossip_keys(mut self, keys: crate::gossip_keys::GossipKeys) -> Self {
+        self.gossip_keys = Some(keys);
+        self
+    }
+
+    /// The node-link TLS material, for its status and reload routes.
     pub fn with_link_tls(mut self, tls: Option<LinkTls>) -> Self {
         self.tls = tls;
         self

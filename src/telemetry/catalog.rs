@@ -154,6 +154,33 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "Bytes of gossip (chitchat UDP) datagrams received.",
     ),
+    counter(
+        "hypha_gossip_rejected_total",
+        &[(
+            "reason",
+            &[
+                "malformed",
+                "unsupported_format",
+                "unknown_key",
+                "forged",
+                "stale",
+                "replayed",
+                "out_of_bounds",
+                "unexpected_source",
+            ],
+        )],
+        "Gossip datagrams dropped before chitchat parsed them, by reason (docs/security.md, sealed gossip).",
+    ),
+    counter(
+        "hypha_gossip_oversize_total",
+        &[],
+        "Gossip datagrams not sent because the seal would take them over the UDP size limit.",
+    ),
+    counter(
+        "hypha_gossip_key_reloads_total",
+        &[("result", &["ok", "error"])],
+        "Reloads of the gossip keyring, by SIGHUP or POST /v1/node/gossip/keys/reload.",
+    ),
     gauge(
         "hypha_cluster_links",
         &[],

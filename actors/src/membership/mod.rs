@@ -14,6 +14,7 @@ mod config;
 pub mod info;
 mod messages;
 pub mod probe;
+pub mod seal;
 pub mod swim;
 mod sysinfo;
 mod transport;

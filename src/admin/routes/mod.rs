@@ -253,6 +253,21 @@ fn entries() -> Vec<Entry> {
         .ok(200),
         entry(
             M::GET,
+            "/v1/node/gossip/keys",
+            READ,
+            "sealed gossip: ids of the sealing and accepted keys",
+            get(node::gossip_keys_status),
+        ),
+        entry(
+            M::POST,
+            "/v1/node/gossip/keys/reload",
+            ADMIN,
+            "re-read the gossip keys file (as SIGHUP does)",
+            post(node::gossip_keys_reload),
+        )
+        .ok(200),
+        entry(
+            M::GET,
             "/v1/actors",
             READ,
             "the live supervision tree",

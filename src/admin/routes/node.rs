@@ -206,3 +206,35 @@ pub(super) async fn tls_reload(State(state): State<AppState>) -> Result<Json<Tls
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "tls_reload_failed", e))?;
     Ok(Json(TlsInfo::of(Some(&tls))))
 }
+
+fn gossip_keys(state: &AppState) -> Result<&crate::gossip_keys::GossipKeys, ApiError> {
+    state.gossip_keys.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "gossip_unsealed",
+            "this node's gossip is not sealed (an in-process test node)",
+        )
+    })
+}
+
+/// `GET /v1/node/gossip/keys`: key ids only, never the keys.
+pub(super) async fn gossip_keys_status(
+    State(state): State<AppState>,
+) -> Result<Json<crate::gossip_keys::GossipKeysStatus>, ApiError> {
+    Ok(Json(gossip_keys(&state)?.status()))
+}
+
+/// `POST /v1/node/gossip/keys/reload`: 409 when the ring is the cookie or
+/// the file is unusable (the ring in use is then kept).
+pub(super) async fn gossip_keys_reload(
+    State(state): State<AppState>,
+) -> Result<Json<crate::gossip_keys::GossipKeysStatus>, ApiError> {
+    let status = gossip_keys(&state)?.reload().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "gossip_keys_reload_failed",
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(status))
+}
