@@ -16,6 +16,7 @@ use hypha_actors::dht::manifest::{ChunkRef, FileState, Manifest, MANIFEST_FORMAT
 use hypha_actors::dht::service::DhtServiceMessage;
 use hypha_actors::dht::wire as dht_wire;
 use hypha_actors::membership::info;
+use hypha_actors::membership::seal::{bounds, Keyring, Opener, Sealer};
 use hypha_actors::peers::LinkMessage;
 use hypha_actors::work::job::{JobId, JobRecord, JobSpec, JobState, Payload};
 use hypha_actors::work::service::WorkServiceMessage;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("bulk_frames", bulk_frames),
     ("node_envelope", node_envelope),
     ("api_token", api_token),
+    ("gossip_seal", gossip_seal),
 ];
 
 /// Inputs that once broke a target (found by the long runs), replayed by
@@ -133,6 +135,64 @@ pub fn gossip_values(data: &[u8]) {
             let _ = info::parse_down_key(&text);
         }
     }
+}
+
+/// The secret of the fuzzed gossip keyring.
+const FUZZ_GOSSIP_SECRET: &str = "fuzz-gossip-secret-of-thirty-two-bytes-or-more";
+/// The clock of the fuzzed opener (sealed seeds carry it).
+const FUZZ_NOW_MS: u64 = 1_780_000_000_000;
+
+fn fuzz_ring() -> Option<Keyring> {
+    Keyring::from_secrets("hypha", &[FUZZ_GOSSIP_SECRET]).ok()
+}
+
+/// A sealed gossip datagram as the transport opens it. The first byte
+/// picks the path: 0, the bytes are a datagram off the wire (open, then
+/// the decode budget of what opens); 1, they are a plaintext an
+/// authentic peer sealed (it must open to itself, then the budget);
+/// otherwise the budget walk alone.
+pub fn gossip_seal(data: &[u8]) {
+    let Some((which, rest)) = data.split_first() else {
+        return;
+    };
+    let Some(ring) = fuzz_ring() else {
+        return;
+    };
+    let mut opener = Opener::new(8, u64::MAX);
+    match which % 3 {
+        0 => {
+            let mut datagram = rest.to_vec();
+            if let Ok(range) = opener.open(&ring, FUZZ_NOW_MS, &mut datagram) {
+                let _ = bounds::check(&datagram[range], 1 << 22);
+            }
+        }
+        1 => {
+            let mut sealed = Vec::new();
+            Sealer::new([3; 16]).seal(&ring, FUZZ_NOW_MS, rest, &mut sealed);
+            let range = opener.open(&ring, FUZZ_NOW_MS, &mut sealed);
+            assert_eq!(range.map(|r| &sealed[r] == rest), Ok(true));
+            let _ = bounds::check(rest, 1 << 22);
+        }
+        _ => {
+            let _ = bounds::check(rest, 1 << 22);
+        }
+    }
+}
+
+/// chitchat v1 plaintexts: an Ack with one raw block, a Syn with an empty
+/// digest and its cluster id, a BadCluster.
+fn chitchat_plaintexts() -> Vec<Vec<u8>> {
+    let header = |kind: u8| {
+        let mut v = 45_139u16.to_le_bytes().to_vec();
+        v.extend_from_slice(&[1, kind]);
+        v
+    };
+    let mut ack = header(2);
+    ack.extend_from_slice(&[2, 5, 0, b'h', b'e', b'l', b'l', b'o', 0]);
+    let mut syn = header(0);
+    syn.extend_from_slice(&[0, 5, 0]);
+    syn.extend_from_slice(b"hypha");
+    vec![ack, syn, header(3)]
 }
 
 /// A bulk-link stream: frames, each decoded as a DHT request.
@@ -345,6 +405,21 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             if let Some(request) = encoded_dht.first() {
                 out.push(frame(1, "Call", &[request]));
             }
+            out
+        }
+        "gossip_seal" => {
+            let plain = chitchat_plaintexts();
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            if let Some(ring) = fuzz_ring() {
+                let mut sealer = Sealer::new([3; 16]);
+                for p in &plain {
+                    let mut sealed = Vec::new();
+                    sealer.seal(&ring, FUZZ_NOW_MS, p, &mut sealed);
+                    out.push([&[0u8][..], &sealed].concat());
+                }
+            }
+            out.extend(plain.iter().map(|p| [&[1u8][..], p].concat()));
+            out.extend(plain.iter().map(|p| [&[2u8][..], p].concat()));
             out
         }
         "api_token" => {

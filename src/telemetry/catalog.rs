@@ -139,6 +139,16 @@ pub const CATALOG: &[MetricDef] = &[
         &[("to", MEMBER_STATES)],
         "Public state changes of other members seen by this node, by new state.",
     ),
+    gauge(
+        "hypha_membership_ignored_members",
+        &[],
+        "Members gossip tells of that the view left out in the last tick because it holds its maximum (512).",
+    ),
+    gauge(
+        "hypha_membership_contested_members",
+        &[],
+        "Members that two or more gossip states claimed in the last tick (a holder of the gossip key forging a state); their gossiped facts are not taken.",
+    ),
     histogram(
         "hypha_membership_detection_seconds",
         &[],
@@ -166,6 +176,7 @@ pub const CATALOG: &[MetricDef] = &[
                 "stale",
                 "replayed",
                 "out_of_bounds",
+                "rate_limited",
                 "unexpected_source",
             ],
         )],

@@ -256,6 +256,8 @@ async fn tick(myself: &ActorRef<MembershipMessage>, state: &mut MembershipState)
         .await;
     let links = state.args.links.borrow().clone();
     let actions = state.swim.observe(now, nodes, &links);
+    metrics::gauge!("hypha_membership_ignored_members").set(state.swim.ignored() as f64);
+    metrics::gauge!("hypha_membership_contested_members").set(state.swim.contested() as f64);
     apply(myself, state, actions).await;
     publish_view(state);
 }
@@ -305,6 +307,7 @@ fn gossip_node(id: &ChitchatId, node: &NodeState, live: bool) -> GossipNode {
         })
         .collect();
     GossipNode {
+        gossip_addr: id.gossip_advertise_addr,
         heartbeat: u64::from(node.heartbeat()),
         live,
         incarnation,

@@ -13,6 +13,14 @@ use super::info::NodeInfo;
 use super::swim::{AdmissionPolicy, SwimConfig};
 use super::view::MemberKey;
 
+/// Most members a node tracks: ten times the supported cluster size
+/// (docs/membership.md), so only forged states are ever left out.
+pub const MAX_MEMBERS: usize = 512;
+
+/// Gossip rounds a member's heartbeat must stand still before chitchat's
+/// "not live" counts (see `SwimConfig::min_silence`); detection takes ~6.
+pub const MIN_SILENCE_ROUNDS: u64 = 3;
+
 /// Gossip and failure-detector timing.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,6 +141,12 @@ impl MembershipConfig {
         SwimConfig {
             suspicion_timeout: Duration::from_millis(self.probes.suspicion_timeout_ms),
             admission: self.admission,
+            max_members: MAX_MEMBERS,
+            min_silence: Duration::from_millis(
+                self.timing
+                    .gossip_interval_ms
+                    .saturating_mul(MIN_SILENCE_ROUNDS),
+            ),
         }
     }
 

@@ -10,6 +10,7 @@
 //! it returns.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,6 +37,34 @@ pub struct SwimConfig {
     pub suspicion_timeout: Duration,
     /// Who is routable.
     pub admission: AdmissionPolicy,
+    /// Most members tracked; gossip about more is ignored (each member
+    /// costs a dial loop and probes, so forged states must not add them
+    /// without bound).
+    pub max_members: usize,
+    /// A member whose heartbeat advanced this recently is heard, whatever
+    /// chitchat's detector says. The detector learns the mean interval
+    /// between heartbeat updates from whoever relays them: a key holder
+    /// relaying every 10 ms teaches it to expect 10 ms, and when the relay
+    /// stops (or is rate-limited) every member looks dead for a moment.
+    /// Honest gossip brings a heartbeat at least every round, so a floor of
+    /// a few rounds costs no detection time.
+    pub min_silence: Duration,
+}
+
+/// How far above the incarnation a member last published a verdict (or
+/// the member's own update) may be and still count. Incarnations rise by
+/// one per refutation, and a verdict is about an incarnation its target
+/// published, so an honest one is never far ahead; after this node's
+/// membership actor restarts (its count starts again at 0) verdicts about
+/// its earlier incarnations may still be in gossip, a few ahead. A forged
+/// `u64::MAX` is ignored instead of saturating the count, which made the
+/// refutation repeat every tick for ever.
+pub const MAX_INCARNATION_AHEAD: u64 = 64;
+
+/// Whether `incarnation` is a plausible successor of `known` (equal or
+/// at most [`MAX_INCARNATION_AHEAD`] above).
+fn plausible(incarnation: u64, known: u64) -> bool {
+    incarnation >= known && incarnation - known <= MAX_INCARNATION_AHEAD
 }
 
 /// A Down verdict as published in gossip.
@@ -52,6 +81,9 @@ pub struct Verdict {
 pub struct GossipNode {
     /// Which process.
     pub key: MemberKey,
+    /// The gossip address its state is published from (chitchat tells
+    /// two states of one key apart by it).
+    pub gossip_addr: SocketAddr,
     /// Its heartbeat counter.
     pub heartbeat: u64,
     /// chitchat's accrual detector considers it alive.
@@ -121,6 +153,8 @@ enum Liveness {
 
 #[derive(Debug, Clone)]
 struct Member {
+    /// Where the state this member was first seen in is published from.
+    gossip_addr: SocketAddr,
     incarnation: u64,
     liveness: Liveness,
     gossip_live: bool,
@@ -142,6 +176,64 @@ pub struct Swim {
     incarnation: u64,
     leaving: bool,
     members: BTreeMap<MemberKey, Member>,
+    ignored: usize,
+    contested: usize,
+}
+
+/// Fold the gossip states that claim the same member (node id and
+/// generation) into one that says nothing but whether the member is heard.
+///
+/// chitchat tells states apart by their gossip address too, so a holder
+/// of the gossip key can publish a second state under a member's id and
+/// generation. Which one is the member's own cannot be proven from gossip,
+/// so while a member is contested none of their facts is taken: no leaving
+/// flag, no verdicts, no new incarnation, info or load (those already
+/// known are kept). Heartbeat and liveness come from the state followed
+/// before the contest (`incumbent`), if it is among them, so a forged
+/// state neither makes a live member look silent nor a dead one heard; a
+/// member first seen contested is heard only while every claim is. It
+/// stays routable through its link. Returns the folded list and how many
+/// members were contested.
+fn merge_contested(
+    nodes: Vec<GossipNode>,
+    incumbent: impl Fn(&MemberKey) -> Option<SocketAddr>,
+) -> (Vec<GossipNode>, usize) {
+    let mut by_key: BTreeMap<MemberKey, Vec<GossipNode>> = BTreeMap::new();
+    for node in nodes {
+        by_key.entry(node.key.clone()).or_default().push(node);
+    }
+    let mut contested = 0;
+    let merged = by_key
+        .into_iter()
+        .filter_map(|(key, mut claims)| {
+            if claims.len() == 1 {
+                return claims.pop();
+            }
+            contested += 1;
+            let own =
+                incumbent(&key).and_then(|addr| claims.iter().find(|c| c.gossip_addr == addr));
+            let (gossip_addr, heartbeat, live) = match own {
+                Some(c) => (c.gossip_addr, c.heartbeat, c.live),
+                None => (
+                    claims[0].gossip_addr,
+                    claims.iter().map(|n| n.heartbeat).max().unwrap_or(0),
+                    claims.iter().all(|n| n.live),
+                ),
+            };
+            Some(GossipNode {
+                key,
+                gossip_addr,
+                heartbeat,
+                live,
+                incarnation: 0,
+                leaving: false,
+                info: None,
+                load: None,
+                verdicts: Vec::new(),
+            })
+        })
+        .collect();
+    (merged, contested)
 }
 
 impl Swim {
@@ -153,12 +245,24 @@ impl Swim {
             incarnation: 0,
             leaving: false,
             members: BTreeMap::new(),
+            ignored: 0,
+            contested: 0,
         }
     }
 
     /// This node's current incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// Gossip nodes ignored in the last tick because the view was full.
+    pub fn ignored(&self) -> usize {
+        self.ignored
+    }
+
+    /// Members two or more gossip states claimed in the last tick.
+    pub fn contested(&self) -> usize {
+        self.contested
     }
 
     /// Mark this node as leaving (shown in the view).
@@ -175,8 +279,12 @@ impl Swim {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         self.refute_verdicts_about_me(&nodes, &mut actions);
-        let newest = self.newest_generations(nodes);
+        let (nodes, contested) =
+            merge_contested(nodes, |key| self.members.get(key).map(|m| m.gossip_addr));
+        self.contested = contested;
+        let mut newest = self.newest_generations(nodes, linked);
         self.drop_superseded_and_vanished(&newest, &mut actions);
+        self.ignored = self.over_capacity(&mut newest);
         let mut verdicts = Vec::new();
         for node in newest.into_values() {
             self.upsert(now, node, linked, &mut verdicts);
@@ -231,11 +339,13 @@ impl Swim {
     }
 
     fn refute_verdicts_about_me(&mut self, nodes: &[GossipNode], actions: &mut Vec<Action>) {
-        // Refuting is harmless, so verdicts from anyone count here.
+        // Refuting is harmless, so verdicts from anyone count here (a
+        // verdict spreads past the member that made it), but only at an
+        // incarnation this node could have published.
         let highest = nodes
             .iter()
             .flat_map(|n| n.verdicts.iter())
-            .filter(|v| v.target == self.me && v.incarnation >= self.incarnation)
+            .filter(|v| v.target == self.me && plausible(v.incarnation, self.incarnation))
             .map(|v| v.incarnation)
             .max();
         if let Some(incarnation) = highest {
@@ -244,20 +354,54 @@ impl Swim {
         }
     }
 
-    fn newest_generations(&self, nodes: Vec<GossipNode>) -> BTreeMap<String, GossipNode> {
+    /// The generation of each node id to follow: the newest, except that
+    /// with link admission a generation with an authenticated link wins
+    /// over any that gossip alone tells of. Anyone holding the gossip key
+    /// can publish a state under another member's id with a higher
+    /// generation; while the real process is linked, that state is not
+    /// acted on. A real restart closes the old link (in milliseconds for
+    /// a crash, at the ping timeout for a hung peer), and the new
+    /// generation is followed from then on.
+    fn newest_generations(
+        &self,
+        nodes: Vec<GossipNode>,
+        linked: &BTreeSet<MemberKey>,
+    ) -> BTreeMap<String, GossipNode> {
+        let by_link = self.config.admission == AdmissionPolicy::AuthenticatedLink;
+        let rank = |key: &MemberKey| (by_link && linked.contains(key), key.generation);
         let mut newest: BTreeMap<String, GossipNode> = BTreeMap::new();
         for node in nodes {
             if node.key.node_id == self.me.node_id {
                 continue;
             }
             match newest.get(&node.key.node_id) {
-                Some(seen) if seen.key.generation >= node.key.generation => {}
+                Some(seen) if rank(&seen.key) >= rank(&node.key) => {}
                 _ => {
                     newest.insert(node.key.node_id.clone(), node);
                 }
             }
         }
         newest
+    }
+
+    /// Keep the view within `max_members`: members already tracked stay,
+    /// new ones are taken in key order while there is room. Returns how
+    /// many were left out.
+    fn over_capacity(&self, newest: &mut BTreeMap<String, GossipNode>) -> usize {
+        let mut room = self.config.max_members.saturating_sub(self.members.len());
+        let mut ignored = 0;
+        newest.retain(|_, node| {
+            if self.members.contains_key(&node.key) {
+                return true;
+            }
+            if room > 0 {
+                room -= 1;
+                return true;
+            }
+            ignored += 1;
+            false
+        });
+        ignored
     }
 
     /// A member replaced by a newer generation is gone for good (reported
@@ -307,6 +451,7 @@ impl Swim {
     ) {
         let is_linked = linked.contains(&node.key);
         let member = self.members.entry(node.key.clone()).or_insert(Member {
+            gossip_addr: node.gossip_addr,
             incarnation: node.incarnation,
             liveness: Liveness::Pending,
             gossip_live: node.live,
@@ -323,8 +468,11 @@ impl Swim {
             member.heartbeat = node.heartbeat;
             member.last_heard = now;
         }
-        member.incarnation = member.incarnation.max(node.incarnation);
-        member.gossip_live = node.live;
+        if plausible(node.incarnation, member.incarnation) {
+            member.incarnation = node.incarnation;
+        }
+        member.gossip_live =
+            node.live || now.saturating_duration_since(member.last_heard) < self.config.min_silence;
         member.linked = is_linked;
         member.ever_linked |= is_linked;
         if node.info.is_some() {
@@ -357,7 +505,7 @@ impl Swim {
             let Some(member) = self.members.get_mut(&verdict.target) else {
                 continue;
             };
-            let applies = verdict.incarnation >= member.incarnation
+            let applies = plausible(verdict.incarnation, member.incarnation)
                 && !matches!(member.liveness, Liveness::Down { .. } | Liveness::Left);
             if applies {
                 member.liveness = Liveness::Down {
@@ -444,10 +592,14 @@ impl Swim {
     /// This node hears at least half of the members that are not known to
     /// be gone (itself included). Without that it is more likely the one
     /// cut off, so it declares nobody Down.
+    /// With link admission only members that were ever linked count:
+    /// states gossip alone tells of (forged ones among them) must neither
+    /// make up a majority nor, by falling silent, take one away.
     fn has_quorum(&self) -> bool {
         let mut counted = 1usize;
         let mut alive = 1usize;
-        for member in self.members.values() {
+        let by_link = self.config.admission == AdmissionPolicy::AuthenticatedLink;
+        for member in self.members.values().filter(|m| !by_link || m.ever_linked) {
             match member.liveness {
                 Liveness::Pending | Liveness::Down { .. } | Liveness::Left => {}
                 Liveness::Alive { .. } => {

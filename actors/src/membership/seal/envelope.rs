@@ -65,11 +65,14 @@ pub enum Reject {
     /// Authentic, but its chitchat content is out of bounds (see `bounds`).
     #[error("content out of bounds")]
     OutOfBounds,
+    /// Authentic, but its sender is over its rate (see `rate`).
+    #[error("sender over its rate")]
+    RateLimited,
 }
 
 impl Reject {
     /// Every reason, for exporting the metric at zero.
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 8] = [
         Reject::Malformed,
         Reject::UnsupportedFormat,
         Reject::UnknownKey,
@@ -77,6 +80,7 @@ impl Reject {
         Reject::Stale,
         Reject::Replayed,
         Reject::OutOfBounds,
+        Reject::RateLimited,
     ];
 
     /// The metric label.
@@ -89,6 +93,7 @@ impl Reject {
             Reject::Stale => "stale",
             Reject::Replayed => "replayed",
             Reject::OutOfBounds => "out_of_bounds",
+            Reject::RateLimited => "rate_limited",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`envelope`]: the datagram format, sealing and opening (pure).
 //! - [`replay`]: the per-sender sliding replay window (pure).
 //! - [`bounds`]: what one authentic datagram may make chitchat decode (pure).
+//! - [`rate`]: how many authentic datagrams a sender may send (pure).
 //! - [`transport`]: the chitchat `Transport` that puts them on UDP.
 //!
 //! The threat model and the measured cost are in docs/security.md.
@@ -14,6 +15,7 @@
 pub mod bounds;
 pub mod envelope;
 pub mod keyring;
+pub mod rate;
 pub mod replay;
 pub mod transport;
 

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use super::bounds;
 use super::envelope::{Opener, Reject, Sealer, OVERHEAD};
 use super::keyring::Keyring;
+use super::rate::SenderRate;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
@@ -63,6 +64,10 @@ pub struct SealSettings {
     pub max_decoded_bytes: u64,
     /// Sender epochs whose replay windows are kept.
     pub max_epochs: usize,
+    /// Authentic datagrams a second one sender address may send.
+    pub max_datagrams_per_sec: u32,
+    /// ... and at once.
+    pub datagram_burst: u32,
 }
 
 impl Default for SealSettings {
@@ -71,6 +76,8 @@ impl Default for SealSettings {
             max_clock_skew_ms: 120_000,
             max_decoded_bytes: 4 << 20,
             max_epochs: 4_096,
+            max_datagrams_per_sec: 100,
+            datagram_burst: 200,
         }
     }
 }
@@ -139,6 +146,11 @@ impl Transport for SealedTransport {
             senders: HashMap::with_capacity(TAPS),
             sealer: Sealer::new(rand::random()),
             opener: Opener::new(self.settings.max_epochs, self.settings.max_clock_skew_ms),
+            rate: SenderRate::new(
+                self.settings.max_datagrams_per_sec,
+                self.settings.datagram_burst,
+                self.settings.max_epochs,
+            ),
             keys: self.keys.clone(),
             settings: self.settings,
             clock: self.clock.clone(),
@@ -161,6 +173,7 @@ struct SealedSocket {
     senders: HashMap<SocketAddr, (SocketAddr, usize)>,
     sealer: Sealer,
     opener: Opener,
+    rate: SenderRate,
     keys: watch::Receiver<Arc<Keyring>>,
     settings: SealSettings,
     clock: UnixClock,
@@ -211,6 +224,10 @@ impl SealedSocket {
                 return;
             }
         };
+        if !self.rate.admit(from, now_unix_ms) {
+            count_rejected(Reject::RateLimited.label());
+            return;
+        }
         let plaintext = &self.buf[range];
         if let Err(err) = bounds::check(plaintext, self.settings.max_decoded_bytes) {
             count_rejected(Reject::OutOfBounds.label());

@@ -23,6 +23,8 @@ fn swim(admission: AdmissionPolicy) -> Swim {
         SwimConfig {
             suspicion_timeout: SUSPICION,
             admission,
+            max_members: 8,
+            min_silence: Duration::ZERO,
         },
     )
 }
@@ -30,6 +32,7 @@ fn swim(admission: AdmissionPolicy) -> Swim {
 fn node(k: &MemberKey, heartbeat: u64, live: bool) -> GossipNode {
     GossipNode {
         key: k.clone(),
+        gossip_addr: ([127, 0, 0, 1], 7072).into(),
         heartbeat,
         live,
         incarnation: 0,
@@ -369,4 +372,209 @@ fn a_new_generation_replaces_the_old() {
         1
     );
     assert_eq!(view.member("b").unwrap().key.generation, 2);
+}
+
+#[test]
+fn a_linked_generation_wins_over_a_forged_newer_one() {
+    let mut s = swim(AdmissionPolicy::AuthenticatedLink);
+    let now = Instant::now();
+    let linked = BTreeSet::from([key("b")]);
+    s.observe(now, vec![node(&key("b"), 1, true)], &linked);
+    assert_eq!(state_of(&s, now, "b"), MemberState::Up);
+    // A key holder publishes b at generation 99, leaving.
+    let mut forged = node(&MemberKey::new("b", 99), 1, true);
+    forged.leaving = true;
+    let actions = s.observe(now, vec![node(&key("b"), 2, true), forged.clone()], &linked);
+    assert!(events(&actions).is_empty(), "{actions:?}");
+    assert_eq!(
+        s.view(now, None, None).member("b").unwrap().key.generation,
+        1
+    );
+    // b really restarts: its old link closes, the new generation links.
+    let b2 = MemberKey::new("b", 2);
+    let actions = s.observe(
+        now,
+        vec![node(&key("b"), 3, false), node(&b2, 1, true), forged],
+        &BTreeSet::from([b2.clone()]),
+    );
+    let evs: Vec<(MemberEventKind, u64)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) => Some((e.kind, e.key.generation)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        evs,
+        vec![(MemberEventKind::NodeDown, 1), (MemberEventKind::NodeUp, 2)]
+    );
+}
+
+#[test]
+fn verdicts_far_above_the_known_incarnation_are_ignored() {
+    let mut s = swim(AdmissionPolicy::AuthenticatedLink);
+    let now = Instant::now();
+    let linked = BTreeSet::from([key("b"), key("c")]);
+    let mut b = node(&key("b"), 1, true);
+    b.verdicts = vec![
+        Verdict {
+            target: key("c"),
+            incarnation: u64::MAX,
+        },
+        Verdict {
+            target: me(),
+            incarnation: u64::MAX,
+        },
+    ];
+    s.observe(
+        now,
+        vec![node(&key("b"), 0, true), node(&key("c"), 0, true)],
+        &linked,
+    );
+    let actions = s.observe(now, vec![b.clone(), node(&key("c"), 1, true)], &linked);
+    assert!(events(&actions).is_empty(), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Refute(_))));
+    assert_eq!(s.incarnation(), 0);
+    // Within reach: refuted once, and adopted.
+    b.heartbeat = 2;
+    b.verdicts = vec![
+        Verdict {
+            target: key("c"),
+            incarnation: MAX_INCARNATION_AHEAD,
+        },
+        Verdict {
+            target: me(),
+            incarnation: MAX_INCARNATION_AHEAD,
+        },
+    ];
+    let actions = s.observe(now, vec![b.clone(), node(&key("c"), 2, true)], &linked);
+    assert!(actions.contains(&Action::Refute(MAX_INCARNATION_AHEAD + 1)));
+    assert_eq!(
+        events(&actions),
+        vec![(MemberEventKind::NodeDown, "c".into())]
+    );
+    let again = s.observe(now, vec![b, node(&key("c"), 3, true)], &linked);
+    assert!(!again.iter().any(|a| matches!(a, Action::Refute(_))));
+}
+
+#[test]
+fn a_member_incarnation_only_rises_in_plausible_steps() {
+    let mut s = swim(AdmissionPolicy::Gossip);
+    let now = Instant::now();
+    let mut b = node(&key("b"), 1, true);
+    s.observe(now, vec![b.clone()], &none());
+    b.incarnation = u64::MAX;
+    s.observe(now, vec![b.clone()], &none());
+    assert_eq!(s.view(now, None, None).member("b").unwrap().incarnation, 0);
+    b.incarnation = 3;
+    s.observe(now, vec![b], &none());
+    assert_eq!(s.view(now, None, None).member("b").unwrap().incarnation, 3);
+}
+
+#[test]
+fn the_view_holds_at_most_max_members() {
+    let mut s = swim(AdmissionPolicy::Gossip);
+    let now = Instant::now();
+    let first: Vec<GossipNode> = (0..6)
+        .map(|i| node(&key(&format!("a{i}")), 1, true))
+        .collect();
+    s.observe(now, first.clone(), &none());
+    let mut flood = first;
+    flood.extend((0..20).map(|i| node(&key(&format!("x{i:02}")), 1, true)));
+    s.observe(now, flood, &none());
+    let view = s.view(now, None, None);
+    assert_eq!(view.members.len(), 1 + 8, "me and max_members others");
+    assert_eq!(s.ignored(), 18);
+    for i in 0..6 {
+        assert!(view.member(&format!("a{i}")).is_some(), "a{i} kept");
+    }
+}
+
+#[test]
+fn members_never_linked_do_not_count_toward_quorum() {
+    let mut s = swim(AdmissionPolicy::AuthenticatedLink);
+    let t0 = Instant::now();
+    let linked = BTreeSet::from([key("b"), key("c")]);
+    let mut nodes = vec![node(&key("b"), 1, true), node(&key("c"), 1, true)];
+    // Five states nobody can link to, alive for now.
+    nodes.extend((0..5).map(|i| node(&key(&format!("f{i}")), 1, true)));
+    s.observe(t0, nodes, &linked);
+    // They fall silent together with b: c and this node are still a
+    // majority of the members that ever linked, so b is declared Down.
+    let mut silent: Vec<GossipNode> = vec![node(&key("b"), 1, false), node(&key("c"), 2, true)];
+    silent.extend((0..5).map(|i| node(&key(&format!("f{i}")), 1, false)));
+    s.observe(t0, silent, &linked);
+    let actions = s.probe_done(t0, &key("b"), ProbeOutcome::Failed);
+    assert_eq!(
+        events(&actions),
+        vec![(MemberEventKind::NodeDown, "b".into())]
+    );
+}
+
+#[test]
+fn a_second_state_under_a_members_own_generation_changes_nothing() {
+    let mut s = swim(AdmissionPolicy::AuthenticatedLink);
+    let now = Instant::now();
+    let linked = BTreeSet::from([key("b"), key("c")]);
+    s.observe(
+        now,
+        vec![node(&key("b"), 1, true), node(&key("c"), 1, true)],
+        &linked,
+    );
+    // A forged state of b at b's own generation (another gossip address
+    // in chitchat): leaving, and a plausible verdict about c.
+    let mut forged = node(&key("b"), 7, false);
+    forged.gossip_addr = ([10, 9, 9, 9], 7072).into();
+    forged.leaving = true;
+    forged.incarnation = 3;
+    forged.verdicts.push(Verdict {
+        target: key("c"),
+        incarnation: 0,
+    });
+    let actions = s.observe(
+        now,
+        vec![node(&key("b"), 2, true), forged, node(&key("c"), 2, true)],
+        &linked,
+    );
+    assert!(events(&actions).is_empty(), "{actions:?}");
+    assert_eq!(s.contested(), 1);
+    assert_eq!(state_of(&s, now, "b"), MemberState::Up);
+    assert_eq!(state_of(&s, now, "c"), MemberState::Up);
+    assert_eq!(s.view(now, None, None).member("b").unwrap().incarnation, 0);
+}
+
+#[test]
+fn a_heartbeat_heard_recently_outweighs_the_detector() {
+    let mut s = Swim::new(
+        me(),
+        SwimConfig {
+            suspicion_timeout: SUSPICION,
+            admission: AdmissionPolicy::Gossip,
+            max_members: 8,
+            min_silence: Duration::from_millis(600),
+        },
+    );
+    let t0 = Instant::now();
+    three_up(&mut s, t0);
+    // The detector, trained by a fast relay, calls b dead 100 ms after its
+    // last heartbeat: not yet a suspect.
+    let quiet = |hb| {
+        vec![
+            node(&key("b"), hb, false),
+            node(&key("c"), hb, true),
+            node(&key("d"), hb, true),
+        ]
+    };
+    let t1 = t0 + Duration::from_millis(100);
+    let actions = s.observe(t1, quiet(2), &none());
+    assert!(
+        events(&actions).is_empty() && probes(&actions).is_empty(),
+        "{actions:?}"
+    );
+    // Silent past the floor: probed as before.
+    let t2 = t1 + Duration::from_millis(700);
+    let mut late = quiet(3);
+    late[0].heartbeat = 2;
+    let actions = s.observe(t2, late, &none());
+    assert_eq!(probes(&actions).len(), 1);
 }
