@@ -1,0 +1,105 @@
+//! Issue 23, hole 6, against real node processes: what an API client
+//! (with a valid token) can reach beyond its data. Each test shows one
+//! attack failing; docs/security.md names them.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{spawn_node, Api, ADMIN_TOKEN};
+use serde_json::{json, Value};
+
+/// Start one node process (its environment holds the cookie and the
+/// admin token, as `cluster up` gives them) with `toml` as configuration.
+fn node_with(toml: &str) -> (tempfile::TempDir, common::NodeProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hypha.toml");
+    std::fs::write(&config, toml).unwrap();
+    let data = dir.path().join("data");
+    let node = spawn_node(&data, &["--config", config.to_str().unwrap()]);
+    (dir, node)
+}
+
+/// Submit a job and poll (≤ 30 s) until it is done or dead-lettered.
+async fn run_job(api: &Api, body: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let res = api
+            .http
+            .post(format!("{}/v1/jobs", api.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if res.status().is_success() {
+            break res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        // 503 while the node settles its placement and queues.
+        assert!(Instant::now() < deadline, "submit: {}", res.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    loop {
+        let job = api.json(&format!("/v1/jobs/{id}"), Some(ADMIN_TOKEN)).await;
+        if job["state"] == "done" || job["state"] == "dead_letter" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job never finished: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One node holds every replica.
+const EXEC_CONFIG: &str = "\
+[dht]
+replicas = 1
+write_quorum = 1
+read_quorum = 1
+[storage]
+min_free_bytes = 0
+[work.exec_allow]
+env = \"/usr/bin/env\"
+[work.exec_allow.echo]
+program = \"/bin/echo\"
+argv = \"operands\"
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_jobs_get_no_secrets_and_only_the_arguments_allowed() {
+    let (_dir, node) = node_with(EXEC_CONFIG);
+    let api = Api::new(&node.url);
+    let job = |args: Value| json!({"queue": "q", "kind": "exec", "args": args, "max_attempts": 1});
+    let env = run_job(&api, job(json!({"command": "env"}))).await;
+    assert_eq!(env["state"], "done", "{env}");
+    let printed = env["result"].as_str().unwrap();
+    assert!(
+        !printed.contains("HYPHA_"),
+        "exec saw the node's secrets:\n{printed}"
+    );
+    assert!(printed.contains("PATH="), "{printed}");
+    // `env` takes no job arguments: `env sh -c …` would run anything.
+    let escape = run_job(
+        &api,
+        job(json!({"command": "env", "argv": r#"["sh", "-c", "id"]"#})),
+    )
+    .await;
+    assert_eq!(escape["state"], "dead_letter", "{escape}");
+    let error = escape["error"].as_str().unwrap();
+    assert!(error.contains("argv refused for `env`"), "{error}");
+    // `echo` takes operands, not options.
+    let ok = run_job(&api, job(json!({"command": "echo", "argv": r#"["hi"]"#}))).await;
+    assert_eq!(ok["result"], "hi\n", "{ok}");
+    let option = run_job(
+        &api,
+        job(json!({"command": "echo", "argv": r#"["-e", "x"]"#})),
+    )
+    .await;
+    assert!(
+        option["error"].as_str().unwrap().contains("operands only"),
+        "{option}"
+    );
+}
