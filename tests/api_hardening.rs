@@ -103,3 +103,86 @@ async fn exec_jobs_get_no_secrets_and_only_the_arguments_allowed() {
         "{option}"
     );
 }
+
+/// A one-node cluster inside this process (every replica on it).
+async fn one_node(dir: &std::path::Path) -> hypha::node::RunningNode {
+    let mut config = common::config(dir, None);
+    config.dht.replicas = 1;
+    config.dht.write_quorum = 1;
+    config.dht.read_quorum = 1;
+    config.storage.min_free_bytes = 0;
+    common::start_configured(&config).await
+}
+
+async fn error_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_own_records_cannot_be_forged_or_dropped_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(dir.path()).await;
+    let api = Api::of(&node);
+    // The node's own writer still records jobs under .hypha/.
+    let job = run_job(&api, json!({"queue": "q", "kind": "echo", "payload": "hi"})).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let record = format!("/v1/files/.hypha/jobs/{}", job["id"].as_str().unwrap());
+    let reserved = (403, "reserved_name".to_owned());
+    // Nobody may write or delete them, admins included.
+    let forged = api.put(&record, Some(ADMIN_TOKEN), b"forged result").await;
+    assert_eq!(error_code(forged).await, reserved);
+    let queue = api
+        .put("/v1/files/.hypha/queues/q", Some(ADMIN_TOKEN), b"")
+        .await;
+    assert_eq!(error_code(queue).await, reserved);
+    let dropped = api.delete(&record, Some(ADMIN_TOKEN)).await;
+    assert_eq!(error_code(dropped).await, reserved);
+    let after = api
+        .json(
+            &format!("/v1/jobs/{}", job["id"].as_str().unwrap()),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (after["state"].clone(), after["result"].clone()),
+        (json!("done"), json!("hi"))
+    );
+    // Only an admin reads them, and listings leave them out otherwise.
+    let read = Some(common::READ_TOKEN);
+    assert_eq!(error_code(api.get(&record, read).await).await, reserved);
+    let stat = record.replace("/v1/files/", "/v1/stat/");
+    assert_eq!(error_code(api.get(&stat, read).await).await, reserved);
+    let listed = api.get("/v1/files?prefix=.hypha/", read).await;
+    assert_eq!(error_code(listed).await, reserved);
+    assert_eq!(api.get(&record, Some(ADMIN_TOKEN)).await.status(), 200);
+    let admin_list = api
+        .json("/v1/files?prefix=.hypha/jobs/", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(
+        admin_list["files"].as_array().unwrap().len(),
+        1,
+        "{admin_list}"
+    );
+    assert_eq!(
+        api.put("/v1/files/mine.txt", Some(ADMIN_TOKEN), b"x")
+            .await
+            .status(),
+        201
+    );
+    for token in [read, Some(ADMIN_TOKEN)] {
+        let all = api.json("/v1/files", token).await;
+        let names: Vec<&str> = all["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["mine.txt"], "{all}");
+    }
+    node.shutdown().await;
+}

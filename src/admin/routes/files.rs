@@ -7,18 +7,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use hypha_actors::dht::files::{ByteRange, FilesError, ListQuery, PutMeta, ReadConsistency};
-use hypha_actors::dht::manifest::Manifest;
+use hypha_actors::dht::manifest::{is_reserved, Manifest, RESERVED_PREFIX};
 use hypha_actors::dht::wire::{FileSummary, MAX_LIST};
 use serde::Serialize;
 
 use crate::admin::error::ApiError;
 use crate::admin::AppState;
+use crate::auth::{Principal, Role};
 
 /// Default page size of listings.
 const DEFAULT_LIMIT: usize = 100;
@@ -111,6 +112,46 @@ fn consistency(pairs: &[(String, String)]) -> Result<ReadConsistency, ApiError> 
     }
 }
 
+/// What an API client may do with a name under [`RESERVED_PREFIX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReservedUse {
+    /// Store or delete: never through the API (the node's own writers
+    /// call the DHT directly).
+    Change,
+    /// Read, stat or list: admins only, for debugging.
+    Read,
+}
+
+/// Refuse `name` if it is reserved and `role` may not use it that way.
+fn check_reserved(name: &str, what: ReservedUse, role: Role) -> Result<(), ApiError> {
+    let allowed = match what {
+        ReservedUse::Change => false,
+        ReservedUse::Read => role >= Role::Admin,
+    };
+    if !is_reserved(name) || allowed {
+        return Ok(());
+    }
+    let message = match what {
+        ReservedUse::Change => {
+            format!("names under {RESERVED_PREFIX} are the node's own records and cannot be written or deleted through the API")
+        }
+        ReservedUse::Read => {
+            format!("names under {RESERVED_PREFIX} are the node's own records; only an admin may read them")
+        }
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "reserved_name",
+        message,
+    ))
+}
+
+/// The caller's role (routes with a role check always have a principal;
+/// without one, the lowest role).
+fn role_of(principal: Option<Extension<Principal>>) -> Role {
+    principal.map_or(Role::Read, |Extension(p)| p.role)
+}
+
 /// `PUT /v1/files/{name}` [write]: the body is the content; `?label=k=v`
 /// (repeatable) sets labels, `Content-Type` is kept.
 pub(super) async fn put(
@@ -120,6 +161,7 @@ pub(super) async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PutJson>), ApiError> {
+    check_reserved(&name, ReservedUse::Change, Role::Admin)?;
     let limit = state.files.config().max_file_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -247,8 +289,10 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    check_reserved(&name, ReservedUse::Read, role_of(principal))?;
     let pairs = query_pairs(raw.as_deref());
     let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
     let mut out = file_headers(&manifest, degraded)?;
@@ -312,7 +356,9 @@ pub(super) async fn stat(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Response, ApiError> {
+    check_reserved(&name, ReservedUse::Read, role_of(principal))?;
     let pairs = query_pairs(raw.as_deref());
     let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
     let mut headers = HeaderMap::new();
@@ -333,6 +379,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    check_reserved(&name, ReservedUse::Change, Role::Admin)?;
     state.files.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -382,14 +429,27 @@ fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
 
 /// `GET /v1/files?prefix=&label=k=v&min_size=&max_size=&modified_after_ms=
 /// &modified_before_ms=&limit=&cursor=` [read]: one page, sorted by name.
+/// Names under [`RESERVED_PREFIX`] are listed only to an admin who asks
+/// for them by prefix; everyone else's pages leave them out (a page can
+/// then be shorter than `limit`: follow `next_cursor` as always).
 pub(super) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<ListJson>, ApiError> {
     let query = list_query(raw.as_deref())?;
+    let asks_reserved = is_reserved(&query.prefix);
+    if asks_reserved {
+        check_reserved(&query.prefix, ReservedUse::Read, role_of(principal))?;
+    }
     let (page, incomplete) = state.files.list(&query).await?;
     Ok(Json(ListJson {
-        files: page.entries.iter().map(|f| FileJson::of(f, None)).collect(),
+        files: page
+            .entries
+            .iter()
+            .filter(|f| asks_reserved || !is_reserved(&f.name))
+            .map(|f| FileJson::of(f, None))
+            .collect(),
         next_cursor: page.next_cursor,
         incomplete,
     }))
