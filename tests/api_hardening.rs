@@ -186,3 +186,75 @@ async fn the_nodes_own_records_cannot_be_forged_or_dropped_through_the_api() {
     }
     node.shutdown().await;
 }
+
+async fn put_typed(api: &Api, name: &str, content_type: &str, body: &[u8]) {
+    let res = api
+        .http
+        .put(format!("{}/v1/files/{name}", api.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", content_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers().get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_files_never_run_on_the_consoles_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(dir.path()).await;
+    let api = Api::of(&node);
+    let page = b"<script>fetch('/v1/files',{headers:{authorization:localStorage.t}})</script>";
+    put_typed(&api, "x/evil.html", "text/html", page).await;
+    put_typed(
+        &api,
+        "x/evil.svg",
+        "image/svg+xml",
+        b"<svg onload=alert(1)/>",
+    )
+    .await;
+    put_typed(&api, "x/notes.txt", "text/plain; charset=utf-8", b"hello").await;
+    for name in ["x/evil.html", "x/evil.svg"] {
+        let res = api
+            .get(&format!("/v1/files/{name}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(res.status(), 200);
+        let base = name.rsplit('/').next().unwrap();
+        assert_eq!(
+            header(&res, "content-disposition"),
+            format!("attachment; filename=\"{base}\"")
+        );
+        assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+        assert!(header(&res, "content-security-policy").starts_with("sandbox; default-src 'none'"));
+    }
+    let text = api.get("/v1/files/x/notes.txt", Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        header(&text, "content-disposition"),
+        "",
+        "a safe type shows inline"
+    );
+    assert_eq!(header(&text, "x-content-type-options"), "nosniff");
+    assert!(header(&text, "content-security-policy").contains("sandbox"));
+    // Every answer, JSON errors and open routes too, says nosniff.
+    for path in ["/health", "/metrics", "/v1/files/none", "/no/such/route"] {
+        let res = api.get(path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(header(&res, "x-content-type-options"), "nosniff", "{path}");
+    }
+    // The console keeps its own policy: its script from its own origin.
+    let console = api.get("/", None).await;
+    let csp = header(&console, "content-security-policy");
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("sandbox"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("base-uri 'none'"),
+        "{csp}"
+    );
+    node.shutdown().await;
+}

@@ -259,6 +259,50 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     RangeRequest::Part(range)
 }
 
+/// Stored types a browser may show inline: none of them runs script on
+/// the node's origin (the console's). Anything else, `text/html` and
+/// `image/svg+xml` first, is served as an attachment.
+const INLINE_SAFE_TYPES: &[&str] = &[
+    "text/plain",
+    "application/octet-stream",
+    "application/json",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+];
+
+/// Whether a stored Content-Type may be shown inline: its essence (before
+/// any `;` parameter), case-insensitively, is on [`INLINE_SAFE_TYPES`].
+fn inline_safe(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    INLINE_SAFE_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(essence))
+}
+
+/// `Content-Disposition` for a download: `attachment` with the name's last
+/// segment (reduced to safe ASCII) unless the type is [`inline_safe`].
+fn disposition(name: &str, content_type: &str) -> Option<String> {
+    if inline_safe(content_type) {
+        return None;
+    }
+    let base = name.rsplit('/').next().unwrap_or_default();
+    let safe: String = base
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    Some(if safe.is_empty() {
+        "attachment".to_owned()
+    } else {
+        format!("attachment; filename=\"{safe}\"")
+    })
+}
+
 fn file_headers(m: &Manifest, degraded: bool) -> Result<HeaderMap, ApiError> {
     let mut h = HeaderMap::new();
     let value = |s: &str| {
@@ -266,6 +310,15 @@ fn file_headers(m: &Manifest, degraded: bool) -> Result<HeaderMap, ApiError> {
             .map_err(|_| ApiError::bad_request("stored metadata is not a valid header"))
     };
     h.insert(header::CONTENT_TYPE, value(&m.content_type)?);
+    if let Some(d) = disposition(&m.name, &m.content_type) {
+        h.insert(header::CONTENT_DISPOSITION, value(&d)?);
+    }
+    // Stated here as well as by the global layer: a download must never
+    // render with the console's powers, whatever layer order does.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::admin::middleware::LOCKED_CSP),
+    );
     h.insert(
         header::ETAG,
         value(&format!("\"{}\"", hex::encode(m.root)))?,
@@ -479,6 +532,29 @@ mod tests {
             parse_range(Some("bytes=0-0"), 0),
             RangeRequest::Unsatisfiable
         );
+    }
+
+    #[test]
+    fn only_inert_types_are_shown_inline() {
+        for t in ["text/plain; charset=utf-8", "IMAGE/PNG", "application/json"] {
+            assert!(inline_safe(t), "{t}");
+            assert_eq!(disposition("a/b.txt", t), None);
+        }
+        for t in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/javascript",
+            "text/plain2",
+            "",
+        ] {
+            assert!(!inline_safe(t), "{t}");
+        }
+        assert_eq!(
+            disposition("dir/x\"y<z>.html", "text/html").unwrap(),
+            "attachment; filename=\"x_y_z_.html\""
+        );
+        assert_eq!(disposition("dir/", "text/html").unwrap(), "attachment");
     }
 
     #[test]

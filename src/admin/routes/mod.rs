@@ -21,7 +21,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require, track_metrics};
+use super::middleware::{require, security_headers, track_metrics};
 use super::AppState;
 use crate::auth::Role;
 
@@ -398,6 +398,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
 
