@@ -258,3 +258,35 @@ async fn stored_files_never_run_on_the_consoles_origin() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_range_positions_are_clamped_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(dir.path()).await;
+    let api = Api::of(&node);
+    put_typed(&api, "r.bin", "application/octet-stream", &[7u8; 20]).await;
+    let get = |range: String| {
+        let api = &api;
+        async move {
+            api.http
+                .get(format!("{}/v1/files/r.bin", api.base))
+                .bearer_auth(ADMIN_TOKEN)
+                .header("range", range)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let max = u64::MAX;
+    let clamped = get(format!("bytes=5-{max}")).await;
+    assert_eq!(clamped.status(), 206);
+    assert_eq!(header(&clamped, "content-range"), "bytes 5-19/20");
+    assert_eq!(clamped.bytes().await.unwrap().len(), 15);
+    let past = get(format!("bytes={max}-")).await;
+    assert_eq!(past.status(), 416);
+    assert_eq!(header(&past, "content-range"), "bytes */20");
+    let suffix = get("bytes=-99999999999999999999999".into()).await;
+    assert_eq!(suffix.status(), 206);
+    assert_eq!(header(&suffix, "content-range"), "bytes 0-19/20");
+    node.shutdown().await;
+}

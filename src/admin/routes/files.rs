@@ -217,9 +217,28 @@ enum RangeRequest {
     Unsatisfiable,
 }
 
-/// Parse a single `bytes=` range against a file of `size` bytes. Forms
-/// other than one byte range (multiple ranges, other units) are served as
-/// the whole file, as RFC 9110 allows.
+/// A position in a `Range` header: digits only, possibly beyond `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pos {
+    /// Fits in a u64.
+    At(u64),
+    /// More digits than a u64 holds: past the end of any file.
+    Beyond,
+}
+
+/// Digits as a [`Pos`]; `None` if empty or not all ASCII digits.
+fn parse_pos(digits: &str) -> Option<Pos> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().map_or(Pos::Beyond, Pos::At))
+}
+
+/// Parse a single `bytes=` range against a file of `size` bytes (RFC 9110
+/// §14.1.2). Forms other than one byte range (multiple ranges, other
+/// units, bad syntax) are served as the whole file, as RFC 9110 allows.
+/// Positions of any length are taken without overflow: a last position
+/// at or past the end means the end, a first position past it is 416.
 fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::All;
@@ -233,23 +252,28 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let (first, last) = (first.trim(), last.trim());
     let range = if first.is_empty() {
         // Suffix: the last N bytes.
-        match last.parse::<u64>() {
-            Ok(0) | Err(_) => return RangeRequest::Unsatisfiable,
-            Ok(n) => ByteRange {
+        match parse_pos(last) {
+            None => return RangeRequest::All,
+            Some(Pos::At(0)) => return RangeRequest::Unsatisfiable,
+            Some(Pos::At(n)) => ByteRange {
                 start: size.saturating_sub(n),
+                end: size,
+            },
+            Some(Pos::Beyond) => ByteRange {
+                start: 0,
                 end: size,
             },
         }
     } else {
-        let Ok(start) = first.parse::<u64>() else {
-            return RangeRequest::All;
+        let start = match parse_pos(first) {
+            None => return RangeRequest::All,
+            Some(Pos::Beyond) => return RangeRequest::Unsatisfiable,
+            Some(Pos::At(start)) => start,
         };
-        let end = match last {
-            "" => size,
-            l => match l.parse::<u64>() {
-                Ok(l) if l >= start => (l + 1).min(size),
-                _ => return RangeRequest::All,
-            },
+        let end = match (last.is_empty(), parse_pos(last)) {
+            (true, _) | (false, Some(Pos::Beyond)) => size,
+            (false, Some(Pos::At(l))) if l >= start => l.saturating_add(1).min(size),
+            (false, _) => return RangeRequest::All,
         };
         ByteRange { start, end }
     };
@@ -532,6 +556,70 @@ mod tests {
             parse_range(Some("bytes=0-0"), 0),
             RangeRequest::Unsatisfiable
         );
+    }
+
+    #[test]
+    fn huge_positions_neither_overflow_nor_panic() {
+        let r = |start, end| RangeRequest::Part(ByteRange { start, end });
+        let max = u64::MAX;
+        assert_eq!(parse_range(Some(&format!("bytes=5-{max}")), 20), r(5, 20));
+        assert_eq!(
+            parse_range(Some("bytes=5-99999999999999999999999"), 20),
+            r(5, 20)
+        );
+        assert_eq!(
+            parse_range(Some(&format!("bytes={max}-{max}")), 20),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=99999999999999999999999-"), 20),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-99999999999999999999"), 20),
+            r(0, 20)
+        );
+        assert_eq!(parse_range(Some(&format!("bytes=-{max}")), 20), r(0, 20));
+        assert_eq!(parse_range(Some("bytes=-"), 20), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=+1-2"), 20), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=1-+2"), 20), RangeRequest::All);
+    }
+
+    proptest::proptest! {
+        /// Any header, any size: no panic, and a served range lies inside
+        /// the file and is not empty.
+        #[test]
+        fn any_header_gives_a_range_inside_the_file(header in "(bytes=)?[-0-9, a-z]{0,40}", size in proptest::prelude::any::<u64>()) {
+            if let RangeRequest::Part(r) = parse_range(Some(&header), size) {
+                proptest::prop_assert!(r.start < r.end && r.end <= size);
+            }
+        }
+
+        /// Well-formed `first-last` ranges follow RFC 9110 for any numbers.
+        #[test]
+        fn numeric_ranges_follow_the_rfc(first: u64, last: u64, size: u64) {
+            let got = parse_range(Some(&format!("bytes={first}-{last}")), size);
+            let want = if last < first {
+                RangeRequest::All
+            } else if first >= size {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(ByteRange { start: first, end: last.saturating_add(1).min(size) })
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        /// Suffix ranges give the last N bytes, the whole file if N is larger.
+        #[test]
+        fn suffix_ranges_follow_the_rfc(n: u64, size: u64) {
+            let got = parse_range(Some(&format!("bytes=-{n}")), size);
+            let want = if n == 0 || size == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(ByteRange { start: size.saturating_sub(n), end: size })
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
