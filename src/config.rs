@@ -61,6 +61,11 @@ pub struct HttpLimits {
     pub rate_limit_per_s: u32,
     /// Requests a credential may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// Failed authentications a minute allowed to one source address
+    /// (an IPv6 /64) once its burst is spent (0: no limit).
+    pub auth_failures_per_min: u32,
+    /// Failed authentications one source may make at once.
+    pub auth_failure_burst: u32,
 }
 
 impl Default for HttpLimits {
@@ -72,6 +77,8 @@ impl Default for HttpLimits {
             drain_timeout_ms: 2_000,
             rate_limit_per_s: 500,
             rate_limit_burst: 1_000,
+            auth_failures_per_min: 30,
+            auth_failure_burst: 10,
         }
     }
 }

@@ -290,3 +290,81 @@ async fn huge_range_positions_are_clamped_or_refused() {
     assert_eq!(header(&suffix, "content-range"), "bytes 0-19/20");
     node.shutdown().await;
 }
+
+/// A client whose connections come from `source` (any 127/8 address
+/// reaches the node on loopback).
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn whoami_from(node: &str, client: &reqwest::Client, token: &str) -> reqwest::Response {
+    client
+        .get(format!("{node}/v1/auth/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn throttled_count(base: &str) -> f64 {
+    let text = Api::new(base).text("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("hypha_http_auth_throttled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_throttled_per_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path(), None);
+    config.http.auth_failure_burst = 3;
+    config.http.auth_failures_per_min = 1;
+    let node = common::start_configured(&config).await;
+    let base = format!("http://{}", node.http_addr);
+    let (guesser, neighbour, busy) = (
+        client_from("127.0.0.2"),
+        client_from("127.0.0.3"),
+        client_from("127.0.0.4"),
+    );
+    let throttled_before = throttled_count(&base).await;
+    for i in 0..3 {
+        let res = whoami_from(&base, &guesser, &format!("guess-{i}")).await;
+        assert_eq!(error_code(res).await, (401, "unauthorized".to_owned()));
+    }
+    // Its allowance spent, the source is refused before any check, on
+    // every route that takes a credential.
+    let res = whoami_from(&base, &guesser, "guess-3").await;
+    assert_eq!(res.status(), 429);
+    let retry_after: u64 = header(&res, "retry-after").parse().unwrap();
+    assert!((1..=61).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_code(res).await.1, "auth_throttled");
+    let listed = guesser
+        .get(format!("{base}/v1/files"))
+        .bearer_auth("guess-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 429);
+    // Open routes stay open to it; other sources keep working.
+    let health = guesser.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        whoami_from(&base, &neighbour, ADMIN_TOKEN).await.status(),
+        200
+    );
+    let wrong = whoami_from(&base, &neighbour, "typo").await;
+    assert_eq!(wrong.status(), 401, "one typo is not a throttle");
+    // Successful authentications never use up the allowance.
+    for _ in 0..50 {
+        assert_eq!(whoami_from(&base, &busy, ADMIN_TOKEN).await.status(), 200);
+    }
+    assert_eq!(whoami_from(&base, &busy, "typo").await.status(), 401);
+    let throttled = throttled_count(&base).await - throttled_before;
+    assert_eq!(throttled, 2.0);
+    node.shutdown().await;
+}

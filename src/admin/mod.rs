@@ -68,6 +68,9 @@ pub struct AppState {
     pub(crate) facts: Arc<NodeFacts>,
     pub(crate) tokens: Arc<TokenTable>,
     pub(crate) rate: Arc<rate::TokenRateLimit>,
+    pub(crate) auth_failures: Arc<std::sync::Mutex<rate::FailureLimit>>,
+    /// Origin of the millisecond clock the failure limit runs on.
+    pub(crate) clock_origin: std::time::Instant,
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) store: StoreClient,
     pub(crate) root_name: String,
@@ -94,6 +97,8 @@ impl AppState {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
             rate: Arc::new(rate::TokenRateLimit::new(0, 0)),
+            auth_failures: Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(0, 0))),
+            clock_origin: std::time::Instant::now(),
             prometheus,
             store,
             root_name,
@@ -127,5 +132,9 @@ pub fn router(mut state: AppState, limits: &HttpLimits) -> Router {
         limits.rate_limit_per_s,
         limits.rate_limit_burst,
     ));
+    state.auth_failures = Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(
+        limits.auth_failures_per_min,
+        limits.auth_failure_burst,
+    )));
     routes::router(state, limits.max_body_bytes)
 }

@@ -488,6 +488,11 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "Admin HTTP requests answered 429 by the per-credential rate limit.",
     ),
+    counter(
+        "hypha_http_auth_throttled_total",
+        &[],
+        "Admin HTTP requests answered 429 because their source failed authentication too often.",
+    ),
 ];
 
 /// Describe every metric and register the known series at zero.

@@ -21,7 +21,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require, security_headers, track_metrics};
+use super::middleware::{require, security_headers, throttle_auth_failures, track_metrics};
 use super::AppState;
 use crate::auth::Role;
 
@@ -389,6 +389,14 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
                 (state.clone(), role),
                 require,
             )),
+        };
+        // Outermost on every route that takes a credential: a source that
+        // keeps failing is refused before its credential is checked.
+        let handler = match info.access {
+            Access::Open => handler,
+            Access::AnyToken | Access::Needs(_) => handler.route_layer(
+                middleware::from_fn_with_state(state.clone(), throttle_auth_failures),
+            ),
         };
         // Routes of one path with different methods merge into one.
         router = router.route(info.path, handler);
