@@ -46,7 +46,7 @@ pub enum Mode {
 }
 
 /// Limits of the admin HTTP server.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
     /// Largest accepted request body.
@@ -66,6 +66,9 @@ pub struct HttpLimits {
     pub auth_failures_per_min: u32,
     /// Failed authentications one source may make at once.
     pub auth_failure_burst: u32,
+    /// Names (besides IP literals and `localhost`) requests may address
+    /// the node by in `Host`; `"*"` turns the check off (docs/security.md).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -79,6 +82,7 @@ impl Default for HttpLimits {
             rate_limit_burst: 1_000,
             auth_failures_per_min: 30,
             auth_failure_burst: 10,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -72,6 +72,31 @@ pub(crate) async fn require(
     next.run(request).await
 }
 
+/// Answer only requests that address the node by a name it holds (the
+/// Host allow-list, [`crate::admin::host`]): 421 otherwise.
+pub(crate) async fn check_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request.uri().authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("\u{0}"))
+    });
+    if state.hosts.allows(host) {
+        return next.run(request).await;
+    }
+    metrics::counter!("hypha_http_host_refused_total").increment(1);
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "host_not_allowed",
+        "this node does not answer to that host name; add it to http.allowed_hosts",
+    )
+    .into_response()
+}
+
 /// Refuse a source that has failed authentication too often, before its
 /// credential is looked at; count a failure when a request that presented
 /// a credential is answered 401. Wraps every route that takes a

@@ -493,6 +493,11 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "Admin HTTP requests answered 429 because their source failed authentication too often.",
     ),
+    counter(
+        "hypha_http_host_refused_total",
+        &[],
+        "Admin HTTP requests answered 421 because their Host is not on the allow-list.",
+    ),
 ];
 
 /// Describe every metric and register the known series at zero.

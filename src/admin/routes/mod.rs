@@ -21,7 +21,9 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require, security_headers, throttle_auth_failures, track_metrics};
+use super::middleware::{
+    check_host, require, security_headers, throttle_auth_failures, track_metrics,
+};
 use super::AppState;
 use crate::auth::Role;
 
@@ -406,6 +408,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
