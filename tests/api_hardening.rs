@@ -417,3 +417,75 @@ async fn requests_for_other_host_names_are_refused() {
     assert_eq!(api.get("/v1/node", Some(ADMIN_TOKEN)).await.status(), 200);
     node.shutdown().await;
 }
+
+/// Stop the node, flip the chunks of `name`'s partition that `pick`
+/// chooses, and start it again.
+fn corrupt_and_restart(
+    cluster: &mut common::cluster::Cluster,
+    partition: u16,
+    pick: impl Fn(&[u8]) -> bool,
+) -> usize {
+    let mut node = cluster.nodes[0].take().unwrap();
+    node.signal("TERM");
+    node.wait_exit(Duration::from_secs(30));
+    drop(node);
+    let flipped = common::corrupt_chunks(&cluster.root.join("n0"), partition, pick);
+    cluster.nodes[0] = Some(cluster.spawn(0));
+    flipped
+}
+
+/// curl's exit code for a GET of `url` (18: "partial file").
+fn curl_exit(url: &str) -> Option<i32> {
+    let status = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-H"])
+        .arg(format!("authorization: Bearer {ADMIN_TOKEN}"))
+        .arg(url)
+        .status()
+        .ok()?;
+    status.code()
+}
+
+#[test]
+fn a_download_that_cannot_be_read_is_never_a_complete_looking_200() {
+    let mut cluster = common::cluster::Cluster::start(1, EXEC_CONFIG);
+    let name = "unreadable/big.bin";
+    let content = common::pseudo_random(4 << 20, 23);
+    let path = format!("/v1/files/{name}");
+    let stored = common::block_on(async {
+        Api::for_files(cluster.url(0))
+            .put(&path, Some(ADMIN_TOKEN), &content)
+            .await
+            .status()
+    });
+    assert_eq!(stored, 201);
+    let stat = common::get_json(&cluster.url(0), &format!("/v1/stat/{name}")).unwrap();
+    assert!(stat["chunks"].as_u64().unwrap() >= 3, "{stat}");
+    let partition = u16::try_from(stat["partition"].as_u64().unwrap()).unwrap();
+
+    // Every chunk but the first unreadable: the answer starts (200 with
+    // the full Content-Length), then the connection closes short of it.
+    let flipped = corrupt_and_restart(&mut cluster, partition, |c| !content.starts_with(c));
+    assert!(flipped >= 2);
+    let url = cluster.url(0);
+    let (status, length, body) = common::block_on(async {
+        let res = Api::for_files(&url).get(&path, Some(ADMIN_TOKEN)).await;
+        (res.status(), res.content_length(), res.bytes().await)
+    });
+    assert_eq!((status.as_u16(), length), (200, Some(content.len() as u64)));
+    assert!(
+        body.is_err(),
+        "a short body read as complete: {:?}",
+        body.map(|b| b.len())
+    );
+    if let Some(code) = curl_exit(&format!("{url}{path}")) {
+        assert_eq!(code, 18, "curl must report a partial transfer");
+    }
+
+    // The first chunk unreadable too: 503 before any header.
+    corrupt_and_restart(&mut cluster, partition, |c| content.starts_with(c));
+    let url = cluster.url(0);
+    let (status, code) = common::block_on(async {
+        error_code(Api::for_files(&url).get(&path, Some(ADMIN_TOKEN)).await).await
+    });
+    assert_eq!((status, code.as_str()), (503, "unreadable"));
+}

@@ -203,6 +203,11 @@ pub const CATALOG: &[MetricDef] = &[
         "File bytes written by successful PUTs, counted by the coordinating node.",
     ),
     counter(
+        "hypha_files_downloads_cut_total",
+        &[],
+        "Downloads ended short of their Content-Length because a later chunk could not be read.",
+    ),
+    counter(
         "hypha_files_read_bytes_total",
         &[],
         "File bytes served to GET responses.",

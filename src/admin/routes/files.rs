@@ -408,15 +408,29 @@ pub(super) async fn get(
         header::CONTENT_LENGTH,
         HeaderValue::from(range.end - range.start),
     );
-    // A chunk no replica can supply ends the stream with an error: the
-    // client sees a short body, never unverified bytes.
-    let body = state.files.read(&manifest, range).map(|item| {
+    let body = first_chunk_checked(state.files.read(&manifest, range)).await?;
+    Ok((status, out, Body::from_stream(body)).into_response())
+}
+
+/// The download stream, once its first piece was read: a file whose first
+/// chunk no replica can supply is answered 503 `unreadable` before any
+/// header, not 200 with an empty body. A chunk that fails later ends the
+/// stream with an error: the server closes the connection short of the
+/// `Content-Length` it sent, which every HTTP client reports as an error
+/// (curl: "transfer closed with N bytes remaining"; reqwest: a body
+/// error). The client never sees unverified bytes (docs/dht.md).
+async fn first_chunk_checked(
+    mut body: futures::stream::BoxStream<'static, Result<Vec<u8>, FilesError>>,
+) -> Result<impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>>, ApiError> {
+    let first = body.next().await.transpose()?;
+    let rest = futures::stream::iter(first.map(Ok)).chain(body);
+    Ok(rest.map(|item| {
         item.map_err(|err| {
-            tracing::error!(%err, "download aborted");
+            metrics::counter!("hypha_files_downloads_cut_total").increment(1);
+            tracing::error!(%err, "download cut short");
             std::io::Error::other(err.to_string())
         })
-    });
-    Ok((status, out, Body::from_stream(body)).into_response())
+    }))
 }
 
 #[derive(Serialize)]
