@@ -274,7 +274,7 @@ async fn slow_and_idle_clients_are_dropped_in_bounded_time() {
         .await
         .unwrap();
     let started = Instant::now();
-    let request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut dropped_after = None;
     for byte in request.iter() {
         if slow.write_all(&[*byte]).await.is_err() {

@@ -428,7 +428,7 @@ fn declared_oversize(base: &str) -> (u16, String) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let request = format!(
-        "PUT /v1/files/big HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+        "PUT /v1/files/big HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n",
         MAX_FILE + 1
     );
