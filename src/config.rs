@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hypha_actors::membership::seal::SealSettings;
 use hypha_actors::membership::{GossipTiming, ProbeTiming};
+use hypha_actors::work::handler::{ArgvPolicy, ExecCommand};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -46,7 +47,7 @@ pub enum Mode {
 }
 
 /// Limits of the admin HTTP server.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
     /// Largest accepted request body.
@@ -61,6 +62,14 @@ pub struct HttpLimits {
     pub rate_limit_per_s: u32,
     /// Requests a credential may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// Failed authentications a minute allowed to one source address
+    /// (an IPv6 /64) once its burst is spent (0: no limit).
+    pub auth_failures_per_min: u32,
+    /// Failed authentications one source may make at once.
+    pub auth_failure_burst: u32,
+    /// Names (besides IP literals and `localhost`) requests may address
+    /// the node by in `Host`; `"*"` turns the check off (docs/security.md).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -72,6 +81,9 @@ impl Default for HttpLimits {
             drain_timeout_ms: 2_000,
             rate_limit_per_s: 500,
             rate_limit_burst: 1_000,
+            auth_failures_per_min: 30,
+            auth_failure_burst: 10,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -289,11 +301,65 @@ pub struct WorkSettings {
     pub default_max_attempts: u32,
     /// See `default_max_attempts`.
     pub default_timeout_ms: u64,
-    /// The `exec` kind: allow-listed commands, name → absolute path.
-    /// Empty (the default): the kind does not exist on this node.
-    pub exec_allow: BTreeMap<String, String>,
+    /// The `exec` kind: allow-listed commands, name → absolute path (no
+    /// job arguments) or a table with the argument policy. Empty (the
+    /// default): the kind does not exist on this node.
+    pub exec_allow: BTreeMap<String, ExecEntry>,
     /// Output beyond this fails an `exec` attempt.
     pub exec_max_output_bytes: usize,
+}
+
+/// One `[work.exec_allow]` entry: `name = "/abs/path"` (no job
+/// arguments), or `[work.exec_allow.name]` with `program`, `args` (fixed,
+/// passed first) and `argv` (`none`, `operands` or `free`: what a job may
+/// add; docs/jobs.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ExecEntry {
+    /// A program that takes no job arguments.
+    Path(String),
+    /// A program with fixed arguments and an argument policy.
+    Command(ExecTable),
+}
+
+/// The table form of an [`ExecEntry`].
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecTable {
+    /// Absolute program path.
+    pub program: String,
+    /// Arguments always passed first.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// What a job may add: `none` (default), `operands` or `free`.
+    #[serde(default = "default_argv_policy")]
+    pub argv: String,
+}
+
+fn default_argv_policy() -> String {
+    ArgvPolicy::None.as_str().to_owned()
+}
+
+impl ExecEntry {
+    fn program(&self) -> &str {
+        match self {
+            ExecEntry::Path(p) => p,
+            ExecEntry::Command(t) => &t.program,
+        }
+    }
+
+    /// The command the `exec` kind runs; `None` if the argv policy is not
+    /// a known name (validation refuses such a configuration).
+    pub fn command(&self) -> Option<ExecCommand> {
+        Some(match self {
+            ExecEntry::Path(p) => ExecCommand::program(p.clone()),
+            ExecEntry::Command(t) => ExecCommand {
+                program: t.program.clone(),
+                fixed_args: t.args.clone(),
+                argv: ArgvPolicy::by_name(&t.argv)?,
+            },
+        })
+    }
 }
 
 impl Default for WorkSettings {
@@ -733,8 +799,14 @@ impl NodeConfig {
         if w.max_queue_jobs == 0 || w.max_offers_in_flight == 0 {
             return Err(invalid("work", "queue and offer limits must be at least 1"));
         }
-        if w.exec_allow.values().any(|p| !p.starts_with('/')) {
+        if w.exec_allow.values().any(|e| !e.program().starts_with('/')) {
             return Err(invalid("work.exec_allow", "program paths must be absolute"));
+        }
+        if w.exec_allow.values().any(|e| e.command().is_none()) {
+            return Err(invalid(
+                "work.exec_allow",
+                "argv must be none, operands or free",
+            ));
         }
         Ok(())
     }
@@ -883,6 +955,29 @@ max_restarts = 2
         );
         assert_eq!(c.supervision.max_restarts, 2);
         assert_eq!(c.mode, Mode::Production);
+    }
+
+    #[test]
+    fn exec_entries_name_a_path_or_a_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hypha.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            NodeConfig::resolve(&args(&["--config", path.to_str().unwrap()]))
+        };
+        let c = load(
+            "[work.exec_allow]\nwc = \"/usr/bin/wc\"\n\
+             [work.exec_allow.grep]\nprogram = \"/usr/bin/grep\"\n\
+             args = [\"-F\", \"--\"]\nargv = \"operands\"\n",
+        )
+        .unwrap();
+        let wc = c.work.exec_allow["wc"].command().unwrap();
+        assert_eq!(wc, ExecCommand::program("/usr/bin/wc"));
+        let grep = c.work.exec_allow["grep"].command().unwrap();
+        assert_eq!(grep.fixed_args, ["-F", "--"]);
+        assert_eq!(grep.argv, ArgvPolicy::Operands);
+        let err = load("[work.exec_allow.x]\nprogram = \"/bin/x\"\nargv = \"any\"\n").unwrap_err();
+        assert!(err.to_string().contains("none, operands or free"), "{err}");
     }
 
     #[test]

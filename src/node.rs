@@ -310,7 +310,7 @@ pub async fn start_with(
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
-        limits: config.http,
+        limits: config.http.clone(),
     };
     let reserve = DiskReserve {
         path: Some(data_dir.clone()),

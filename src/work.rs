@@ -293,7 +293,11 @@ impl WorkParts {
         let client = WorkClient::new(me.clone(), handler.clone());
         let log = JobLog::new(files.clone());
         let registry = Registry::builtins(&ExecSettings {
-            allow: settings.exec_allow.clone(),
+            allow: settings
+                .exec_allow
+                .iter()
+                .filter_map(|(name, entry)| Some((name.clone(), entry.command()?)))
+                .collect(),
             max_output_bytes: settings.exec_max_output_bytes,
         });
         let policy: Arc<dyn policy::PlacementPolicy> = Arc::from(

@@ -16,7 +16,6 @@ use common::cluster::Cluster;
 use common::{get_json, metric, Api, ADMIN_TOKEN};
 use futures::StreamExt;
 use hypha_actors::dht::keyspace::{Key, Partitioning};
-use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
 use serde_json::Value;
 
 const NODES: usize = 5;
@@ -98,18 +97,7 @@ fn read_all_back(cluster: &Cluster, files: &[usize]) {
 
 /// Flip one byte in every chunk this node stores for `partition`.
 fn corrupt_partition(data_dir: &Path, partition: u16) -> usize {
-    let engine = SledEngine::open(&data_dir.join("db")).unwrap();
-    let chunks = engine
-        .scan_prefix(Tree::DhtChunks, &partition.to_be_bytes(), usize::MAX)
-        .unwrap();
-    let mut batch = WriteBatch::new();
-    for (key, mut value) in chunks.clone() {
-        value[0] ^= 0xff;
-        batch = batch.put(Tree::DhtChunks, key, value);
-    }
-    engine.apply(&batch).unwrap();
-    engine.flush().unwrap();
-    chunks.len()
+    common::corrupt_chunks(data_dir, partition, |_| true)
 }
 
 #[test]
@@ -440,7 +428,7 @@ fn declared_oversize(base: &str) -> (u16, String) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let request = format!(
-        "PUT /v1/files/big HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+        "PUT /v1/files/big HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n",
         MAX_FILE + 1
     );

@@ -5,6 +5,7 @@
 //! docs/security.md.
 
 pub mod error;
+pub mod host;
 pub mod http;
 mod middleware;
 mod openapi;
@@ -68,6 +69,10 @@ pub struct AppState {
     pub(crate) facts: Arc<NodeFacts>,
     pub(crate) tokens: Arc<TokenTable>,
     pub(crate) rate: Arc<rate::TokenRateLimit>,
+    pub(crate) auth_failures: Arc<std::sync::Mutex<rate::FailureLimit>>,
+    /// Origin of the millisecond clock the failure limit runs on.
+    pub(crate) clock_origin: std::time::Instant,
+    pub(crate) hosts: Arc<host::AllowedHosts>,
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) store: StoreClient,
     pub(crate) root_name: String,
@@ -96,6 +101,9 @@ impl AppState {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
             rate: Arc::new(rate::TokenRateLimit::new(0, 0)),
+            auth_failures: Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(0, 0))),
+            clock_origin: std::time::Instant::now(),
+            hosts: Arc::new(host::AllowedHosts::default()),
             prometheus,
             store,
             root_name,
@@ -136,5 +144,10 @@ pub fn router(mut state: AppState, limits: &HttpLimits) -> Router {
         limits.rate_limit_per_s,
         limits.rate_limit_burst,
     ));
+    state.hosts = Arc::new(host::AllowedHosts::new(&limits.allowed_hosts));
+    state.auth_failures = Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(
+        limits.auth_failures_per_min,
+        limits.auth_failure_burst,
+    )));
     routes::router(state, limits.max_body_bytes)
 }

@@ -241,6 +241,11 @@ pub const CATALOG: &[MetricDef] = &[
         "File bytes written by successful PUTs, counted by the coordinating node.",
     ),
     counter(
+        "hypha_files_downloads_cut_total",
+        &[],
+        "Downloads ended short of their Content-Length because a later chunk could not be read.",
+    ),
+    counter(
         "hypha_files_read_bytes_total",
         &[],
         "File bytes served to GET responses.",
@@ -525,6 +530,16 @@ pub const CATALOG: &[MetricDef] = &[
         "hypha_http_rate_limited_total",
         &[],
         "Admin HTTP requests answered 429 by the per-credential rate limit.",
+    ),
+    counter(
+        "hypha_http_auth_throttled_total",
+        &[],
+        "Admin HTTP requests answered 429 because their source failed authentication too often.",
+    ),
+    counter(
+        "hypha_http_host_refused_total",
+        &[],
+        "Admin HTTP requests answered 421 because their Host is not on the allow-list.",
     ),
 ];
 

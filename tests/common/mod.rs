@@ -360,6 +360,28 @@ pub fn wait_for_owners(url: &str, owners: usize) {
     }
 }
 
+/// Flip one byte in each chunk a stopped node stores for `partition` whose
+/// bytes `pick` chooses; how many were flipped.
+pub fn corrupt_chunks(data_dir: &Path, partition: u16, pick: impl Fn(&[u8]) -> bool) -> usize {
+    use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
+    let engine = SledEngine::open(&data_dir.join("db")).unwrap();
+    let chunks = engine
+        .scan_prefix(Tree::DhtChunks, &partition.to_be_bytes(), usize::MAX)
+        .unwrap();
+    let mut batch = WriteBatch::new();
+    let mut flipped = 0;
+    for (key, mut value) in chunks {
+        if pick(&value) {
+            value[0] ^= 0xff;
+            batch = batch.put(Tree::DhtChunks, key, value);
+            flipped += 1;
+        }
+    }
+    engine.apply(&batch).unwrap();
+    engine.flush().unwrap();
+    flipped
+}
+
 /// Deterministic incompressible test data (xorshift64).
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -105,6 +105,18 @@ pub enum ManifestError {
     Format(u8),
 }
 
+/// Names under this prefix belong to the node itself (job and queue
+/// records, docs/jobs.md): the API refuses to write or delete them, and
+/// only an admin may read them (docs/security.md).
+pub const RESERVED_PREFIX: &str = ".hypha/";
+
+/// Whether `name` is reserved for the node's own records. Names are
+/// compared exactly (the DHT key is the hash of the exact name), so no
+/// other spelling reaches the same file.
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with(RESERVED_PREFIX)
+}
+
 /// Check a file name.
 pub fn validate_name(name: &str) -> Result<(), ManifestError> {
     let ok =

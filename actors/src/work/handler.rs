@@ -293,23 +293,121 @@ impl LineGrep {
 /// Which external commands the `exec` kind may run, and its limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecSettings {
-    /// Command name (as jobs give it) → absolute program path. Empty: the
-    /// kind is not registered at all.
-    pub allow: BTreeMap<String, String>,
+    /// Command name (as jobs give it) → what runs. Empty: the kind is not
+    /// registered at all.
+    pub allow: BTreeMap<String, ExecCommand>,
     /// Output beyond this fails the attempt.
     pub max_output_bytes: usize,
 }
 
+/// One allow-listed command: the program, the arguments it always gets,
+/// and what a job may add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecCommand {
+    /// Absolute program path.
+    pub program: String,
+    /// Arguments the operator fixed; always passed first.
+    pub fixed_args: Vec<String>,
+    /// What a job's own `argv` may contain.
+    pub argv: ArgvPolicy,
+}
+
+impl ExecCommand {
+    /// A command that takes no job arguments.
+    pub fn program(program: impl Into<String>) -> Self {
+        Self {
+            program: program.into(),
+            fixed_args: Vec::new(),
+            argv: ArgvPolicy::None,
+        }
+    }
+}
+
+/// What a job's `argv` may hold, per command. Jobs come from any holder
+/// of a write token, so the default gives them no say in the command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArgvPolicy {
+    /// No job arguments (the default).
+    #[default]
+    None,
+    /// Operands only: no argument may start with `-`, so a job cannot
+    /// turn on an option (`--output=…`, `-exec`) the operator did not fix.
+    Operands,
+    /// Any arguments, within the size limits.
+    Free,
+}
+
+impl ArgvPolicy {
+    /// The policy's name in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgvPolicy::None => "none",
+            ArgvPolicy::Operands => "operands",
+            ArgvPolicy::Free => "free",
+        }
+    }
+
+    /// A policy by its configuration name.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(ArgvPolicy::None),
+            "operands" => Some(ArgvPolicy::Operands),
+            "free" => Some(ArgvPolicy::Free),
+            _ => None,
+        }
+    }
+}
+
+/// Most job arguments one `exec` attempt takes.
+pub const MAX_EXEC_ARGS: usize = 64;
+/// Longest job argument, in bytes.
+pub const MAX_EXEC_ARG_BYTES: usize = 4_096;
+
+/// Whether `argv` is allowed under `policy`: the reason in words if not.
+pub fn check_argv(policy: ArgvPolicy, argv: &[String]) -> Result<(), String> {
+    if argv.is_empty() {
+        return Ok(());
+    }
+    if policy == ArgvPolicy::None {
+        return Err("this command takes no job arguments (argv policy `none`)".into());
+    }
+    if argv.len() > MAX_EXEC_ARGS {
+        return Err(format!("at most {MAX_EXEC_ARGS} arguments"));
+    }
+    for arg in argv {
+        if arg.len() > MAX_EXEC_ARG_BYTES || arg.contains('\0') {
+            return Err(format!(
+                "arguments must be at most {MAX_EXEC_ARG_BYTES} bytes, without NUL"
+            ));
+        }
+        if policy == ArgvPolicy::Operands && arg.starts_with('-') {
+            return Err(format!(
+                "argument {arg:?} is an option; this command takes operands only (argv policy `operands`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The environment an `exec` program gets: nothing of the node's own
+/// (which holds the cookie and tokens), only a fixed `PATH` and a locale.
+pub const EXEC_ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("LANG", "C.UTF-8"),
+];
+
 /// Runs an allow-listed program: argument `command` names it, `argv` is a
-/// JSON array of arguments, the payload is its stdin. The process is
-/// killed when the attempt is stopped (timeout, cancel).
+/// JSON array of arguments (checked against the command's
+/// [`ArgvPolicy`]), the payload is its stdin. The process starts with a
+/// cleared environment ([`EXEC_ENV`]) and is killed when the attempt is
+/// stopped (timeout, cancel).
 struct Exec(ExecSettings);
 
 #[async_trait]
 impl JobHandler for Exec {
     async fn run(&self, input: JobInput) -> Result<Vec<u8>, JobError> {
         let name = input.arg("command")?;
-        let program =
+        let command =
             self.0.allow.get(name).ok_or_else(|| {
                 JobError::BadInput(format!("command `{name}` is not allow-listed"))
             })?;
@@ -318,8 +416,11 @@ impl JobHandler for Exec {
                 .map_err(|_| JobError::BadInput("`argv` must be a JSON array of strings".into()))?,
             None => Vec::new(),
         };
+        check_argv(command.argv, &argv)
+            .map_err(|why| JobError::BadInput(format!("argv refused for `{name}`: {why}")))?;
+        let args: Vec<String> = command.fixed_args.iter().cloned().chain(argv).collect();
         let stdin = collect(input.stream().await?, MAX_INLINE_BYTES).await?;
-        run_program(program, &argv, stdin, self.0.max_output_bytes).await
+        run_program(&command.program, &args, stdin, self.0.max_output_bytes).await
     }
 }
 
@@ -332,6 +433,8 @@ async fn run_program(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut child = tokio::process::Command::new(program)
         .args(argv)
+        .env_clear()
+        .envs(EXEC_ENV.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -449,7 +552,18 @@ mod tests {
     #[tokio::test]
     async fn exec_runs_only_allow_listed_commands_within_limits() {
         let settings = ExecSettings {
-            allow: [("cat".to_string(), "/bin/cat".to_string())].into(),
+            allow: [
+                ("cat".to_string(), ExecCommand::program("/bin/cat")),
+                (
+                    "env".to_string(),
+                    ExecCommand {
+                        program: "/usr/bin/env".into(),
+                        fixed_args: Vec::new(),
+                        argv: ArgvPolicy::Operands,
+                    },
+                ),
+            ]
+            .into(),
             max_output_bytes: 8,
         };
         let r = Registry::builtins(&settings);
@@ -462,5 +576,60 @@ mod tests {
         assert!(matches!(big, Err(JobError::Failed(m)) if m.contains("limit")));
         let denied = h.run(input("exec", b"", &[("command", "sh")])).await;
         assert!(matches!(denied, Err(JobError::BadInput(m)) if m.contains("allow-listed")));
+        // `cat` allows no job arguments: a job cannot make it read a file.
+        let file = h
+            .run(input(
+                "exec",
+                b"",
+                &[("command", "cat"), ("argv", r#"["/etc/passwd"]"#)],
+            ))
+            .await;
+        assert!(matches!(file, Err(JobError::BadInput(m)) if m.contains("argv policy `none`")));
+        // `env` takes operands only: no options.
+        let option = h
+            .run(input(
+                "exec",
+                b"",
+                &[("command", "env"), ("argv", r#"["-i", "/bin/sh"]"#)],
+            ))
+            .await;
+        assert!(matches!(option, Err(JobError::BadInput(m)) if m.contains("operands only")));
+    }
+
+    #[test]
+    fn argv_policies_bound_what_a_job_adds() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_argv(ArgvPolicy::None, &[]).is_ok());
+        assert!(check_argv(ArgvPolicy::None, &args(&["x"])).is_err());
+        assert!(check_argv(ArgvPolicy::Operands, &args(&["a.txt", "b"])).is_ok());
+        assert!(check_argv(ArgvPolicy::Operands, &args(&["--output=/x"])).is_err());
+        assert!(check_argv(ArgvPolicy::Free, &args(&["--output=/x"])).is_ok());
+        let many = vec!["a".to_string(); MAX_EXEC_ARGS + 1];
+        assert!(check_argv(ArgvPolicy::Free, &many).is_err());
+        let long = vec!["a".repeat(MAX_EXEC_ARG_BYTES + 1)];
+        assert!(check_argv(ArgvPolicy::Free, &long).is_err());
+        assert!(check_argv(ArgvPolicy::Free, &args(&["a\0b"])).is_err());
+        for p in [ArgvPolicy::None, ArgvPolicy::Operands, ArgvPolicy::Free] {
+            assert_eq!(ArgvPolicy::by_name(p.as_str()), Some(p));
+        }
+    }
+
+    #[tokio::test]
+    async fn exec_programs_see_none_of_the_nodes_environment() {
+        // The node's secrets arrive in its environment (`cluster up`).
+        std::env::set_var("HYPHA_EXEC_ENV_PROBE", "secret");
+        let settings = ExecSettings {
+            allow: [("env".to_string(), ExecCommand::program("/usr/bin/env"))].into(),
+            max_output_bytes: 64 << 10,
+        };
+        let h = Registry::builtins(&settings).get("exec").unwrap();
+        let out = h.run(input("exec", b"", &[("command", "env")])).await;
+        let out = String::from_utf8(out.unwrap()).unwrap();
+        assert!(!out.contains("HYPHA_"), "{out}");
+        let mut got: Vec<&str> = out.lines().collect();
+        got.sort_unstable();
+        let mut want: Vec<String> = EXEC_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
     }
 }

@@ -407,6 +407,13 @@ pub const LABEL_STATE: &str = "state";
 mod tests {
     use super::*;
 
+    #[test]
+    fn job_records_live_under_the_reserved_prefix() {
+        use crate::dht::manifest::is_reserved;
+        assert!(is_reserved(&record_name(JobId([7; 16]))));
+        assert!(is_reserved(&queue_name("q")));
+    }
+
     pub(crate) fn spec(queue: &str) -> JobSpec {
         JobSpec {
             queue: queue.into(),

@@ -16,8 +16,12 @@ const INDEX_HTML: &str = include_str!("../console/index.html");
 const APP_JS: &str = include_str!("../console/app.js");
 const STYLE_CSS: &str = include_str!("../console/style.css");
 
-/// The page may be framed by nobody, and runs only its own script.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+/// The page runs only its own script and style (no inline code, no
+/// `eval`), talks only to its own origin, may be framed by nobody, and
+/// cannot be re-based or post forms elsewhere. `data:` images are its
+/// icon; downloads use `blob:` links, which are navigations, not loads.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (

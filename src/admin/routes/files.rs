@@ -7,18 +7,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use hypha_actors::dht::files::{ByteRange, FilesError, ListQuery, PutMeta, ReadConsistency};
-use hypha_actors::dht::manifest::Manifest;
+use hypha_actors::dht::manifest::{is_reserved, Manifest, RESERVED_PREFIX};
 use hypha_actors::dht::wire::{FileSummary, MAX_LIST};
 use serde::Serialize;
 
 use crate::admin::error::ApiError;
 use crate::admin::AppState;
+use crate::auth::{Principal, Role};
 
 /// Default page size of listings.
 const DEFAULT_LIMIT: usize = 100;
@@ -111,6 +112,46 @@ fn consistency(pairs: &[(String, String)]) -> Result<ReadConsistency, ApiError> 
     }
 }
 
+/// What an API client may do with a name under [`RESERVED_PREFIX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReservedUse {
+    /// Store or delete: never through the API (the node's own writers
+    /// call the DHT directly).
+    Change,
+    /// Read, stat or list: admins only, for debugging.
+    Read,
+}
+
+/// Refuse `name` if it is reserved and `role` may not use it that way.
+fn check_reserved(name: &str, what: ReservedUse, role: Role) -> Result<(), ApiError> {
+    let allowed = match what {
+        ReservedUse::Change => false,
+        ReservedUse::Read => role >= Role::Admin,
+    };
+    if !is_reserved(name) || allowed {
+        return Ok(());
+    }
+    let message = match what {
+        ReservedUse::Change => {
+            format!("names under {RESERVED_PREFIX} are the node's own records and cannot be written or deleted through the API")
+        }
+        ReservedUse::Read => {
+            format!("names under {RESERVED_PREFIX} are the node's own records; only an admin may read them")
+        }
+    };
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "reserved_name",
+        message,
+    ))
+}
+
+/// The caller's role (routes with a role check always have a principal;
+/// without one, the lowest role).
+fn role_of(principal: Option<Extension<Principal>>) -> Role {
+    principal.map_or(Role::Read, |Extension(p)| p.role)
+}
+
 /// `PUT /v1/files/{name}` [write]: the body is the content; `?label=k=v`
 /// (repeatable) sets labels, `Content-Type` is kept.
 pub(super) async fn put(
@@ -120,6 +161,7 @@ pub(super) async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PutJson>), ApiError> {
+    check_reserved(&name, ReservedUse::Change, Role::Admin)?;
     let limit = state.files.config().max_file_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -175,9 +217,28 @@ enum RangeRequest {
     Unsatisfiable,
 }
 
-/// Parse a single `bytes=` range against a file of `size` bytes. Forms
-/// other than one byte range (multiple ranges, other units) are served as
-/// the whole file, as RFC 9110 allows.
+/// A position in a `Range` header: digits only, possibly beyond `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pos {
+    /// Fits in a u64.
+    At(u64),
+    /// More digits than a u64 holds: past the end of any file.
+    Beyond,
+}
+
+/// Digits as a [`Pos`]; `None` if empty or not all ASCII digits.
+fn parse_pos(digits: &str) -> Option<Pos> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse().map_or(Pos::Beyond, Pos::At))
+}
+
+/// Parse a single `bytes=` range against a file of `size` bytes (RFC 9110
+/// §14.1.2). Forms other than one byte range (multiple ranges, other
+/// units, bad syntax) are served as the whole file, as RFC 9110 allows.
+/// Positions of any length are taken without overflow: a last position
+/// at or past the end means the end, a first position past it is 416.
 fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::All;
@@ -191,23 +252,28 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let (first, last) = (first.trim(), last.trim());
     let range = if first.is_empty() {
         // Suffix: the last N bytes.
-        match last.parse::<u64>() {
-            Ok(0) | Err(_) => return RangeRequest::Unsatisfiable,
-            Ok(n) => ByteRange {
+        match parse_pos(last) {
+            None => return RangeRequest::All,
+            Some(Pos::At(0)) => return RangeRequest::Unsatisfiable,
+            Some(Pos::At(n)) => ByteRange {
                 start: size.saturating_sub(n),
+                end: size,
+            },
+            Some(Pos::Beyond) => ByteRange {
+                start: 0,
                 end: size,
             },
         }
     } else {
-        let Ok(start) = first.parse::<u64>() else {
-            return RangeRequest::All;
+        let start = match parse_pos(first) {
+            None => return RangeRequest::All,
+            Some(Pos::Beyond) => return RangeRequest::Unsatisfiable,
+            Some(Pos::At(start)) => start,
         };
-        let end = match last {
-            "" => size,
-            l => match l.parse::<u64>() {
-                Ok(l) if l >= start => (l + 1).min(size),
-                _ => return RangeRequest::All,
-            },
+        let end = match (last.is_empty(), parse_pos(last)) {
+            (true, _) | (false, Some(Pos::Beyond)) => size,
+            (false, Some(Pos::At(l))) if l >= start => l.saturating_add(1).min(size),
+            (false, _) => return RangeRequest::All,
         };
         ByteRange { start, end }
     };
@@ -217,6 +283,50 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     RangeRequest::Part(range)
 }
 
+/// Stored types a browser may show inline: none of them runs script on
+/// the node's origin (the console's). Anything else, `text/html` and
+/// `image/svg+xml` first, is served as an attachment.
+const INLINE_SAFE_TYPES: &[&str] = &[
+    "text/plain",
+    "application/octet-stream",
+    "application/json",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+];
+
+/// Whether a stored Content-Type may be shown inline: its essence (before
+/// any `;` parameter), case-insensitively, is on [`INLINE_SAFE_TYPES`].
+fn inline_safe(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    INLINE_SAFE_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(essence))
+}
+
+/// `Content-Disposition` for a download: `attachment` with the name's last
+/// segment (reduced to safe ASCII) unless the type is [`inline_safe`].
+fn disposition(name: &str, content_type: &str) -> Option<String> {
+    if inline_safe(content_type) {
+        return None;
+    }
+    let base = name.rsplit('/').next().unwrap_or_default();
+    let safe: String = base
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    Some(if safe.is_empty() {
+        "attachment".to_owned()
+    } else {
+        format!("attachment; filename=\"{safe}\"")
+    })
+}
+
 fn file_headers(m: &Manifest, degraded: bool) -> Result<HeaderMap, ApiError> {
     let mut h = HeaderMap::new();
     let value = |s: &str| {
@@ -224,6 +334,15 @@ fn file_headers(m: &Manifest, degraded: bool) -> Result<HeaderMap, ApiError> {
             .map_err(|_| ApiError::bad_request("stored metadata is not a valid header"))
     };
     h.insert(header::CONTENT_TYPE, value(&m.content_type)?);
+    if let Some(d) = disposition(&m.name, &m.content_type) {
+        h.insert(header::CONTENT_DISPOSITION, value(&d)?);
+    }
+    // Stated here as well as by the global layer: a download must never
+    // render with the console's powers, whatever layer order does.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::admin::middleware::LOCKED_CSP),
+    );
     h.insert(
         header::ETAG,
         value(&format!("\"{}\"", hex::encode(m.root)))?,
@@ -247,8 +366,10 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    check_reserved(&name, ReservedUse::Read, role_of(principal))?;
     let pairs = query_pairs(raw.as_deref());
     let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
     let mut out = file_headers(&manifest, degraded)?;
@@ -287,15 +408,29 @@ pub(super) async fn get(
         header::CONTENT_LENGTH,
         HeaderValue::from(range.end - range.start),
     );
-    // A chunk no replica can supply ends the stream with an error: the
-    // client sees a short body, never unverified bytes.
-    let body = state.files.read(&manifest, range).map(|item| {
+    let body = first_chunk_checked(state.files.read(&manifest, range)).await?;
+    Ok((status, out, Body::from_stream(body)).into_response())
+}
+
+/// The download stream, once its first piece was read: a file whose first
+/// chunk no replica can supply is answered 503 `unreadable` before any
+/// header, not 200 with an empty body. A chunk that fails later ends the
+/// stream with an error: the server closes the connection short of the
+/// `Content-Length` it sent, which every HTTP client reports as an error
+/// (curl: "transfer closed with N bytes remaining"; reqwest: a body
+/// error). The client never sees unverified bytes (docs/dht.md).
+async fn first_chunk_checked(
+    mut body: futures::stream::BoxStream<'static, Result<Vec<u8>, FilesError>>,
+) -> Result<impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>>, ApiError> {
+    let first = body.next().await.transpose()?;
+    let rest = futures::stream::iter(first.map(Ok)).chain(body);
+    Ok(rest.map(|item| {
         item.map_err(|err| {
-            tracing::error!(%err, "download aborted");
+            metrics::counter!("hypha_files_downloads_cut_total").increment(1);
+            tracing::error!(%err, "download cut short");
             std::io::Error::other(err.to_string())
         })
-    });
-    Ok((status, out, Body::from_stream(body)).into_response())
+    }))
 }
 
 #[derive(Serialize)]
@@ -312,7 +447,9 @@ pub(super) async fn stat(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Response, ApiError> {
+    check_reserved(&name, ReservedUse::Read, role_of(principal))?;
     let pairs = query_pairs(raw.as_deref());
     let (manifest, degraded) = state.files.stat(&name, consistency(&pairs)?).await?;
     let mut headers = HeaderMap::new();
@@ -333,6 +470,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    check_reserved(&name, ReservedUse::Change, Role::Admin)?;
     state.files.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -382,14 +520,27 @@ fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
 
 /// `GET /v1/files?prefix=&label=k=v&min_size=&max_size=&modified_after_ms=
 /// &modified_before_ms=&limit=&cursor=` [read]: one page, sorted by name.
+/// Names under [`RESERVED_PREFIX`] are listed only to an admin who asks
+/// for them by prefix; everyone else's pages leave them out (a page can
+/// then be shorter than `limit`: follow `next_cursor` as always).
 pub(super) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<ListJson>, ApiError> {
     let query = list_query(raw.as_deref())?;
+    let asks_reserved = is_reserved(&query.prefix);
+    if asks_reserved {
+        check_reserved(&query.prefix, ReservedUse::Read, role_of(principal))?;
+    }
     let (page, incomplete) = state.files.list(&query).await?;
     Ok(Json(ListJson {
-        files: page.entries.iter().map(|f| FileJson::of(f, None)).collect(),
+        files: page
+            .entries
+            .iter()
+            .filter(|f| asks_reserved || !is_reserved(&f.name))
+            .map(|f| FileJson::of(f, None))
+            .collect(),
         next_cursor: page.next_cursor,
         incomplete,
     }))
@@ -419,6 +570,93 @@ mod tests {
             parse_range(Some("bytes=0-0"), 0),
             RangeRequest::Unsatisfiable
         );
+    }
+
+    #[test]
+    fn huge_positions_neither_overflow_nor_panic() {
+        let r = |start, end| RangeRequest::Part(ByteRange { start, end });
+        let max = u64::MAX;
+        assert_eq!(parse_range(Some(&format!("bytes=5-{max}")), 20), r(5, 20));
+        assert_eq!(
+            parse_range(Some("bytes=5-99999999999999999999999"), 20),
+            r(5, 20)
+        );
+        assert_eq!(
+            parse_range(Some(&format!("bytes={max}-{max}")), 20),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=99999999999999999999999-"), 20),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-99999999999999999999"), 20),
+            r(0, 20)
+        );
+        assert_eq!(parse_range(Some(&format!("bytes=-{max}")), 20), r(0, 20));
+        assert_eq!(parse_range(Some("bytes=-"), 20), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=+1-2"), 20), RangeRequest::All);
+        assert_eq!(parse_range(Some("bytes=1-+2"), 20), RangeRequest::All);
+    }
+
+    proptest::proptest! {
+        /// Any header, any size: no panic, and a served range lies inside
+        /// the file and is not empty.
+        #[test]
+        fn any_header_gives_a_range_inside_the_file(header in "(bytes=)?[-0-9, a-z]{0,40}", size in proptest::prelude::any::<u64>()) {
+            if let RangeRequest::Part(r) = parse_range(Some(&header), size) {
+                proptest::prop_assert!(r.start < r.end && r.end <= size);
+            }
+        }
+
+        /// Well-formed `first-last` ranges follow RFC 9110 for any numbers.
+        #[test]
+        fn numeric_ranges_follow_the_rfc(first: u64, last: u64, size: u64) {
+            let got = parse_range(Some(&format!("bytes={first}-{last}")), size);
+            let want = if last < first {
+                RangeRequest::All
+            } else if first >= size {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(ByteRange { start: first, end: last.saturating_add(1).min(size) })
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        /// Suffix ranges give the last N bytes, the whole file if N is larger.
+        #[test]
+        fn suffix_ranges_follow_the_rfc(n: u64, size: u64) {
+            let got = parse_range(Some(&format!("bytes=-{n}")), size);
+            let want = if n == 0 || size == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(ByteRange { start: size.saturating_sub(n), end: size })
+            };
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn only_inert_types_are_shown_inline() {
+        for t in ["text/plain; charset=utf-8", "IMAGE/PNG", "application/json"] {
+            assert!(inline_safe(t), "{t}");
+            assert_eq!(disposition("a/b.txt", t), None);
+        }
+        for t in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/javascript",
+            "text/plain2",
+            "",
+        ] {
+            assert!(!inline_safe(t), "{t}");
+        }
+        assert_eq!(
+            disposition("dir/x\"y<z>.html", "text/html").unwrap(),
+            "attachment; filename=\"x_y_z_.html\""
+        );
+        assert_eq!(disposition("dir/", "text/html").unwrap(), "attachment");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{middleware, Router};
 
 use super::error::ApiError;
-use super::middleware::{require, track_metrics};
+use super::middleware::{
+    check_host, require, security_headers, throttle_auth_failures, track_metrics,
+};
 use super::AppState;
 use crate::auth::Role;
 
@@ -405,6 +407,14 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
                 require,
             )),
         };
+        // Outermost on every route that takes a credential: a source that
+        // keeps failing is refused before its credential is checked.
+        let handler = match info.access {
+            Access::Open => handler,
+            Access::AnyToken | Access::Needs(_) => handler.route_layer(
+                middleware::from_fn_with_state(state.clone(), throttle_auth_failures),
+            ),
+        };
         // Routes of one path with different methods merge into one.
         router = router.route(info.path, handler);
     }
@@ -413,6 +423,8 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
 
