@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use hypha_actors::membership::{GossipTiming, ProbeTiming};
+use hypha_actors::preauth::PreAuthLimits;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -101,6 +102,9 @@ pub struct ClusterSettings {
     pub tls_dir: Option<PathBuf>,
     /// Whether node links may run without TLS (see [`LinkSecurity`]).
     pub links: LinkSecurity,
+    /// Connections that have not authenticated yet, on the node-link port
+    /// and on the bulk port (each port counts its own).
+    pub preauth: PreAuthLimits,
 }
 
 /// How node links (and bulk links) are protected.
@@ -148,6 +152,7 @@ impl Default for ClusterSettings {
             handoff_timeout_ms: 10_000,
             tls_dir: None,
             links: LinkSecurity::default(),
+            preauth: PreAuthLimits::default(),
         }
     }
 }
@@ -766,6 +771,10 @@ impl NodeConfig {
         if c.ping_interval_ms == 0 || c.ping_timeout_ms == 0 || c.hung_after_misses == 0 {
             return Err(invalid("cluster.ping_*", "must be at least 1"));
         }
+        let p = &c.preauth;
+        if p.deadline_ms == 0 || p.max_per_source == 0 || p.max_total == 0 {
+            return Err(invalid("cluster.preauth.*", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -884,6 +893,7 @@ max_restarts = 2
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.supervision.max_restarts, 5);
         assert!(c.secrets.read_token_file.is_some());
+        assert_eq!(c.cluster.preauth, PreAuthLimits::default());
     }
 
     #[test]
