@@ -302,3 +302,75 @@ fn idle_connections_on_link_and_bulk_ports_stall_neither_links_nor_chunks() {
     assert!(refused("hypha_cluster_preauth_refused_total{reason=\"total\"}") > 0.0);
     assert!(refused("hypha_dht_bulk_refused_total{reason=\"total\"}") > 0.0);
 }
+
+/// Whether the node closes `stream` within `limit` (EOF or reset).
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source.into(), 0)).unwrap();
+    socket.connect(target).await.unwrap()
+}
+
+/// Without TLS the cookie handshake runs in ractor_cluster's session
+/// actor, which had no deadline: an idle connection held a session for
+/// ever. Now one address that is no member's host gets 8 connections;
+/// the 9th is closed at once, and the 8 when the 3 s deadline passes.
+#[test]
+fn a_plaintext_link_port_caps_and_times_out_unauthenticated_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::spawn_node(dir.path(), &["--node-name", "solo", "--plaintext-links"]);
+    let link: SocketAddr = get_json(&node.url, "/v1/node").unwrap()["cluster"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    common::block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(connect_from(loopback(2), link).await);
+        }
+        let mut ninth = connect_from(loopback(2), link).await;
+        assert!(
+            closed_within(&mut ninth, Duration::from_secs(1)).await,
+            "the 9th connection from one address is refused"
+        );
+        let started = Instant::now();
+        assert!(
+            !closed_within(&mut held[0], Duration::from_secs(1)).await,
+            "the first 8 are admitted"
+        );
+        for stream in &mut held {
+            assert!(
+                closed_within(stream, Duration::from_secs(5)).await,
+                "an unauthenticated session outlived the deadline"
+            );
+        }
+        eprintln!(
+            "8 idle plaintext sessions closed {:?} after the check",
+            started.elapsed()
+        );
+    });
+    assert!(
+        metric(
+            &node.url,
+            "hypha_cluster_preauth_refused_total{reason=\"per_source\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &node.url,
+            "hypha_cluster_preauth_refused_total{reason=\"deadline\"}"
+        ) >= 8.0
+    );
+}
