@@ -139,6 +139,7 @@ impl ClusterParts {
             hung_after_misses: c.hung_after_misses,
             dial: DialPolicy::default(),
             tls: tls.clone(),
+            preauth: c.preauth,
         };
         Ok(Self {
             node: node.to_owned(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hypha_actors::membership::seal::SealSettings;
 use hypha_actors::membership::{GossipTiming, ProbeTiming};
+use hypha_actors::preauth::PreAuthLimits;
 use hypha_actors::work::handler::{ArgvPolicy, ExecCommand};
 use serde::Deserialize;
 use thiserror::Error;
@@ -120,6 +121,9 @@ pub struct ClusterSettings {
     pub gossip_keys_file: Option<PathBuf>,
     /// Limits of sealed gossip.
     pub gossip_seal: SealSettings,
+    /// Connections that have not authenticated yet, on the node-link port
+    /// and on the bulk port (each port counts its own).
+    pub preauth: PreAuthLimits,
 }
 
 /// How node links (and bulk links) are protected.
@@ -169,6 +173,7 @@ impl Default for ClusterSettings {
             links: LinkSecurity::default(),
             gossip_keys_file: None,
             gossip_seal: SealSettings::default(),
+            preauth: PreAuthLimits::default(),
         }
     }
 }
@@ -847,6 +852,10 @@ impl NodeConfig {
         if c.ping_interval_ms == 0 || c.ping_timeout_ms == 0 || c.hung_after_misses == 0 {
             return Err(invalid("cluster.ping_*", "must be at least 1"));
         }
+        let p = &c.preauth;
+        if p.deadline_ms == 0 || p.max_per_source == 0 || p.max_total == 0 {
+            return Err(invalid("cluster.preauth.*", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -988,6 +997,7 @@ max_restarts = 2
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.supervision.max_restarts, 5);
         assert!(c.secrets.read_token_file.is_some());
+        assert_eq!(c.cluster.preauth, PreAuthLimits::default());
     }
 
     #[test]

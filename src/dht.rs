@@ -45,6 +45,7 @@ use hypha_actors::dht::{self};
 use hypha_actors::identity::NodeId;
 use hypha_actors::membership::{MemberKey, MembershipChannels};
 use hypha_actors::peers::tls::LinkTls;
+use hypha_actors::preauth::PreAuthLimits;
 use hypha_actors::store::StoreClient;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
@@ -65,6 +66,8 @@ pub struct BulkSettings {
     pub key: BulkKey,
     /// Mutual TLS, as on node links.
     pub tls: Option<LinkTls>,
+    /// Caps and deadline of connections still in their handshake.
+    pub preauth: PreAuthLimits,
 }
 
 /// What the admin API needs of the DHT.
@@ -139,6 +142,7 @@ impl DhtParts {
             placement_rx.clone(),
             shared.caught_up.clone(),
         );
+        let bulk_view = membership.watch();
         let route = BulkRoute {
             client: BulkClient::new(bulk.key.clone(), bulk.tls.clone()),
             view: membership.watch(),
@@ -191,7 +195,11 @@ impl DhtParts {
                 key: bulk.key,
                 tls: bulk.tls,
                 handler,
-                limits: BulkLimits::default(),
+                limits: BulkLimits {
+                    preauth: bulk.preauth,
+                    ..BulkLimits::default()
+                },
+                view: bulk_view,
             },
             collector: CollectorArgs {
                 store,

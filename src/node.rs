@@ -264,6 +264,7 @@ pub async fn start_with(
         listen: listen.bulk,
         key: BulkKey::from_cookie(&cluster.link_cookie),
         tls: cluster.tls.clone(),
+        preauth: config.cluster.preauth,
     };
     let dht = DhtParts::new(
         &config.dht,

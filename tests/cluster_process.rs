@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get_json as node_doc, metric, spawn_node, NodeProcess};
+use common::{get_json as node_doc, metric, spawn_node, wait_until as eventually, NodeProcess};
 use serde_json::Value;
 
 struct Cluster {
@@ -91,17 +91,6 @@ impl Cluster {
             .filter(|i| self.nodes[*i].is_some())
             .collect()
     }
-}
-
-fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if cond() {
-            return started.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("not within {limit:?}: {what}");
 }
 
 #[test]

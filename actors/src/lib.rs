@@ -10,6 +10,7 @@ pub mod identity;
 pub mod labels;
 pub mod membership;
 pub mod peers;
+pub mod preauth;
 pub mod store;
 pub mod work;
 

@@ -205,7 +205,15 @@ pub const CATALOG: &[MetricDef] = &[
     counter(
         "hypha_cluster_handshakes_refused_total",
         &[("reason", &["cookie", "tls"])],
-        "Node links refused: an incoming link closed before it authenticated, or a dial's TLS handshake failed.",
+        "Node links refused: an incoming link closed before it authenticated, or a TLS handshake (in or out) failed.",
+    ),
+    counter(
+        "hypha_cluster_preauth_refused_total",
+        &[(
+            "reason",
+            &["per_source", "total", "deadline", "unsolicited", "busy"],
+        )],
+        "Unauthenticated node links closed: over the per-address or pool cap at accept, past the handshake deadline, not admitted by the link port, or more accepts queued than the peers actor has taken.",
     ),
     counter(
         "hypha_tls_reloads_total",
@@ -336,8 +344,11 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         "hypha_dht_bulk_refused_total",
-        &[("reason", &["connections", "handshake"])],
-        "Incoming bulk connections refused: connection limit reached, or a failed handshake.",
+        &[(
+            "reason",
+            &["connections", "handshake", "per_source", "total", "deadline"],
+        )],
+        "Incoming bulk connections refused: serving limit reached, failed handshake, pre-auth caps at accept, or handshake deadline.",
     ),
     // Anti-entropy.
     counter(

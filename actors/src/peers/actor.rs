@@ -5,9 +5,12 @@
 //! itself; a Left one closes its own as it exits, after its hand-off),
 //! pings linked peers to catch hung ones, and publishes
 //! the set of linked members for the membership actor to admit.
+//! It also owns the link port's accept loop and the handshakes of
+//! connections not yet authenticated (counted and timed by
+//! [`crate::preauth`]; see [`super::inbound`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +22,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::dial::{we_dial, DialPolicy, DialState};
+use super::inbound::{self, InboundFailure};
 use super::link::{ping, remote_link};
 use super::messages::{PeersMessage, SessionEventKind};
 use super::tls::LinkTls;
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
+use crate::preauth::{self, Admission, PreAuthLimits};
 
 /// Largest node-link frame accepted, in bytes: one DHT message at its cap
 /// ([`crate::dht::codec::MAX_ENCODED_BYTES`]) plus the envelope, with
@@ -30,8 +35,6 @@ use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels}
 /// a larger length prefix loses its link before anything is allocated.
 pub const MAX_LINK_FRAME_BYTES: u64 = 2 * crate::dht::codec::MAX_ENCODED_BYTES as u64;
 
-/// How long a restarted incarnation retries binding the node-link port.
-const BIND_RETRY_MS: u64 = 2_000;
 /// Reconciliation period.
 const TICK_MS: u64 = 200;
 
@@ -54,6 +57,8 @@ pub struct PeersConfig {
     pub dial: DialPolicy,
     /// Mutual TLS on node links, if configured.
     pub tls: Option<LinkTls>,
+    /// Caps and deadline of connections not yet authenticated.
+    pub preauth: PreAuthLimits,
 }
 
 /// The peers behaviour.
@@ -78,6 +83,8 @@ struct Session {
     peer_addr: String,
     /// We killed it and wait for its disconnect event: close it only once.
     closing: bool,
+    /// Closed unless authenticated by then.
+    auth_deadline: Instant,
 }
 
 /// State of one incarnation.
@@ -89,7 +96,9 @@ pub struct PeersState {
     dialing_addrs: HashMap<SocketAddr, MemberKey>,
     misses: HashMap<MemberKey, u32>,
     pings_in_flight: HashSet<MemberKey>,
+    admission: Admission,
     tasks: JoinSet<()>,
+    /// Timers and the link port's accept loop.
     timers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -128,34 +137,31 @@ impl NodeEventSubscription for Forward {
     }
 }
 
+/// The NodeServer, whose own listener takes an ephemeral loopback port
+/// that nothing dials (ractor_cluster always starts one): the link port is
+/// [`inbound`]'s. Same TLS requirement, so that the spare listener is no
+/// way around it; a session arriving there is closed on sight.
 async fn spawn_server(
     myself: &ActorRef<PeersMessage>,
     config: &PeersConfig,
 ) -> Result<ActorRef<NodeServerMessage>, ActorProcessingErr> {
-    let deadline = Instant::now() + Duration::from_millis(BIND_RETRY_MS);
-    loop {
-        let server = NodeServer::new(
-            config.listen.port(),
-            config.cookie.clone(),
-            config.me.link_name(),
-            config.listen.ip().to_string(),
-            config
-                .tls
-                .as_ref()
-                .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor.clone())),
-            Some(NodeConnectionMode::Isolated),
-        )
-        .with_listen_addr(config.listen.ip())
-        .with_max_inbound_frame_size(MAX_LINK_FRAME_BYTES);
-        match Actor::spawn_linked(None, server, (), myself.get_cell()).await {
-            Ok((server, _)) => return Ok(server),
-            Err(err) if Instant::now() < deadline => {
-                tracing::debug!("node-link bind retry: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => return Err(format!("node links on {}: {err}", config.listen).into()),
-        }
-    }
+    let server = NodeServer::new(
+        0,
+        config.cookie.clone(),
+        config.me.link_name(),
+        config.listen.ip().to_string(),
+        config
+            .tls
+            .as_ref()
+            .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor.clone())),
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(Ipv4Addr::LOCALHOST.into())
+    .with_max_inbound_frame_size(MAX_LINK_FRAME_BYTES);
+    let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell())
+        .await
+        .map_err(|err| format!("node-link server: {err}"))?;
+    Ok(server)
 }
 
 impl Actor for Peers {
@@ -169,6 +175,10 @@ impl Actor for Peers {
         args: PeersArgs,
     ) -> Result<PeersState, ActorProcessingErr> {
         args.links.send_replace(BTreeSet::new());
+        let retry = Duration::from_millis(inbound::BIND_RETRY_MS);
+        let listener = inbound::bind(args.config.listen, retry)
+            .await
+            .map_err(|e| format!("node links: {e}"))?;
         let server = spawn_server(&myself, &args.config).await?;
         server.cast(NodeServerMessage::SubscribeToEvents {
             id: "hypha.peers".into(),
@@ -177,9 +187,11 @@ impl Actor for Peers {
         let timers = vec![
             myself.send_interval(Duration::from_millis(TICK_MS), || PeersMessage::Tick),
             myself.send_interval(args.config.ping_interval, || PeersMessage::PingAll),
+            tokio::spawn(inbound::accept_loop(listener, myself.clone())),
         ];
         tracing::info!(listen = %args.config.listen, "node links listening");
         Ok(PeersState {
+            admission: Admission::new(args.config.preauth),
             args,
             server,
             sessions: HashMap::new(),
@@ -212,6 +224,13 @@ impl Actor for Peers {
                 }
             }
             PeersMessage::PingDone(peer, ok) => on_ping(state, peer, ok),
+            PeersMessage::Accepted(stream, peer, _permit) => {
+                on_accepted(&myself, state, *stream, peer)
+            }
+            PeersMessage::HandshakeFailed(peer, failure) => {
+                on_handshake_failed(state, peer, &failure)
+            }
+            PeersMessage::ListenerStopped(reason) => return Err(reason.into()),
             PeersMessage::Crash => panic!("chaos: injected panic in peers"),
         }
         Ok(())
@@ -230,6 +249,14 @@ fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSes
     let now = Instant::now();
     match kind {
         SessionEventKind::Opened => {
+            if ses.is_server && !admitted(state, &ses.peer_addr) {
+                // Through the NodeServer's spare listener, or past its deadline.
+                tracing::debug!(addr = %ses.peer_addr, "closing an inbound link the link port did not admit");
+                metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => "unsolicited")
+                    .increment(1);
+                ses.actor.kill();
+                return;
+            }
             state.sessions.insert(
                 id,
                 Session {
@@ -239,11 +266,15 @@ fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSes
                     ready: false,
                     peer_addr: ses.peer_addr.clone(),
                     closing: false,
+                    auth_deadline: now + state.args.config.preauth.deadline(),
                 },
             );
         }
         SessionEventKind::Authenticated | SessionEventKind::Ready => {
             let peer = session_peer(&ses);
+            if ses.is_server {
+                release(state, &ses.peer_addr);
+            }
             let Some(session) = state.sessions.get_mut(&id) else {
                 return;
             };
@@ -279,12 +310,17 @@ fn on_disconnect(
     ses: &NodeServerSessionInformation,
     now: Instant,
 ) {
+    if ses.is_server {
+        release(state, &ses.peer_addr);
+    }
     let session = state.sessions.remove(&id);
     let authenticated = session.as_ref().is_some_and(|s| s.authenticated);
+    // Closed by us (deadline, or never admitted): counted where it was closed.
+    let ours = session.as_ref().is_none_or(|s| s.closing);
     let addr = session
         .as_ref()
         .map_or(ses.peer_addr.clone(), |s| s.peer_addr.clone());
-    if !authenticated {
+    if !authenticated && !ours {
         metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "cookie")
             .increment(1);
         tracing::warn!(addr = %addr, "node link refused: the handshake did not authenticate (wrong cookie or cluster id?)");
@@ -302,6 +338,82 @@ fn on_disconnect(
         }
     }
     publish_links(state);
+}
+
+/// Whether an inbound session's address is one the link port admitted
+/// and that has not authenticated yet.
+fn admitted(state: &PeersState, peer_addr: &str) -> bool {
+    peer_addr
+        .parse()
+        .is_ok_and(|addr| state.admission.is_pending(addr))
+}
+
+fn release(state: &mut PeersState, peer_addr: &str) {
+    if let Ok(addr) = peer_addr.parse() {
+        state.admission.release(addr);
+    }
+}
+
+/// Count a connection on the link port and start its TLS handshake, or
+/// close it at once.
+fn on_accepted(
+    myself: &ActorRef<PeersMessage>,
+    state: &mut PeersState,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let members = preauth::member_hosts(&state.args.channels.view());
+    let class = preauth::classify(peer.ip(), &members);
+    let deadline = match state.admission.admit(peer, class, Instant::now()) {
+        Ok(deadline) => deadline,
+        Err(refusal) => {
+            metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => refusal.label())
+                .increment(1);
+            tracing::debug!(%peer, "node link refused at accept: {refusal}");
+            return;
+        }
+    };
+    let tls = state.args.config.tls.clone();
+    let server = state.server.clone();
+    let me = myself.clone();
+    state.tasks.spawn(async move {
+        if let Err(failure) = inbound::handshake(stream, peer, tls, server, deadline).await {
+            let _ = me.cast(PeersMessage::HandshakeFailed(peer, failure));
+        }
+    });
+}
+
+fn on_handshake_failed(state: &mut PeersState, peer: SocketAddr, failure: &InboundFailure) {
+    state.admission.release(peer);
+    match failure {
+        InboundFailure::Deadline => {
+            metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => "deadline")
+                .increment(1);
+            tracing::debug!(%peer, "inbound node link: {failure}");
+        }
+        InboundFailure::Tls(_) => {
+            metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "tls")
+                .increment(1);
+            tracing::warn!(%peer, "node link refused: {failure}");
+        }
+        InboundFailure::Io(_) => tracing::debug!(%peer, "inbound node link: {failure}"),
+    }
+}
+
+/// Close every session that has not authenticated by its deadline (the
+/// cookie handshake of ractor_cluster has none), and stop counting
+/// admitted connections whose deadline passed.
+fn enforce_deadlines(state: &mut PeersState, now: Instant) {
+    state.admission.expire(now);
+    for session in state.sessions.values_mut() {
+        if !session.authenticated && !session.closing && session.auth_deadline <= now {
+            metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => "deadline")
+                .increment(1);
+            tracing::debug!(addr = %session.peer_addr, "closing a node link that did not authenticate in time");
+            session.closing = true;
+            session.actor.kill();
+        }
+    }
 }
 
 fn publish_links(state: &PeersState) {
@@ -351,6 +463,7 @@ fn close_session(session: &mut Session, reason: &'static str) {
 fn reconcile(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
     let view = state.args.channels.view();
     let now = Instant::now();
+    enforce_deadlines(state, now);
     for session in state.sessions.values_mut() {
         let reason = session.peer.as_ref().and_then(|p| close_reason(&view, p));
         if let Some(reason) = reason {

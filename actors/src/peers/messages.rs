@@ -1,6 +1,12 @@
 //! Messages of the peers actor (local only).
 
+use std::net::SocketAddr;
+
 use ractor_cluster::node::NodeServerSessionInformation;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::inbound::InboundFailure;
 
 use crate::membership::MemberKey;
 
@@ -29,6 +35,13 @@ pub enum PeersMessage {
     DialFailed(MemberKey, String),
     /// A ping finished.
     PingDone(MemberKey, bool),
+    /// The node-link port accepted a connection (the permit bounds how
+    /// many wait in the mailbox).
+    Accepted(Box<TcpStream>, SocketAddr, OwnedSemaphorePermit),
+    /// An accepted connection's TLS handshake failed or ran out of time.
+    HandshakeFailed(SocketAddr, InboundFailure),
+    /// The node-link accept loop ended; the actor fails and is restarted.
+    ListenerStopped(String),
     /// Chaos: panic in the handler.
     Crash,
 }

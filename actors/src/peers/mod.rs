@@ -7,9 +7,13 @@
 //! superseded by a new generation, or hung (missed pings) — none of which
 //! ractor_cluster does itself. A Left member's links stay until its process
 //! closes them: it hands its data off over them while it leaves. [`link`] is the one remotable actor.
+//! The link port is accepted here, not by ractor_cluster (`inbound`):
+//! handshakes run under a deadline and per-source and global caps
+//! (docs/security.md, "No pre-auth stalls").
 
 mod actor;
 pub mod dial;
+pub(crate) mod inbound;
 pub mod link;
 mod messages;
 pub mod tls;

@@ -1,0 +1,130 @@
+//! The node-link port, accepted by Hypha rather than by ractor_cluster.
+//!
+//! ractor_cluster 0.16.5's listener awaits each TLS accept inside its
+//! accept loop with no deadline (`net/listener.rs`): one idle TCP
+//! connection stopped every later inbound link. So the peers actor binds
+//! the link port itself: the accept loop here only accepts and hands each
+//! connection to the actor, which counts it ([`crate::preauth`]) and runs
+//! its TLS handshake in a task under the pre-auth deadline; a finished
+//! stream goes to the NodeServer as an ordinary server connection. The
+//! NodeServer's own listener binds an ephemeral loopback port that nothing
+//! dials, with the same TLS requirement, and a session arriving through it
+//! is closed on sight (the actor only keeps inbound sessions it admitted).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use ractor_cluster::{NetworkStream, NodeServerMessage};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::messages::PeersMessage;
+use super::tls::LinkTls;
+use crate::preauth;
+
+/// How long a restarted incarnation retries binding the node-link port.
+pub(crate) const BIND_RETRY_MS: u64 = 2_000;
+
+/// Bind a listening port, retrying for `retry` while a previous
+/// incarnation's socket is still closing (the bulk listener uses it too).
+pub(crate) async fn bind(addr: SocketAddr, retry: Duration) -> Result<TcpListener, String> {
+    let deadline = Instant::now() + retry;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) if Instant::now() < deadline => {
+                tracing::debug!("bind retry on {addr}: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(format!("listening on {addr}: {err}")),
+        }
+    }
+}
+
+/// Accepted connections waiting in the peers actor's mailbox at most;
+/// more are closed at once (the mailbox itself is unbounded).
+const MAX_QUEUED_ACCEPTS: usize = 256;
+
+/// Accept until the listener fails, handing every connection to the
+/// peers actor; then tell it why the loop stopped.
+pub async fn accept_loop(listener: TcpListener, peers: ActorRef<PeersMessage>) {
+    let queued = Arc::new(Semaphore::new(MAX_QUEUED_ACCEPTS));
+    let reason = loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let Ok(permit) = queued.clone().try_acquire_owned() else {
+                    metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => "busy")
+                        .increment(1);
+                    continue;
+                };
+                let accepted = PeersMessage::Accepted(Box::new(stream), peer, permit);
+                if peers.cast(accepted).is_err() {
+                    break "the peers actor is gone".to_owned();
+                }
+            }
+            Err(err) if preauth::is_transient_accept_error(&err) => {
+                tracing::warn!("node-link accept: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => break format!("node-link accept failed: {err}"),
+        }
+    };
+    let _ = peers.cast(PeersMessage::ListenerStopped(reason));
+}
+
+/// Why an inbound connection did not reach the NodeServer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundFailure {
+    /// TLS did not finish within the pre-auth deadline.
+    #[error("TLS handshake not finished within the deadline")]
+    Deadline,
+    /// TLS failed (no certificate of the cluster CA, not TLS at all…).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The socket could not be read.
+    #[error("socket: {0}")]
+    Io(String),
+}
+
+/// Run the server side of TLS (when configured) within `deadline`, then
+/// hand the stream to the NodeServer, whose session runs the cookie
+/// handshake.
+pub async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<LinkTls>,
+    server: ActorRef<NodeServerMessage>,
+    deadline: Instant,
+) -> Result<(), InboundFailure> {
+    let _ = stream.set_nodelay(true);
+    let local_addr = stream
+        .local_addr()
+        .map_err(|e| InboundFailure::Io(e.to_string()))?;
+    let network_stream = match tls {
+        None => NetworkStream::Raw {
+            peer_addr: peer,
+            local_addr,
+            stream,
+        },
+        Some(tls) => {
+            let accepted = tokio::time::timeout_at(deadline, tls.acceptor.accept(stream))
+                .await
+                .map_err(|_| InboundFailure::Deadline)?
+                .map_err(|e| InboundFailure::Tls(e.to_string()))?;
+            NetworkStream::TlsServer {
+                peer_addr: peer,
+                local_addr,
+                stream: accepted,
+            }
+        }
+    };
+    server
+        .cast(NodeServerMessage::ConnectionOpened {
+            stream: Box::new(network_stream),
+            is_server: true,
+        })
+        .map_err(|e| InboundFailure::Io(e.to_string()))
+}
