@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench membership                # everything (soak: 600 s)
-//! cargo bench --bench membership -- detection   # or: stall, soak, gossip
+//! cargo bench --bench membership -- detection   # or: stall, soak, gossip, seal
 //! HYPHA_BENCH_TRIALS=20 HYPHA_BENCH_SOAK_SECS=600 HYPHA_BENCH_GOSSIP_SECS=10
 //! ```
 //! Figures and settings are recorded in docs/membership.md.
@@ -20,13 +20,18 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chitchat::transport::{Socket, Transport};
 use common::{get_json, metric, spawn_node, NodeProcess};
 use hypha_actors::membership::info::{Capacity, NodeInfo, INFO_VERSION};
 use hypha_actors::membership::probe::MemoryProbeNet;
+use hypha_actors::membership::seal::{
+    system_clock, Keyring, Opener, SealSettings, SealedTransport, Sealer,
+};
 use hypha_actors::membership::{
     AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
-    MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming,
+    MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming, UdpTransport,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -337,6 +342,172 @@ fn gossip(n: usize, secs: u64) {
     });
 }
 
+/// Counts what the inner transport's sockets send.
+struct Tally {
+    inner: Arc<dyn Transport>,
+    bytes: Arc<AtomicU64>,
+    datagrams: Arc<AtomicU64>,
+}
+
+struct TallySocket {
+    inner: Box<dyn Socket>,
+    bytes: Arc<AtomicU64>,
+    datagrams: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl Transport for Tally {
+    async fn open(&self, addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        Ok(Box::new(TallySocket {
+            inner: self.inner.open(addr).await?,
+            bytes: self.bytes.clone(),
+            datagrams: self.datagrams.clone(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Socket for TallySocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        envelope: chitchat::ChitchatEnvelope,
+    ) -> anyhow::Result<chitchat::transport::SendOutcome> {
+        let outcome = self.inner.send(to, envelope).await?;
+        self.bytes
+            .fetch_add(outcome.num_bytes_sent as u64, Ordering::Relaxed);
+        self.datagrams.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<chitchat::transport::RecvOutcome> {
+        self.inner.recv().await
+    }
+}
+
+fn free_udp() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Gossip bytes per node over loopback UDP for `n` membership actors,
+/// plain or sealed; (bytes/s per node, datagrams/s per node).
+fn gossip_udp(n: usize, secs: u64, sealed: bool) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let ring = Arc::new(
+            Keyring::from_secrets("bench", &["bench-gossip-secret-of-32-bytes-or-more"]).unwrap(),
+        );
+        let (_keys, rx) = tokio::sync::watch::channel(ring);
+        let inner: Arc<dyn Transport> = if sealed {
+            Arc::new(SealedTransport::new(
+                rx,
+                SealSettings::default(),
+                system_clock(),
+            ))
+        } else {
+            Arc::new(UdpTransport)
+        };
+        let (bytes, datagrams) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let tally: Arc<dyn Transport> = Arc::new(Tally {
+            inner,
+            bytes: bytes.clone(),
+            datagrams: datagrams.clone(),
+        });
+        let probes = MemoryProbeNet::new();
+        let addrs: Vec<SocketAddr> = (0..n).map(|_| free_udp()).collect();
+        let mut nodes = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let name = format!("node-{i:03}");
+            let (links_tx, links) = tokio::sync::watch::channel(BTreeSet::new());
+            let channels = MembershipChannels::new();
+            let args = MembershipArgs {
+                config: Arc::new(sim_config(&name, *addr, addrs[0])),
+                gossip: tally.clone(),
+                probes: probes.transport(&name),
+                channels: channels.clone(),
+                links,
+                watermark: Default::default(),
+            };
+            let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
+            nodes.push((actor, channels, links_tx));
+        }
+        let started = Instant::now();
+        while !nodes
+            .iter()
+            .all(|(_, c, _)| c.view().in_state(MemberState::Up).count() == n)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "N={n} did not converge over UDP"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (b0, d0) = (
+            bytes.load(Ordering::Relaxed),
+            datagrams.load(Ordering::Relaxed),
+        );
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let (b1, d1) = (
+            bytes.load(Ordering::Relaxed),
+            datagrams.load(Ordering::Relaxed),
+        );
+        for (actor, _, _) in nodes {
+            actor.kill();
+        }
+        let per_node = |x: u64| x as f64 / n as f64 / secs as f64;
+        (per_node(b1 - b0), per_node(d1 - d0))
+    })
+}
+
+/// Sealed gossip against plain chitchat, measured in the same run, and
+/// the CPU time of sealing and opening one datagram.
+fn seal(secs: u64) {
+    for n in [5, 20] {
+        let (plain_bps, plain_dps) = gossip_udp(n, secs, false);
+        let (sealed_bps, sealed_dps) = gossip_udp(n, secs, true);
+        println!(
+            "gossip over UDP N={n}: plain {plain_bps:.0} B/s ({plain_dps:.1} datagrams/s) per node, \
+             sealed {sealed_bps:.0} B/s ({sealed_dps:.1} datagrams/s); sealed/plain = {:.3}",
+            sealed_bps / plain_bps.max(1.0)
+        );
+    }
+    let ring =
+        Keyring::from_secrets("bench", &["bench-gossip-secret-of-32-bytes-or-more"]).unwrap();
+    let rounds = env_u64("HYPHA_BENCH_SEAL_ROUNDS", 200_000);
+    for size in [200usize, 1_400, 16_000] {
+        let plain = vec![7u8; size];
+        let mut sealer = Sealer::new([1; 16]);
+        let mut opener = Opener::new(16, u64::MAX);
+        let mut sealed = Vec::new();
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..rounds / 5 {
+                sealer.seal(&ring, 1, &plain, &mut sealed);
+                let range = opener.open(&ring, 1, &mut sealed).unwrap();
+                assert_eq!(range.len(), size);
+            }
+            samples.push(started.elapsed().as_nanos() as f64 / (rounds / 5) as f64);
+        }
+        samples.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "seal + open of a {size} B datagram: median {:.2} µs over 5 batches of {}",
+            samples[2] / 1_000.0,
+            rounds / 5
+        );
+    }
+}
+
 fn main() {
     let parts: Vec<String> = std::env::args()
         .skip(1)
@@ -348,6 +519,9 @@ fn main() {
         for n in [5, 20, 50] {
             gossip(n, secs);
         }
+    }
+    if wants("seal") {
+        seal(env_u64("HYPHA_BENCH_GOSSIP_SECS", 10));
     }
     if wants("detection") {
         detection();

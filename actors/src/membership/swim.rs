@@ -47,7 +47,8 @@ pub struct SwimConfig {
     /// relaying every 10 ms teaches it to expect 10 ms, and when the relay
     /// stops (or is rate-limited) every member looks dead for a moment.
     /// Honest gossip brings a heartbeat at least every round, so a floor of
-    /// a few rounds costs no detection time.
+    /// two rounds costs little detection time (measured in
+    /// docs/membership.md).
     pub min_silence: Duration,
 }
 

@@ -53,6 +53,17 @@ fn events(actions: &[Action]) -> Vec<(MemberEventKind, String)> {
         .collect()
 }
 
+/// Events with the generation of the member they are about.
+fn generation_events(actions: &[Action]) -> Vec<(MemberEventKind, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) => Some((e.kind, e.key.generation)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn probes(actions: &[Action]) -> Vec<(String, usize)> {
     actions
         .iter()
@@ -355,15 +366,8 @@ fn a_new_generation_replaces_the_old() {
         vec![node(&key("b"), 5, false), node(&b2, 1, true)],
         &none(),
     );
-    let evs: Vec<(MemberEventKind, u64)> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Event(e) => Some((e.kind, e.key.generation)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        evs,
+        generation_events(&actions),
         vec![(MemberEventKind::NodeDown, 1), (MemberEventKind::NodeUp, 2)]
     );
     let view = s.view(now, None, None);
@@ -397,15 +401,8 @@ fn a_linked_generation_wins_over_a_forged_newer_one() {
         vec![node(&key("b"), 3, false), node(&b2, 1, true), forged],
         &BTreeSet::from([b2.clone()]),
     );
-    let evs: Vec<(MemberEventKind, u64)> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Event(e) => Some((e.kind, e.key.generation)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        evs,
+        generation_events(&actions),
         vec![(MemberEventKind::NodeDown, 1), (MemberEventKind::NodeUp, 2)]
     );
 }
