@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::{get_json, node_command, spawn_command, NodeProcess, ADMIN_TOKEN};
 use futures::StreamExt;
 use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
-use support::{client, cpu_s, env_usize, median, percentile, put, small_ops};
+use support::{client, cpu_s, median, percentile, put, sized, small_ops};
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     common::pseudo_random(len, seed)
@@ -175,19 +175,25 @@ async fn stat_ms(http: &reqwest::Client, url: &str, name: &str) -> f64 {
     started.elapsed().as_secs_f64() * 1e3
 }
 
+/// The large files' size: 64 MiB (4 MiB in quick mode).
+fn big_bytes() -> usize {
+    sized("HYPHA_BENCH_BIG_BYTES", 64 << 20, 4 << 20)
+}
+
 async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f64) {
-    let size = 64usize << 20;
+    let size = big_bytes();
+    let mb = size as f64 / (1 << 20) as f64;
     let (mut put_mb_s, mut get_mb_s) = (Vec::new(), Vec::new());
     for i in 0..files {
         let body = bytes(size, i as u64 + 11);
         let url = &c.nodes[i % c.nodes.len()].url;
         let started = Instant::now();
         put(http, url, &format!("big/{i}"), body).await;
-        put_mb_s.push(64.0 / started.elapsed().as_secs_f64());
+        put_mb_s.push(mb / started.elapsed().as_secs_f64());
         let url = &c.nodes[(i + 1) % c.nodes.len()].url;
         let started = Instant::now();
         assert_eq!(get(http, url, &format!("big/{i}")).await, size);
-        get_mb_s.push(64.0 / started.elapsed().as_secs_f64());
+        get_mb_s.push(mb / started.elapsed().as_secs_f64());
     }
     (median(put_mb_s), median(get_mb_s))
 }
@@ -203,7 +209,7 @@ async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -
         let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
         let stop = stop.clone();
         Some(tokio::spawn(async move {
-            let body = bytes(64 << 20, 99);
+            let body = bytes(big_bytes(), 99);
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 put(&http, &urls[1 + i % 2], "stream", body.clone()).await;
@@ -218,7 +224,7 @@ async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let mut ms = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..sized("HYPHA_BENCH_PROBES", 300, 20) {
         ms.push(stat_ms(http, &url, "probe").await);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -265,9 +271,9 @@ fn main() {
     );
 
     let c = start_cluster(3);
-    let big = env_usize("HYPHA_BENCH_BIG_FILES", 4);
-    let ops = env_usize("HYPHA_BENCH_SMALL_OPS", 4_000);
-    let concurrency = env_usize("HYPHA_BENCH_CONCURRENCY", 32);
+    let big = sized("HYPHA_BENCH_BIG_FILES", 4, 1);
+    let ops = sized("HYPHA_BENCH_SMALL_OPS", 4_000, 40);
+    let concurrency = sized("HYPHA_BENCH_CONCURRENCY", 32, 4);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = client();

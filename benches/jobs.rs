@@ -29,7 +29,7 @@ use common::ADMIN_TOKEN;
 use hypha_actors::work::job::{Constraints, JobSpec, Payload};
 use hypha_actors::work::placement::{Candidate, LeastLoaded, Locality, PlacementPolicy};
 use serde_json::json;
-use support::{client, cpu_s, env_usize, percentile, put, small_ops};
+use support::{client, cpu_s, env_usize, percentile, put, sized, small_ops};
 
 fn config(slots: usize) -> String {
     format!("[work]\nslots = {slots}\n\n[storage]\nmin_free_bytes = 0\n")
@@ -199,9 +199,9 @@ fn placement_in_process() {
 
 fn main() {
     placement_in_process();
-    let jobs = env_usize("HYPHA_BENCH_JOBS", 4_000);
-    let queues = env_usize("HYPHA_BENCH_QUEUES", 6);
-    let concurrency = env_usize("HYPHA_BENCH_CONCURRENCY", 32);
+    let jobs = sized("HYPHA_BENCH_JOBS", 4_000, 40);
+    let queues = sized("HYPHA_BENCH_QUEUES", 6, 2);
+    let concurrency = sized("HYPHA_BENCH_CONCURRENCY", 32, 4);
     let slots = env_usize("HYPHA_BENCH_SLOTS", 16);
     let cluster = Cluster::start(3, &config(slots));
     cluster.wait_all_up(3, Duration::from_secs(60));

@@ -33,6 +33,18 @@ use hypha_actors::membership::{
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Under `cargo test` (no `--bench` argument) the bench runs in quick
+/// mode: gossip, seal and detection once each at the smallest sizes, no
+/// stall or soak (CI runs it so). Figures come from `cargo bench`.
+fn quick() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// `name` from the environment, else `full` (`quick_value` in quick mode).
+fn sized(name: &str, full: u64, quick_value: u64) -> u64 {
+    env_u64(name, if quick() { quick_value } else { full })
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -137,7 +149,7 @@ fn summary(name: &str, mut ms: Vec<f64>) {
 }
 
 fn detection() {
-    let trials = env_u64("HYPHA_BENCH_TRIALS", 20) as usize;
+    let trials = sized("HYPHA_BENCH_TRIALS", 20, 1) as usize;
     let mut p = Procs::start(5);
     let (mut first_ms, mut all_ms) = (Vec::new(), Vec::new());
     for trial in 0..trials {
@@ -472,7 +484,8 @@ fn gossip_udp(n: usize, secs: u64, sealed: bool) -> (f64, f64) {
 /// Sealed gossip against plain chitchat, measured in the same run, and
 /// the CPU time of sealing and opening one datagram.
 fn seal(secs: u64) {
-    for n in [5, 20] {
+    let sizes: &[usize] = if quick() { &[5] } else { &[5, 20] };
+    for &n in sizes {
         let (plain_bps, plain_dps) = gossip_udp(n, secs, false);
         let (sealed_bps, sealed_dps) = gossip_udp(n, secs, true);
         println!(
@@ -483,7 +496,7 @@ fn seal(secs: u64) {
     }
     let ring =
         Keyring::from_secrets("bench", &["bench-gossip-secret-of-32-bytes-or-more"]).unwrap();
-    let rounds = env_u64("HYPHA_BENCH_SEAL_ROUNDS", 200_000);
+    let rounds = sized("HYPHA_BENCH_SEAL_ROUNDS", 200_000, 1_000);
     for size in [200usize, 1_400, 16_000] {
         let plain = vec![7u8; size];
         let mut sealer = Sealer::new([1; 16]);
@@ -513,15 +526,20 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
+    let long_parts = !quick() || !parts.is_empty();
+    let wants = |p: &str| {
+        let long = matches!(p, "stall" | "soak");
+        (parts.is_empty() && (long_parts || !long)) || parts.iter().any(|a| a == p)
+    };
+    let secs = sized("HYPHA_BENCH_GOSSIP_SECS", 10, 1);
     if wants("gossip") {
-        let secs = env_u64("HYPHA_BENCH_GOSSIP_SECS", 10);
-        for n in [5, 20, 50] {
+        let sizes: &[usize] = if quick() { &[5] } else { &[5, 20, 50] };
+        for &n in sizes {
             gossip(n, secs);
         }
     }
     if wants("seal") {
-        seal(env_u64("HYPHA_BENCH_GOSSIP_SECS", 10));
+        seal(secs);
     }
     if wants("detection") {
         detection();

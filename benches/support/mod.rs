@@ -25,6 +25,18 @@ pub fn cpu_s(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Under `cargo test` (no `--bench` argument) a bench runs in quick mode:
+/// every part once, at sizes that only show it still runs (CI runs them
+/// so). Figures come from `cargo bench`.
+pub fn quick() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// `name` from the environment, else `full` (`quick_size` in quick mode).
+pub fn sized(name: &str, full: usize, quick_size: usize) -> usize {
+    env_usize(name, if quick() { quick_size } else { full })
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
