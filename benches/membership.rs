@@ -308,6 +308,48 @@ fn sim_config(name: &str, addr: SocketAddr, seed: SocketAddr) -> MembershipConfi
     }
 }
 
+/// One membership actor a node, seeded by the first, over `gossip`;
+/// returns once every view holds all of them Up.
+async fn start_sim(addrs: &[SocketAddr], gossip: Arc<dyn Transport>) -> Vec<SimNode> {
+    let probes = MemoryProbeNet::new();
+    let mut nodes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let name = format!("node-{i:03}");
+        let (links_tx, links) = tokio::sync::watch::channel(BTreeSet::new());
+        let channels = MembershipChannels::new();
+        let args = MembershipArgs {
+            config: Arc::new(sim_config(&name, *addr, addrs[0])),
+            gossip: gossip.clone(),
+            probes: probes.transport(&name),
+            channels: channels.clone(),
+            links,
+            watermark: Default::default(),
+        };
+        let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
+        nodes.push((actor, channels, links_tx));
+    }
+    let (n, started) = (addrs.len(), Instant::now());
+    while !nodes
+        .iter()
+        .all(|(_, c, _)| c.view().in_state(MemberState::Up).count() == n)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "N={n} did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nodes
+}
+
+/// A simulated node: its actor, its channels, and the (empty) link set it
+/// is fed, kept alive with it.
+type SimNode = (
+    ractor::ActorRef<hypha_actors::membership::MembershipMessage>,
+    MembershipChannels,
+    tokio::sync::watch::Sender<BTreeSet<MemberKey>>,
+);
+
 fn gossip(n: usize, secs: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -315,29 +357,11 @@ fn gossip(n: usize, secs: u64) {
         .unwrap();
     rt.block_on(async move {
         let transport = ChannelTransport::default();
-        let probes = MemoryProbeNet::new();
-        let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16));
-        let mut nodes = Vec::new();
-        for i in 0..n {
-            let name = format!("node-{i:03}");
-            let (_links_tx, links) = tokio::sync::watch::channel(BTreeSet::new());
-            let channels = MembershipChannels::new();
-            let args = MembershipArgs {
-                config: Arc::new(sim_config(&name, addr(i), addr(0))),
-                gossip: Arc::new(transport.clone()),
-                probes: probes.transport(&name),
-                channels: channels.clone(),
-                links,
-                watermark: Default::default(),
-            };
-            let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
-            nodes.push((actor, channels, _links_tx));
-        }
+        let addrs: Vec<SocketAddr> = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16)))
+            .collect();
         let started = Instant::now();
-        while !nodes.iter().all(|(_, c, _)| c.view().in_state(MemberState::Up).count() == n) {
-            assert!(started.elapsed() < Duration::from_secs(60), "N={n} did not converge");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let nodes = start_sim(&addrs, Arc::new(transport.clone())).await;
         let converged = started.elapsed();
         let before = transport.statistics();
         tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -435,35 +459,8 @@ fn gossip_udp(n: usize, secs: u64, sealed: bool) -> (f64, f64) {
             bytes: bytes.clone(),
             datagrams: datagrams.clone(),
         });
-        let probes = MemoryProbeNet::new();
         let addrs: Vec<SocketAddr> = (0..n).map(|_| free_udp()).collect();
-        let mut nodes = Vec::new();
-        for (i, addr) in addrs.iter().enumerate() {
-            let name = format!("node-{i:03}");
-            let (links_tx, links) = tokio::sync::watch::channel(BTreeSet::new());
-            let channels = MembershipChannels::new();
-            let args = MembershipArgs {
-                config: Arc::new(sim_config(&name, *addr, addrs[0])),
-                gossip: tally.clone(),
-                probes: probes.transport(&name),
-                channels: channels.clone(),
-                links,
-                watermark: Default::default(),
-            };
-            let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
-            nodes.push((actor, channels, links_tx));
-        }
-        let started = Instant::now();
-        while !nodes
-            .iter()
-            .all(|(_, c, _)| c.view().in_state(MemberState::Up).count() == n)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "N={n} did not converge over UDP"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let nodes = start_sim(&addrs, tally).await;
         let (b0, d0) = (
             bytes.load(Ordering::Relaxed),
             datagrams.load(Ordering::Relaxed),
