@@ -363,11 +363,18 @@ fn run_attack(attacker: Attacker) {
     runtime.shutdown_background();
 
     let malformed = rejected(&cluster, "malformed");
+    let contested: f64 = cluster
+        .alive()
+        .iter()
+        .map(|&i| metric(&cluster.url(i), "hypha_membership_contested_members"))
+        .sum();
     eprintln!(
         "attack: {:?}, {} files acknowledged, {junk_sent} junk datagrams, \
-         {malformed} datagrams dropped as malformed, transitions {before:?} -> {:?}",
+         {malformed} datagrams dropped as malformed, {} rate-limited, \
+         {contested} members contested now (sum over nodes), transitions {before:?} -> {:?}",
         attack,
         acked.len(),
+        rejected(&cluster, "rate_limited"),
         transitions(&cluster)
     );
     assert_eq!(transitions(&cluster), before);

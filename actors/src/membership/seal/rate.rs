@@ -1,15 +1,15 @@
 //! Per-sender rate limit on authentic gossip datagrams.
 //!
 //! A holder of the gossip key can send authentic datagrams as fast as it
-//! likes, and chitchat parses and merges every one: a few forged nodes
-//! gossiping every 10 ms kept a node's chitchat busy enough that real
-//! heartbeats queued behind them and every member briefly looked silent.
-//! An honest peer sends a node about 15 datagrams a second (a Syn, and the
-//! SynAck and Ack of exchanges either side starts, per 200 ms round), so
-//! each sender address gets a token bucket well above that; the excess is
-//! dropped (`rate_limited`) before chitchat sees it. Only authentic
-//! datagrams are counted, so an outsider spoofing a member's address
-//! cannot use up that member's allowance.
+//! likes, and chitchat parses and merges every one under its state lock:
+//! the work one sender address can cause must be bounded. An honest peer
+//! sends a node about 15 datagrams a second (a Syn, and the SynAck and Ack
+//! of exchanges either side starts, per 200 ms round), so each sender
+//! address gets a token bucket well above that; the excess is dropped
+//! (`rate_limited`) before chitchat sees it. Only authentic datagrams are
+//! counted, so an outsider spoofing a member's address cannot use up that
+//! member's allowance. (The attack test's forgers, gossiping every 10 ms,
+//! stay under it: the limit is for floods faster than chitchat's own.)
 //!
 //! Pure: the caller passes the time. Senders are bounded (least recently
 //! heard forgotten first).
