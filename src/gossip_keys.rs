@@ -99,6 +99,11 @@ impl GossipKeys {
         })
     }
 
+    /// Whether the ring comes from a keys file (so a reload can change it).
+    pub fn has_file(&self) -> bool {
+        matches!(self.source, Source::File(_))
+    }
+
     /// A receiver for the sealed transport.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Keyring>> {
         self.ring.subscribe()

@@ -509,7 +509,7 @@ impl RunningNode {
                     tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS and gossip keys");
                     // The outcomes are logged and counted by the reloads.
                     let _ = self.reload_tls().await;
-                    if self.gossip_keys.status().source != "cookie" {
+                    if self.gossip_keys.has_file() {
                         let _ = self.gossip_keys.reload().await;
                     }
                 }

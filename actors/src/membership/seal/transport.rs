@@ -37,7 +37,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::bounds;
-use super::envelope::{Opener, Reject, Sealer, OVERHEAD};
+use super::envelope::{Opener, Reject, Sealer};
 use super::keyring::Keyring;
 use super::rate::SenderRate;
 
@@ -313,6 +313,3 @@ impl Socket for SealedSocket {
         }
     }
 }
-
-/// The per-datagram cost of sealing, for docs and benches.
-pub const SEAL_OVERHEAD_BYTES: usize = OVERHEAD;
