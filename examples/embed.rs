@@ -125,35 +125,24 @@ fn flags() -> anyhow::Result<Flags> {
     Ok(flags)
 }
 
-/// A certificate for this node from the cluster's CA (as `hypha cert
-/// node` makes), once.
-fn certificate(cluster_dir: &Path, tls_dir: &Path) -> anyhow::Result<()> {
-    if tls_dir.join(tls::CERT_FILE).exists() {
-        return Ok(());
-    }
+/// A certificate for this node from the cluster's CA, naming the node's
+/// id (as `hypha cert node --data-dir` makes it), unless it has one.
+fn certificate(cluster_dir: &Path, tls_dir: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let ca_dir = cluster_dir.join("tls-ca");
-    let read = |file: &str| {
-        let path = ca_dir.join(file);
-        std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (start the cluster with `hypha cluster up`)",
-                path.display()
-            )
-        })
-    };
-    let (ca_cert, ca_key) = (read(tls::CA_FILE)?, read(tls::CA_KEY_FILE)?);
-    let pair = tls::new_node_cert(&ca_key, NODE_NAME)?;
-    std::fs::create_dir_all(tls_dir)?;
-    std::fs::write(tls_dir.join(tls::CA_FILE), ca_cert)?;
-    std::fs::write(tls_dir.join(tls::CERT_FILE), pair.cert_pem)?;
-    std::fs::write(tls_dir.join(tls::KEY_FILE), pair.key_pem)?;
-    Ok(())
+    if !ca_dir.join(tls::CA_KEY_FILE).exists() {
+        bail!(
+            "{} holds no cluster CA (start the cluster with `hypha cluster up`)",
+            ca_dir.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)?;
+    hypha::commands::cert::ensure_node(&ca_dir, NODE_NAME, tls_dir, data_dir)
 }
 
 fn config(flags: &Flags) -> anyhow::Result<NodeConfig> {
     let data_dir = flags.cluster_dir.join(NODE_NAME);
     let tls_dir = data_dir.join("tls");
-    certificate(&flags.cluster_dir, &tls_dir)?;
+    certificate(&flags.cluster_dir, &tls_dir, &data_dir)?;
     let loopback = |port: u16| Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let args = NodeArgs {
         data_dir: Some(data_dir),

@@ -212,7 +212,10 @@ pub enum CertCommand {
         dir: PathBuf,
     },
     /// Create a node certificate signed by the CA in CA_DIR; OUT receives
-    /// ca.pem, node.pem, node.key (point `--tls-dir` at it).
+    /// ca.pem, node.pem, node.key (point `--tls-dir` at it). The
+    /// certificate names the node's id: give the node's data directory
+    /// (its id is created there if the node is new) or the id itself; a
+    /// renewal into an OUT that holds the node's certificate keeps its id.
     Node {
         /// Directory holding ca.pem and ca.key.
         #[arg(long)]
@@ -223,6 +226,12 @@ pub enum CertCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// The node's data directory, to read (or create) its id.
+        #[arg(long, conflicts_with = "node_id")]
+        data_dir: Option<PathBuf>,
+        /// The node's id (64 hex digits, as `GET /v1/node` shows it).
+        #[arg(long)]
+        node_id: Option<String>,
     },
 }
 

@@ -74,6 +74,28 @@ pub struct ClusterParts {
     link: LinkArgs,
 }
 
+/// A node presents a certificate naming its own id, or it does not start:
+/// peers check that name against the node they meant to reach.
+fn check_certificate_names(
+    tls: &LinkTls,
+    me: &MemberKey,
+    config: &NodeConfig,
+) -> Result<(), NodeError> {
+    let named = tls.node_id().to_hex();
+    if named == me.node_id {
+        return Ok(());
+    }
+    let status = tls.status();
+    Err(NodeError::Tls(format!(
+        "the link certificate in {} names node {named}, but this node (data directory {}) is {}; \
+         issue it a certificate with `hypha cert node --data-dir {} ...`",
+        status.dir.display(),
+        config.data_dir.display(),
+        me.node_id,
+        config.data_dir.display(),
+    )))
+}
+
 impl ClusterParts {
     /// Build the parts for one node.
     pub async fn new(
@@ -88,7 +110,9 @@ impl ClusterParts {
             .map_err(|e| NodeError::Tls(e.to_string()))?
         {
             LinkPlan::MutualTls(dir) => {
-                Some(LinkTls::load(&dir).map_err(|e| NodeError::Tls(e.to_string()))?)
+                let tls = LinkTls::load(&dir).map_err(|e| NodeError::Tls(e.to_string()))?;
+                check_certificate_names(&tls, &me, config)?;
+                Some(tls)
             }
             LinkPlan::Plaintext => {
                 tracing::warn!("node links are plaintext after the cookie handshake");

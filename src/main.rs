@@ -25,8 +25,17 @@ fn main() -> ExitCode {
         Command::Cert(cmd) => run_client(async move {
             match cmd {
                 CertCommand::Ca { dir } => commands::cert::ca(&dir),
-                CertCommand::Node { ca_dir, name, out } => {
-                    commands::cert::node(&ca_dir, &name, &out)
+                CertCommand::Node {
+                    ca_dir,
+                    name,
+                    out,
+                    data_dir,
+                    node_id,
+                } => {
+                    let subject = commands::cert::NodeSubject::from_args(data_dir, node_id)?;
+                    let id = commands::cert::node(&ca_dir, &name, &out, subject)?;
+                    println!("certificate for node {id} ({name}) in {}", out.display());
+                    Ok(())
                 }
             }
         }),

@@ -30,7 +30,13 @@ impl Cluster {
 
     /// Node n0 alone (with `extra` flags), the seed of every later node.
     fn first(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::first_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// As [`Cluster::first`], node `i`'s data directory being `dir/n{i}`
+    /// (certificates name their node, so a test issuing its own needs to
+    /// know the data directories first).
+    fn first_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let root = dir.path().to_owned();
         let mut args = vec!["--node-name", "n0"];
         args.extend_from_slice(extra);
@@ -258,6 +264,7 @@ fn hypha(args: &[&str]) {
 #[test]
 fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
     let certs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let path = |p: &str| certs.path().join(p).to_str().unwrap().to_owned();
     hypha(&["cert", "ca", "--dir", &path("ca")]);
     hypha(&["cert", "ca", "--dir", &path("other-ca")]);
@@ -271,9 +278,11 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
             node,
             "--out",
             &path(node),
+            "--data-dir",
+            data.path().join(node).to_str().unwrap(),
         ]);
     }
-    let mut c = Cluster::first(&["--tls-dir", &path("n0")]);
+    let mut c = Cluster::first_in(data, &["--tls-dir", &path("n0")]);
     let n1 = c.spawn(1, &["--tls-dir", &path("n1")]);
     c.nodes.push(Some(n1));
     eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
@@ -347,6 +356,94 @@ fn a_production_node_without_link_certificates_does_not_start() {
     );
 }
 
+/// A node whose link certificate names another node does not start, and
+/// says how to get the right one.
+#[test]
+fn a_node_whose_certificate_names_another_node_does_not_start() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let foreign = common::test_tls_dir(other.path());
+    let out = common::node_command(dir.path(), &["--tls-dir", foreign.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("names node") && stderr.contains("hypha cert node --data-dir"),
+        "{stderr}"
+    );
+}
+
+/// A process holding the cookie and a node certificate of the cluster CA
+/// dials node 0 five times and, in the cookie handshake, names itself as
+/// node 1. Node 0 refuses every attempt before its NodeServer sees it
+/// (its certificate names another node), and its real link to node 1 is
+/// untouched: ractor_cluster would otherwise have run its duplicate-link
+/// election on the claimed name and closed node 1's link.
+#[test]
+fn a_node_certificate_does_not_let_its_holder_speak_as_another_node() {
+    use hypha_actors::peers::tls::LinkTls;
+    let c = Cluster::start(2);
+    eventually("n0 and n1 Up", Duration::from_secs(15), || {
+        (0..2).all(|i| c.up_count(i) == 2)
+    });
+    let n0 = node_doc(&c.node(0).url, "/v1/node").unwrap();
+    let n1 = node_doc(&c.node(1).url, "/v1/node").unwrap();
+    let n0_id: hypha_actors::identity::NodeId = n0["id"].as_str().unwrap().parse().unwrap();
+    let link_addr: std::net::SocketAddr = n0["cluster"].as_str().unwrap().parse().unwrap();
+    let posing_as = format!(
+        "{}.{}",
+        n1["id"].as_str().unwrap(),
+        n1["generation"].as_u64().unwrap()
+    );
+    let url = c.node(0).url.clone();
+    let counters = || {
+        [
+            "hypha_cluster_handshakes_refused_total{reason=\"identity\"}",
+            "hypha_membership_transitions_total{to=\"suspect\"}",
+            "hypha_cluster_links_closed_total",
+        ]
+        .map(|name| metric(&url, name))
+    };
+    let before = counters();
+
+    let own = tempfile::tempdir().unwrap();
+    let tls = LinkTls::load(&common::test_tls_dir(own.path())).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let attempts = 5;
+    let _impostors: Vec<_> = (0..attempts)
+        .map(|_| {
+            runtime.block_on(async {
+                let server = ractor_cluster::NodeServer::new(
+                    0,
+                    hypha_actors::peers::link_cookie("hypha", common::COOKIE),
+                    posing_as.clone(),
+                    "127.0.0.1".into(),
+                    Some(ractor_cluster::IncomingEncryptionMode::Tls(
+                        tls.acceptor.clone(),
+                    )),
+                    Some(ractor_cluster::node::NodeConnectionMode::Isolated),
+                );
+                let (server, _) = ractor::Actor::spawn(None, server, ()).await.unwrap();
+                let name = LinkTls::server_name_for(&n0_id).unwrap();
+                ractor_cluster::client_connect_enc(&server, link_addr, tls.connector.clone(), name)
+                    .await
+                    .unwrap();
+                server
+            })
+        })
+        .collect();
+    eventually(
+        "node 0 refuses every impostor session",
+        Duration::from_secs(10),
+        || counters()[0] >= before[0] + attempts as f64,
+    );
+    let after = counters();
+    assert_eq!(after[1], before[1], "node 0 never suspected node 1");
+    assert_eq!(after[2], before[2], "node 0 closed no link");
+    assert_eq!(c.up_count(0), 2, "node 1 is still Up at node 0");
+}
+
 /// The node certificate's BLAKE3 and the reload count node `i` reports.
 fn tls_of(c: &Cluster, i: usize) -> (String, u64, u64) {
     let doc = node_doc(&c.node(i).url, "/v1/node/tls").unwrap();
@@ -362,8 +459,15 @@ fn links_closed(c: &Cluster, i: usize) -> f64 {
 }
 
 /// Write node `name`'s `ca.pem` (the given CA directories' certificates,
-/// concatenated) and, if `issuer` is given, a new certificate from it.
-fn write_tls(certs: &std::path::Path, name: &str, bundle: &[&str], issuer: Option<&str>) {
+/// concatenated) and, if `issuer` is given, a new certificate from it for
+/// the node whose data directory is `data/name`.
+fn write_tls(
+    certs: &std::path::Path,
+    data: &std::path::Path,
+    name: &str,
+    bundle: &[&str],
+    issuer: Option<&str>,
+) {
     let dir = certs.join(name);
     if let Some(ca) = issuer {
         let fresh = certs.join(format!("{name}-fresh"));
@@ -377,6 +481,8 @@ fn write_tls(certs: &std::path::Path, name: &str, bundle: &[&str], issuer: Optio
             name,
             "--out",
             out.to_str().unwrap(),
+            "--data-dir",
+            data.join(name).to_str().unwrap(),
         ]);
         std::fs::create_dir_all(&dir).unwrap();
         for file in ["node.pem", "node.key"] {
@@ -402,12 +508,14 @@ fn wait_reloaded(c: &Cluster, i: usize, reloads: u64) {
 fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
     let certs_dir = tempfile::tempdir().unwrap();
     let certs = certs_dir.path();
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().to_owned();
     let path = |p: &str| certs.join(p).to_str().unwrap().to_owned();
     hypha(&["cert", "ca", "--dir", &path("old-ca")]);
     for n in ["n0", "n1"] {
-        write_tls(certs, n, &["old-ca"], Some("old-ca"));
+        write_tls(certs, &data, n, &["old-ca"], Some("old-ca"));
     }
-    let mut c = Cluster::first(&["--tls-dir", &path("n0")]);
+    let mut c = Cluster::first_in(data_dir, &["--tls-dir", &path("n0")]);
     c.nodes.push(Some(c.spawn(1, &["--tls-dir", &path("n1")])));
     eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
         (0..2).all(|i| c.up_count(i) == 2)
@@ -418,7 +526,7 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
     // 1. Trust both CAs (SIGHUP on n0, the admin API on n1).
     hypha(&["cert", "ca", "--dir", &path("new-ca")]);
     for n in ["n0", "n1"] {
-        write_tls(certs, n, &["old-ca", "new-ca"], None);
+        write_tls(certs, &data, n, &["old-ca", "new-ca"], None);
     }
     c.node(0).signal("HUP");
     wait_reloaded(&c, 0, 1);
@@ -428,13 +536,13 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
 
     // 2. Renew every node's certificate under the new CA.
     for (i, n) in ["n0", "n1"].iter().enumerate() {
-        write_tls(certs, n, &["old-ca", "new-ca"], Some("new-ca"));
+        write_tls(certs, &data, n, &["old-ca", "new-ca"], Some("new-ca"));
         c.node(i).signal("HUP");
         wait_reloaded(&c, i, 2);
         assert_ne!(tls_of(&c, i).0, old_certs[i], "n{i} presents a new cert");
     }
     // A node that trusts only the new CA joins: both present new certs.
-    write_tls(certs, "n2", &["new-ca"], Some("new-ca"));
+    write_tls(certs, &data, "n2", &["new-ca"], Some("new-ca"));
     c.nodes.push(Some(c.spawn(2, &["--tls-dir", &path("n2")])));
     eventually("n2 joins on the new CA", Duration::from_secs(15), || {
         (0..3).all(|i| c.up_count(i) == 3)
@@ -442,11 +550,11 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
 
     // 3. Retire the old CA: a node still certified by it is refused.
     for (i, n) in ["n0", "n1"].iter().enumerate() {
-        write_tls(certs, n, &["new-ca"], None);
+        write_tls(certs, &data, n, &["new-ca"], None);
         c.node(i).signal("HUP");
         wait_reloaded(&c, i, 3);
     }
-    write_tls(certs, "n3", &["old-ca", "new-ca"], Some("old-ca"));
+    write_tls(certs, &data, "n3", &["old-ca", "new-ca"], Some("old-ca"));
     c.nodes.push(Some(c.spawn(3, &["--tls-dir", &path("n3")])));
     let n3_id = c.id_of(3);
     eventually(

@@ -294,6 +294,7 @@ fn bad_requests_get_json_errors() {
         "{theirs_ms} vs {ours_ms}"
     );
     let bulk: std::net::SocketAddr = node["bulk"].as_str().unwrap().parse().unwrap();
+    let bulk_node: hypha_actors::identity::NodeId = node["id"].as_str().unwrap().parse().unwrap();
     common::block_on(async {
         let expect = |res: reqwest::Response, status: u16, code: &'static str| async move {
             assert_eq!(res.status().as_u16(), status);
@@ -366,16 +367,22 @@ fn bad_requests_get_json_errors() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 206);
         assert_eq!(res.bytes().await.unwrap().as_ref(), b"234");
-        bulk_link_is_authenticated_and_checked(bulk).await;
+        bulk_link_is_authenticated_and_checked(bulk_node, bulk).await;
     });
 }
 
-/// The bulk listener: a wrong cookie is refused at the handshake; with
-/// the right one, requests are answered, a chunk whose bytes do not match
-/// its hash is refused, and malformed frames get an error answer.
-async fn bulk_link_is_authenticated_and_checked(addr: std::net::SocketAddr) {
+/// The bulk listener: a wrong cookie is refused at the handshake, and so
+/// is a dialer that meant another node (a gossiped address pointing
+/// here); with the right node and cookie, requests are answered, a chunk
+/// whose bytes do not match its hash is refused, and malformed frames get
+/// an error answer.
+async fn bulk_link_is_authenticated_and_checked(
+    node: hypha_actors::identity::NodeId,
+    addr: std::net::SocketAddr,
+) {
     use hypha_actors::dht::bulk::handshake::BulkKey;
-    use hypha_actors::dht::bulk::BulkClient;
+    use hypha_actors::dht::bulk::{BulkClient, BulkPeer};
+    let peer = BulkPeer { node, addr };
     use hypha_actors::dht::wire::{self, ErrorCode, Request, Response};
     let limit = Duration::from_secs(5);
     let get = wire::encode_request(&Request::GetChunk {
@@ -387,14 +394,22 @@ async fn bulk_link_is_authenticated_and_checked(addr: std::net::SocketAddr) {
     // Bulk links run inside the node's mutual TLS: a client without it
     // never gets to the cookie handshake.
     let plaintext = BulkClient::new(BulkKey::from_cookie(&cookie), None);
-    assert!(plaintext.call(addr, &get, limit).await.is_err());
-    let tls = hypha_actors::peers::tls::LinkTls::load(&common::test_tls_dir()).unwrap();
+    assert!(plaintext.call(peer, &get, limit).await.is_err());
+    let client_dir = tempfile::tempdir().unwrap();
+    let tls =
+        hypha_actors::peers::tls::LinkTls::load(&common::test_tls_dir(client_dir.path())).unwrap();
     let wrong = BulkClient::new(BulkKey::from_cookie("not-the-cookie"), Some(tls.clone()));
-    let refused = wrong.call(addr, &get, limit).await.unwrap_err();
+    let refused = wrong.call(peer, &get, limit).await.unwrap_err();
     assert!(refused.to_string().contains("cookie"), "{refused}");
 
     let right = BulkClient::new(BulkKey::from_cookie(&cookie), Some(tls));
-    let answer = right.call(addr, &get, limit).await.unwrap();
+    let elsewhere = BulkPeer {
+        node: hypha_actors::identity::NodeId::random(),
+        addr,
+    };
+    let refused = right.call(elsewhere, &get, limit).await.unwrap_err();
+    assert!(refused.to_string().contains("TLS"), "{refused}");
+    let answer = right.call(peer, &get, limit).await.unwrap();
     assert_eq!(
         wire::decode_response(&answer).unwrap(),
         Response::Chunk(None)
@@ -405,13 +420,13 @@ async fn bulk_link_is_authenticated_and_checked(addr: std::net::SocketAddr) {
         data: b"not those bytes".to_vec(),
     })
     .unwrap();
-    let answer = right.call(addr, &forged, limit).await.unwrap();
+    let answer = right.call(peer, &forged, limit).await.unwrap();
     match wire::decode_response(&answer).unwrap() {
         Response::Error(err) => assert_eq!(err.code, ErrorCode::HashMismatch),
         other => panic!("forged chunk answered {other:?}"),
     }
     let answer = right
-        .call(addr, b"\x00\x01\xffgarbage", limit)
+        .call(peer, b"\x00\x01\xffgarbage", limit)
         .await
         .unwrap();
     match wire::decode_response(&answer).unwrap() {

@@ -246,8 +246,9 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     node.shutdown().await;
 }
 
-/// A built example (`cargo test` builds the examples; a lone `--test`
-/// run may not have).
+/// A built example, up to date: `cargo test` builds the examples, but a
+/// lone `--test` run does not, and an example left from an older tree
+/// runs older library code (cargo returns at once when it is fresh).
 fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap();
     let path = deps
@@ -257,14 +258,12 @@ fn example(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --example {name}");
-    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build --example {name}");
     path
 }
 

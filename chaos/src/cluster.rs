@@ -68,6 +68,7 @@ fn make_certificates(bin: &Path, root: &Path, n: usize, run_as: RunAs) -> anyhow
     )?;
     for node in 0..n {
         let out = tls_dir(root, node);
+        let data_dir = root.join(format!("n{node}"));
         let name = format!("n{node}");
         run_cert(
             bin,
@@ -79,6 +80,10 @@ fn make_certificates(bin: &Path, root: &Path, n: usize, run_as: RunAs) -> anyhow
                 OsStr::new(&name),
                 OsStr::new("--out"),
                 out.as_os_str(),
+                // The certificate names the node's id, created here as
+                // its first start would.
+                OsStr::new("--data-dir"),
+                data_dir.as_os_str(),
             ],
         )?;
         if run_as == RunAs::NodeUids {
@@ -266,8 +271,14 @@ impl Nodes {
         if self.run_as == RunAs::NodeUids {
             use std::os::unix::process::CommandExt;
             let uid = crate::net::uid(node);
-            std::os::unix::fs::chown(self.data_dir(node), Some(uid), Some(uid))
-                .context("handing the data dir to the node's uid")?;
+            let data_dir = self.data_dir(node);
+            // `node_id` is the file `hypha cert node --data-dir` created.
+            for path in [data_dir.join("node_id"), data_dir] {
+                if path.exists() {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(uid))
+                        .context("handing the data dir to the node's uid")?;
+                }
+            }
             cmd.uid(uid).gid(uid);
         }
         if let Some(clocks) = &self.clocks {

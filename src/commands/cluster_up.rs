@@ -80,8 +80,8 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     let log = std::fs::File::create(plan.dir.join(format!("{name}.log")))?;
     let tls_dir = data.join("tls");
     let tls = plan.links == LinkSecurity::MutualTls;
-    if tls && !tls_dir.join(hypha_actors::peers::tls::CERT_FILE).exists() {
-        super::cert::node(&plan.dir.join("tls-ca"), &name, &tls_dir)?;
+    if tls {
+        super::cert::ensure_node(&plan.dir.join("tls-ca"), &name, &tls_dir, &data)?;
     }
     let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
     let mut command = Command::new(std::env::current_exe()?);

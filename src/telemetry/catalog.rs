@@ -204,8 +204,8 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         "hypha_cluster_handshakes_refused_total",
-        &[("reason", &["cookie", "tls"])],
-        "Node links refused: an incoming link closed before it authenticated, or a TLS handshake (in or out) failed.",
+        &[("reason", &["cookie", "tls", "certificate", "identity"])],
+        "Node links refused: an incoming link closed before it authenticated, a TLS handshake (in or out) failed, a peer's certificate was refused, or a peer was not the node its certificate names or we dialled.",
     ),
     counter(
         "hypha_cluster_preauth_refused_total",

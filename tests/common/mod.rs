@@ -57,36 +57,65 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
         ..NodeArgs::default()
     };
     let mut config = NodeConfig::resolve(&args).unwrap();
-    config.cluster.tls_dir = Some(test_tls_dir());
+    config.cluster.tls_dir = Some(test_tls_dir(dir));
     config
 }
 
-/// A cluster CA and one node certificate every test node presents: links
-/// are mutual TLS outside `--dev`, so tests run them that way too. Made
-/// once under the target directory, in a private directory renamed into
-/// place, so that test binaries running at once never see half of it.
-pub fn test_tls_dir() -> PathBuf {
+/// The cluster CA every test node's certificate chains to: links are
+/// mutual TLS outside `--dev`, so tests run them that way too. Made once
+/// under the target directory, in a private directory renamed into place,
+/// so that test binaries running at once never see half of it.
+pub fn test_ca_dir() -> PathBuf {
     use hypha_actors::peers::tls;
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-node-tls");
-        if dir.join(tls::KEY_FILE).exists() {
-            return dir;
-        }
-        let private = dir.with_extension(std::process::id().to_string());
-        std::fs::create_dir_all(&private).unwrap();
-        let ca = tls::new_ca().unwrap();
-        let node = tls::new_node_cert(&ca.key_pem, "test-node").unwrap();
-        std::fs::write(private.join(tls::CA_FILE), &ca.cert_pem).unwrap();
-        std::fs::write(private.join(tls::CERT_FILE), &node.cert_pem).unwrap();
-        std::fs::write(private.join(tls::KEY_FILE), &node.key_pem).unwrap();
-        if std::fs::rename(&private, &dir).is_err() {
-            // Another test binary got there first: use its certificates.
-            let _ = std::fs::remove_dir_all(&private);
-        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-cluster-ca");
+        publish_once(&dir, |private| {
+            let ca = tls::new_ca().unwrap();
+            std::fs::write(private.join(tls::CA_FILE), &ca.cert_pem).unwrap();
+            std::fs::write(private.join(tls::CA_KEY_FILE), &ca.key_pem).unwrap();
+        });
         dir
     })
     .clone()
+}
+
+/// The link certificates of the node whose data directory is `data_dir`
+/// (its id created there, as its first start would): a certificate names
+/// its node, so every test node has its own.
+pub fn test_tls_dir(data_dir: &Path) -> PathBuf {
+    use hypha_actors::peers::tls;
+    std::fs::create_dir_all(data_dir).unwrap();
+    let id = hypha::identity::load_or_create(data_dir).unwrap();
+    let ca = test_ca_dir();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("test-node-tls")
+        .join(id.to_hex());
+    publish_once(&dir, |private| {
+        let read = |f: &str| std::fs::read_to_string(ca.join(f)).unwrap();
+        let node = tls::new_node_cert(&read(tls::CA_KEY_FILE), "test-node", &id).unwrap();
+        std::fs::write(private.join(tls::CA_FILE), read(tls::CA_FILE)).unwrap();
+        std::fs::write(private.join(tls::CERT_FILE), &node.cert_pem).unwrap();
+        std::fs::write(private.join(tls::KEY_FILE), &node.key_pem).unwrap();
+    });
+    dir
+}
+
+/// Fill `dir` once: written in a private directory, renamed into place,
+/// so a reader never sees half of it; the loser of a race uses the winner's.
+fn publish_once(dir: &Path, fill: impl FnOnce(&Path)) {
+    if dir.exists() {
+        return;
+    }
+    let private = dir.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::create_dir_all(&private).unwrap();
+    fill(&private);
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    if std::fs::rename(&private, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&private);
+    }
 }
 
 /// Start a node inside this test process.
@@ -177,7 +206,7 @@ impl Drop for NodeProcess {
 pub fn node_command(dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hypha"));
     if !extra.contains(&"--tls-dir") && !extra.contains(&"--plaintext-links") {
-        cmd.env("HYPHA_TLS_DIR", test_tls_dir());
+        cmd.env("HYPHA_TLS_DIR", test_tls_dir(dir));
     }
     cmd.arg("node")
         .arg("--data-dir")

@@ -5,7 +5,6 @@
 //! service on the ractor_cluster node link, and this node's own requests
 //! straight to its handler.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::bulk::client::BulkError;
-use super::bulk::BulkClient;
+use super::bulk::{BulkClient, BulkPeer};
 use super::service::{dht_group, DhtHandler, DhtServiceMessage};
 use super::wire::{self, Request, Response, WireError};
 use crate::membership::{ClusterView, MemberKey};
@@ -103,7 +102,7 @@ impl ClusterTransport {
     }
 
     /// Where `peer` (this generation of it) takes bulk connections.
-    fn bulk_addr(&self, peer: &MemberKey, request: &Request) -> Option<(BulkClient, SocketAddr)> {
+    fn bulk_addr(&self, peer: &MemberKey, request: &Request) -> Option<(BulkClient, BulkPeer)> {
         if !matches!(
             request,
             Request::StoreChunk { .. } | Request::GetChunk { .. }
@@ -117,7 +116,8 @@ impl ClusterTransport {
             return None;
         }
         let addr = member.info.as_ref()?.bulk_addr?;
-        Some((bulk.client.clone(), addr))
+        let node = peer.node_id.parse().ok()?;
+        Some((bulk.client.clone(), BulkPeer { node, addr }))
     }
 }
 
@@ -130,13 +130,13 @@ fn bulk_error(err: BulkError) -> RpcError {
 
 async fn bulk_call(
     client: BulkClient,
-    addr: SocketAddr,
+    peer: BulkPeer,
     bytes: Vec<u8>,
     timeout: Duration,
 ) -> Result<Response, RpcError> {
     metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes.len() as u64);
     let answer = client
-        .call(addr, &bytes, timeout)
+        .call(peer, &bytes, timeout)
         .await
         .map_err(bulk_error)?;
     metrics::counter!("hypha_dht_received_bytes_total").increment(answer.len() as u64);

@@ -26,6 +26,7 @@ use super::inbound::{self, InboundFailure};
 use super::link::{ping, remote_link};
 use super::messages::{PeersMessage, SessionEventKind};
 use super::tls::LinkTls;
+use crate::identity::NodeId;
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
 use crate::preauth::{self, Admission, PreAuthLimits};
 
@@ -275,12 +276,21 @@ fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSes
             if ses.is_server {
                 release(state, &ses.peer_addr);
             }
+            let dialled = dialled_member(state, &ses);
             let Some(session) = state.sessions.get_mut(&id) else {
                 return;
             };
             session.authenticated = true;
-            if peer.is_none() {
+            let Some(claimed) = &peer else {
                 tracing::warn!(addr = %ses.peer_addr, "closing a link whose peer name is not a member name");
+                session.actor.kill();
+                return;
+            };
+            if let Err(mismatch) = check_dialled(claimed, dialled.as_ref()) {
+                metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "identity")
+                    .increment(1);
+                tracing::warn!(addr = %ses.peer_addr, peer = %claimed.link_name(), "closing node link: {mismatch}");
+                session.closing = true;
                 session.actor.kill();
                 return;
             }
@@ -340,6 +350,38 @@ fn on_disconnect(
     publish_links(state);
 }
 
+/// The address dialled for one member answered, in its cookie handshake,
+/// as another node (possible only without TLS: over TLS the certificate
+/// check already refused it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the address dialled for member {dialled} answered as another node")]
+struct DialledElsewhere {
+    /// The member whose address was dialled.
+    dialled: String,
+}
+
+/// The member whose address an outbound session dialled. (An inbound
+/// session's claim was checked against its certificate before the
+/// NodeServer saw it: [`super::claim`].)
+fn dialled_member(state: &PeersState, ses: &NodeServerSessionInformation) -> Option<MemberKey> {
+    if ses.is_server {
+        return None;
+    }
+    let addr = ses.peer_addr.parse::<SocketAddr>().ok()?;
+    state.dialing_addrs.get(&addr).cloned()
+}
+
+/// An outbound session's peer, as its cookie handshake names it, must be
+/// the member we dialled: a gossiped address is not proof of who listens.
+fn check_dialled(claimed: &MemberKey, dialled: Option<&MemberKey>) -> Result<(), DialledElsewhere> {
+    match dialled {
+        Some(member) if member.node_id != claimed.node_id => Err(DialledElsewhere {
+            dialled: member.link_name(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Whether an inbound session's address is one the link port admitted
 /// and that has not authenticated yet.
 fn admitted(state: &PeersState, peer_addr: &str) -> bool {
@@ -390,6 +432,11 @@ fn on_handshake_failed(state: &mut PeersState, peer: SocketAddr, failure: &Inbou
             metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => "deadline")
                 .increment(1);
             tracing::debug!(%peer, "inbound node link: {failure}");
+        }
+        InboundFailure::Identity(_) => {
+            metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "identity")
+                .increment(1);
+            tracing::warn!(%peer, "node link refused: {failure}");
         }
         InboundFailure::Tls(_) => {
             metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "tls")
@@ -522,7 +569,9 @@ fn start_dial(
         let connect = async {
             match tls {
                 Some(tls) => {
-                    ractor_cluster::client_connect_enc(&server, addr, tls.connector.clone(), tls.server_name()).await
+                    // The certificate must name the member we mean, not just any node.
+                    let name = peer_server_name(&peer).map_err(ractor_cluster::ClientConnectErr::Encryption)?;
+                    ractor_cluster::client_connect_enc(&server, addr, tls.connector.clone(), name).await
                 }
                 None => ractor_cluster::client_connect(&server, addr).await,
             }
@@ -539,6 +588,18 @@ fn start_dial(
         };
         let _ = me.cast(PeersMessage::DialFailed(peer, err));
     });
+}
+
+/// The TLS name that only `peer`'s certificate carries.
+fn peer_server_name(
+    peer: &MemberKey,
+) -> Result<rustls_pki_types::ServerName<'static>, std::io::Error> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let id: NodeId = peer
+        .node_id
+        .parse()
+        .map_err(|e: crate::identity::NodeIdError| invalid(e.to_string()))?;
+    LinkTls::server_name_for(&id).map_err(|e| invalid(e.to_string()))
 }
 
 fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
@@ -579,5 +640,21 @@ fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
         if session.peer.as_ref() == Some(&peer) {
             close_session(session, "hung");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbound_session_must_be_the_member_dialled() {
+        let x = MemberKey::new("aa", 3);
+        assert_eq!(check_dialled(&x, Some(&MemberKey::new("aa", 3))), Ok(()));
+        // A later generation of the same node is still that node.
+        assert_eq!(check_dialled(&MemberKey::new("aa", 4), Some(&x)), Ok(()));
+        assert_eq!(check_dialled(&x, None), Ok(()));
+        let err = check_dialled(&MemberKey::new("bb", 1), Some(&x)).unwrap_err();
+        assert_eq!(err.dialled, "aa.3");
     }
 }

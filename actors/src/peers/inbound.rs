@@ -17,12 +17,15 @@ use std::time::Duration;
 
 use ractor::ActorRef;
 use ractor_cluster::{NetworkStream, NodeServerMessage};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::claim::{read_claim, ClaimError};
 use super::messages::PeersMessage;
-use super::tls::LinkTls;
+use super::tls::{peer_node_id, IdentityError, LinkTls};
+use crate::identity::NodeId;
 use crate::preauth;
 
 /// How long a restarted incarnation retries binding the node-link port.
@@ -75,6 +78,25 @@ pub async fn accept_loop(listener: TcpListener, peers: ActorRef<PeersMessage>) {
     let _ = peers.cast(PeersMessage::ListenerStopped(reason));
 }
 
+/// Why a dialer over TLS is not who it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityRefusal {
+    /// Its certificate (of the cluster CA) names no node.
+    #[error("certificate: {0}")]
+    Certificate(#[from] IdentityError),
+    /// Its first handshake frame names no member.
+    #[error("{0}")]
+    Claim(#[from] ClaimError),
+    /// It claims another node than its certificate names.
+    #[error("it claims to be {claimed} but its certificate names node {certified}")]
+    Mismatch {
+        /// The link name it claimed.
+        claimed: String,
+        /// The node its certificate names.
+        certified: NodeId,
+    },
+}
+
 /// Why an inbound connection did not reach the NodeServer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundFailure {
@@ -84,14 +106,18 @@ pub enum InboundFailure {
     /// TLS failed (no certificate of the cluster CA, not TLS at all…).
     #[error("TLS: {0}")]
     Tls(String),
+    /// The dialer is not the node its certificate names.
+    #[error("{0}")]
+    Identity(#[from] IdentityRefusal),
     /// The socket could not be read.
     #[error("socket: {0}")]
     Io(String),
 }
 
-/// Run the server side of TLS (when configured) within `deadline`, then
-/// hand the stream to the NodeServer, whose session runs the cookie
-/// handshake.
+/// Run the server side of TLS (when configured) within `deadline`, check
+/// that the dialer claims to be the node its certificate names (see
+/// [`super::claim`]), then hand the stream to the NodeServer, whose
+/// session runs the cookie handshake.
 pub async fn handshake(
     stream: TcpStream,
     peer: SocketAddr,
@@ -103,28 +129,78 @@ pub async fn handshake(
     let local_addr = stream
         .local_addr()
         .map_err(|e| InboundFailure::Io(e.to_string()))?;
-    let network_stream = match tls {
-        None => NetworkStream::Raw {
-            peer_addr: peer,
-            local_addr,
-            stream,
-        },
-        Some(tls) => {
-            let accepted = tokio::time::timeout_at(deadline, tls.acceptor.accept(stream))
-                .await
-                .map_err(|_| InboundFailure::Deadline)?
-                .map_err(|e| InboundFailure::Tls(e.to_string()))?;
-            NetworkStream::TlsServer {
+    let opened = match tls {
+        None => NodeServerMessage::ConnectionOpened {
+            stream: Box::new(NetworkStream::Raw {
                 peer_addr: peer,
                 local_addr,
-                stream: accepted,
+                stream,
+            }),
+            is_server: true,
+        },
+        Some(tls) => {
+            let identified = async {
+                let mut accepted = tls
+                    .acceptor
+                    .accept(stream)
+                    .await
+                    .map_err(|e| InboundFailure::Tls(e.to_string()))?;
+                let certified =
+                    peer_node_id(accepted.get_ref().1).map_err(IdentityRefusal::from)?;
+                let (frame, claimed) = read_claim(&mut accepted)
+                    .await
+                    .map_err(IdentityRefusal::from)?;
+                if claimed.node_id != certified.to_hex() {
+                    let mismatch = IdentityRefusal::Mismatch {
+                        claimed: claimed.link_name(),
+                        certified,
+                    };
+                    return Err(InboundFailure::Identity(mismatch));
+                }
+                Ok((frame, accepted))
+            };
+            let (frame, accepted) = tokio::time::timeout_at(deadline, identified)
+                .await
+                .map_err(|_| InboundFailure::Deadline)??;
+            NodeServerMessage::ConnectionOpenedExternal {
+                stream: Box::new(Replayed {
+                    frame,
+                    stream: accepted,
+                    peer,
+                    local_addr,
+                }),
+                is_server: true,
             }
         }
     };
     server
-        .cast(NodeServerMessage::ConnectionOpened {
-            stream: Box::new(network_stream),
-            is_server: true,
-        })
+        .cast(opened)
         .map_err(|e| InboundFailure::Io(e.to_string()))
+}
+
+/// A TLS stream whose first frame was read to check the claim in it: the
+/// NodeServer reads that frame again, then the rest of the stream.
+struct Replayed {
+    frame: Vec<u8>,
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    local_addr: SocketAddr,
+}
+
+impl ractor_cluster::ClusterBidiStream for Replayed {
+    fn split(self: Box<Self>) -> (ractor_cluster::BoxRead, ractor_cluster::BoxWrite) {
+        let (reader, writer) = tokio::io::split(self.stream);
+        let replayed = std::io::Cursor::new(self.frame).chain(reader);
+        (Box::new(replayed), Box::new(writer))
+    }
+
+    // The session's address: the peers actor matches it with the
+    // connection it admitted.
+    fn peer_label(&self) -> Option<String> {
+        Some(self.peer.to_string())
+    }
+
+    fn local_label(&self) -> Option<String> {
+        Some(self.local_addr.to_string())
+    }
 }

@@ -12,6 +12,7 @@
 //! (docs/security.md, "No pre-auth stalls").
 
 mod actor;
+pub mod claim;
 pub mod dial;
 pub(crate) mod inbound;
 pub mod link;

@@ -1,8 +1,14 @@
 //! Optional mutual TLS for node links: a cluster CA, node certificates it
 //! signs (rcgen), and the rustls configurations both sides of a link use.
-//! Every node certificate names [`NODE_SERVER_NAME`]; a node accepts a peer
-//! only if the peer's certificate chains to the cluster CA, in both
-//! directions. The cookie handshake still runs inside the TLS session.
+//! A node accepts a peer only if the peer's certificate chains to the
+//! cluster CA, in both directions, and names the node it claims to be:
+//! every node certificate carries its node id as a DNS name
+//! ([`identity_name`]). A dialer verifies the id of the member it meant to
+//! reach ([`LinkTls::server_name_for`]), so a gossiped address that points
+//! at another node fails the handshake; a listener reads the dialer's id
+//! ([`peer_node_id`]) and the peers actor holds it against the name the
+//! cookie handshake then claims. The cookie handshake still runs inside
+//! the TLS session.
 //! The material can be reloaded while the node runs ([`LinkTls::reload`]),
 //! which is how certificates and CAs are rotated without downtime.
 
@@ -25,8 +31,14 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use thiserror::Error;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// The DNS name every node certificate carries and every dialer expects.
+use crate::identity::NodeId;
+
+/// The shared DNS name every node certificate also carries. Nodes no
+/// longer verify it; it stays in new certificates so that nodes of earlier
+/// releases, which verify only this name, link to them during an upgrade.
 pub const NODE_SERVER_NAME: &str = "hypha-node";
+/// The domain under which a certificate's DNS name carries its node id.
+pub const IDENTITY_DOMAIN: &str = "node.hypha";
 const CA_COMMON_NAME: &str = "Hypha cluster CA";
 /// File names in a node's TLS directory.
 pub const CA_FILE: &str = "ca.pem";
@@ -62,6 +74,111 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// The node certificate does not name one node id.
+    #[error("{path}: {source}")]
+    Identity {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        source: IdentityError,
+    },
+    /// A reloaded certificate names another node than the one running.
+    #[error("{path} names node {found}, but this node is {expected}: a node's certificate must name its own id")]
+    WrongNode {
+        /// The certificate file.
+        path: PathBuf,
+        /// The id the certificate names.
+        found: NodeId,
+        /// The node's id.
+        expected: NodeId,
+    },
+}
+
+/// Why a certificate names no usable node id.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdentityError {
+    /// Not a parsable X.509 certificate.
+    #[error("not a readable X.509 certificate: {0}")]
+    Unreadable(String),
+    /// No DNS name under [`IDENTITY_DOMAIN`].
+    #[error("the certificate names no node id (it was issued before node certificates named their node; issue a new one with `hypha cert node --data-dir DIR`)")]
+    Unnamed,
+    /// More than one node id.
+    #[error("the certificate names {0} node ids; a node certificate names exactly one")]
+    Ambiguous(usize),
+    /// The peer presented no certificate.
+    #[error("the peer presented no certificate")]
+    NoCertificate,
+}
+
+/// The DNS name that carries node `id` in a certificate: the id's 64 hex
+/// digits as two labels of 32 (a DNS label holds at most 63) under
+/// [`IDENTITY_DOMAIN`]. A DNS name rather than a custom extension so that
+/// rustls' own name check does the dialer's verification.
+pub fn identity_name(id: &NodeId) -> String {
+    let hex = id.to_hex();
+    let (high, low) = hex.split_at(hex.len() / 2);
+    format!("{high}.{low}.{IDENTITY_DOMAIN}")
+}
+
+/// The node id an [`identity_name`] carries, if `name` is one.
+fn parse_identity_name(name: &str) -> Option<NodeId> {
+    let labels = name.strip_suffix(IDENTITY_DOMAIN)?.strip_suffix('.')?;
+    let (high, low) = labels.split_once('.')?;
+    if high.len() != 32 || low.len() != 32 {
+        return None;
+    }
+    format!("{high}{low}").parse().ok()
+}
+
+/// The node id certificate `der` names: exactly one [`identity_name`]
+/// among its subject alternative names.
+pub fn node_id_of(der: &CertificateDer<'_>) -> Result<NodeId, IdentityError> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| IdentityError::Unreadable(e.to_string()))?;
+    let sans = cert
+        .subject_alternative_name()
+        .map_err(|e| IdentityError::Unreadable(e.to_string()))?;
+    let ids: Vec<NodeId> = sans
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => parse_identity_name(dns),
+            _ => None,
+        })
+        .collect();
+    match ids.as_slice() {
+        [] => Err(IdentityError::Unnamed),
+        [id] => Ok(*id),
+        more => Err(IdentityError::Ambiguous(more.len())),
+    }
+}
+
+/// The node id the (first) certificate in PEM file `path` names.
+pub fn node_id_of_file(path: &Path) -> Result<NodeId, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let der = CertificateDer::from_pem_slice(&bytes).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    node_id_of(&der).map_err(|source| TlsError::Identity {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The node id the peer of a finished TLS session presented (its
+/// certificate already chains to the cluster CA: rustls checked that).
+pub fn peer_node_id(session: &rustls::CommonState) -> Result<NodeId, IdentityError> {
+    let cert = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or(IdentityError::NoCertificate)?;
+    node_id_of(cert)
 }
 
 /// PEM texts of a certificate and its key.
@@ -97,13 +214,19 @@ pub fn new_ca() -> Result<PemPair, TlsError> {
     })
 }
 
-/// A node certificate signed by the CA whose key is `ca_key_pem`.
-pub fn new_node_cert(ca_key_pem: &str, node_name: &str) -> Result<PemPair, TlsError> {
+/// A certificate for node `node_id` (named `node_name` in its subject)
+/// signed by the CA whose key is `ca_key_pem`.
+pub fn new_node_cert(
+    ca_key_pem: &str,
+    node_name: &str,
+    node_id: &NodeId,
+) -> Result<PemPair, TlsError> {
     let ca_key = KeyPair::from_pem(ca_key_pem).map_err(gen_err)?;
     // The issuer is rebuilt from the same fixed parameters and key the CA
     // was made with; names and key identify it, so the chain verifies.
     let issuer = Issuer::new(ca_params()?, ca_key);
-    let mut params = CertificateParams::new(vec![NODE_SERVER_NAME.to_owned()]).map_err(gen_err)?;
+    let names = vec![NODE_SERVER_NAME.to_owned(), identity_name(node_id)];
+    let mut params = CertificateParams::new(names).map_err(gen_err)?;
     params
         .distinguished_name
         .push(DnType::CommonName, node_name);
@@ -124,6 +247,8 @@ pub fn new_node_cert(ca_key_pem: &str, node_name: &str) -> Result<PemPair, TlsEr
 pub struct TlsStatus {
     /// The directory read.
     pub dir: PathBuf,
+    /// The node id the certificate names.
+    pub node_id: NodeId,
     /// BLAKE3 of the node certificate's DER (hex): changes on renewal.
     pub cert_blake3: String,
     /// How many CA certificates are trusted (two during a CA rollover).
@@ -296,7 +421,6 @@ pub struct LinkTls {
     pub acceptor: TlsAcceptor,
     /// For dialing.
     pub connector: TlsConnector,
-    server_name: ServerName<'static>,
     current: Arc<Current>,
     provider: Arc<CryptoProvider>,
 }
@@ -337,8 +461,13 @@ fn read_material(
     let ca_certs = certs(&ca_path, &ca)?;
     let chain = certs(&cert_path, &cert)?;
     let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| pem_err(&key_path, e.to_string()))?;
+    let node_id = node_id_of(&chain[0]).map_err(|source| TlsError::Identity {
+        path: cert_path.clone(),
+        source,
+    })?;
     let status = TlsStatus {
         dir: dir.to_owned(),
+        node_id,
         cert_blake3: blake3::hash(&chain[0]).to_hex().to_string(),
         trusted_cas: ca_certs.len(),
         reloads,
@@ -374,7 +503,8 @@ fn read_material(
 
 impl LinkTls {
     /// Load `ca.pem` (one CA, or several during a rollover), `node.pem`
-    /// and `node.key` from `dir`.
+    /// and `node.key` from `dir`. The certificate must name a node id
+    /// ([`LinkTls::node_id`]); the node checks it is its own.
     pub fn load(dir: &Path) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let current = Arc::new(Current(RwLock::new(Arc::new(read_material(
@@ -398,12 +528,9 @@ impl LinkTls {
             .with_custom_certificate_verifier(current.clone())
             .with_client_cert_resolver(current.clone());
         client.resumption = rustls::client::Resumption::disabled();
-        let server_name =
-            ServerName::try_from(NODE_SERVER_NAME).map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
-            server_name,
             current,
             provider,
         })
@@ -411,10 +538,18 @@ impl LinkTls {
 
     /// Re-read the directory given to [`LinkTls::load`] and use it for
     /// every handshake from now on. Established links are not touched. On
-    /// an error the material in use stays as it was.
+    /// an error, or a certificate naming another node, the material in
+    /// use stays as it was.
     pub fn reload(&self) -> Result<TlsStatus, TlsError> {
         let old = self.current.get();
         let material = read_material(&old.status.dir, &self.provider, old.status.reloads + 1)?;
+        if material.status.node_id != old.status.node_id {
+            return Err(TlsError::WrongNode {
+                path: old.status.dir.join(CERT_FILE),
+                found: material.status.node_id,
+                expected: old.status.node_id,
+            });
+        }
         let status = material.status.clone();
         self.current.set(Arc::new(material));
         Ok(status)
@@ -425,15 +560,40 @@ impl LinkTls {
         self.current.get().status.clone()
     }
 
-    /// The name a dialer verifies.
-    pub fn server_name(&self) -> ServerName<'static> {
-        self.server_name.clone()
+    /// The node id this node's certificate names.
+    pub fn node_id(&self) -> NodeId {
+        self.current.get().status.node_id
+    }
+
+    /// The name a dialer verifies to reach node `id` and no other.
+    pub fn server_name_for(id: &NodeId) -> Result<ServerName<'static>, TlsError> {
+        ServerName::try_from(identity_name(id)).map_err(|e| TlsError::Config(e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A certificate for a node named `name`, whose id is derived from the
+    /// name so that a renewal names the same node.
+    fn node_cert(ca: &PemPair, name: &str) -> PemPair {
+        new_node_cert(&ca.key_pem, name, &id_of(name)).unwrap()
+    }
+
+    fn id_of(name: &str) -> NodeId {
+        NodeId::from_bytes(*blake3::hash(name.as_bytes()).as_bytes())
+    }
+
+    /// Nodes "a" and "b" certified by `ca`, with their directories.
+    fn nodes_a_and_b(ca: &PemPair) -> (LinkTls, LinkTls, [tempfile::TempDir; 2]) {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        write_node(dirs[0].path(), ca, &node_cert(ca, "a"));
+        write_node(dirs[1].path(), ca, &node_cert(ca, "b"));
+        let a = LinkTls::load(dirs[0].path()).unwrap();
+        let b = LinkTls::load(dirs[1].path()).unwrap();
+        (a, b, dirs)
+    }
 
     fn write_node(dir: &Path, ca: &PemPair, node: &PemPair) {
         std::fs::write(dir.join(CA_FILE), &ca.cert_pem).unwrap();
@@ -450,13 +610,9 @@ mod tests {
             tempfile::tempdir().unwrap(),
             tempfile::tempdir().unwrap(),
         );
-        write_node(a_dir.path(), &ca, &new_node_cert(&ca.key_pem, "a").unwrap());
-        write_node(b_dir.path(), &ca, &new_node_cert(&ca.key_pem, "b").unwrap());
-        write_node(
-            c_dir.path(),
-            &other_ca,
-            &new_node_cert(&other_ca.key_pem, "c").unwrap(),
-        );
+        write_node(a_dir.path(), &ca, &node_cert(&ca, "a"));
+        write_node(b_dir.path(), &ca, &node_cert(&ca, "b"));
+        write_node(c_dir.path(), &other_ca, &node_cert(&other_ca, "c"));
         let a = LinkTls::load(a_dir.path()).unwrap();
         let b = LinkTls::load(b_dir.path()).unwrap();
         let c = LinkTls::load(c_dir.path()).unwrap();
@@ -479,8 +635,8 @@ mod tests {
     async fn a_mutual_tls_handshake_fits_well_inside_the_preauth_deadline() {
         let ca = new_ca().unwrap();
         let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        write_node(a_dir.path(), &ca, &new_node_cert(&ca.key_pem, "a").unwrap());
-        write_node(b_dir.path(), &ca, &new_node_cert(&ca.key_pem, "b").unwrap());
+        write_node(a_dir.path(), &ca, &node_cert(&ca, "a"));
+        write_node(b_dir.path(), &ca, &node_cert(&ca, "b"));
         let a = LinkTls::load(a_dir.path()).unwrap();
         let b = LinkTls::load(b_dir.path()).unwrap();
         let mut took = Vec::new();
@@ -503,16 +659,8 @@ mod tests {
         let (old_ca, new_ca) = (new_ca().unwrap(), new_ca().unwrap());
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let (a_dir, b_dir, late_dir) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
-        write_node(
-            a_dir,
-            &old_ca,
-            &new_node_cert(&old_ca.key_pem, "a").unwrap(),
-        );
-        write_node(
-            b_dir,
-            &old_ca,
-            &new_node_cert(&old_ca.key_pem, "b").unwrap(),
-        );
+        write_node(a_dir, &old_ca, &node_cert(&old_ca, "a"));
+        write_node(b_dir, &old_ca, &node_cert(&old_ca, "b"));
         let (a, b) = (LinkTls::load(a_dir).unwrap(), LinkTls::load(b_dir).unwrap());
         let before = a.status();
         assert_eq!((before.trusted_cas, before.reloads), (1, 0));
@@ -527,18 +675,14 @@ mod tests {
         assert!(handshake(&a, &b).await && handshake(&b, &a).await);
 
         // 2. a renews under the new CA; b still has the old certificate.
-        let renewed = new_node_cert(&new_ca.key_pem, "a").unwrap();
+        let renewed = node_cert(&new_ca, "a");
         std::fs::write(a_dir.join(CERT_FILE), &renewed.cert_pem).unwrap();
         std::fs::write(a_dir.join(KEY_FILE), &renewed.key_pem).unwrap();
         let after = a.reload().unwrap();
         assert_ne!(after.cert_blake3, before.cert_blake3);
         assert!(handshake(&a, &b).await && handshake(&b, &a).await);
         // A node that only knows the new CA proves a presents the new cert.
-        write_node(
-            late_dir,
-            &new_ca,
-            &new_node_cert(&new_ca.key_pem, "late").unwrap(),
-        );
+        write_node(late_dir, &new_ca, &node_cert(&new_ca, "late"));
         let late = LinkTls::load(late_dir).unwrap();
         assert!(handshake(&a, &late).await && handshake(&late, &a).await);
         assert!(
@@ -556,15 +700,9 @@ mod tests {
     #[tokio::test]
     async fn a_broken_directory_is_refused_and_the_old_material_kept() {
         let ca = new_ca().unwrap();
-        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        write_node(a_dir.path(), &ca, &new_node_cert(&ca.key_pem, "a").unwrap());
-        write_node(b_dir.path(), &ca, &new_node_cert(&ca.key_pem, "b").unwrap());
-        let (a, b) = (
-            LinkTls::load(a_dir.path()).unwrap(),
-            LinkTls::load(b_dir.path()).unwrap(),
-        );
+        let (a, b, [a_dir, _b_dir]) = nodes_a_and_b(&ca);
         // A renewal caught half-way: the new certificate, the old key.
-        let other = new_node_cert(&ca.key_pem, "a").unwrap();
+        let other = node_cert(&ca, "a");
         std::fs::write(a_dir.path().join(CERT_FILE), &other.cert_pem).unwrap();
         let err = a.reload().unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
@@ -577,6 +715,12 @@ mod tests {
     /// Server `s` accepts one connection from client `c`; true if both sides
     /// completed the handshake and exchanged a byte.
     async fn handshake(s: &LinkTls, c: &LinkTls) -> bool {
+        handshake_expecting(s, c, s.node_id()).await.is_some()
+    }
+
+    /// As [`handshake`], the client expecting node `expected`; the server's
+    /// view of the client's node id if both sides finished.
+    async fn handshake_expecting(s: &LinkTls, c: &LinkTls, expected: NodeId) -> Option<NodeId> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -587,18 +731,83 @@ mod tests {
             let mut byte = [0u8; 1];
             tls.read_exact(&mut byte).await.ok()?;
             tls.write_all(&byte).await.ok()?;
-            Some(())
+            peer_node_id(tls.get_ref().1).ok()
         });
         let client = async {
             let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-            let mut tls = c.connector.connect(c.server_name(), tcp).await.ok()?;
+            let name = LinkTls::server_name_for(&expected).ok()?;
+            let mut tls = c.connector.connect(name, tcp).await.ok()?;
             tls.write_all(b"x").await.ok()?;
             let mut byte = [0u8; 1];
             tls.read_exact(&mut byte).await.ok()?;
             Some(())
         };
-        let client_ok = client.await.is_some();
-        let server_ok = matches!(server.await, Ok(Some(())));
-        client_ok && server_ok
+        client.await?;
+        server.await.ok().flatten()
+    }
+
+    #[test]
+    fn identity_names_round_trip_and_fit_dns() {
+        let id = id_of("a");
+        let name = identity_name(&id);
+        assert!(name.split('.').all(|label| label.len() <= 63), "{name}");
+        assert_eq!(parse_identity_name(&name), Some(id));
+        assert_eq!(parse_identity_name(NODE_SERVER_NAME), None);
+        assert_eq!(parse_identity_name("ab.cd.node.hypha"), None);
+        assert!(LinkTls::server_name_for(&id).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_dialer_reaches_only_the_node_it_named_and_the_listener_learns_who_dialed() {
+        let ca = new_ca().unwrap();
+        let (a, b, _dirs) = nodes_a_and_b(&ca);
+        assert_eq!((a.node_id(), b.node_id()), (id_of("a"), id_of("b")));
+        // b dials a's address expecting a: the listener sees b.
+        assert_eq!(
+            handshake_expecting(&a, &b, id_of("a")).await,
+            Some(id_of("b"))
+        );
+        // b dials a's address believing it is c's (a forged address): refused.
+        assert_eq!(handshake_expecting(&a, &b, id_of("c")).await, None);
+    }
+
+    #[test]
+    fn a_certificate_without_a_node_id_is_refused_at_load() {
+        let ca = new_ca().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // As certificates were issued before they named their node.
+        let ca_key = KeyPair::from_pem(&ca.key_pem).unwrap();
+        let issuer = Issuer::new(ca_params().unwrap(), ca_key);
+        let params = CertificateParams::new(vec![NODE_SERVER_NAME.to_owned()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let old = PemPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
+        write_node(dir.path(), &ca, &old);
+        let err = LinkTls::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TlsError::Identity {
+                    source: IdentityError::Unnamed,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("hypha cert node"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_reload_naming_another_node_is_refused() {
+        let ca = new_ca().unwrap();
+        let (a, b, [a_dir, _b_dir]) = nodes_a_and_b(&ca);
+        write_node(a_dir.path(), &ca, &node_cert(&ca, "c"));
+        let err = a.reload().unwrap_err();
+        assert!(matches!(err, TlsError::WrongNode { .. }), "{err}");
+        assert_eq!((a.node_id(), a.status().reloads), (id_of("a"), 0));
+        assert!(handshake(&a, &b).await && handshake(&b, &a).await);
     }
 }

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use super::handshake::{self, BulkKey, HandshakeError};
 use super::{frame, BoxIo};
+use crate::identity::NodeId;
 use crate::peers::tls::LinkTls;
 
 /// Idle connections kept per peer.
@@ -61,6 +62,15 @@ struct Idle {
     since: Instant,
 }
 
+/// A node's bulk listener, as the dialer expects to find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BulkPeer {
+    /// The node meant; with TLS, its certificate must name it.
+    pub node: NodeId,
+    /// Where it listens, as gossiped.
+    pub addr: SocketAddr,
+}
+
 /// The pool (cheap to clone).
 #[derive(Clone)]
 pub struct BulkClient {
@@ -70,7 +80,9 @@ pub struct BulkClient {
 struct Inner {
     key: BulkKey,
     tls: Option<LinkTls>,
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// Keyed by node and address: a connection proven to reach one node
+    /// is never reused for another that gossip now places at the address.
+    idle: Mutex<HashMap<BulkPeer, Vec<Idle>>>,
 }
 
 impl std::fmt::Debug for BulkClient {
@@ -91,23 +103,24 @@ impl BulkClient {
         }
     }
 
-    /// Send one encoded request to `addr` and return the encoded answer.
+    /// Send one encoded request to `peer` and return the encoded answer.
     pub async fn call(
         &self,
-        addr: SocketAddr,
+        peer: BulkPeer,
         request: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, BulkError> {
+        let addr = peer.addr;
         let run = async {
-            if let Some(mut io) = self.take_idle(addr) {
+            if let Some(mut io) = self.take_idle(&peer) {
                 if let Ok(answer) = exchange(&mut io, addr, request).await {
-                    self.put_idle(addr, io);
+                    self.put_idle(peer, io);
                     return Ok(answer);
                 }
             }
-            let mut io = self.connect(addr, timeout).await?;
+            let mut io = self.connect(peer, timeout).await?;
             let answer = exchange(&mut io, addr, request).await?;
-            self.put_idle(addr, io);
+            self.put_idle(peer, io);
             Ok(answer)
         };
         tokio::time::timeout(timeout, run).await.map_err(|_| {
@@ -115,9 +128,9 @@ impl BulkClient {
         })?
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<BoxIo> {
+    fn take_idle(&self, peer: &BulkPeer) -> Option<BoxIo> {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = idle.get_mut(&addr)?;
+        let pool = idle.get_mut(peer)?;
         while let Some(conn) = pool.pop() {
             if conn.since.elapsed() < MAX_IDLE_AGE {
                 return Some(conn.io);
@@ -126,9 +139,9 @@ impl BulkClient {
         None
     }
 
-    fn put_idle(&self, addr: SocketAddr, io: BoxIo) {
+    fn put_idle(&self, peer: BulkPeer, io: BoxIo) {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = idle.entry(addr).or_default();
+        let pool = idle.entry(peer).or_default();
         if pool.len() < MAX_IDLE_PER_PEER {
             pool.push(Idle {
                 io,
@@ -137,25 +150,25 @@ impl BulkClient {
         }
     }
 
-    /// Forget every pooled connection to `addr` (the peer is gone).
-    pub fn forget(&self, addr: SocketAddr) {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.remove(&addr);
-    }
-
-    async fn connect(&self, addr: SocketAddr, limit: Duration) -> Result<BoxIo, BulkError> {
+    async fn connect(&self, peer: BulkPeer, limit: Duration) -> Result<BoxIo, BulkError> {
+        let addr = peer.addr;
         let connect_err = |reason: String| BulkError::Connect { addr, reason };
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let mut io: BoxIo = match &self.inner.tls {
-            Some(tls) => Box::pin(
-                tls.connector
-                    .connect(tls.server_name(), stream)
-                    .await
-                    .map_err(|e| connect_err(format!("TLS: {e}")))?,
-            ),
+            Some(tls) => {
+                // The certificate must name the node meant, not any node.
+                let name = LinkTls::server_name_for(&peer.node)
+                    .map_err(|e| connect_err(format!("TLS: {e}")))?;
+                Box::pin(
+                    tls.connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| connect_err(format!("TLS: {e}")))?,
+                )
+            }
             None => Box::pin(stream),
         };
         handshake::dial(&mut io, &self.inner.key, limit)

@@ -17,7 +17,7 @@ pub mod frame;
 pub mod handshake;
 pub mod server;
 
-pub use client::BulkClient;
+pub use client::{BulkClient, BulkPeer};
 pub use server::{BulkServer, BulkServerArgs, BulkServerMessage};
 
 use std::pin::Pin;
