@@ -999,3 +999,6 @@ impl Upload {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
