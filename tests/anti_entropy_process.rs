@@ -310,10 +310,12 @@ fn replicas_repair_rereplicate_and_hand_off() {
     eprintln!("n0 left gracefully: converged {took:?} after it exited");
     read_back(&cluster, &expected);
     eprintln!(
-        "exchanges {}, round trips {}, bytes {}, convergences {}, dropped {dropped}, new node entries {entries}",
+        "exchanges {}, round trips {}, bytes {}, convergences {}, dropped {dropped}, new node entries {entries}, \
+         writes refused as not-replica {} (docs/dht.md, \"Who may write where\")",
         total(&cluster, "hypha_ae_exchanges_total"),
         total(&cluster, "hypha_ae_round_trips_total"),
         total(&cluster, "hypha_ae_bytes_total"),
         total(&cluster, "hypha_ae_convergence_seconds_count"),
+        total(&cluster, "hypha_dht_writes_refused_total"),
     );
 }

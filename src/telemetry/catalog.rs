@@ -289,6 +289,11 @@ pub const CATALOG: &[MetricDef] = &[
         "File operations that missed their quorum, or were refused while the view settles after start.",
     ),
     counter(
+        "hypha_dht_writes_refused_total",
+        &[("kind", &["chunk", "manifest"])],
+        "Chunk and manifest writes this node refused for a partition it does not hold (not_replica).",
+    ),
+    counter(
         "hypha_dht_read_repairs_total",
         &[("what", &["manifest", "chunk"])],
         "Stale or missing replicas rewritten by a read.",

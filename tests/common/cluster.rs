@@ -14,12 +14,20 @@ pub struct Cluster {
     pub config: PathBuf,
     pub nodes: Vec<Option<NodeProcess>>,
     pub ids: Vec<String>,
+    /// Command-line arguments every node gets besides the usual ones.
+    pub extra_args: Vec<String>,
 }
 
 impl Cluster {
     /// Start `n` nodes with configuration `toml`, each seeded by one
     /// started before it.
     pub fn start(n: usize, toml: &str) -> Self {
+        Self::start_with_args(n, toml, &[])
+    }
+
+    /// As [`Cluster::start`], every node also given `extra_args`
+    /// (e.g. `--plaintext-links`).
+    pub fn start_with_args(n: usize, toml: &str, extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         let config = root.join("hypha.toml");
@@ -30,6 +38,7 @@ impl Cluster {
             config,
             nodes: Vec::new(),
             ids: Vec::new(),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         for _ in 0..n {
             cluster.add();
@@ -67,6 +76,7 @@ impl Cluster {
         if let Some(seed) = &seed {
             args.extend_from_slice(&["--seed", seed]);
         }
+        args.extend(self.extra_args.iter().map(String::as_str));
         spawn_command(node_command(&self.root.join(&name), &args))
     }
 

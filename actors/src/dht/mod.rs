@@ -5,6 +5,7 @@
 //! docs/dht.md.
 //!
 //! Pure parts: [`keyspace`], [`routing`], [`lookup`], [`placement`],
+//! [`admission`] (which writes a node takes),
 //! [`chunker`], [`hlc`], [`manifest`], [`wire`], [`files::listing`],
 //! [`anti_entropy`] (digests, tree, exchange protocol). Actors:
 //! [`router`] (placement), [`service`] (the remotable RPC endpoint),
@@ -13,6 +14,7 @@
 //! repair, re-replication, hand-off). The coordinator ([`files::Files`]) runs
 //! in the request's task on whichever node received it.
 
+pub mod admission;
 pub mod anti_entropy;
 pub mod bulk;
 pub mod chunker;
@@ -28,6 +30,8 @@ pub mod router;
 pub mod routing;
 pub mod service;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod test_store;
 pub mod transport;
 pub mod wire;
 

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use super::admission::RoleHistory;
 use super::keyspace::{closest, Key, Partition, Partitioning};
 use super::manifest::name_key;
 use super::routing::{RoutingTable, K};
@@ -34,6 +35,10 @@ pub struct Placement {
     live: Vec<MemberKey>,
     routing: RoutingTable<MemberKey>,
     settled: bool,
+    /// How long partitions this node stopped being near stay writable
+    /// here (the Down grace; [`crate::dht::admission`]).
+    write_grace_ms: u64,
+    history: RoleHistory,
 }
 
 /// Facts placement is built from besides the view.
@@ -65,6 +70,8 @@ impl Placement {
             partitioning: rules.partitioning,
             replicas: rules.replicas,
             settled: false,
+            write_grace_ms: rules.down_grace_ms,
+            history: RoleHistory::default(),
         }
     }
 
@@ -79,6 +86,42 @@ impl Placement {
     /// Whether the view this placement was built from has settled.
     pub fn settled(&self) -> bool {
         self.settled
+    }
+
+    /// Carry the memory of which partitions were near this node over from
+    /// the placement this one replaces, at `now_ms`
+    /// ([`crate::dht::admission`]).
+    pub fn with_history(mut self, previous: &Placement, now_ms: u64) -> Self {
+        self.history = previous
+            .history
+            .advance(previous, &self, now_ms, self.write_grace_ms);
+        self
+    }
+
+    /// Partitions that stopped being near this node within the grace.
+    pub fn history(&self) -> &RoleHistory {
+        &self.history
+    }
+
+    /// How long a partition stays writable here after it stopped being
+    /// near.
+    pub fn write_grace_ms(&self) -> u64 {
+        self.write_grace_ms
+    }
+
+    /// This node's place among the owners of `partition` by distance
+    /// (1 = closest; within R means a replica); `None` if this node owns
+    /// nothing (a malformed id).
+    pub fn rank_of_me(&self, partition: Partition) -> Option<usize> {
+        let target = self.partitioning.partition_id(partition);
+        let (mine, _) = self.owners.iter().find(|(_, k)| k == &self.me)?;
+        let mine = target.distance(mine);
+        let closer = self
+            .owners
+            .iter()
+            .filter(|(point, _)| target.distance(point) < mine)
+            .count();
+        Some(closer + 1)
     }
 
     /// Build from a view. `absent_since_ms` holds when this node first saw
@@ -197,7 +240,7 @@ impl Placement {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::membership::MemberSnapshot;
 
@@ -207,9 +250,15 @@ mod tests {
     }
 
     fn member(i: u8, generation: u64, state: MemberState) -> MemberSnapshot {
+        let key = MemberKey::new(hex::encode([i; 32]), generation);
+        snapshot(key, i == 0, state)
+    }
+
+    /// A member as a view shows it, linked and heard just now.
+    pub(crate) fn snapshot(key: MemberKey, is_self: bool, state: MemberState) -> MemberSnapshot {
         MemberSnapshot {
-            key: MemberKey::new(hex::encode([i; 32]), generation),
-            is_self: i == 0,
+            key,
+            is_self,
             state,
             incarnation: 0,
             linked: true,

@@ -202,6 +202,11 @@ pub enum ErrorCode {
     Unavailable,
     /// Local storage failed.
     Storage,
+    /// A write (chunk or manifest) to a partition the receiver has no
+    /// business holding ([`super::admission`]). Appended within wire
+    /// version 1: a peer built before it fails to decode the answer, which
+    /// its coordinator counts as a failed replica too — never a success.
+    NotReplica,
 }
 
 /// A failed request.
@@ -393,6 +398,36 @@ mod tests {
             Response::Chunk(Some(data))
         );
     }
+    /// `NotReplica` was appended within wire version 1: the older codes
+    /// keep their encoding, and a peer that predates it fails to decode
+    /// the answer (an error it counts as a failed replica) — it never
+    /// reads it as another code.
+    #[test]
+    fn not_replica_is_appended_and_older_peers_fail_to_decode_it() {
+        #[derive(Debug, Serialize, Deserialize, PartialEq)]
+        enum VersionOneCodes {
+            BadRequest,
+            Version,
+            HashMismatch,
+            DiskFull,
+            Unavailable,
+            Storage,
+        }
+        let pairs = [
+            (ErrorCode::BadRequest, VersionOneCodes::BadRequest),
+            (ErrorCode::DiskFull, VersionOneCodes::DiskFull),
+            (ErrorCode::Storage, VersionOneCodes::Storage),
+        ];
+        for (now, then) in pairs {
+            assert_eq!(codec::encode(&now).unwrap(), codec::encode(&then).unwrap());
+        }
+        let refusal = Response::Error(WireError::new(ErrorCode::NotReplica, "not mine"));
+        let bytes = encode_response(&refusal).unwrap();
+        assert_eq!(decode_response(&bytes).unwrap(), refusal);
+        let code = codec::encode(&ErrorCode::NotReplica).unwrap();
+        assert!(codec::decode::<VersionOneCodes>(&code).is_err());
+    }
+
     #[test]
     fn other_versions_and_invalid_requests_are_refused() {
         let mut bytes = encode_request(&Request::GetManifest { name: "x".into() }).unwrap();

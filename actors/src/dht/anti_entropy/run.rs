@@ -438,7 +438,6 @@ mod tests {
     use std::collections::HashMap;
 
     use futures::future::BoxFuture;
-    use ractor::Actor;
     use tokio::sync::watch;
 
     use super::*;
@@ -448,8 +447,8 @@ mod tests {
     use crate::dht::manifest::{ChunkRef, FileState};
     use crate::dht::placement::{Placement, PlacementRules};
     use crate::dht::service::DhtHandler;
+    use crate::dht::test_store;
     use crate::dht::wire;
-    use crate::store::{DiskReserve, SledEngine, Store, StoreArgs, StoreClient};
 
     /// Nodes' handlers in one process, every message through the codec.
     struct Loopback(HashMap<MemberKey, DhtHandler>);
@@ -484,8 +483,8 @@ mod tests {
     struct Node {
         key: MemberKey,
         store: DhtStore,
-        _dir: tempfile::TempDir,
         actor: ractor::ActorRef<crate::store::StoreMessage>,
+        _kept: test_store::TestStore,
     }
 
     fn partitioning() -> Partitioning {
@@ -493,31 +492,12 @@ mod tests {
     }
 
     async fn node(i: u8) -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let engine = Arc::new(SledEngine::open(dir.path()).expect("open"));
-        let name = format!("ae-run-test-{i}-{}", rand::random::<u32>());
-        let args = StoreArgs {
-            engine,
-            reserve: DiskReserve {
-                path: None,
-                min_free_bytes: 0,
-            },
-        };
-        let (actor, _) = Actor::spawn(
-            Some(crate::actor_name(&name, crate::store::ROLE)),
-            Store,
-            args,
-        )
-        .await
-        .expect("store starts");
+        let kept = test_store::open(&format!("ae-run-test-{i}"), partitioning()).await;
         Node {
             key: MemberKey::new(hex::encode([i; 32]), 1),
-            store: DhtStore::new(
-                StoreClient::new(&name, Duration::from_secs(5)),
-                partitioning(),
-            ),
-            _dir: dir,
-            actor,
+            store: kept.store.clone(),
+            actor: kept.actor.clone(),
+            _kept: kept,
         }
     }
 

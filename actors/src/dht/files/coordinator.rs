@@ -25,8 +25,8 @@ use crate::dht::manifest::{
     MAX_CONTENT_TYPE_BYTES, MAX_INLINE_BYTES,
 };
 use crate::dht::placement::Placement;
-use crate::dht::transport::DhtTransport;
-use crate::dht::wire::{ListNames, PutOutcome, Request, Response, Standing, MAX_LIST};
+use crate::dht::transport::{DhtTransport, RpcError};
+use crate::dht::wire::{ErrorCode, ListNames, PutOutcome, Request, Response, Standing, MAX_LIST};
 use crate::membership::MemberKey;
 
 /// Write quorum calls whose slower replicas may still be running in the
@@ -187,6 +187,22 @@ fn read_quorum_error(needed: usize, counted: usize, gathered: &Gathered) -> File
             detail,
         },
         other => other,
+    }
+}
+
+/// Say which replicas refused a write as not theirs, and why: such a
+/// replica counts as one that did not acknowledge (it is in `failed`,
+/// never in `ok`), and a refusal means this node's view and the
+/// replica's disagree about the partition. An upload drops a replica
+/// after its first failed chunk, so this is said once per replica and
+/// upload, not once per chunk.
+fn log_refusals(gathered: &Gathered) {
+    for (member, err) in &gathered.failed {
+        if let RpcError::Remote(w) = err {
+            if w.code == ErrorCode::NotReplica {
+                tracing::warn!(replica = %member.link_name(), "write refused: {}", w.message);
+            }
+        }
     }
 }
 
@@ -532,6 +548,7 @@ impl Files {
     ) -> Result<Gathered, FilesError> {
         let w = self.inner.config.write_quorum;
         let mut gathered = self.gather(targets, request, w).await;
+        log_refusals(&gathered);
         self.inner
             .tails
             .adopt(std::mem::take(&mut gathered.pending))
@@ -982,3 +999,6 @@ impl Upload {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -78,6 +78,10 @@ impl RouterState {
             return;
         }
         self.track_absent(&view, now);
+        // The previous placement carries the memory of which partitions
+        // were near this node (write admission); it outlives a restarted
+        // router like the settled flag.
+        let previous = self.args.placement.borrow().clone();
         let placement = Placement::build(
             self.args.me.clone(),
             &view,
@@ -85,7 +89,8 @@ impl RouterState {
             &self.absent_since_ms,
             now,
         )
-        .with_settled(settled);
+        .with_settled(settled)
+        .with_history(&previous, now);
         metrics::gauge!("hypha_dht_owners").set(placement.live().len() as f64);
         self.args.placement.send_replace(Arc::new(placement));
         self.last_view = Some(view);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::dht::admission::{admit_write, Admit};
 use crate::dht::anti_entropy::caught_up::CaughtUp;
 use crate::dht::anti_entropy::replica;
 use crate::dht::digest::blake3_of;
@@ -18,6 +19,22 @@ use crate::dht::wire::{
     MAX_CONTACTS,
 };
 use crate::store::StoreError;
+
+/// What a write request stores (the label of refusals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Chunk,
+    Manifest,
+}
+
+impl WriteKind {
+    fn label(self) -> &'static str {
+        match self {
+            WriteKind::Chunk => "chunk",
+            WriteKind::Manifest => "manifest",
+        }
+    }
+}
 
 /// A node's request handler.
 #[derive(Clone)]
@@ -64,6 +81,21 @@ impl DhtHandler {
         }
     }
 
+    /// Refuse a write to a partition this node has no business holding
+    /// ([`crate::dht::admission`]), before any byte of it is hashed or stored.
+    fn admit(&self, partition: Partition, kind: WriteKind) -> Result<(), WireError> {
+        let placement = self.placement.borrow().clone();
+        match admit_write(partition, &placement, wall_ms()) {
+            Admit::Refuse(refusal) => {
+                metrics::counter!("hypha_dht_writes_refused_total", "kind" => kind.label())
+                    .increment(1);
+                tracing::debug!(kind = kind.label(), "write refused: {refusal}");
+                Err(WireError::new(ErrorCode::NotReplica, refusal.to_string()))
+            }
+            Admit::Replica | Admit::Near { .. } | Admit::Recent { .. } => Ok(()),
+        }
+    }
+
     fn partition(&self, raw: u16) -> Result<Partition, WireError> {
         let partition = Partition(raw);
         if self.store.partitioning().contains(partition) {
@@ -96,6 +128,7 @@ impl DhtHandler {
                 data,
             } => {
                 let partition = self.partition(partition)?;
+                self.admit(partition, WriteKind::Chunk)?;
                 let (found, data) = blake3_of(data)
                     .await
                     .map_err(|e| WireError::new(ErrorCode::Unavailable, e.to_string()))?;
@@ -138,6 +171,10 @@ impl DhtHandler {
                 Ok(Response::Has(has))
             }
             Request::PutManifest { manifest } => {
+                self.admit(
+                    manifest.partition(&self.store.partitioning()),
+                    WriteKind::Manifest,
+                )?;
                 let outcome = self
                     .store
                     .put_manifest(&manifest)
@@ -276,3 +313,6 @@ fn within_budget<T>(items: impl Iterator<Item = T>, size: impl Fn(&T) -> usize) 
     }
     (out, false)
 }
+
+#[cfg(test)]
+mod tests;
