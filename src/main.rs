@@ -28,6 +28,16 @@ fn main() -> ExitCode {
                 CertCommand::Node { ca_dir, name, out } => {
                     commands::cert::node(&ca_dir, &name, &out)
                 }
+                CertCommand::Admin { ca_dir, hosts, out } => {
+                    let hosts = commands::cert::admin(&ca_dir, &hosts, &out)?;
+                    println!(
+                        "hypha: admin certificate for {} in {}; clients: --ca {}",
+                        hosts.join(", "),
+                        out.display(),
+                        out.join(hypha_actors::peers::tls::CA_FILE).display()
+                    );
+                    Ok(())
+                }
             }
         }),
         Command::Token(cmd) => run_client(async move {
@@ -88,14 +98,20 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
             LinkSecurity::MutualTls
         },
         prometheus: args.prometheus,
+        admin: if args.https {
+            commands::cluster_up::AdminScheme::Https
+        } else {
+            commands::cluster_up::AdminScheme::Http
+        },
     })
     .await
 }
 
 async fn members(args: MembersArgs) -> anyhow::Result<()> {
-    let client = commands::client()?;
     let api = args.api;
-    let doc = commands::members::fetch(&client, &api.url, api.token.as_deref()).await?;
+    let client = commands::client(api.ca.as_deref())?;
+    let doc = commands::members::fetch(&client, &api.url, api.token.as_deref(), api.ca.as_deref())
+        .await?;
     if api.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -156,7 +172,7 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
         "hypha: node {} (id {}) generation {}",
         node.name, node.id, node.generation
     );
-    println!("hypha: admin API at http://{}", node.http_addr);
+    println!("hypha: admin API at {}", node.admin_url());
     if config.mode == Mode::Dev {
         for (what, secret) in &secrets.generated {
             println!(
@@ -166,9 +182,9 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
         }
         if let Some((_, token)) = secrets.generated.iter().find(|(w, _)| *w == "admin token") {
             println!(
-                "hypha: try: curl -H 'Authorization: Bearer {}' http://{}/v1/actors",
+                "hypha: try: curl -H 'Authorization: Bearer {}' {}/v1/actors",
                 token.expose(),
-                node.http_addr
+                node.admin_url()
             );
         }
     }
