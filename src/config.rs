@@ -935,6 +935,28 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_tls_dir_comes_from_the_flag_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "[http]\ntls_dir = \"/etc/from-file\"\n").unwrap();
+        let file = file.to_str().unwrap();
+        let resolve = |extra: &[&str]| {
+            let mut argv = vec!["--config", file];
+            argv.extend_from_slice(extra);
+            NodeConfig::resolve(&args(&argv)).map(|c| c.http.tls_dir)
+        };
+        assert_eq!(resolve(&[]).unwrap(), Some("/etc/from-file".into()));
+        assert_eq!(
+            resolve(&["--http-tls-dir", "/etc/flag"]).unwrap(),
+            Some("/etc/flag".into())
+        );
+        assert_eq!(NodeConfig::resolve(&args(&[])).unwrap().http.tls_dir, None);
+        std::fs::write(file, "[http.preauth]\nmax_total = 0\n").unwrap();
+        let err = resolve(&[]).unwrap_err().to_string();
+        assert!(err.contains("http.preauth"), "{err}");
+    }
+
+    #[test]
     fn defaults_parse() {
         for addr in [
             DEFAULT_HTTP_LISTEN,

@@ -370,3 +370,25 @@ async fn stop_all(nodes: &mut [NodeChild]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_scrapes_https_nodes_trusting_the_cluster_ca() {
+        let plain = prometheus_config(&["127.0.0.1:7070"], None);
+        assert!(!plain.contains("scheme"), "{plain}");
+        assert!(
+            plain.contains("      - targets: ['127.0.0.1:7070']\n"),
+            "{plain}"
+        );
+        let https = prometheus_config(&["127.0.0.1:7070"], Some(Path::new("/c/ca.pem")));
+        assert!(
+            https.contains(
+                "    metrics_path: /metrics\n    scheme: https\n    tls_config:\n      ca_file: '/c/ca.pem'\n    static_configs:\n"
+            ),
+            "{https}"
+        );
+    }
+}
