@@ -231,6 +231,7 @@ pub enum CertCommand {
     /// Create the admin API's HTTPS certificate signed by the CA in
     /// CA_DIR; OUT receives admin.pem, admin.key (0600) and ca.pem (point
     /// the node's `--http-tls-dir` at OUT, clients' `--ca` at OUT/ca.pem).
+    /// Files in OUT are replaced: renew, then SIGHUP the node.
     Admin {
         /// Directory holding ca.pem and ca.key.
         #[arg(long)]

@@ -181,8 +181,16 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
             );
         }
         if let Some((_, token)) = secrets.generated.iter().find(|(w, _)| *w == "admin token") {
+            // `hypha cert admin` leaves the CA beside the certificate.
+            let cacert = match &config.http.tls_dir {
+                Some(dir) => format!(
+                    "--cacert {} ",
+                    dir.join(hypha_actors::peers::tls::CA_FILE).display()
+                ),
+                None => String::new(),
+            };
             println!(
-                "hypha: try: curl -H 'Authorization: Bearer {}' {}/v1/actors",
+                "hypha: try: curl {cacert}-H 'Authorization: Bearer {}' {}/v1/actors",
                 token.expose(),
                 node.admin_url()
             );
