@@ -28,7 +28,7 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Print the membership view of a running node.
     Members(MembersArgs),
-    /// Make TLS material for node links.
+    /// Make TLS material for node links and the admin API.
     #[command(subcommand)]
     Cert(CertCommand),
     /// Make token keys and signed API tokens.
@@ -135,6 +135,10 @@ pub struct ApiArgs {
     /// Admin API of the node to ask.
     #[arg(long, env = "HYPHA_URL", default_value = "http://127.0.0.1:7070")]
     pub url: String,
+    /// The cluster CA certificate (PEM) to trust for an https:// URL
+    /// (`ca.pem` as `hypha cert admin` writes it).
+    #[arg(long, env = "HYPHA_CA")]
+    pub ca: Option<PathBuf>,
     /// Bearer token (read role for reads; write or admin role for put and rm).
     #[arg(long, env = "HYPHA_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -233,6 +237,22 @@ pub enum CertCommand {
         #[arg(long)]
         node_id: Option<String>,
     },
+    /// Create the admin API's HTTPS certificate signed by the CA in
+    /// CA_DIR; OUT receives admin.pem, admin.key (0600) and ca.pem (point
+    /// the node's `--http-tls-dir` at OUT, clients' `--ca` at OUT/ca.pem).
+    /// Files in OUT are replaced: renew, then SIGHUP the node.
+    Admin {
+        /// Directory holding ca.pem and ca.key.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// A DNS name or IP address clients reach the node by (repeat);
+        /// default: localhost, 127.0.0.1 and ::1.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `hypha token …`
@@ -315,6 +335,11 @@ pub struct UpArgs {
     /// CA (DIR/tls-ca) and node certificates (DIR/node-<i>/tls) are made.
     #[arg(long)]
     pub plaintext_links: bool,
+    /// Serve the admin APIs over HTTPS: certificates for localhost,
+    /// 127.0.0.1 and ::1 from the cluster CA (DIR/node-<i>/admin-tls);
+    /// clients pass `--ca DIR/tls-ca/ca.pem`.
+    #[arg(long)]
+    pub https: bool,
     /// Once the cluster is up, write a Prometheus configuration scraping
     /// every node (job `hypha`) to this file.
     #[arg(long, value_name = "FILE")]
@@ -344,6 +369,10 @@ pub struct NodeArgs {
     /// Admin HTTP address (port 0 picks a free port).
     #[arg(long, env = "HYPHA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Serve the admin API over HTTPS only, with admin.pem and admin.key
+    /// from this directory (`hypha cert admin`). Reloaded on SIGHUP.
+    #[arg(long, env = "HYPHA_HTTP_TLS_DIR")]
+    pub http_tls_dir: Option<PathBuf>,
     /// Node-link (ractor_cluster) address.
     #[arg(long, env = "HYPHA_CLUSTER_LISTEN")]
     pub cluster_listen: Option<SocketAddr>,

@@ -223,15 +223,26 @@ impl ClusterParts {
     }
 }
 
+/// Run a reload (file I/O) on the blocking pool; its error as text.
+pub(crate) async fn reload_off_runtime<T, E>(
+    reload: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(reload)
+        .await
+        .map_err(|e| format!("reload task: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
 /// Re-read `tls`'s directory off the async workers (it is file I/O),
 /// count the outcome, and log it: the SIGHUP handler and the admin route
 /// share this.
 pub async fn reload_link_tls(tls: &LinkTls) -> Result<(), String> {
     let reloading = tls.clone();
-    let result = tokio::task::spawn_blocking(move || reloading.reload())
-        .await
-        .map_err(|e| format!("reload task: {e}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let result = reload_off_runtime(move || reloading.reload()).await;
     match &result {
         Ok(status) => {
             metrics::counter!("hypha_tls_reloads_total", "result" => "ok").increment(1);

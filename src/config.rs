@@ -47,7 +47,7 @@ pub enum Mode {
     Dev,
 }
 
-/// Limits of the admin HTTP server.
+/// Settings and limits of the admin HTTP server.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
@@ -71,6 +71,13 @@ pub struct HttpLimits {
     /// Names (besides IP literals and `localhost`) requests may address
     /// the node by in `Host`; `"*"` turns the check off (docs/security.md).
     pub allowed_hosts: Vec<String>,
+    /// HTTPS: a directory with `admin.pem` and `admin.key` (made by `hypha
+    /// cert admin`). Set, the listener serves HTTPS only; unset, plain
+    /// HTTP. Reloaded on SIGHUP.
+    pub tls_dir: Option<PathBuf>,
+    /// With HTTPS: connections still in their TLS handshake (deadline,
+    /// per-source and total caps; docs/security.md).
+    pub preauth: PreAuthLimits,
 }
 
 impl Default for HttpLimits {
@@ -85,6 +92,8 @@ impl Default for HttpLimits {
             auth_failures_per_min: 30,
             auth_failure_burst: 10,
             allowed_hosts: Vec::new(),
+            tls_dir: None,
+            preauth: PreAuthLimits::default(),
         }
     }
 }
@@ -635,7 +644,10 @@ impl NodeConfig {
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             labels: file.labels,
-            http: file.http,
+            http: HttpLimits {
+                tls_dir: args.http_tls_dir.clone().or(file.http.tls_dir.clone()),
+                ..file.http
+            },
             supervision: SupervisionConfig {
                 max_restarts: args.max_restarts.unwrap_or(file.supervision.max_restarts),
                 ..file.supervision
@@ -714,6 +726,10 @@ impl NodeConfig {
         }
         if self.http.header_read_timeout_ms == 0 {
             return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
+        }
+        let preauth = &self.http.preauth;
+        if preauth.deadline_ms == 0 || preauth.max_per_source == 0 || preauth.max_total == 0 {
+            return Err(invalid("http.preauth", "every limit must be at least 1"));
         }
         self.validate_cluster()?;
         self.validate_dht()?;
@@ -916,6 +932,28 @@ mod tests {
             plan(&["--plaintext-links"]).unwrap(),
             LinkPlan::MutualTls(default_dir)
         );
+    }
+
+    #[test]
+    fn the_admin_tls_dir_comes_from_the_flag_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "[http]\ntls_dir = \"/etc/from-file\"\n").unwrap();
+        let file = file.to_str().unwrap();
+        let resolve = |extra: &[&str]| {
+            let mut argv = vec!["--config", file];
+            argv.extend_from_slice(extra);
+            NodeConfig::resolve(&args(&argv)).map(|c| c.http.tls_dir)
+        };
+        assert_eq!(resolve(&[]).unwrap(), Some("/etc/from-file".into()));
+        assert_eq!(
+            resolve(&["--http-tls-dir", "/etc/flag"]).unwrap(),
+            Some("/etc/flag".into())
+        );
+        assert_eq!(NodeConfig::resolve(&args(&[])).unwrap().http.tls_dir, None);
+        std::fs::write(file, "[http.preauth]\nmax_total = 0\n").unwrap();
+        let err = resolve(&[]).unwrap_err().to_string();
+        assert!(err.contains("http.preauth"), "{err}");
     }
 
     #[test]

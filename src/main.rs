@@ -37,6 +37,16 @@ fn main() -> ExitCode {
                     println!("certificate for node {id} ({name}) in {}", out.display());
                     Ok(())
                 }
+                CertCommand::Admin { ca_dir, hosts, out } => {
+                    let hosts = commands::cert::admin(&ca_dir, &hosts, &out)?;
+                    println!(
+                        "hypha: admin certificate for {} in {}; clients: --ca {}",
+                        hosts.join(", "),
+                        out.display(),
+                        out.join(hypha_actors::peers::tls::CA_FILE).display()
+                    );
+                    Ok(())
+                }
             }
         }),
         Command::Token(cmd) => run_client(async move {
@@ -97,14 +107,20 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
             LinkSecurity::MutualTls
         },
         prometheus: args.prometheus,
+        admin: if args.https {
+            commands::cluster_up::AdminScheme::Https
+        } else {
+            commands::cluster_up::AdminScheme::Http
+        },
     })
     .await
 }
 
 async fn members(args: MembersArgs) -> anyhow::Result<()> {
-    let client = commands::client()?;
     let api = args.api;
-    let doc = commands::members::fetch(&client, &api.url, api.token.as_deref()).await?;
+    let client = commands::client(api.ca.as_deref())?;
+    let doc = commands::members::fetch(&client, &api.url, api.token.as_deref(), api.ca.as_deref())
+        .await?;
     if api.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -165,7 +181,7 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
         "hypha: node {} (id {}) generation {}",
         node.name, node.id, node.generation
     );
-    println!("hypha: admin API at http://{}", node.http_addr);
+    println!("hypha: admin API at {}", node.admin_url());
     if config.mode == Mode::Dev {
         for (what, secret) in &secrets.generated {
             println!(
@@ -174,10 +190,18 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
             );
         }
         if let Some((_, token)) = secrets.generated.iter().find(|(w, _)| *w == "admin token") {
+            // `hypha cert admin` leaves the CA beside the certificate.
+            let cacert = match &config.http.tls_dir {
+                Some(dir) => format!(
+                    "--cacert {} ",
+                    dir.join(hypha_actors::peers::tls::CA_FILE).display()
+                ),
+                None => String::new(),
+            };
             println!(
-                "hypha: try: curl -H 'Authorization: Bearer {}' http://{}/v1/actors",
+                "hypha: try: curl {cacert}-H 'Authorization: Bearer {}' {}/v1/actors",
                 token.expose(),
-                node.http_addr
+                node.admin_url()
             );
         }
     }

@@ -42,6 +42,7 @@ use hypha_actors::actor_name;
 use hypha_actors::identity::NodeId;
 use hypha_actors::peers::tls::LinkTls;
 
+use crate::admin::tls::AdminTls;
 use crate::gossip_keys::GossipKeys;
 use hypha_actors::store::{
     self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
@@ -105,6 +106,9 @@ pub enum NodeError {
     /// The node-link TLS material could not be loaded.
     #[error("node-link TLS: {0}")]
     Tls(String),
+    /// The admin API's HTTPS certificate could not be loaded.
+    #[error("admin HTTPS (http.tls_dir): {0}")]
+    AdminTls(String),
     /// The gossip keyring could not be built.
     #[error("gossip keys: {0}")]
     GossipKeys(String),
@@ -144,6 +148,7 @@ pub struct RunningNode {
     channels: MembershipChannels,
     leave: LeavePlan,
     tls: Option<LinkTls>,
+    admin_tls: Option<AdminTls>,
     gossip_keys: GossipKeys,
     shutdown_timeout: Duration,
 }
@@ -234,6 +239,12 @@ pub async fn start_with(
             .await
             .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??
     };
+    // Checked before anything binds: a bad certificate stops the start
+    // with the file's name.
+    let admin_tls = match &config.http.tls_dir {
+        Some(dir) => Some(AdminTls::load(dir).map_err(|e| NodeError::AdminTls(e.to_string()))?),
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen.http).map_err(|source| NodeError::Bind {
         addr: config.listen.http.to_string(),
         source,
@@ -307,11 +318,13 @@ pub async fn start_with(
         },
     )
     .with_link_tls(cluster.tls.clone())
+    .with_admin_tls(admin_tls.clone())
     .with_gossip_keys(gossip_keys.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
         limits: config.http.clone(),
+        tls: admin_tls.clone(),
     };
     let reserve = DiskReserve {
         path: Some(data_dir.clone()),
@@ -351,6 +364,7 @@ pub async fn start_with(
         engine,
         channels,
         tls: cluster_tls,
+        admin_tls,
         gossip_keys,
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
@@ -488,8 +502,8 @@ pub(crate) async fn read_labels(
 impl RunningNode {
     /// Run until SIGTERM/SIGINT (then stop gracefully) or until the root
     /// supervisor gives up.
-    /// SIGHUP reloads the node-link TLS material ([`Self::reload_tls`])
-    /// and the gossip keys file, when one is set.
+    /// SIGHUP reloads the node-link TLS material ([`Self::reload_tls`]),
+    /// the admin HTTPS certificate and the gossip keys file, when set.
     pub async fn run_until_signal(mut self) -> NodeExit {
         let signal = wait_for_signal();
         tokio::pin!(signal);
@@ -506,9 +520,14 @@ impl RunningNode {
                     return self.shutdown().await;
                 }
                 Some(()) = recv_hangup(&mut hangups) => {
-                    tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS and gossip keys");
+                    tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS, admin HTTPS and gossip keys");
                     // The outcomes are logged and counted by the reloads.
-                    let _ = self.reload_tls().await;
+                    if self.tls.is_some() {
+                        let _ = self.reload_tls().await;
+                    }
+                    if let Some(admin) = &self.admin_tls {
+                        let _ = crate::admin::tls::reload_admin_tls(admin).await;
+                    }
                     if self.gossip_keys.has_file() {
                         let _ = self.gossip_keys.reload().await;
                     }
@@ -524,6 +543,14 @@ impl RunningNode {
         match &self.tls {
             Some(tls) => crate::cluster::reload_link_tls(tls).await,
             None => Err("node links are plaintext: there is no TLS material to reload".into()),
+        }
+    }
+
+    /// The admin API's base URL: https:// when it serves HTTPS.
+    pub fn admin_url(&self) -> String {
+        match self.admin_tls {
+            Some(_) => format!("https://{}", self.http_addr),
+            None => format!("http://{}", self.http_addr),
         }
     }
 

@@ -11,6 +11,7 @@ mod middleware;
 mod openapi;
 mod rate;
 mod routes;
+pub mod tls;
 
 pub use openapi::spec as openapi_spec;
 pub use routes::{route_table, Access, BodyKind, RouteInfo};
@@ -81,6 +82,8 @@ pub struct AppState {
     pub(crate) dht: DhtAdmin,
     pub(crate) work: WorkAdmin,
     pub(crate) tls: Option<LinkTls>,
+    /// The admin listener's certificate, when it serves HTTPS.
+    pub(crate) admin_tls: Option<tls::AdminTls>,
     /// The gossip keyring, when the node seals gossip (always, outside tests).
     pub(crate) gossip_keys: Option<crate::gossip_keys::GossipKeys>,
 }
@@ -112,6 +115,7 @@ impl AppState {
             dht,
             work,
             tls: None,
+            admin_tls: None,
             gossip_keys: None,
         }
     }
@@ -125,6 +129,13 @@ impl AppState {
     /// The node-link TLS material, for its status and reload routes.
     pub fn with_link_tls(mut self, tls: Option<LinkTls>) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// The admin listener's certificate, for the TLS status and reload
+    /// routes.
+    pub fn with_admin_tls(mut self, tls: Option<tls::AdminTls>) -> Self {
+        self.admin_tls = tls;
         self
     }
 

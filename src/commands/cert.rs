@@ -1,4 +1,5 @@
-//! `hypha cert ca|node`: TLS material for node links (see docs/membership.md).
+//! `hypha cert ca|node|admin`: TLS material for node links (see
+//! docs/membership.md) and for the admin API's HTTPS (docs/security.md).
 
 use std::path::{Path, PathBuf};
 
@@ -81,13 +82,18 @@ fn renewed_id(out: &Path) -> anyhow::Result<NodeId> {
     Ok(tls::node_id_of_file(&out.join(tls::CERT_FILE))?)
 }
 
-/// Create a certificate for `subject` signed by the CA in `ca_dir`, into `out`.
-pub fn node(ca_dir: &Path, name: &str, out: &Path, subject: NodeSubject) -> anyhow::Result<NodeId> {
+/// The CA's certificate and key (PEM) from a CA directory.
+fn read_ca(ca_dir: &Path) -> anyhow::Result<(String, String)> {
     let read = |f: &str| {
         let path = ca_dir.join(f);
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let (ca_cert, ca_key) = (read(tls::CA_FILE)?, read(tls::CA_KEY_FILE)?);
+    Ok((read(tls::CA_FILE)?, read(tls::CA_KEY_FILE)?))
+}
+
+/// Create a certificate for `subject` signed by the CA in `ca_dir`, into `out`.
+pub fn node(ca_dir: &Path, name: &str, out: &Path, subject: NodeSubject) -> anyhow::Result<NodeId> {
+    let (ca_cert, ca_key) = read_ca(ca_dir)?;
     let node_id = subject.resolve(out)?;
     let PemPair { cert_pem, key_pem } = tls::new_node_cert(&ca_key, name, &node_id)?;
     std::fs::create_dir_all(out)?;
@@ -106,4 +112,120 @@ pub fn ensure_node(ca_dir: &Path, name: &str, out: &Path, data_dir: &Path) -> an
         node(ca_dir, name, out, NodeSubject::DataDir(data_dir.to_owned()))?;
     }
     Ok(())
+}
+
+/// The names an admin certificate carries when none are given: what a
+/// client on the node's own host dials.
+pub const DEFAULT_ADMIN_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// The admin certificate's common name (clients check the SANs).
+const ADMIN_COMMON_NAME: &str = "hypha admin API";
+/// Longest DNS name (RFC 1035).
+const MAX_DNS_NAME_BYTES: usize = 253;
+
+/// The subject alternative names for `hosts` (DNS names or IP literals),
+/// the defaults when empty; every name checked, duplicates dropped.
+pub fn admin_hosts(hosts: &[String]) -> anyhow::Result<Vec<String>> {
+    let given: Vec<String> = if hosts.is_empty() {
+        DEFAULT_ADMIN_HOSTS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect()
+    } else {
+        hosts.to_vec()
+    };
+    let mut names = Vec::new();
+    for host in given {
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let valid = host.parse::<std::net::IpAddr>().is_ok() || is_dns_name(host);
+        if !valid {
+            bail!("--host {host:?} is neither an IP address nor a DNS name");
+        }
+        let host = host.to_ascii_lowercase();
+        if !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    Ok(names)
+}
+
+/// A DNS name a certificate may carry: dot-separated labels of letters,
+/// digits and inner hyphens (a leading `*.` wildcard allowed).
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= MAX_DNS_NAME_BYTES
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// A server certificate for the admin API naming `hosts`, signed by the CA
+/// whose key is `ca_key_pem`.
+pub fn admin_cert(ca_key_pem: &str, hosts: &[String]) -> anyhow::Result<PemPair> {
+    let issuer = tls::ca_issuer(ca_key_pem)?;
+    let mut params = rcgen::CertificateParams::new(hosts.to_vec())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ADMIN_COMMON_NAME);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(PemPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Create the admin API's server certificate (for `hosts`, see
+/// [`admin_hosts`]) signed by the CA in `ca_dir`, into `out` with a copy of
+/// the CA certificate for clients (`--ca out/ca.pem`).
+pub fn admin(ca_dir: &Path, hosts: &[String], out: &Path) -> anyhow::Result<Vec<String>> {
+    let hosts = admin_hosts(hosts)?;
+    let (ca_cert, ca_key) = read_ca(ca_dir)?;
+    let PemPair { cert_pem, key_pem } = admin_cert(&ca_key, &hosts)?;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join(tls::CA_FILE), &ca_cert)
+        .with_context(|| format!("writing {}", out.join(tls::CA_FILE).display()))?;
+    std::fs::write(out.join(crate::admin::tls::CERT_FILE), &cert_pem)?;
+    write_secret(&out.join(crate::admin::tls::KEY_FILE), &key_pem)?;
+    Ok(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hosts_default_to_loopback_and_are_checked() {
+        assert_eq!(admin_hosts(&[]).unwrap(), DEFAULT_ADMIN_HOSTS);
+        let given = ["Node-1.lan", "10.0.0.7", "[fe80::1]", "node-1.lan"].map(String::from);
+        assert_eq!(
+            admin_hosts(&given).unwrap(),
+            ["node-1.lan", "10.0.0.7", "fe80::1"]
+        );
+        for bad in ["", "a b", "-x.lan", "x..lan", "http://x", "x:80"] {
+            assert!(admin_hosts(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_admin_key_is_private_and_the_ca_copied() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let (ca_dir, out) = (root.path().join("ca"), root.path().join("admin"));
+        ca(&ca_dir).unwrap();
+        admin(&ca_dir, &[], &out).unwrap();
+        let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(crate::admin::tls::KEY_FILE), 0o600);
+        assert_eq!(
+            std::fs::read(out.join(tls::CA_FILE)).unwrap(),
+            std::fs::read(ca_dir.join(tls::CA_FILE)).unwrap()
+        );
+        crate::admin::tls::AdminTls::load(&out).unwrap();
+    }
 }

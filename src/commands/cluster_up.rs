@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::members;
 use crate::config::LinkSecurity;
 use crate::secrets;
+use hypha_actors::peers::tls::CA_FILE;
 
 /// How long `cluster up` waits for the cluster to form.
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +35,37 @@ pub struct UpPlan {
     pub links: LinkSecurity,
     /// Write a Prometheus configuration scraping every node here.
     pub prometheus: Option<PathBuf>,
+    /// Plain HTTP or HTTPS on the admin API.
+    pub admin: AdminScheme,
+}
+
+/// How the nodes serve their admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminScheme {
+    /// Plain HTTP (the default: loopback only).
+    Http,
+    /// HTTPS with certificates of the cluster CA (DIR/tls-ca), made for
+    /// each node in DIR/node-<i>/admin-tls.
+    Https,
+}
+
+impl AdminScheme {
+    fn url(self, addr: &str) -> String {
+        match self {
+            AdminScheme::Http => format!("http://{addr}"),
+            AdminScheme::Https => format!("https://{addr}"),
+        }
+    }
+}
+
+/// The CA certificate clients trust for the nodes' HTTPS.
+fn ca_file(plan: &UpPlan) -> Option<PathBuf> {
+    (plan.admin == AdminScheme::Https).then(|| plan.dir.join("tls-ca").join(CA_FILE))
+}
+
+/// The CA is made when links or the admin API need it.
+fn needs_ca(plan: &UpPlan) -> bool {
+    plan.links == LinkSecurity::MutualTls || plan.admin == AdminScheme::Https
 }
 
 struct NodeChild {
@@ -86,6 +118,13 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("node");
+    if plan.admin == AdminScheme::Https {
+        let admin_dir = data.join("admin-tls");
+        if !admin_dir.join(crate::admin::tls::CERT_FILE).exists() {
+            super::cert::admin(&plan.dir.join("tls-ca"), &[], &admin_dir)?;
+        }
+        command.arg("--http-tls-dir").arg(&admin_dir);
+    }
     match plan.links {
         LinkSecurity::MutualTls => command.arg("--tls-dir").arg(&tls_dir),
         LinkSecurity::Plaintext => command.arg("--plaintext-links"),
@@ -116,6 +155,7 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
         .env("HYPHA_COOKIE", &shared.cookie)
         .env("HYPHA_ADMIN_TOKEN", &shared.admin_token)
         .env_remove("HYPHA_CONFIG")
+        .env_remove("HYPHA_HTTP_TLS_DIR")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -124,7 +164,7 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
         .with_context(|| format!("starting {name}"))?;
     Ok(NodeChild {
         name,
-        url: format!("http://{http}"),
+        url: plan.admin.url(&http),
         child,
     })
 }
@@ -138,9 +178,7 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", plan.dir.display()))?;
     let cookie = shared_secret("HYPHA_COOKIE", &plan.dir, "cookie")?;
     let ca_dir = plan.dir.join("tls-ca");
-    if plan.links == LinkSecurity::MutualTls
-        && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists()
-    {
+    if needs_ca(&plan) && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists() {
         super::cert::ca(&ca_dir)?;
     }
     let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;
@@ -162,19 +200,30 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         plan.nodes,
         plan.dir.display()
     );
-    if let Err(err) = wait_formed(&mut nodes, plan.nodes, &token).await {
+    let ca = ca_file(&plan);
+    if let Err(err) = wait_formed(&mut nodes, plan.nodes, &token, ca.as_deref()).await {
         stop_all(&mut nodes).await;
         return Err(err);
     }
     for node in &nodes {
         println!("hypha: {} admin API at {}", node.name, node.url);
     }
+    if let Some(ca) = &ca {
+        println!(
+            "hypha: HTTPS admin API; clients trust the cluster CA: --ca {} (or HYPHA_CA)",
+            ca.display()
+        );
+    }
     if let Some(path) = &plan.prometheus {
         let targets: Vec<&str> = nodes
             .iter()
-            .map(|n| n.url.trim_start_matches("http://"))
+            .map(|n| {
+                n.url
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+            })
             .collect();
-        write_prometheus_config(path, &targets)?;
+        write_prometheus_config(path, &targets, ca.as_deref())?;
         println!(
             "hypha: Prometheus config in {} (prometheus --config.file {})",
             path.display(),
@@ -186,8 +235,12 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         "hypha: admin token in {}",
         plan.dir.join("admin-token").display()
     );
+    let ca_arg = match &ca {
+        Some(ca) => format!(" --ca {}", ca.display()),
+        None => String::new(),
+    };
     println!(
-        "hypha: try: HYPHA_ADMIN_TOKEN=$(cat {}) hypha members --url {}",
+        "hypha: try: HYPHA_ADMIN_TOKEN=$(cat {}) hypha members --url {}{ca_arg}",
         plan.dir.join("admin-token").display(),
         nodes[0].url
     );
@@ -206,25 +259,38 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
 pub const PROMETHEUS_JOB: &str = "hypha";
 
 /// A whole `prometheus.yml`: one job scraping every node's `/metrics`
-/// (open by default, so no credentials are written).
-pub fn prometheus_config(targets: &[&str]) -> String {
+/// (open by default, so no credentials are written), over HTTPS trusting
+/// `ca` when given.
+pub fn prometheus_config(targets: &[&str], ca: Option<&Path>) -> String {
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let https = match ca {
+        Some(ca) => format!(
+            "    scheme: https\n    tls_config:\n      ca_file: '{}'\n",
+            ca.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "# Written by `hypha cluster up --prometheus`.\n\
          global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n\
          scrape_configs:\n  - job_name: '{PROMETHEUS_JOB}'\n    metrics_path: /metrics\n\
-         \x20   static_configs:\n      - targets: [{}]\n",
+         {https}\x20   static_configs:\n      - targets: [{}]\n",
         list.join(", ")
     )
 }
 
-fn write_prometheus_config(path: &Path, targets: &[&str]) -> anyhow::Result<()> {
-    std::fs::write(path, prometheus_config(targets))
+fn write_prometheus_config(path: &Path, targets: &[&str], ca: Option<&Path>) -> anyhow::Result<()> {
+    std::fs::write(path, prometheus_config(targets, ca))
         .with_context(|| format!("writing {}", path.display()))
 }
 
-async fn wait_formed(nodes: &mut [NodeChild], expected: u16, token: &str) -> anyhow::Result<()> {
-    let client = super::client()?;
+async fn wait_formed(
+    nodes: &mut [NodeChild],
+    expected: u16,
+    token: &str,
+    ca: Option<&Path>,
+) -> anyhow::Result<()> {
+    let client = super::client(ca)?;
     let deadline = Instant::now() + FORM_TIMEOUT;
     loop {
         for node in nodes.iter_mut() {
@@ -234,7 +300,7 @@ async fn wait_formed(nodes: &mut [NodeChild], expected: u16, token: &str) -> any
         }
         let mut all = true;
         for node in nodes.iter() {
-            let up = match members::fetch(&client, &node.url, Some(token)).await {
+            let up = match members::fetch(&client, &node.url, Some(token), ca).await {
                 Ok(doc) => members::count_in_state(&doc, "up"),
                 Err(_) => 0,
             };
@@ -302,5 +368,27 @@ async fn stop_all(nodes: &mut [NodeChild]) {
                 let _ = node.child.kill().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_scrapes_https_nodes_trusting_the_cluster_ca() {
+        let plain = prometheus_config(&["127.0.0.1:7070"], None);
+        assert!(!plain.contains("scheme"), "{plain}");
+        assert!(
+            plain.contains("      - targets: ['127.0.0.1:7070']\n"),
+            "{plain}"
+        );
+        let https = prometheus_config(&["127.0.0.1:7070"], Some(Path::new("/c/ca.pem")));
+        assert!(
+            https.contains(
+                "    metrics_path: /metrics\n    scheme: https\n    tls_config:\n      ca_file: '/c/ca.pem'\n    static_configs:\n"
+            ),
+            "{https}"
+        );
     }
 }

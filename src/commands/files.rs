@@ -36,19 +36,21 @@ pub(crate) enum Output {
 pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
+    ca: Option<PathBuf>,
     token: Option<String>,
     pub(crate) output: Output,
 }
 
 impl Api {
     pub(crate) fn new(args: &ApiArgs) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = super::client_builder(args.ca.as_deref())?
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .build()?;
         Ok(Self {
             http,
             base: args.url.trim_end_matches('/').to_owned(),
+            ca: args.ca.clone(),
             token: args.token.clone(),
             output: if args.json {
                 Output::Json
@@ -73,7 +75,7 @@ impl Api {
         let response = request
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .with_context(|| super::unreachable(&self.base, self.ca.as_deref()))?;
         if response.status().is_success() {
             Ok(response)
         } else {

@@ -3,11 +3,13 @@
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-/// Fetch `/v1/cluster/members` from `url` with `token`.
+/// Fetch `/v1/cluster/members` from `url` with `token` (`ca`: only for the
+/// error message; the client trusts it already).
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
+    ca: Option<&std::path::Path>,
 ) -> anyhow::Result<Value> {
     let mut request = client.get(format!("{}/v1/cluster/members", url.trim_end_matches('/')));
     if let Some(token) = token {
@@ -16,7 +18,7 @@ pub async fn fetch(
     let response = request
         .send()
         .await
-        .with_context(|| format!("cannot reach {url}"))?;
+        .with_context(|| super::unreachable(url, ca))?;
     let status = response.status();
     let body: Value = response.json().await.context("the answer is not JSON")?;
     if !status.is_success() {

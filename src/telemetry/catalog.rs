@@ -557,6 +557,19 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "Admin HTTP requests answered 421 because their Host is not on the allow-list.",
     ),
+    counter(
+        "hypha_http_tls_refused_total",
+        &[(
+            "reason",
+            &["per_source", "total", "deadline", "handshake"],
+        )],
+        "Admin HTTPS connections closed before HTTP: over the per-address or pool cap of unfinished handshakes, past the handshake deadline, or a failed handshake (not TLS, a client that does not trust the certificate).",
+    ),
+    counter(
+        "hypha_http_tls_reloads_total",
+        &[("result", &["ok", "error"])],
+        "Reloads of the admin HTTPS certificate, by SIGHUP or POST /v1/node/tls/reload.",
+    ),
 ];
 
 /// Describe every metric and register the known series at zero.

@@ -361,8 +361,15 @@ pub fn get_json(url: &str, path: &str) -> Option<serde_json::Value> {
 /// Sum of the Prometheus samples whose line starts with `name` (a metric
 /// name, optionally with a label selector), on the node at `url`.
 pub fn metric(url: &str, name: &str) -> f64 {
+    metric_of(&reqwest::Client::new(), url, name)
+}
+
+/// [`metric`] through `client` (one that trusts an HTTPS node's CA, say).
+pub fn metric_of(client: &reqwest::Client, url: &str, name: &str) -> f64 {
     let text = block_on(async {
-        reqwest::get(format!("{url}/metrics"))
+        client
+            .get(format!("{url}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()

@@ -242,6 +242,15 @@ pub fn new_node_cert(
     })
 }
 
+/// The cluster CA as an rcgen issuer, for certificates made outside this
+/// module (the admin API's server certificate, `hypha cert admin`): only
+/// here are the CA's parameters known, and the issuer must name the CA
+/// exactly as its certificate does for a chain to verify.
+pub fn ca_issuer(ca_key_pem: &str) -> Result<Issuer<'static, KeyPair>, TlsError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(gen_err)?;
+    Ok(Issuer::new(ca_params()?, ca_key))
+}
+
 /// What a node's TLS directory held when it was last (re)loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsStatus {

@@ -26,6 +26,9 @@ pub struct HttpArgs {
     pub router: Router,
     /// Limits.
     pub limits: HttpLimits,
+    /// Serve HTTPS with this certificate (shared with SIGHUP and the
+    /// reload route, so every incarnation presents the current one).
+    pub tls: Option<crate::admin::tls::AdminTls>,
 }
 
 /// State of one incarnation. Dropping it (kill, panic) aborts the accept
@@ -59,7 +62,7 @@ impl Actor for HttpServer {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let (stop, stopped) = watch::channel(false);
         let limits = ServeLimits::from(&args.limits);
-        let task = tokio::spawn(serve(listener, args.router, limits, stopped));
+        let task = tokio::spawn(serve(listener, args.router, limits, args.tls, stopped));
         Ok(HttpState {
             stop,
             task: Some(task),

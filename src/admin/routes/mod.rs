@@ -242,14 +242,14 @@ fn entries() -> Vec<Entry> {
             M::GET,
             "/v1/node/tls",
             READ,
-            "node-link TLS: the certificate and CAs in use",
+            "node-link TLS and admin HTTPS: the certificates and CAs in use",
             get(node::tls_status),
         ),
         entry(
             M::POST,
             "/v1/node/tls/reload",
             ADMIN,
-            "re-read the TLS directory (as SIGHUP does); links stay up",
+            "re-read the link TLS directory and admin HTTPS certificate (as SIGHUP does); links and connections stay up",
             post(node::tls_reload),
         )
         .ok(200),

@@ -164,10 +164,19 @@ pub(super) struct TlsInfo {
     trusted_cas: usize,
     /// Successful reloads since start.
     reloads: u64,
+    /// The admin API's HTTPS certificate; null when it serves plain HTTP.
+    admin: Option<crate::admin::tls::AdminTlsStatus>,
 }
 
 impl TlsInfo {
-    fn of(tls: Option<&LinkTls>) -> Self {
+    fn of(state: &AppState) -> Self {
+        Self {
+            admin: state.admin_tls.as_ref().map(|t| t.status()),
+            ..Self::links(state.tls.as_ref())
+        }
+    }
+
+    fn links(tls: Option<&LinkTls>) -> Self {
         match tls.map(LinkTls::status) {
             Some(status) => Self {
                 links: "mutual-tls",
@@ -175,6 +184,7 @@ impl TlsInfo {
                 cert_blake3: Some(status.cert_blake3),
                 trusted_cas: status.trusted_cas,
                 reloads: status.reloads,
+                admin: None,
             },
             None => Self {
                 links: "plaintext",
@@ -182,29 +192,47 @@ impl TlsInfo {
                 cert_blake3: None,
                 trusted_cas: 0,
                 reloads: 0,
+                admin: None,
             },
         }
     }
 }
 
 pub(super) async fn tls_status(State(state): State<AppState>) -> Json<TlsInfo> {
-    Json(TlsInfo::of(state.tls.as_ref()))
+    Json(TlsInfo::of(&state))
 }
 
-/// `POST /v1/node/tls/reload`: 409 if links are plaintext or the directory
-/// holds nothing usable (the material in use is then kept).
+/// `POST /v1/node/tls/reload`: re-reads the link TLS directory and the
+/// admin HTTPS certificate, each that is configured; 409 if neither is, or
+/// if either holds nothing usable (what failed keeps what it had, what
+/// succeeded is in use).
 pub(super) async fn tls_reload(State(state): State<AppState>) -> Result<Json<TlsInfo>, ApiError> {
-    let Some(tls) = state.tls.clone() else {
+    if state.tls.is_none() && state.admin_tls.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "links_plaintext",
-            "node links are plaintext: there is no TLS material to reload",
+            "node links are plaintext and the admin API serves HTTP: there is no TLS material to reload",
         ));
-    };
-    crate::cluster::reload_link_tls(&tls)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "tls_reload_failed", e))?;
-    Ok(Json(TlsInfo::of(Some(&tls))))
+    }
+    let mut failures = Vec::new();
+    if let Some(tls) = &state.tls {
+        if let Err(e) = crate::cluster::reload_link_tls(tls).await {
+            failures.push(format!("node links: {e}"));
+        }
+    }
+    if let Some(admin) = &state.admin_tls {
+        if let Err(e) = crate::admin::tls::reload_admin_tls(admin).await {
+            failures.push(format!("admin HTTPS: {e}"));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "tls_reload_failed",
+            failures.join("; "),
+        ));
+    }
+    Ok(Json(TlsInfo::of(&state)))
 }
 
 fn gossip_keys(state: &AppState) -> Result<&crate::gossip_keys::GossipKeys, ApiError> {
