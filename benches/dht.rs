@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::{get_json, node_command, spawn_command, NodeProcess, ADMIN_TOKEN};
 use futures::StreamExt;
-use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
+use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
 use support::{client, cpu_s, median, percentile, put, sized, small_ops};
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::ADMIN_TOKEN;
-use hypha_actors::work::job::{Constraints, JobSpec, Payload};
-use hypha_actors::work::placement::{Candidate, LeastLoaded, Locality, PlacementPolicy};
+use hypha_work::job::{Constraints, JobSpec, Payload};
+use hypha_work::placement::{Candidate, LeastLoaded, Locality, PlacementPolicy};
 use serde_json::json;
 use support::{client, cpu_s, env_usize, percentile, put, sized, small_ops};
 

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use chitchat::transport::{Socket, Transport};
 use common::{get_json, metric, spawn_node, NodeProcess};
-use hypha_actors::membership::info::{Capacity, NodeInfo, INFO_VERSION};
-use hypha_actors::membership::probe::MemoryProbeNet;
-use hypha_actors::membership::seal::{
+use hypha_cluster::membership::info::{Capacity, NodeInfo, INFO_VERSION};
+use hypha_cluster::membership::probe::MemoryProbeNet;
+use hypha_cluster::membership::seal::{
     system_clock, Keyring, Opener, SealSettings, SealedTransport, Sealer,
 };
-use hypha_actors::membership::{
+use hypha_cluster::membership::{
     AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
     MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming, UdpTransport,
 };
@@ -345,7 +345,7 @@ async fn start_sim(addrs: &[SocketAddr], gossip: Arc<dyn Transport>) -> Vec<SimN
 /// A simulated node: its actor, its channels, and the (empty) link set it
 /// is fed, kept alive with it.
 type SimNode = (
-    ractor::ActorRef<hypha_actors::membership::MembershipMessage>,
+    ractor::ActorRef<hypha_cluster::membership::MembershipMessage>,
     MembershipChannels,
     tokio::sync::watch::Sender<BTreeSet<MemberKey>>,
 );

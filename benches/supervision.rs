@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use hypha_actors::store::{SledEngine, Store, StoreArgs, StoreMessage, Tree};
+use hypha_store::{SledEngine, Store, StoreArgs, StoreMessage, Tree};
 use hypha_supervisors::{
     install_quiet_panic_hook, ChildSpec, CrashMessage, Strategy, Supervisor, SupervisorFlags,
     SupervisorRef,
@@ -161,7 +161,7 @@ fn store_spec(engine: Arc<SledEngine>) -> ChildSpec {
     ChildSpec::actor("w", move |_| {
         let args = StoreArgs {
             engine: engine.clone(),
-            reserve: hypha_actors::store::DiskReserve {
+            reserve: hypha_store::DiskReserve {
                 path: None,
                 min_free_bytes: 0,
             },

@@ -28,10 +28,10 @@ use hypha::cli::NodeArgs;
 use hypha::config::NodeConfig;
 use hypha::node::{self, Extensions, RunningNode};
 use hypha::secrets;
-use hypha_actors::actor_name;
-use hypha_actors::peers::tls;
-use hypha_actors::work::handler::{JobError, JobHandler, JobInput};
+use hypha_cluster::peers::tls;
+use hypha_core::actor_name;
 use hypha_supervisors::ChildSpec;
+use hypha_work::handler::{JobError, JobHandler, JobInput};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{json, Value};
 

@@ -8,18 +8,18 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypha_actors::actor_name;
-use hypha_actors::membership::info::{NodeInfo, INFO_VERSION};
-use hypha_actors::membership::seal::{system_clock, SealedTransport};
-use hypha_actors::membership::{
+use hypha_cluster::membership::info::{NodeInfo, INFO_VERSION};
+use hypha_cluster::membership::seal::{system_clock, SealedTransport};
+use hypha_cluster::membership::{
     self, AdmissionPolicy, MemberKey, Membership, MembershipArgs, MembershipChannels,
     MembershipConfig, MembershipMessage,
 };
-use hypha_actors::peers::tls::LinkTls;
-use hypha_actors::peers::{
+use hypha_cluster::peers::tls::LinkTls;
+use hypha_cluster::peers::{
     self, dial::DialPolicy, LinkArgs, LinkProbe, LinkService, Peers, PeersArgs, PeersConfig,
     PeersMessage,
 };
+use hypha_core::actor_name;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 

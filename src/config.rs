@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use hypha_actors::membership::seal::SealSettings;
-use hypha_actors::membership::{GossipTiming, ProbeTiming};
-use hypha_actors::preauth::PreAuthLimits;
-use hypha_actors::work::handler::{ArgvPolicy, ExecCommand};
+use hypha_cluster::membership::seal::SealSettings;
+use hypha_cluster::membership::{GossipTiming, ProbeTiming};
+use hypha_cluster::preauth::PreAuthLimits;
+use hypha_work::handler::{ArgvPolicy, ExecCommand};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -686,7 +686,7 @@ impl NodeConfig {
         }
         let default_dir = self.data_dir.join(DEFAULT_TLS_DIR);
         if default_dir
-            .join(hypha_actors::peers::tls::CERT_FILE)
+            .join(hypha_cluster::peers::tls::CERT_FILE)
             .exists()
         {
             return Ok(LinkPlan::MutualTls(default_dir));
@@ -703,15 +703,15 @@ impl NodeConfig {
         if let Some(name) = &self.node_name {
             validate_node_name(name)?;
         }
-        if self.labels.len() > hypha_actors::labels::MAX_LABELS {
+        if self.labels.len() > hypha_core::labels::MAX_LABELS {
             return Err(ConfigError::Invalid {
                 setting: "labels",
-                message: format!("at most {} labels", hypha_actors::labels::MAX_LABELS),
+                message: format!("at most {} labels", hypha_core::labels::MAX_LABELS),
             });
         }
         for (key, value) in &self.labels {
-            hypha_actors::labels::validate_key(key)
-                .and_then(|()| hypha_actors::labels::validate_value(value))
+            hypha_core::labels::validate_key(key)
+                .and_then(|()| hypha_core::labels::validate_value(value))
                 .map_err(|err| ConfigError::Invalid {
                     setting: "labels",
                     message: err.to_string(),
@@ -811,7 +811,7 @@ impl NodeConfig {
                 "must be 1 ms to a third of lease_ms",
             ));
         }
-        if hypha_actors::work::placement::by_name(&w.placement).is_none() {
+        if hypha_work::placement::by_name(&w.placement).is_none() {
             return Err(invalid(
                 "work.placement",
                 "must be least_loaded or locality",
@@ -927,7 +927,7 @@ mod tests {
         // Certificates in the default place win over the opt-out.
         let default_dir = dir.path().join(DEFAULT_TLS_DIR);
         std::fs::create_dir_all(&default_dir).unwrap();
-        std::fs::write(default_dir.join(hypha_actors::peers::tls::CERT_FILE), "").unwrap();
+        std::fs::write(default_dir.join(hypha_cluster::peers::tls::CERT_FILE), "").unwrap();
         assert_eq!(
             plan(&["--plaintext-links"]).unwrap(),
             LinkPlan::MutualTls(default_dir)

@@ -19,34 +19,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypha_actors::actor_name;
-use hypha_actors::dht::anti_entropy::caught_up::CaughtUp;
-use hypha_actors::dht::anti_entropy::confirmed::Confirmed;
-use hypha_actors::dht::anti_entropy::run::{RunSettings, Runner};
-use hypha_actors::dht::anti_entropy::schedule::ScheduleSettings;
-use hypha_actors::dht::anti_entropy::throttle::Throttle;
-use hypha_actors::dht::anti_entropy::{
-    AeSettings, AntiEntropy, AntiEntropyArgs, AntiEntropyMessage,
-};
-use hypha_actors::dht::bulk::handshake::BulkKey;
-use hypha_actors::dht::bulk::server::BulkLimits;
-use hypha_actors::dht::bulk::{BulkClient, BulkServer, BulkServerArgs, BulkServerMessage};
-use hypha_actors::dht::files::{
+use hypha_cluster::membership::{MemberKey, MembershipChannels};
+use hypha_cluster::peers::tls::LinkTls;
+use hypha_cluster::preauth::PreAuthLimits;
+use hypha_core::actor_name;
+use hypha_core::identity::NodeId;
+use hypha_dht as dht;
+use hypha_dht::anti_entropy::caught_up::CaughtUp;
+use hypha_dht::anti_entropy::confirmed::Confirmed;
+use hypha_dht::anti_entropy::run::{RunSettings, Runner};
+use hypha_dht::anti_entropy::schedule::ScheduleSettings;
+use hypha_dht::anti_entropy::throttle::Throttle;
+use hypha_dht::anti_entropy::{AeSettings, AntiEntropy, AntiEntropyArgs, AntiEntropyMessage};
+use hypha_dht::bulk::handshake::BulkKey;
+use hypha_dht::bulk::server::BulkLimits;
+use hypha_dht::bulk::{BulkClient, BulkServer, BulkServerArgs, BulkServerMessage};
+use hypha_dht::files::{
     Collector, CollectorArgs, CollectorMessage, Files, FilesConfig, GcSettings,
 };
-use hypha_actors::dht::hlc::Hlc;
-use hypha_actors::dht::keyspace::Partitioning;
-use hypha_actors::dht::placement::{Placement, PlacementRules};
-use hypha_actors::dht::router::{Router, RouterArgs, RouterMessage, Settle};
-use hypha_actors::dht::service::{DhtHandler, DhtService, DhtServiceArgs};
-use hypha_actors::dht::storage::DhtStore;
-use hypha_actors::dht::transport::{BulkRoute, ClusterTransport};
-use hypha_actors::dht::{self};
-use hypha_actors::identity::NodeId;
-use hypha_actors::membership::{MemberKey, MembershipChannels};
-use hypha_actors::peers::tls::LinkTls;
-use hypha_actors::preauth::PreAuthLimits;
-use hypha_actors::store::StoreClient;
+use hypha_dht::hlc::Hlc;
+use hypha_dht::keyspace::Partitioning;
+use hypha_dht::placement::{Placement, PlacementRules};
+use hypha_dht::router::{Router, RouterArgs, RouterMessage, Settle};
+use hypha_dht::service::{DhtHandler, DhtService, DhtServiceArgs};
+use hypha_dht::storage::DhtStore;
+use hypha_dht::transport::{BulkRoute, ClusterTransport};
+use hypha_store::StoreClient;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 

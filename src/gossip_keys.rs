@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hypha_actors::membership::seal::{Keyring, KeyringError};
+use hypha_cluster::membership::seal::{Keyring, KeyringError};
 use tokio::sync::watch;
 
 /// Why the keyring could not be (re)loaded.

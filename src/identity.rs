@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use hypha_actors::identity::NodeId;
+use hypha_core::identity::NodeId;
 use thiserror::Error;
 
 /// File name of the node id inside the data directory.
@@ -41,14 +41,14 @@ pub fn load_or_create(data_dir: &Path) -> Result<NodeId, IdentityError> {
         source,
     };
     match fs::read_to_string(&path) {
-        Ok(text) => text
-            .parse()
-            .map_err(
-                |err: hypha_actors::identity::NodeIdError| IdentityError::Corrupt {
+        Ok(text) => {
+            text.parse().map_err(
+                |err: hypha_core::identity::NodeIdError| IdentityError::Corrupt {
                     path: shown.clone(),
                     reason: err.to_string(),
                 },
-            ),
+            )
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let id = NodeId::random();
             let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));

@@ -1,8 +1,10 @@
 //! The Hypha node: configuration, CLI, node assembly (the root supervision
 //! tree), the admin HTTP surface and metrics.
 //!
-//! `hypha-supervisors` supplies the OTP behaviour, `hypha-actors` the domain
-//! actors; this crate wires them into one node ([`node::start`]).
+//! `hypha-supervisors` supplies the OTP behaviour; the domain actors live in
+//! the crates under `actors/` (`hypha-core`, `hypha-store`, `hypha-cluster`,
+//! `hypha-dht`, `hypha-work`); this crate wires them into one node
+//! ([`node::start`]).
 
 pub mod admin;
 pub mod auth;

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
                         "hypha: admin certificate for {} in {}; clients: --ca {}",
                         hosts.join(", "),
                         out.display(),
-                        out.join(hypha_actors::peers::tls::CA_FILE).display()
+                        out.join(hypha_cluster::peers::tls::CA_FILE).display()
                     );
                     Ok(())
                 }
@@ -194,7 +194,7 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
             let cacert = match &config.http.tls_dir {
                 Some(dir) => format!(
                     "--cacert {} ",
-                    dir.join(hypha_actors::peers::tls::CA_FILE).display()
+                    dir.join(hypha_cluster::peers::tls::CA_FILE).display()
                 ),
                 None => String::new(),
             };

@@ -38,20 +38,20 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypha_actors::actor_name;
-use hypha_actors::identity::NodeId;
-use hypha_actors::peers::tls::LinkTls;
+use hypha_cluster::peers::tls::LinkTls;
+use hypha_core::actor_name;
+use hypha_core::identity::NodeId;
 
 use crate::admin::tls::AdminTls;
 use crate::gossip_keys::GossipKeys;
-use hypha_actors::store::{
-    self, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
+use hypha_store::{
+    self as store, Condition, DiskReserve, SledEngine, Store, StoreArgs, StoreClient, StoreError,
     StoreMessage, Tree, WriteBatch,
 };
-use hypha_actors::work::handler::JobHandler;
 use hypha_supervisors::{
     ChildSpec, RootExit, RootHandle, Shutdown, Strategy, Supervisor, SupervisorFlags,
 };
+use hypha_work::handler::JobHandler;
 use thiserror::Error;
 
 use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
@@ -62,9 +62,9 @@ use crate::dht::{BulkSettings, DhtParts, Joined};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
 use crate::work::WorkParts;
-use hypha_actors::dht::bulk::handshake::BulkKey;
-use hypha_actors::dht::router::Settle;
-use hypha_actors::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
+use hypha_cluster::membership::{self, MemberKey, MembershipChannels, MembershipMessage};
+use hypha_dht::bulk::handshake::BulkKey;
+use hypha_dht::router::Settle;
 
 /// Path of the root supervisor in the tree (and in chaos paths).
 pub const ROOT_PATH: &str = "node";
@@ -264,7 +264,7 @@ pub async fn start_with(
         id,
         name: name.clone(),
         listen,
-        started_unix_ms: hypha_actors::dht::hlc::wall_ms(),
+        started_unix_ms: hypha_dht::hlc::wall_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
@@ -384,7 +384,7 @@ impl LeavePlan {
         Self {
             grace: Duration::from_millis(config.cluster.leave_grace_ms),
             handoff_timeout: Duration::from_millis(config.cluster.handoff_timeout_ms),
-            exchange_name: actor_name(node, hypha_actors::dht::EXCHANGE_ROLE),
+            exchange_name: actor_name(node, hypha_dht::EXCHANGE_ROLE),
         }
     }
 }
@@ -457,7 +457,7 @@ async fn apply_config_labels(store: &StoreClient, labels: &BTreeMap<String, Stri
             .require(Condition::RoomFor {
                 tree: Tree::NodeLabels,
                 key: key.as_bytes().to_vec(),
-                max: hypha_actors::labels::MAX_LABELS,
+                max: hypha_core::labels::MAX_LABELS,
             });
         if let Err(err) = store.write(batch).await {
             tracing::error!(label = %key, "configured label not applied: {err}");
@@ -486,7 +486,7 @@ pub(crate) async fn read_labels(
     store: &StoreClient,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let entries = store
-        .scan(Tree::NodeLabels, b"", hypha_actors::labels::MAX_LABELS)
+        .scan(Tree::NodeLabels, b"", hypha_core::labels::MAX_LABELS)
         .await?;
     Ok(entries
         .into_iter()

@@ -14,21 +14,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypha_actors::actor_name;
-use hypha_actors::dht::files::Files;
-use hypha_actors::dht::placement::Placement;
-use hypha_actors::membership::{self, MemberKey, MembershipChannels};
-use hypha_actors::work::client::{CallError, WorkClient, WorkHandler};
-use hypha_actors::work::handler::{ExecSettings, Registry};
-use hypha_actors::work::job::{JobId, JobRecord, JobSpec, JobState};
-use hypha_actors::work::log::{JobLog, LogError};
-use hypha_actors::work::placement::{self as policy};
-use hypha_actors::work::queues::{QueueSettings, Queues, QueuesArgs, QueuesMessage};
-use hypha_actors::work::service::{WorkService, WorkServiceArgs};
-use hypha_actors::work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
-use hypha_actors::work::workers::{WorkerSettings, Workers, WorkersArgs, WorkersMessage};
-use hypha_actors::work::{self, owner_of};
+use hypha_cluster::membership::{self, MemberKey, MembershipChannels};
+use hypha_core::actor_name;
+use hypha_dht::files::Files;
+use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
+use hypha_work::client::{CallError, WorkClient, WorkHandler};
+use hypha_work::handler::{ExecSettings, Registry};
+use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
+use hypha_work::log::{JobLog, LogError};
+use hypha_work::placement::{self as policy};
+use hypha_work::queues::{QueueSettings, Queues, QueuesArgs, QueuesMessage};
+use hypha_work::service::{WorkService, WorkServiceArgs};
+use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
+use hypha_work::workers::{WorkerSettings, Workers, WorkersArgs, WorkersMessage};
+use hypha_work::{self as work, owner_of};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -355,7 +355,7 @@ impl WorkParts {
     }
 
     /// Add a job kind (embedding); call before [`WorkParts::spec`].
-    pub fn register(&mut self, kind: &str, handler: impl hypha_actors::work::handler::JobHandler) {
+    pub fn register(&mut self, kind: &str, handler: impl hypha_work::handler::JobHandler) {
         self.workers.registry.register(kind, handler);
         self.admin.registry = self.workers.registry.clone();
     }
@@ -364,7 +364,7 @@ impl WorkParts {
     pub fn register_shared(
         &mut self,
         kind: &str,
-        handler: std::sync::Arc<dyn hypha_actors::work::handler::JobHandler>,
+        handler: std::sync::Arc<dyn hypha_work::handler::JobHandler>,
     ) {
         self.workers.registry.register_shared(kind, handler);
         self.admin.registry = self.workers.registry.clone();

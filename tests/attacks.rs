@@ -28,8 +28,8 @@ use chitchat::transport::{Transport, UdpTransport};
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use common::cluster::Cluster;
 use common::{get_json, metric, Api, ADMIN_TOKEN};
-use hypha_actors::membership::info::{self, Capacity, NodeInfo, INFO_VERSION};
-use hypha_actors::membership::seal::{system_clock, Keyring, SealSettings, SealedTransport};
+use hypha_cluster::membership::info::{self, Capacity, NodeInfo, INFO_VERSION};
+use hypha_cluster::membership::seal::{system_clock, Keyring, SealSettings, SealedTransport};
 
 const CONFIG: &str = "[dht]\ndown_grace_ms = 600000\nrpc_timeout_ms = 3000\n\
                       [storage]\nmin_free_bytes = 0\n";

@@ -382,14 +382,14 @@ fn a_node_whose_certificate_names_another_node_does_not_start() {
 /// election on the claimed name and closed node 1's link.
 #[test]
 fn a_node_certificate_does_not_let_its_holder_speak_as_another_node() {
-    use hypha_actors::peers::tls::LinkTls;
+    use hypha_cluster::peers::tls::LinkTls;
     let c = Cluster::start(2);
     eventually("n0 and n1 Up", Duration::from_secs(15), || {
         (0..2).all(|i| c.up_count(i) == 2)
     });
     let n0 = node_doc(&c.node(0).url, "/v1/node").unwrap();
     let n1 = node_doc(&c.node(1).url, "/v1/node").unwrap();
-    let n0_id: hypha_actors::identity::NodeId = n0["id"].as_str().unwrap().parse().unwrap();
+    let n0_id: hypha_core::identity::NodeId = n0["id"].as_str().unwrap().parse().unwrap();
     let link_addr: std::net::SocketAddr = n0["cluster"].as_str().unwrap().parse().unwrap();
     let posing_as = format!(
         "{}.{}",
@@ -416,7 +416,7 @@ fn a_node_certificate_does_not_let_its_holder_speak_as_another_node() {
             runtime.block_on(async {
                 let server = ractor_cluster::NodeServer::new(
                     0,
-                    hypha_actors::peers::link_cookie("hypha", common::COOKIE),
+                    hypha_cluster::peers::link_cookie("hypha", common::COOKIE),
                     posing_as.clone(),
                     "127.0.0.1".into(),
                     Some(ractor_cluster::IncomingEncryptionMode::Tls(

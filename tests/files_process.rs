@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::{get_json, metric, Api, ADMIN_TOKEN};
 use futures::StreamExt;
-use hypha_actors::dht::keyspace::{Key, Partitioning};
+use hypha_dht::keyspace::{Key, Partitioning};
 use serde_json::Value;
 
 const NODES: usize = 5;
@@ -294,7 +294,7 @@ fn bad_requests_get_json_errors() {
         "{theirs_ms} vs {ours_ms}"
     );
     let bulk: std::net::SocketAddr = node["bulk"].as_str().unwrap().parse().unwrap();
-    let bulk_node: hypha_actors::identity::NodeId = node["id"].as_str().unwrap().parse().unwrap();
+    let bulk_node: hypha_core::identity::NodeId = node["id"].as_str().unwrap().parse().unwrap();
     common::block_on(async {
         let expect = |res: reqwest::Response, status: u16, code: &'static str| async move {
             assert_eq!(res.status().as_u16(), status);
@@ -377,34 +377,34 @@ fn bad_requests_get_json_errors() {
 /// whose bytes do not match its hash is refused, and malformed frames get
 /// an error answer.
 async fn bulk_link_is_authenticated_and_checked(
-    node: hypha_actors::identity::NodeId,
+    node: hypha_core::identity::NodeId,
     addr: std::net::SocketAddr,
 ) {
-    use hypha_actors::dht::bulk::handshake::BulkKey;
-    use hypha_actors::dht::bulk::{BulkClient, BulkPeer};
+    use hypha_dht::bulk::handshake::BulkKey;
+    use hypha_dht::bulk::{BulkClient, BulkPeer};
     let peer = BulkPeer { node, addr };
-    use hypha_actors::dht::wire::{self, ErrorCode, Request, Response};
+    use hypha_dht::wire::{self, ErrorCode, Request, Response};
     let limit = Duration::from_secs(5);
     let get = wire::encode_request(&Request::GetChunk {
         partition: 0,
         hash: [9; 32],
     })
     .unwrap();
-    let cookie = hypha_actors::peers::link_cookie("hypha", common::COOKIE);
+    let cookie = hypha_cluster::peers::link_cookie("hypha", common::COOKIE);
     // Bulk links run inside the node's mutual TLS: a client without it
     // never gets to the cookie handshake.
     let plaintext = BulkClient::new(BulkKey::from_cookie(&cookie), None);
     assert!(plaintext.call(peer, &get, limit).await.is_err());
     let client_dir = tempfile::tempdir().unwrap();
     let tls =
-        hypha_actors::peers::tls::LinkTls::load(&common::test_tls_dir(client_dir.path())).unwrap();
+        hypha_cluster::peers::tls::LinkTls::load(&common::test_tls_dir(client_dir.path())).unwrap();
     let wrong = BulkClient::new(BulkKey::from_cookie("not-the-cookie"), Some(tls.clone()));
     let refused = wrong.call(peer, &get, limit).await.unwrap_err();
     assert!(refused.to_string().contains("cookie"), "{refused}");
 
     let right = BulkClient::new(BulkKey::from_cookie(&cookie), Some(tls));
     let elsewhere = BulkPeer {
-        node: hypha_actors::identity::NodeId::random(),
+        node: hypha_core::identity::NodeId::random(),
         addr,
     };
     let refused = right.call(elsewhere, &get, limit).await.unwrap_err();

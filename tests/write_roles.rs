@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::{get_json, metric, Api, ADMIN_TOKEN, COOKIE};
-use hypha_actors::dht::bulk::handshake::BulkKey;
-use hypha_actors::dht::bulk::{BulkClient, BulkPeer};
-use hypha_actors::dht::hlc::Timestamp;
-use hypha_actors::dht::keyspace::{Key, Partition, Partitioning};
-use hypha_actors::dht::manifest::{name_key, FileState, Manifest, MANIFEST_FORMAT};
-use hypha_actors::dht::wire::{self, ErrorCode, Request, Response};
+use hypha_dht::bulk::handshake::BulkKey;
+use hypha_dht::bulk::{BulkClient, BulkPeer};
+use hypha_dht::hlc::Timestamp;
+use hypha_dht::keyspace::{Key, Partition, Partitioning};
+use hypha_dht::manifest::{name_key, FileState, Manifest, MANIFEST_FORMAT};
+use hypha_dht::wire::{self, ErrorCode, Request, Response};
 
 /// One replica per partition, so that of three nodes one is beyond the
 /// replica and its one place of slack for about a third of the partitions.
@@ -66,7 +66,7 @@ impl Wire {
             node: field("id").parse().unwrap(),
             addr: field("bulk").parse().unwrap(),
         };
-        let cookie = hypha_actors::peers::link_cookie("hypha", COOKIE);
+        let cookie = hypha_cluster::peers::link_cookie("hypha", COOKIE);
         Self {
             client: BulkClient::new(BulkKey::from_cookie(&cookie), None),
             peer,

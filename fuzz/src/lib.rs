@@ -10,17 +10,17 @@
 //! every change. [`seeds`] gives each target valid inputs to start from.
 
 use hypha::auth::{Claims, Role, TokenKey, TokenTable};
-use hypha_actors::dht::bulk::frame;
-use hypha_actors::dht::hlc::Timestamp;
-use hypha_actors::dht::manifest::{ChunkRef, FileState, Manifest, MANIFEST_FORMAT};
-use hypha_actors::dht::service::DhtServiceMessage;
-use hypha_actors::dht::wire as dht_wire;
-use hypha_actors::membership::info;
-use hypha_actors::membership::seal::{bounds, Keyring, Opener, Sealer};
-use hypha_actors::peers::LinkMessage;
-use hypha_actors::work::job::{JobId, JobRecord, JobSpec, JobState, Payload};
-use hypha_actors::work::service::WorkServiceMessage;
-use hypha_actors::work::{log, wire as work_wire};
+use hypha_cluster::membership::info;
+use hypha_cluster::membership::seal::{bounds, Keyring, Opener, Sealer};
+use hypha_cluster::peers::LinkMessage;
+use hypha_dht::bulk::frame;
+use hypha_dht::hlc::Timestamp;
+use hypha_dht::manifest::{ChunkRef, FileState, Manifest, MANIFEST_FORMAT};
+use hypha_dht::service::DhtServiceMessage;
+use hypha_dht::wire as dht_wire;
+use hypha_work::job::{JobId, JobRecord, JobSpec, JobState, Payload};
+use hypha_work::service::WorkServiceMessage;
+use hypha_work::{log, wire as work_wire};
 use ractor::message::SerializedMessage;
 use ractor::{Message, RpcReplyPort};
 

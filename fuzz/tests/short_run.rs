@@ -98,8 +98,8 @@ fn every_target_survives_its_mutated_seeds() {
 /// leave the target fuzzing only its error path).
 #[test]
 fn seeds_decode() {
-    use hypha_actors::dht::wire as dht;
-    use hypha_actors::work::{log, wire as work};
+    use hypha_dht::wire as dht;
+    use hypha_work::{log, wire as work};
     for s in hypha_fuzz::seeds("dht_request") {
         dht::decode_request(&s).unwrap();
     }
@@ -113,6 +113,6 @@ fn seeds_decode() {
         log::decode_record(&s).unwrap();
     }
     for s in hypha_fuzz::seeds("manifest") {
-        hypha_actors::dht::manifest::Manifest::from_stored(&s).unwrap();
+        hypha_dht::manifest::Manifest::from_stored(&s).unwrap();
     }
 }

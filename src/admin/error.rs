@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hypha_actors::store::StoreError;
+use hypha_store::StoreError;
 use hypha_supervisors::SupervisorError;
 use serde::Serialize;
 

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hypha_actors::dht::files::Files;
-use hypha_actors::identity::NodeId;
-use hypha_actors::membership::MembershipChannels;
-use hypha_actors::peers::tls::LinkTls;
-use hypha_actors::store::StoreClient;
+use hypha_cluster::membership::MembershipChannels;
+use hypha_cluster::peers::tls::LinkTls;
+use hypha_core::identity::NodeId;
+use hypha_dht::files::Files;
+use hypha_store::StoreClient;
 use hypha_supervisors::{SupervisorMessage, SupervisorRef};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ractor::ActorRef;

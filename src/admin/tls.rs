@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use hypha_actors::peers::tls::TlsError;
+use hypha_cluster::peers::tls::TlsError;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -191,9 +191,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::commands::cert::admin_cert;
-    use hypha_actors::peers::tls::new_ca;
+    use hypha_cluster::peers::tls::new_ca;
 
-    fn write(dir: &Path, pair: &hypha_actors::peers::tls::PemPair) {
+    fn write(dir: &Path, pair: &hypha_cluster::peers::tls::PemPair) {
         std::fs::write(dir.join(CERT_FILE), &pair.cert_pem).unwrap();
         std::fs::write(dir.join(KEY_FILE), &pair.key_pem).unwrap();
     }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use hypha_actors::identity::NodeId;
-use hypha_actors::peers::tls::{self, PemPair};
+use hypha_cluster::peers::tls::{self, PemPair};
+use hypha_core::identity::NodeId;
 
 pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;

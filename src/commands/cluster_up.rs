@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::members;
 use crate::config::LinkSecurity;
 use crate::secrets;
-use hypha_actors::peers::tls::CA_FILE;
+use hypha_cluster::peers::tls::CA_FILE;
 
 /// How long `cluster up` waits for the cluster to form.
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -178,7 +178,7 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", plan.dir.display()))?;
     let cookie = shared_secret("HYPHA_COOKIE", &plan.dir, "cookie")?;
     let ca_dir = plan.dir.join("tls-ca");
-    if needs_ca(&plan) && !ca_dir.join(hypha_actors::peers::tls::CA_KEY_FILE).exists() {
+    if needs_ca(&plan) && !ca_dir.join(hypha_cluster::peers::tls::CA_KEY_FILE).exists() {
         super::cert::ca(&ca_dir)?;
     }
     let token = shared_secret("HYPHA_ADMIN_TOKEN", &plan.dir, "admin-token")?;

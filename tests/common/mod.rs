@@ -66,7 +66,7 @@ pub fn config(dir: &Path, max_restarts: Option<u32>) -> NodeConfig {
 /// under the target directory, in a private directory renamed into place,
 /// so that test binaries running at once never see half of it.
 pub fn test_ca_dir() -> PathBuf {
-    use hypha_actors::peers::tls;
+    use hypha_cluster::peers::tls;
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-cluster-ca");
@@ -84,7 +84,7 @@ pub fn test_ca_dir() -> PathBuf {
 /// (its id created there, as its first start would): a certificate names
 /// its node, so every test node has its own.
 pub fn test_tls_dir(data_dir: &Path) -> PathBuf {
-    use hypha_actors::peers::tls;
+    use hypha_cluster::peers::tls;
     std::fs::create_dir_all(data_dir).unwrap();
     let id = hypha::identity::load_or_create(data_dir).unwrap();
     let ca = test_ca_dir();
@@ -399,7 +399,7 @@ pub fn wait_for_owners(url: &str, owners: usize) {
 /// Flip one byte in each chunk a stopped node stores for `partition` whose
 /// bytes `pick` chooses; how many were flipped.
 pub fn corrupt_chunks(data_dir: &Path, partition: u16, pick: impl Fn(&[u8]) -> bool) -> usize {
-    use hypha_actors::store::{KvEngine, SledEngine, Tree, WriteBatch};
+    use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
     let engine = SledEngine::open(&data_dir.join("db")).unwrap();
     let chunks = engine
         .scan_prefix(Tree::DhtChunks, &partition.to_be_bytes(), usize::MAX)

@@ -2,7 +2,7 @@
 //! bounded graceful drain. With HTTPS the TLS handshake of each connection
 //! runs in its own task under the pre-auth deadline, and connections not
 //! through TLS yet are capped per source and in all
-//! ([`hypha_actors::preauth`], as on the link and bulk ports): an idle or
+//! ([`hypha_cluster::preauth`], as on the link and bulk ports): an idle or
 //! slow client holds one slot for at most the deadline and never the
 //! accept loop.
 
@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use hypha_actors::preauth::{Admission, PreAuthLimits, SourceClass};
+use hypha_cluster::preauth::{Admission, PreAuthLimits, SourceClass};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
-use hypha_actors::membership::info::{Capacity, NodeLoad};
-use hypha_actors::membership::{MemberSnapshot, MemberState};
+use hypha_cluster::membership::info::{Capacity, NodeLoad};
+use hypha_cluster::membership::{MemberSnapshot, MemberState};
 use serde::Serialize;
 
 use crate::admin::AppState;

@@ -5,8 +5,8 @@
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use hypha_actors::dht::anti_entropy::view::PartitionView;
-use hypha_actors::dht::anti_entropy::AntiEntropyMessage;
+use hypha_dht::anti_entropy::view::PartitionView;
+use hypha_dht::anti_entropy::AntiEntropyMessage;
 use serde::Serialize;
 
 use super::files::query_pairs;

@@ -1,6 +1,6 @@
 //! `/v1/files`: streaming upload and download (with single byte ranges),
 //! stat, delete, and cluster-wide listing with filters. The coordinator
-//! ([`Files`](hypha_actors::dht::files::Files)) does the distributed work;
+//! ([`Files`](hypha_dht::files::Files)) does the distributed work;
 //! this module parses HTTP and maps outcomes to status codes.
 
 use std::collections::BTreeMap;
@@ -12,9 +12,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use hypha_actors::dht::files::{ByteRange, FilesError, ListQuery, PutMeta, ReadConsistency};
-use hypha_actors::dht::manifest::{is_reserved, Manifest, RESERVED_PREFIX};
-use hypha_actors::dht::wire::{FileSummary, MAX_LIST};
+use hypha_dht::files::{ByteRange, FilesError, ListQuery, PutMeta, ReadConsistency};
+use hypha_dht::manifest::{is_reserved, Manifest, RESERVED_PREFIX};
+use hypha_dht::wire::{FileSummary, MAX_LIST};
 use serde::Serialize;
 
 use crate::admin::error::ApiError;

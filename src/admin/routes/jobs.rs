@@ -8,8 +8,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hypha_actors::work::job::{Attempt, Constraints, JobId, JobRecord, JobSpec, JobState, Payload};
-use hypha_actors::work::wire::{QueueFigures, MAX_LIST_JOBS};
+use hypha_work::job::{Attempt, Constraints, JobId, JobRecord, JobSpec, JobState, Payload};
+use hypha_work::wire::{QueueFigures, MAX_LIST_JOBS};
 use serde::{Deserialize, Serialize};
 
 use super::files::query_pairs;

@@ -7,9 +7,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hypha_actors::labels::{self, LabelError, MAX_LABELS};
-use hypha_actors::peers::tls::LinkTls;
-use hypha_actors::store::{Condition, StoreError, Tree, WriteBatch};
+use hypha_cluster::peers::tls::LinkTls;
+use hypha_core::labels::{self, LabelError, MAX_LABELS};
+use hypha_store::{Condition, StoreError, Tree, WriteBatch};
 use serde::Serialize;
 
 use crate::admin::error::ApiError;
@@ -42,7 +42,7 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
         version: env!("CARGO_PKG_VERSION"),
         generation: read_generation(&state.store).await?,
         started_unix_ms: facts.started_unix_ms,
-        clock_unix_ms: hypha_actors::dht::hlc::wall_ms(),
+        clock_unix_ms: hypha_dht::hlc::wall_ms(),
         http: facts.listen.http.to_string(),
         cluster: facts.listen.cluster.to_string(),
         gossip: facts.listen.gossip.to_string(),

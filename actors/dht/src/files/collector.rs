@@ -1,0 +1,145 @@
+//! The collector actor: walks the partitions one per tick and removes
+//! chunks no live manifest on this node refers to (after a grace that
+//! covers uploads in flight, which write chunks before their manifest) and
+//! tombstones past their grace that anti-entropy confirmed every replica
+//! holds. State lives in
+//! the store; a restart just starts the walk over.
+
+use std::time::Duration;
+
+use hypha_supervisors::CrashMessage;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::anti_entropy::confirmed::Confirmed;
+use crate::hlc::wall_ms;
+use crate::keyspace::Partition;
+use crate::storage::DhtStore;
+
+/// Collection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcSettings {
+    /// One partition is swept per tick.
+    pub tick_ms: u64,
+    /// Unreferenced chunks younger than this are kept.
+    pub chunk_grace_ms: u64,
+    /// Tombstones younger than this are kept.
+    pub tombstone_grace_ms: u64,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1_000,
+            chunk_grace_ms: 3_600_000,
+            tombstone_grace_ms: 7 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// Messages of the collector (local only).
+pub enum CollectorMessage {
+    /// Sweep the next partition.
+    Tick,
+    /// Chaos: panic inside the handler.
+    Crash,
+}
+
+impl ractor::Message for CollectorMessage {}
+
+impl CrashMessage for CollectorMessage {
+    fn crash() -> Self {
+        CollectorMessage::Crash
+    }
+}
+
+/// The collector behaviour.
+pub struct Collector;
+
+/// What each incarnation is given.
+#[derive(Clone)]
+pub struct CollectorArgs {
+    /// The node's DHT store.
+    pub store: DhtStore,
+    /// Settings.
+    pub gc: GcSettings,
+    /// When anti-entropy last confirmed each partition equal on every
+    /// replica: tombstones written before it may go.
+    pub confirmed: Confirmed,
+}
+
+/// State of one incarnation.
+pub struct CollectorState {
+    args: CollectorArgs,
+    next: u32,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor for Collector {
+    type Msg = CollectorMessage;
+    type State = CollectorState;
+    type Arguments = CollectorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CollectorMessage>,
+        args: CollectorArgs,
+    ) -> Result<CollectorState, ActorProcessingErr> {
+        let tick = Duration::from_millis(args.gc.tick_ms.max(1));
+        let ticker = myself.send_interval(tick, || CollectorMessage::Tick);
+        Ok(CollectorState {
+            args,
+            next: 0,
+            ticker: Some(ticker),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CollectorMessage>,
+        state: &mut CollectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<CollectorMessage>,
+        message: CollectorMessage,
+        state: &mut CollectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CollectorMessage::Tick => sweep_next(state).await,
+            CollectorMessage::Crash => panic!("chaos: injected panic in collector"),
+        }
+        Ok(())
+    }
+}
+
+async fn sweep_next(state: &mut CollectorState) {
+    let count = state.args.store.partitioning().count();
+    let partition = Partition(u16::try_from(state.next % count).unwrap_or(0));
+    state.next = (state.next + 1) % count;
+    let gc = state.args.gc;
+    match state
+        .args
+        .store
+        .sweep(
+            partition,
+            wall_ms(),
+            gc.chunk_grace_ms,
+            gc.tombstone_grace_ms,
+            state.args.confirmed.get(partition.0),
+        )
+        .await
+    {
+        Ok(sweep) => {
+            metrics::counter!("hypha_dht_gc_chunks_total").increment(sweep.chunks as u64);
+            metrics::counter!("hypha_dht_gc_tombstones_total").increment(sweep.tombstones as u64);
+        }
+        // The store is restarting or the disk failed: the next tick retries.
+        Err(err) => tracing::warn!(partition = partition.0, "collection failed: {err}"),
+    }
+}

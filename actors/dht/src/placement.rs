@@ -1,0 +1,352 @@
+//! Who holds what: a partition's replica set is the R owners XOR-closest
+//! to the partition id. Owners are the members that are Up or Suspect, plus
+//! members absent for less than a grace period: declared Down, or Joining
+//! while they hold their node's place — a restarted node's new generation
+//! replaces the old one in the view at once but is Joining until it has
+//! linked again, and in that window its partitions must not move to the
+//! next closest node (a write acknowledged there is missed by a read from
+//! the replicas the rest of the cluster sees; found by the chaos harness).
+//! So a crash or a restart does not move a partition at once, and writes
+//! to a partition that lost W of its R replicas fail instead of quietly
+//! landing elsewhere. After the grace the set moves to the next closest
+//! owners; anti-entropy re-replicates. Joining members that never held a
+//! place (new nodes) and Left members are not owners: the former start
+//! owning once linked, the latter handed off before leaving.
+//!
+//! Built from the full membership view, so placement is local (one hop);
+//! the routing table beside it serves find-node for partial views. Pure:
+//! the router actor rebuilds it on every view change and grace expiry.
+
+use std::collections::BTreeMap;
+
+use super::admission::RoleHistory;
+use super::keyspace::{closest, Key, Partition, Partitioning};
+use super::manifest::name_key;
+use super::routing::{RoutingTable, K};
+use hypha_cluster::membership::{ClusterView, MemberKey, MemberState};
+
+/// The placement a node uses now.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    me: MemberKey,
+    partitioning: Partitioning,
+    replicas: usize,
+    owners: Vec<(Key, MemberKey)>,
+    live: Vec<MemberKey>,
+    routing: RoutingTable<MemberKey>,
+    settled: bool,
+    /// How long partitions this node stopped being near stay writable
+    /// here (the Down grace; [`crate::admission`]).
+    write_grace_ms: u64,
+    history: RoleHistory,
+}
+
+/// Facts placement is built from besides the view.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementRules {
+    /// Partitioning of the keyspace.
+    pub partitioning: Partitioning,
+    /// Replicas per partition (R).
+    pub replicas: usize,
+    /// How long an absent member (Down, or Joining in its node's place)
+    /// still owns its partitions.
+    pub down_grace_ms: u64,
+}
+
+/// A node id (hex) as a key; malformed ids are not placed.
+pub fn member_point(member: &MemberKey) -> Option<Key> {
+    Key::from_hex(&member.node_id)
+}
+
+impl Placement {
+    /// Only this node (before the first view).
+    pub fn alone(me: MemberKey, rules: PlacementRules) -> Self {
+        let point = member_point(&me).unwrap_or_default();
+        Self {
+            owners: vec![(point, me.clone())],
+            live: vec![me.clone()],
+            routing: RoutingTable::new(point, K),
+            me,
+            partitioning: rules.partitioning,
+            replicas: rules.replicas,
+            settled: false,
+            write_grace_ms: rules.down_grace_ms,
+            history: RoleHistory::default(),
+        }
+    }
+
+    /// Mark whether this node's view has settled since it started
+    /// ([`crate::router`]): until it has, replica sets may leave out
+    /// members it has not linked to yet, and files are not served.
+    pub fn with_settled(mut self, settled: bool) -> Self {
+        self.settled = settled;
+        self
+    }
+
+    /// Whether the view this placement was built from has settled.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Carry the memory of which partitions were near this node over from
+    /// the placement this one replaces, at `now_ms`
+    /// ([`crate::admission`]).
+    pub fn with_history(mut self, previous: &Placement, now_ms: u64) -> Self {
+        self.history = previous
+            .history
+            .advance(previous, &self, now_ms, self.write_grace_ms);
+        self
+    }
+
+    /// Partitions that stopped being near this node within the grace.
+    pub fn history(&self) -> &RoleHistory {
+        &self.history
+    }
+
+    /// How long a partition stays writable here after it stopped being
+    /// near.
+    pub fn write_grace_ms(&self) -> u64 {
+        self.write_grace_ms
+    }
+
+    /// This node's place among the owners of `partition` by distance
+    /// (1 = closest; within R means a replica); `None` if this node owns
+    /// nothing (a malformed id).
+    pub fn rank_of_me(&self, partition: Partition) -> Option<usize> {
+        let target = self.partitioning.partition_id(partition);
+        let (mine, _) = self.owners.iter().find(|(_, k)| k == &self.me)?;
+        let mine = target.distance(mine);
+        let closer = self
+            .owners
+            .iter()
+            .filter(|(point, _)| target.distance(point) < mine)
+            .count();
+        Some(closer + 1)
+    }
+
+    /// Build from a view. `absent_since_ms` holds when this node first saw
+    /// each absent member so (Down, or Joining in its node's place — see
+    /// the module doc; a Joining member not in it owns nothing), `now_ms`
+    /// the current time.
+    pub fn build(
+        me: MemberKey,
+        view: &ClusterView,
+        rules: PlacementRules,
+        absent_since_ms: &BTreeMap<MemberKey, u64>,
+        now_ms: u64,
+    ) -> Self {
+        let mut placement = Self::alone(me, rules);
+        let mut by_node: BTreeMap<&str, (u8, &MemberKey)> = BTreeMap::new();
+        for m in &view.members {
+            let rank = match (m.is_self, m.state) {
+                (true, _) | (_, MemberState::Up) | (_, MemberState::Suspect) => 2,
+                (_, MemberState::Down | MemberState::Joining) => {
+                    let since = match (m.state, absent_since_ms.get(&m.key)) {
+                        (_, Some(since)) => *since,
+                        (MemberState::Down, None) => now_ms,
+                        _ => continue,
+                    };
+                    if now_ms.saturating_sub(since) < rules.down_grace_ms {
+                        1
+                    } else {
+                        continue;
+                    }
+                }
+                (_, MemberState::Left) => continue,
+            };
+            // Per node id: a live generation beats a graced Down one; among
+            // equals, the newest generation.
+            let entry = by_node
+                .entry(m.key.node_id.as_str())
+                .or_insert((rank, &m.key));
+            if (rank, m.key.generation) > (entry.0, entry.1.generation) {
+                *entry = (rank, &m.key);
+            }
+            if rank == 2 && !m.is_self {
+                if let Some(point) = member_point(&m.key) {
+                    placement.routing.insert(point, m.key.clone());
+                }
+            }
+            if m.state == MemberState::Up && !m.is_self {
+                placement.live.push(m.key.clone());
+            }
+        }
+        placement.owners = by_node
+            .values()
+            .filter_map(|(_, key)| member_point(key).map(|p| (p, (*key).clone())))
+            .collect();
+        if !placement.owners.iter().any(|(_, k)| k == &placement.me) {
+            if let Some(point) = member_point(&placement.me) {
+                placement.owners.push((point, placement.me.clone()));
+            }
+        }
+        placement
+    }
+
+    /// Whether some generation of `node_id` owns partitions here.
+    pub fn owns_node(&self, node_id: &str) -> bool {
+        self.owners.iter().any(|(_, k)| k.node_id == node_id)
+    }
+
+    /// This node.
+    pub fn me(&self) -> &MemberKey {
+        &self.me
+    }
+
+    /// The replica set of a partition, closest first.
+    pub fn replicas(&self, partition: Partition) -> Vec<MemberKey> {
+        let target = self.partitioning.partition_id(partition);
+        closest(&target, self.owners.iter().cloned(), self.replicas)
+    }
+
+    /// The replica set `partition` would have without `member` (where a
+    /// leaving node hands its partitions off to).
+    pub fn replicas_without(&self, partition: Partition, member: &MemberKey) -> Vec<MemberKey> {
+        let target = self.partitioning.partition_id(partition);
+        let owners = self.owners.iter().filter(|(_, k)| k != member).cloned();
+        closest(&target, owners, self.replicas)
+    }
+
+    /// Replicas per partition (R) when enough owners exist.
+    pub fn replica_count(&self) -> usize {
+        self.replicas
+    }
+
+    /// The partitioning in use.
+    pub fn partitioning(&self) -> Partitioning {
+        self.partitioning
+    }
+
+    /// The partition of a file name and its replica set.
+    pub fn replicas_of_name(&self, name: &str) -> (Partition, Vec<MemberKey>) {
+        let partition = self.partitioning.partition_of(&name_key(name));
+        (partition, self.replicas(partition))
+    }
+
+    /// Members that are Up (and this node): where listings are gathered.
+    pub fn live(&self) -> &[MemberKey] {
+        &self.live
+    }
+
+    /// Whether a member is Up (or is this node).
+    pub fn is_live(&self, member: &MemberKey) -> bool {
+        self.live.contains(member)
+    }
+
+    /// The routing table (find-node answers).
+    pub fn routing(&self) -> &RoutingTable<MemberKey> {
+        &self.routing
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use hypha_cluster::membership::MemberSnapshot;
+
+    /// Whether `member` is a replica of any of the first 16 partitions.
+    fn holds(p: &Placement, member: &MemberKey) -> bool {
+        (0..16).any(|i| p.replicas(Partition(i)).contains(member))
+    }
+
+    fn member(i: u8, generation: u64, state: MemberState) -> MemberSnapshot {
+        let key = MemberKey::new(hex::encode([i; 32]), generation);
+        snapshot(key, i == 0, state)
+    }
+
+    /// A member as a view shows it, linked and heard just now.
+    pub(crate) fn snapshot(key: MemberKey, is_self: bool, state: MemberState) -> MemberSnapshot {
+        MemberSnapshot {
+            key,
+            is_self,
+            state,
+            incarnation: 0,
+            linked: true,
+            last_heard_ms: 0,
+            info: None,
+            load: None,
+        }
+    }
+
+    fn rules() -> PlacementRules {
+        PlacementRules {
+            partitioning: Partitioning::new(4).unwrap(),
+            replicas: 3,
+            down_grace_ms: 1_000,
+        }
+    }
+
+    fn view(members: Vec<MemberSnapshot>) -> ClusterView {
+        ClusterView {
+            members,
+            isolated: false,
+        }
+    }
+
+    #[test]
+    fn replicas_are_the_closest_owners_and_agree_across_nodes() {
+        let v = view((0..6).map(|i| member(i * 40, 1, MemberState::Up)).collect());
+        let me = v.members[0].key.clone();
+        let p = Placement::build(me, &v, rules(), &BTreeMap::new(), 0);
+        for part in 0..16 {
+            let r = p.replicas(Partition(part));
+            assert_eq!(r.len(), 3);
+            let target = rules().partitioning.partition_id(Partition(part));
+            let mut all: Vec<_> = v.members.iter().map(|m| m.key.clone()).collect();
+            all.sort_by(|a, b| {
+                target.cmp_distance(&member_point(a).unwrap(), &member_point(b).unwrap())
+            });
+            assert_eq!(r, all[..3].to_vec());
+        }
+    }
+
+    #[test]
+    fn a_down_member_owns_its_partitions_until_the_grace_ends() {
+        let mut members: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        members[2].state = MemberState::Down;
+        let down = members[2].key.clone();
+        let v = view(members);
+        let me = v.members[0].key.clone();
+        let since = BTreeMap::from([(down.clone(), 10_000)]);
+        let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
+        let after = Placement::build(me, &v, rules(), &since, 11_001);
+        assert!(holds(&during, &down));
+        assert!(!holds(&after, &down));
+        assert!(!during.is_live(&down));
+        assert!(during.routing().closest(&member_point(&down).unwrap(), 1)[0].1 != down);
+    }
+
+    #[test]
+    fn a_restarting_node_keeps_its_place_while_it_links_again() {
+        let mut members: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        // Its new generation replaced the old one in the view; not linked yet.
+        members[2] = member(100, 2, MemberState::Joining);
+        let restarting = members[2].key.clone();
+        members.push(member(250, 1, MemberState::Joining));
+        let newcomer = members[5].key.clone();
+        let v = view(members);
+        let me = v.members[0].key.clone();
+        let since = BTreeMap::from([(restarting.clone(), 10_000)]);
+        let during = Placement::build(me.clone(), &v, rules(), &since, 10_500);
+        let after = Placement::build(me, &v, rules(), &since, 11_001);
+        assert!(holds(&during, &restarting), "its partitions stay put");
+        assert!(!during.is_live(&restarting));
+        assert!(!holds(&during, &newcomer), "a new node owns once linked");
+        assert!(during.owns_node(&restarting.node_id));
+        assert!(!holds(&after, &restarting), "the grace bounds the wait");
+    }
+
+    #[test]
+    fn a_restarted_node_takes_its_own_place_back() {
+        let mut members: Vec<_> = (0..4).map(|i| member(i * 60, 1, MemberState::Up)).collect();
+        members[1].state = MemberState::Down;
+        members.push(member(60, 2, MemberState::Up));
+        let v = view(members);
+        let p = Placement::build(v.members[0].key.clone(), &v, rules(), &BTreeMap::new(), 0);
+        let all: Vec<MemberKey> = (0..16).flat_map(|i| p.replicas(Partition(i))).collect();
+        assert!(all.iter().any(|k| k.generation == 2));
+        assert!(!all
+            .iter()
+            .any(|k| k.node_id == hex::encode([60u8; 32]) && k.generation == 1));
+    }
+}

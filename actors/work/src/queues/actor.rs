@@ -1,0 +1,131 @@
+//! The queues actor's shell: timers, and each message handed to the
+//! [`Owner`](super::owner::Owner) logic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+
+use super::messages::QueuesMessage;
+use super::owner::Owner;
+use crate::client::WorkClient;
+use crate::log::JobLog;
+use crate::placement::PlacementPolicy;
+use hypha_cluster::membership::{ClusterView, MemberKey};
+use hypha_dht::placement::Placement;
+
+/// Owner-side settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// A lease lasts this long past the last heartbeat.
+    pub lease_ms: u64,
+    /// Lease expiry, Down checks and placement run this often.
+    pub tick_ms: u64,
+    /// The queue registry is read this often (takeover, hand-back).
+    pub scan_ms: u64,
+    /// Timeout of one call to a worker.
+    pub rpc_timeout_ms: u64,
+    /// Jobs one queue may hold that are not yet finished; submits beyond
+    /// are refused (the client retries later).
+    pub max_queue_jobs: usize,
+    /// Offers outstanding at once, over all queues.
+    pub max_offers_in_flight: usize,
+}
+
+/// What each incarnation is given.
+#[derive(Clone)]
+pub struct QueuesArgs {
+    /// This member.
+    pub me: MemberKey,
+    /// The durable log.
+    pub log: JobLog,
+    /// Calls to workers.
+    pub client: WorkClient,
+    /// Live members (ownership, candidates).
+    pub placement: watch::Receiver<Arc<Placement>>,
+    /// Member states, capacity and load.
+    pub view: watch::Receiver<Arc<ClusterView>>,
+    /// Where jobs go.
+    pub policy: Arc<dyn PlacementPolicy>,
+    /// Settings.
+    pub settings: QueueSettings,
+    /// Registered name of the membership actor (queue depth in gossip).
+    pub membership: String,
+}
+
+/// The actor.
+pub struct Queues;
+
+impl Actor for Queues {
+    type Msg = QueuesMessage;
+    type State = Owner;
+    type Arguments = QueuesArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<QueuesMessage>,
+        args: QueuesArgs,
+    ) -> Result<Owner, ActorProcessingErr> {
+        let tick = Duration::from_millis(args.settings.tick_ms.max(1));
+        let scan = Duration::from_millis(args.settings.scan_ms.max(1));
+        let mut owner = Owner::new(args, myself.clone());
+        owner
+            .timers
+            .push(myself.send_interval(tick, || QueuesMessage::Tick));
+        owner
+            .timers
+            .push(myself.send_interval(scan, || QueuesMessage::Scan));
+        // Take over at once after a restart, not one scan period later.
+        let _ = myself.cast(QueuesMessage::Scan);
+        Ok(owner)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<QueuesMessage>,
+        state: &mut Owner,
+    ) -> Result<(), ActorProcessingErr> {
+        for t in state.timers.drain(..) {
+            t.abort();
+        }
+        state.tasks.abort_all();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<QueuesMessage>,
+        message: QueuesMessage,
+        state: &mut Owner,
+    ) -> Result<(), ActorProcessingErr> {
+        while state.tasks.try_join_next().is_some() {}
+        match message {
+            QueuesMessage::Request { request, reply } => state.request(request, reply),
+            QueuesMessage::Tick => state.tick(),
+            QueuesMessage::Scan => state.scan(),
+            QueuesMessage::Scanned(queues) => state.scanned(queues),
+            QueuesMessage::Loaded {
+                queue,
+                records,
+                dead_letters,
+                complete,
+            } => state.loaded(&queue, records, dead_letters, complete),
+            QueuesMessage::Submitted {
+                record,
+                existing,
+                result,
+                reply,
+            } => state.submitted(record, existing, result, reply),
+            QueuesMessage::Persisted { record, ok } => state.persisted(record, ok),
+            QueuesMessage::OfferAnswered {
+                queue,
+                id,
+                worker,
+                answer,
+            } => state.offer_answered(&queue, id, &worker, answer),
+            QueuesMessage::Crash => panic!("chaos: injected panic in the queues actor"),
+        }
+        Ok(())
+    }
+}
