@@ -1,18 +1,32 @@
 //! Node configuration, resolved from (lowest first) built-in defaults, a
-//! TOML file, `HYPHA_*` environment variables and command-line flags.
+//! TOML file, `HYPHA_*` environment variables and command-line flags, in
+//! one place ([`NodeConfig::resolve`]).
+//!
+//! Each subsystem owns its section of the file: its crate defines the
+//! settings struct (keys, defaults, `validate()`), and this module only
+//! composes them (`[cluster]`, `[dht]`, `[anti_entropy]`, `[work]`,
+//! `[storage]`) beside the node's own (`[listen]`, `[http]`, `[auth]`,
+//! `[supervision]`, top-level keys). docs/hypha.example.toml is checked
+//! against these structs by a test (`example` below).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use hypha_cluster::membership::seal::SealSettings;
-use hypha_cluster::membership::{GossipTiming, ProbeTiming};
 use hypha_cluster::preauth::PreAuthLimits;
-use hypha_work::handler::{ArgvPolicy, ExecCommand};
+use hypha_core::settings::{check, SettingsError};
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::cli::NodeArgs;
+
+pub use hypha_cluster::settings::{ClusterSettings, LinkSecurity};
+pub use hypha_dht::settings::{AntiEntropySettings, DhtSettings};
+pub use hypha_store::settings::StorageSettings;
+pub use hypha_work::settings::{ExecEntry, ExecTable, WorkSettings};
+
+#[cfg(test)]
+mod example;
 
 /// Default admin HTTP address.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7070";
@@ -98,54 +112,25 @@ impl Default for HttpLimits {
     }
 }
 
-/// Cluster settings: identity of the cluster, gossip and probe timing,
-/// node-link liveness, graceful leave.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterSettings {
-    /// Nodes only gossip and link with nodes of the same cluster id.
-    pub id: String,
-    /// Gossip and failure-detector timing.
-    pub gossip: GossipTiming,
-    /// SWIM probe timing.
-    pub probes: ProbeTiming,
-    /// Application ping period on each node link.
-    pub ping_interval_ms: u64,
-    /// Application ping timeout.
-    pub ping_timeout_ms: u64,
-    /// Missed pings in a row after which a link is closed as hung.
-    pub hung_after_misses: u32,
-    /// On SIGTERM: how long the leaving flag is gossiped before stopping.
-    pub leave_grace_ms: u64,
-    /// On SIGTERM: bound on the subsystems' hand-off hooks.
-    pub handoff_timeout_ms: u64,
-    /// Mutual TLS on node links: a directory with `ca.pem`, `node.pem` and
-    /// `node.key` (made by `hypha cert`). Unset: `DATA_DIR/tls`.
-    pub tls_dir: Option<PathBuf>,
-    /// Whether node links may run without TLS (see [`LinkSecurity`]).
-    pub links: LinkSecurity,
-    /// Gossip secrets, one a line, the first sealing (rotation, see
-    /// docs/security.md). Unset: gossip is sealed with the cookie alone.
-    /// Re-read on SIGHUP.
-    pub gossip_keys_file: Option<PathBuf>,
-    /// Limits of sealed gossip.
-    pub gossip_seal: SealSettings,
-    /// Connections that have not authenticated yet, on the node-link port
-    /// and on the bulk port (each port counts its own).
-    pub preauth: PreAuthLimits,
-}
-
-/// How node links (and bulk links) are protected.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum LinkSecurity {
-    /// Mutual TLS with the cluster CA; a node without certificates does
-    /// not start (outside `--dev`).
-    #[default]
-    MutualTls,
-    /// The operator opted out (`--plaintext-links`): links are plaintext
-    /// after the cookie handshake unless certificates are given anyway.
-    Plaintext,
+impl HttpLimits {
+    /// The first rule the settings break, if any.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        check(
+            self.max_connections > 0,
+            "http.max_connections",
+            "must be at least 1",
+        )?;
+        check(
+            self.header_read_timeout_ms > 0,
+            "http.header_read_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.preauth.is_usable(),
+            "http.preauth",
+            "every limit must be at least 1",
+        )
+    }
 }
 
 /// What a node's links will use, decided once at start.
@@ -167,250 +152,6 @@ pub enum LinkPlan {
 )]
 pub struct MissingLinkCertificates(pub String);
 
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        Self {
-            id: "hypha".into(),
-            gossip: GossipTiming::default(),
-            probes: ProbeTiming::default(),
-            ping_interval_ms: 1_000,
-            ping_timeout_ms: 1_000,
-            hung_after_misses: 3,
-            leave_grace_ms: 1_000,
-            handoff_timeout_ms: 10_000,
-            tls_dir: None,
-            links: LinkSecurity::default(),
-            gossip_keys_file: None,
-            gossip_seal: SealSettings::default(),
-            preauth: PreAuthLimits::default(),
-        }
-    }
-}
-
-/// DHT and file storage settings.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DhtSettings {
-    /// Partitions are the top `partition_bits` of a key (2^bits of them).
-    /// Every node of a cluster must use the same value.
-    pub partition_bits: u8,
-    /// Replicas per partition (R).
-    pub replicas: usize,
-    /// Replicas that must make a write durable before it is acknowledged (W).
-    pub write_quorum: usize,
-    /// Replicas whose manifests a read compares.
-    pub read_quorum: usize,
-    /// How long a Down member keeps its partitions before they move.
-    pub down_grace_ms: u64,
-    /// Timeout of one replica RPC.
-    pub rpc_timeout_ms: u64,
-    /// How long a quorum call waits for slower replicas once it has W
-    /// (writes still reach them afterwards, in the background).
-    pub straggler_ms: u64,
-    /// A read asks only a read quorum of replicas, and the others when
-    /// one fails or this long passed without the quorum.
-    pub read_hedge_ms: u64,
-    /// Largest file accepted.
-    pub max_file_bytes: u64,
-    /// Chunks an upload keeps in flight.
-    pub upload_pipeline: usize,
-    /// Chunks a download fetches ahead.
-    pub read_ahead: usize,
-    /// Garbage collection sweeps one partition per tick.
-    pub gc_tick_ms: u64,
-    /// Unreferenced chunks are kept this long (uploads must finish in half).
-    pub chunk_grace_ms: u64,
-    /// Tombstones are kept this long.
-    pub tombstone_grace_ms: u64,
-}
-
-impl Default for DhtSettings {
-    fn default() -> Self {
-        Self {
-            partition_bits: 10,
-            replicas: 3,
-            write_quorum: 2,
-            read_quorum: 2,
-            down_grace_ms: 30_000,
-            rpc_timeout_ms: 5_000,
-            straggler_ms: 0,
-            read_hedge_ms: 20,
-            max_file_bytes: 4 << 30,
-            upload_pipeline: 4,
-            read_ahead: 4,
-            gc_tick_ms: 1_000,
-            chunk_grace_ms: 3_600_000,
-            tombstone_grace_ms: 7 * 24 * 3_600_000,
-        }
-    }
-}
-
-/// Anti-entropy settings (docs/anti-entropy.md).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AntiEntropySettings {
-    /// Mean time between two exchanges of a partition with one replica
-    /// (jittered ±50%).
-    pub period_ms: u64,
-    /// After a repair, the confirming exchange comes this soon.
-    pub recheck_ms: u64,
-    /// After a failed exchange, retry this late.
-    pub retry_ms: u64,
-    /// How often the exchange actor looks at its work (a changed replica
-    /// set is exchanged within one tick).
-    pub tick_ms: u64,
-    /// Exchanges and hand-offs running at once.
-    pub concurrency: usize,
-    /// Bytes/s that repairs may move (chunks and manifests); 0: no limit.
-    pub bytes_per_sec: u64,
-    /// Entries one exchange repairs at most (the rest: next exchange).
-    pub max_entries: usize,
-    /// Tree levels per descent round trip (1-8).
-    pub step: u8,
-    /// Partitions checked per tick for data held here that moved away.
-    pub held_checks_per_tick: u32,
-    /// One partition's digests are checked against its manifests (and
-    /// fixed where they drifted) this often; 0: never.
-    pub rebuild_every_ms: u64,
-}
-
-impl Default for AntiEntropySettings {
-    fn default() -> Self {
-        Self {
-            period_ms: 60_000,
-            recheck_ms: 1_000,
-            retry_ms: 5_000,
-            tick_ms: 250,
-            concurrency: 4,
-            bytes_per_sec: 64 << 20,
-            max_entries: 8_192,
-            step: 2,
-            held_checks_per_tick: 16,
-            rebuild_every_ms: 30_000,
-        }
-    }
-}
-
-/// Work-queue settings (docs/jobs.md).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WorkSettings {
-    /// Job attempts this node runs at once; 0: one per logical CPU.
-    pub slots: u32,
-    /// A lease lasts this long past the worker's last heartbeat.
-    pub lease_ms: u64,
-    /// Workers heartbeat this often (at most a third of the lease).
-    pub heartbeat_ms: u64,
-    /// Owners expire leases and place jobs this often.
-    pub tick_ms: u64,
-    /// Owners read the queue registry this often (takeover, hand-back).
-    pub scan_ms: u64,
-    /// Unfinished jobs one queue may hold; submits beyond get 503.
-    pub max_queue_jobs: usize,
-    /// Offers an owner has outstanding at once.
-    pub max_offers_in_flight: usize,
-    /// Placement policy: `least_loaded` or `locality`.
-    pub placement: String,
-    /// Defaults for submits that leave them out.
-    pub default_max_attempts: u32,
-    /// See `default_max_attempts`.
-    pub default_timeout_ms: u64,
-    /// The `exec` kind: allow-listed commands, name → absolute path (no
-    /// job arguments) or a table with the argument policy. Empty (the
-    /// default): the kind does not exist on this node.
-    pub exec_allow: BTreeMap<String, ExecEntry>,
-    /// Output beyond this fails an `exec` attempt.
-    pub exec_max_output_bytes: usize,
-}
-
-/// One `[work.exec_allow]` entry: `name = "/abs/path"` (no job
-/// arguments), or `[work.exec_allow.name]` with `program`, `args` (fixed,
-/// passed first) and `argv` (`none`, `operands` or `free`: what a job may
-/// add; docs/jobs.md).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum ExecEntry {
-    /// A program that takes no job arguments.
-    Path(String),
-    /// A program with fixed arguments and an argument policy.
-    Command(ExecTable),
-}
-
-/// The table form of an [`ExecEntry`].
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ExecTable {
-    /// Absolute program path.
-    pub program: String,
-    /// Arguments always passed first.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// What a job may add: `none` (default), `operands` or `free`.
-    #[serde(default = "default_argv_policy")]
-    pub argv: String,
-}
-
-fn default_argv_policy() -> String {
-    ArgvPolicy::None.as_str().to_owned()
-}
-
-impl ExecEntry {
-    fn program(&self) -> &str {
-        match self {
-            ExecEntry::Path(p) => p,
-            ExecEntry::Command(t) => &t.program,
-        }
-    }
-
-    /// The command the `exec` kind runs; `None` if the argv policy is not
-    /// a known name (validation refuses such a configuration).
-    pub fn command(&self) -> Option<ExecCommand> {
-        Some(match self {
-            ExecEntry::Path(p) => ExecCommand::program(p.clone()),
-            ExecEntry::Command(t) => ExecCommand {
-                program: t.program.clone(),
-                fixed_args: t.args.clone(),
-                argv: ArgvPolicy::by_name(&t.argv)?,
-            },
-        })
-    }
-}
-
-impl Default for WorkSettings {
-    fn default() -> Self {
-        Self {
-            slots: 0,
-            lease_ms: 10_000,
-            heartbeat_ms: 2_000,
-            tick_ms: 50,
-            scan_ms: 2_000,
-            max_queue_jobs: 100_000,
-            max_offers_in_flight: 256,
-            placement: "least_loaded".into(),
-            default_max_attempts: 3,
-            default_timeout_ms: 60_000,
-            exec_allow: BTreeMap::new(),
-            exec_max_output_bytes: 1 << 20,
-        }
-    }
-}
-
-/// Local storage settings.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageSettings {
-    /// Writes that add data are refused (507) below this much free disk.
-    pub min_free_bytes: u64,
-}
-
-impl Default for StorageSettings {
-    fn default() -> Self {
-        Self {
-            min_free_bytes: 128 << 20,
-        }
-    }
-}
-
 /// Restart intensity of the node's root supervisor and shutdown bound.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -421,6 +162,17 @@ pub struct SupervisionConfig {
     pub period_ms: u64,
     /// Bound on a graceful stop (SIGTERM) before remaining actors are killed.
     pub shutdown_timeout_ms: u64,
+}
+
+impl SupervisionConfig {
+    /// The first rule the settings break, if any.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        check(
+            self.period_ms > 0,
+            "supervision.period_ms",
+            "must be at least 1",
+        )
+    }
 }
 
 impl Default for SupervisionConfig {
@@ -577,6 +329,15 @@ pub enum ConfigError {
     },
 }
 
+impl From<SettingsError> for ConfigError {
+    fn from(e: SettingsError) -> Self {
+        ConfigError::Invalid {
+            setting: e.key,
+            message: e.message,
+        }
+    }
+}
+
 fn parse_default(addr: &str) -> SocketAddr {
     // The defaults are literals checked by a unit test.
     addr.parse()
@@ -717,173 +478,19 @@ impl NodeConfig {
                     message: err.to_string(),
                 })?;
         }
-        let invalid = |setting, message: &str| ConfigError::Invalid {
-            setting,
-            message: message.to_owned(),
-        };
-        if self.http.max_connections == 0 {
-            return Err(invalid("http.max_connections", "must be at least 1"));
-        }
-        if self.http.header_read_timeout_ms == 0 {
-            return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
-        }
-        let preauth = &self.http.preauth;
-        if preauth.deadline_ms == 0 || preauth.max_per_source == 0 || preauth.max_total == 0 {
-            return Err(invalid("http.preauth", "every limit must be at least 1"));
-        }
-        self.validate_cluster()?;
-        self.validate_dht()?;
-        if self.supervision.period_ms == 0 {
-            return Err(invalid("supervision.period_ms", "must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-impl NodeConfig {
-    fn validate_dht(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, message: &str| ConfigError::Invalid {
-            setting,
-            message: message.to_owned(),
-        };
-        let d = &self.dht;
-        if !(1..=16).contains(&d.partition_bits) {
-            return Err(invalid("dht.partition_bits", "must be 1-16"));
-        }
-        if d.replicas == 0 || d.replicas > 16 {
-            return Err(invalid("dht.replicas", "must be 1-16"));
-        }
-        if d.write_quorum == 0 || d.write_quorum > d.replicas {
-            return Err(invalid("dht.write_quorum", "must be 1..=replicas"));
-        }
-        if d.read_quorum == 0 || d.read_quorum > d.replicas {
-            return Err(invalid("dht.read_quorum", "must be 1..=replicas"));
-        }
-        if d.rpc_timeout_ms == 0 || d.gc_tick_ms == 0 {
-            return Err(invalid(
-                "dht.*_ms",
-                "timeouts and ticks must be at least 1 ms",
-            ));
-        }
-        if d.upload_pipeline == 0 || d.read_ahead == 0 {
-            return Err(invalid(
-                "dht.upload_pipeline/read_ahead",
-                "must be at least 1",
-            ));
-        }
-        if d.chunk_grace_ms < 2_000 {
-            return Err(invalid("dht.chunk_grace_ms", "must be at least 2000"));
-        }
-        if d.max_file_bytes == 0 || d.max_file_bytes > 4 << 30 {
-            return Err(invalid("dht.max_file_bytes", "must be 1 byte to 4 GiB"));
-        }
-        let a = &self.anti_entropy;
-        if a.period_ms == 0 || a.recheck_ms == 0 || a.retry_ms == 0 || a.tick_ms == 0 {
-            return Err(invalid(
-                "anti_entropy.*_ms",
-                "periods and ticks must be at least 1 ms",
-            ));
-        }
-        if a.concurrency == 0 || a.max_entries == 0 || !(1..=8).contains(&a.step) {
-            return Err(invalid(
-                "anti_entropy",
-                "concurrency and max_entries must be at least 1, step 1-8",
-            ));
-        }
-        self.validate_work()
-    }
-
-    fn validate_work(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, message: &str| ConfigError::Invalid {
-            setting,
-            message: message.to_owned(),
-        };
-        let w = &self.work;
-        if w.tick_ms == 0 || w.scan_ms == 0 || w.lease_ms < 100 {
-            return Err(invalid(
-                "work.*_ms",
-                "ticks must be at least 1 ms, the lease at least 100 ms",
-            ));
-        }
-        if w.heartbeat_ms == 0 || w.heartbeat_ms.saturating_mul(3) > w.lease_ms {
-            return Err(invalid(
-                "work.heartbeat_ms",
-                "must be 1 ms to a third of lease_ms",
-            ));
-        }
-        if hypha_work::placement::by_name(&w.placement).is_none() {
-            return Err(invalid(
-                "work.placement",
-                "must be least_loaded or locality",
-            ));
-        }
-        if w.max_queue_jobs == 0 || w.max_offers_in_flight == 0 {
-            return Err(invalid("work", "queue and offer limits must be at least 1"));
-        }
-        if w.exec_allow.values().any(|e| !e.program().starts_with('/')) {
-            return Err(invalid("work.exec_allow", "program paths must be absolute"));
-        }
-        if w.exec_allow.values().any(|e| e.command().is_none()) {
-            return Err(invalid(
-                "work.exec_allow",
-                "argv must be none, operands or free",
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_cluster(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, message: &str| ConfigError::Invalid {
-            setting,
-            message: message.to_owned(),
-        };
-        let c = &self.cluster;
-        let id_ok = !c.id.is_empty()
-            && c.id.len() <= 64
-            && c.id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !id_ok {
-            return Err(invalid(
-                "cluster.id",
-                "must be 1-64 characters of [A-Za-z0-9._-]",
-            ));
-        }
-        if c.gossip.gossip_interval_ms == 0 || c.gossip.tick_ms == 0 {
-            return Err(invalid("cluster.gossip", "intervals must be at least 1 ms"));
-        }
-        if !(c.gossip.phi_threshold.is_finite() && c.gossip.phi_threshold > 0.0) {
-            return Err(invalid(
-                "cluster.gossip.phi_threshold",
-                "must be a positive number",
-            ));
-        }
-        let p = &c.probes;
-        if p.suspicion_timeout_ms < p.direct_timeout_ms.saturating_add(p.indirect_timeout_ms) {
-            return Err(invalid(
-                "cluster.probes.suspicion_timeout_ms",
-                "must cover direct_timeout_ms + indirect_timeout_ms",
-            ));
-        }
-        if c.ping_interval_ms == 0 || c.ping_timeout_ms == 0 || c.hung_after_misses == 0 {
-            return Err(invalid("cluster.ping_*", "must be at least 1"));
-        }
-        let p = &c.preauth;
-        if p.deadline_ms == 0 || p.max_per_source == 0 || p.max_total == 0 {
-            return Err(invalid("cluster.preauth.*", "must be at least 1"));
-        }
+        self.http.validate()?;
+        self.cluster.validate()?;
+        self.dht.validate()?;
+        self.anti_entropy.validate()?;
+        self.work.validate()?;
+        self.supervision.validate()?;
         Ok(())
     }
 }
 
 /// Node names appear in actor names and node links: keep them plain.
 pub fn validate_node_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+    if hypha_cluster::settings::is_plain_name(name) {
         Ok(())
     } else {
         Err(ConfigError::Invalid {
@@ -897,6 +504,7 @@ pub fn validate_node_name(name: &str) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use hypha_work::handler::{ArgvPolicy, ExecCommand};
 
     fn args(extra: &[&str]) -> NodeArgs {
         let mut argv = vec!["hypha", "node"];

@@ -27,19 +27,15 @@ use hypha_core::identity::NodeId;
 use hypha_dht as dht;
 use hypha_dht::anti_entropy::caught_up::CaughtUp;
 use hypha_dht::anti_entropy::confirmed::Confirmed;
-use hypha_dht::anti_entropy::run::{RunSettings, Runner};
-use hypha_dht::anti_entropy::schedule::ScheduleSettings;
+use hypha_dht::anti_entropy::run::Runner;
 use hypha_dht::anti_entropy::throttle::Throttle;
-use hypha_dht::anti_entropy::{AeSettings, AntiEntropy, AntiEntropyArgs, AntiEntropyMessage};
+use hypha_dht::anti_entropy::{AntiEntropy, AntiEntropyArgs, AntiEntropyMessage};
 use hypha_dht::bulk::handshake::BulkKey;
 use hypha_dht::bulk::server::BulkLimits;
 use hypha_dht::bulk::{BulkClient, BulkServer, BulkServerArgs, BulkServerMessage};
-use hypha_dht::files::{
-    Collector, CollectorArgs, CollectorMessage, Files, FilesConfig, GcSettings,
-};
+use hypha_dht::files::{Collector, CollectorArgs, CollectorMessage, Files};
 use hypha_dht::hlc::Hlc;
-use hypha_dht::keyspace::Partitioning;
-use hypha_dht::placement::{Placement, PlacementRules};
+use hypha_dht::placement::Placement;
 use hypha_dht::router::{Router, RouterArgs, RouterMessage, Settle};
 use hypha_dht::service::{DhtHandler, DhtService, DhtServiceArgs};
 use hypha_dht::storage::DhtStore;
@@ -48,7 +44,9 @@ use hypha_store::StoreClient;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 
-use crate::config::{AntiEntropySettings, ConfigError, DhtSettings};
+use hypha_dht::settings::{AntiEntropySettings, DhtSettings};
+
+use crate::config::ConfigError;
 
 const DHT_MAX_RESTARTS: u32 = 5;
 const DHT_PERIOD_MS: u64 = 10_000;
@@ -118,21 +116,12 @@ impl DhtParts {
             channels: membership,
             settle,
         } = membership;
-        let partitioning =
-            Partitioning::new(settings.partition_bits).ok_or(ConfigError::Invalid {
-                setting: "dht.partition_bits",
-                message: "must be 1-16".into(),
-            })?;
-        let rules = PlacementRules {
-            partitioning,
-            replicas: settings.replicas,
-            down_grace_ms: settings.down_grace_ms,
-        };
+        let rules = settings.placement_rules()?;
         let (placement_tx, placement_rx) =
             watch::channel(Arc::new(Placement::alone(me.clone(), rules)));
         let store = DhtStore::new(
             StoreClient::new(node, Duration::from_millis(STORE_TIMEOUT_MS)),
-            partitioning,
+            rules.partitioning,
         );
         let shared = AeShared::default();
         let handler = DhtHandler::new(
@@ -155,7 +144,7 @@ impl DhtParts {
             transport.clone(),
             placement_rx.clone(),
             Arc::new(Hlc::new()),
-            files_config(settings),
+            *settings,
         );
         let exchange = exchange_args(
             settings,
@@ -201,11 +190,7 @@ impl DhtParts {
             },
             collector: CollectorArgs {
                 store,
-                gc: GcSettings {
-                    tick_ms: settings.gc_tick_ms,
-                    chunk_grace_ms: settings.chunk_grace_ms,
-                    tombstone_grace_ms: settings.tombstone_grace_ms,
-                },
+                gc: settings.gc(),
                 confirmed: shared.confirmed,
             },
         })
@@ -308,12 +293,7 @@ fn exchange_args(
         store.clone(),
         transport,
         Throttle::new(ae.bytes_per_sec),
-        RunSettings {
-            step: ae.step,
-            max_entries: ae.max_entries,
-            rpc_timeout_ms: settings.rpc_timeout_ms,
-            tombstone_grace_ms: settings.tombstone_grace_ms,
-        },
+        ae.run(settings),
     );
     AntiEntropyArgs {
         me: me.clone(),
@@ -322,31 +302,6 @@ fn exchange_args(
         store: store.clone(),
         confirmed: shared.confirmed.clone(),
         caught_up: shared.caught_up.clone(),
-        settings: AeSettings {
-            schedule: ScheduleSettings {
-                period_ms: ae.period_ms,
-                recheck_ms: ae.recheck_ms,
-                retry_ms: ae.retry_ms,
-            },
-            tick_ms: ae.tick_ms,
-            concurrency: ae.concurrency,
-            replicas: settings.replicas,
-            held_checks_per_tick: ae.held_checks_per_tick,
-            rebuild_every_ms: ae.rebuild_every_ms,
-        },
-    }
-}
-
-fn files_config(s: &DhtSettings) -> FilesConfig {
-    FilesConfig {
-        write_quorum: s.write_quorum,
-        read_quorum: s.read_quorum,
-        rpc_timeout_ms: s.rpc_timeout_ms,
-        straggler_ms: s.straggler_ms,
-        read_hedge_ms: s.read_hedge_ms,
-        max_file_bytes: s.max_file_bytes,
-        upload_pipeline: s.upload_pipeline,
-        read_ahead: s.read_ahead,
-        chunk_grace_ms: s.chunk_grace_ms,
+        settings: ae.exchange(settings),
     }
 }

@@ -326,10 +326,7 @@ pub async fn start_with(
         limits: config.http.clone(),
         tls: admin_tls.clone(),
     };
-    let reserve = DiskReserve {
-        path: Some(data_dir.clone()),
-        min_free_bytes: config.storage.min_free_bytes,
-    };
+    let reserve = config.storage.reserve(data_dir.clone());
     let mut children = vec![
         store_spec(&name, engine.clone(), reserve),
         cluster.spec(),

@@ -20,19 +20,17 @@ use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use hypha_work::client::{CallError, WorkClient, WorkHandler};
-use hypha_work::handler::{ExecSettings, Registry};
+use hypha_work::handler::Registry;
 use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
 use hypha_work::log::{JobLog, LogError};
-use hypha_work::placement::{self as policy};
-use hypha_work::queues::{QueueSettings, Queues, QueuesArgs, QueuesMessage};
+use hypha_work::queues::{Queues, QueuesArgs, QueuesMessage};
 use hypha_work::service::{WorkService, WorkServiceArgs};
+use hypha_work::settings::WorkSettings;
 use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
-use hypha_work::workers::{WorkerSettings, Workers, WorkersArgs, WorkersMessage};
+use hypha_work::workers::{Workers, WorkersArgs, WorkersMessage};
 use hypha_work::{self as work, owner_of};
 use thiserror::Error;
 use tokio::sync::watch;
-
-use crate::config::WorkSettings;
 
 const WORK_MAX_RESTARTS: u32 = 5;
 const WORK_PERIOD_MS: u64 = 10_000;
@@ -292,23 +290,8 @@ impl WorkParts {
         );
         let client = WorkClient::new(me.clone(), handler.clone());
         let log = JobLog::new(files.clone());
-        let registry = Registry::builtins(&ExecSettings {
-            allow: settings
-                .exec_allow
-                .iter()
-                .filter_map(|(name, entry)| Some((name.clone(), entry.command()?)))
-                .collect(),
-            max_output_bytes: settings.exec_max_output_bytes,
-        });
-        let policy: Arc<dyn policy::PlacementPolicy> = Arc::from(
-            policy::by_name(&settings.placement).unwrap_or(Box::new(policy::LeastLoaded)),
-        );
+        let registry = Registry::builtins(&settings.exec());
         let membership_name = actor_name(node, membership::ROLE);
-        let slots = if settings.slots == 0 {
-            cores.max(1)
-        } else {
-            settings.slots
-        };
         Self {
             admin: WorkAdmin {
                 client: client.clone(),
@@ -324,15 +307,8 @@ impl WorkParts {
                 client: client.clone(),
                 placement: placement.clone(),
                 view: membership.watch(),
-                policy,
-                settings: QueueSettings {
-                    lease_ms: settings.lease_ms,
-                    tick_ms: settings.tick_ms,
-                    scan_ms: settings.scan_ms,
-                    rpc_timeout_ms: RPC_TIMEOUT_MS,
-                    max_queue_jobs: settings.max_queue_jobs,
-                    max_offers_in_flight: settings.max_offers_in_flight,
-                },
+                policy: settings.policy(),
+                settings: settings.queues(RPC_TIMEOUT_MS),
                 membership: membership_name.clone(),
             },
             workers: WorkersArgs {
@@ -341,13 +317,7 @@ impl WorkParts {
                 files,
                 client,
                 placement,
-                settings: WorkerSettings {
-                    slots,
-                    heartbeat_ms: settings.heartbeat_ms,
-                    rpc_timeout_ms: RPC_TIMEOUT_MS,
-                    max_unreported: 4 * slots as usize + 64,
-                    report_give_up_ms: 10 * settings.lease_ms,
-                },
+                settings: settings.workers(cores, RPC_TIMEOUT_MS),
                 membership: membership_name,
             },
             service: WorkServiceArgs { me, handler },

@@ -9,3 +9,4 @@
 pub mod membership;
 pub mod peers;
 pub mod preauth;
+pub mod settings;

@@ -44,6 +44,11 @@ impl Default for PreAuthLimits {
 }
 
 impl PreAuthLimits {
+    /// Every limit is at least 1 (0 would refuse every connection).
+    pub fn is_usable(&self) -> bool {
+        self.deadline_ms > 0 && self.max_per_source > 0 && self.max_total > 0
+    }
+
     /// The deadline as a duration.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)

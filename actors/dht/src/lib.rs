@@ -30,6 +30,7 @@ pub mod placement;
 pub mod router;
 pub mod routing;
 pub mod service;
+pub mod settings;
 pub mod storage;
 #[cfg(test)]
 pub(crate) mod test_store;

@@ -17,6 +17,7 @@ mod client;
 mod engine;
 mod error;
 mod messages;
+pub mod settings;
 mod writer;
 
 pub use actor::{Store, StoreArgs};

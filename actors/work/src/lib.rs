@@ -19,6 +19,7 @@ pub mod log;
 pub mod placement;
 pub mod queues;
 pub mod service;
+pub mod settings;
 pub mod wire;
 pub mod workers;
 

@@ -33,47 +33,9 @@ use hypha_cluster::membership::MemberKey;
 /// background; more make writers wait for their own.
 const MAX_TAILS: usize = 256;
 
-/// Coordinator settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FilesConfig {
-    /// Replicas that must make a write durable before it is acknowledged.
-    pub write_quorum: usize,
-    /// Replicas whose manifests a read compares.
-    pub read_quorum: usize,
-    /// Timeout of one replica RPC.
-    pub rpc_timeout_ms: u64,
-    /// How long a quorum call waits for the remaining replicas once it
-    /// has its quorum; writes still reach them afterwards, in the background.
-    pub straggler_ms: u64,
-    /// A read asks a read quorum of replicas (local first), and the rest
-    /// when one fails or this long passed without the quorum.
-    pub read_hedge_ms: u64,
-    /// Largest file accepted.
-    pub max_file_bytes: u64,
-    /// Chunks an upload has in flight at once.
-    pub upload_pipeline: usize,
-    /// Chunks a download fetches ahead.
-    pub read_ahead: usize,
-    /// Unreferenced chunks are collected after this; an upload must finish
-    /// within half of it.
-    pub chunk_grace_ms: u64,
-}
-
-impl Default for FilesConfig {
-    fn default() -> Self {
-        Self {
-            write_quorum: 2,
-            read_quorum: 2,
-            rpc_timeout_ms: 5_000,
-            straggler_ms: 0,
-            read_hedge_ms: 20,
-            max_file_bytes: 4 << 30,
-            upload_pipeline: 4,
-            read_ahead: 4,
-            chunk_grace_ms: 3_600_000,
-        }
-    }
-}
+/// Coordinator settings: the `[dht]` section as it is (the coordinator
+/// reads the quorums, timeouts, size limits and chunk grace of it).
+pub type FilesConfig = crate::settings::DhtSettings;
 
 /// What a read insists on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
