@@ -1,10 +1,11 @@
 use std::collections::BTreeSet;
 
 use futures::future::BoxFuture;
+use futures::stream;
 
 use super::*;
 use crate::admission::tests::{id, key, placement_of};
-use crate::wire::{ErrorCode, WireError};
+use crate::wire::{ErrorCode, PutOutcome, Standing, WireError};
 
 /// Replicas answering from memory; the `refusing` ones refuse every write
 /// as not theirs. Counts the writes each replica acknowledged.
@@ -56,8 +57,9 @@ fn coordinator(refusing: &[MemberKey]) -> Files {
         id(0x00),
         transport,
         rx,
-        Arc::new(Hlc::new()),
+        Arc::new(Hlc::new(SharedClock::system())),
         FilesConfig::default(),
+        SharedClock::system(),
     )
 }
 
