@@ -7,6 +7,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::{ByteRange, Files, FilesError};
 use crate::digest::blake3_of;
+use crate::files::decide::verdict::{judge_chunk, ChunkCopy, ChunkStep, Repair, Source};
 use crate::keyspace::Partition;
 use crate::manifest::{ChunkRef, Manifest};
 use crate::wire::{Request, Response};
@@ -93,37 +94,47 @@ impl Files {
             hash: chunk.hash,
         };
         for (i, member) in sources.iter().chain(fallback).enumerate() {
-            let is_replica = i < sources.len();
+            let source = if i < sources.len() {
+                Source::Replica
+            } else {
+                Source::Fallback
+            };
             let answer = self
                 .inner
                 .transport
                 .call(member, request.clone(), self.timeout())
                 .await;
-            let Ok(Response::Chunk(found)) = answer else {
-                continue;
-            };
-            let Some(bytes) = found else {
-                if is_replica {
-                    to_repair.push(member.clone());
+            let (copy, bytes) = match answer {
+                Ok(Response::Chunk(Some(bytes))) => {
+                    // This node's store verified its own copy before
+                    // answering; only bytes that crossed the network are
+                    // hashed again here.
+                    let (hash, bytes) = if *member == me {
+                        (chunk.hash, bytes)
+                    } else {
+                        hash_of(bytes).await?
+                    };
+                    let len = bytes.len();
+                    (ChunkCopy::Bytes { hash, len }, bytes)
                 }
-                continue;
+                Ok(Response::Chunk(None)) => (ChunkCopy::Missing, Vec::new()),
+                _ => (ChunkCopy::NoAnswer, Vec::new()),
             };
-            // This node's store verified its own copy before answering;
-            // only bytes that crossed the network are hashed again here.
-            let (hash, bytes) = if *member == me {
-                (chunk.hash, bytes)
-            } else {
-                hash_of(bytes).await?
+            let repair = match judge_chunk(copy, chunk, source) {
+                ChunkStep::Serve => {
+                    self.repair_chunk(partition, chunk.hash, &bytes, to_repair)
+                        .await;
+                    return Ok(bytes);
+                }
+                ChunkStep::Next { repair } => repair,
+                ChunkStep::Corrupt { repair } => {
+                    metrics::counter!("hypha_dht_verification_failures_total", "where" => "remote")
+                        .increment(1);
+                    tracing::warn!(replica = %member.link_name(), chunk = %hex::encode(chunk.hash), "replica sent bytes that fail verification");
+                    repair
+                }
             };
-            if hash == chunk.hash && bytes.len() == chunk.len as usize {
-                self.repair_chunk(partition, chunk.hash, &bytes, to_repair)
-                    .await;
-                return Ok(bytes);
-            }
-            metrics::counter!("hypha_dht_verification_failures_total", "where" => "remote")
-                .increment(1);
-            tracing::warn!(replica = %member.link_name(), chunk = %hex::encode(chunk.hash), "replica sent bytes that fail verification");
-            if is_replica {
+            if repair == Repair::Yes {
                 to_repair.push(member.clone());
             }
         }

@@ -15,7 +15,7 @@ use super::verdict::*;
 use crate::files::error::FilesError;
 use crate::files::quorum::Gathered;
 use crate::hlc::{Hlc, Timestamp};
-use crate::manifest::{FileState, Manifest, MANIFEST_FORMAT};
+use crate::manifest::{ChunkRef, FileState, Manifest, MANIFEST_FORMAT};
 use crate::transport::RpcError;
 use crate::wire::{ErrorCode, PutOutcome, Response, Standing, WireError};
 
@@ -544,6 +544,73 @@ fn a_manifest_failing_verification_counts_as_absent_and_is_repaired() {
     let read = found(verdict);
     assert_eq!(read.newest, Some(live(9)), "the bad copy never wins");
     assert_eq!(read.repair, vec![member(0)]);
+}
+
+// ---- chunk reads: verified, skipped, repaired ----
+
+const CHUNK: ChunkRef = ChunkRef {
+    hash: [7; 32],
+    len: 10,
+};
+
+#[test]
+fn a_chunk_is_served_only_when_it_verifies() {
+    let good = ChunkCopy::Bytes {
+        hash: [7; 32],
+        len: 10,
+    };
+    assert_eq!(judge_chunk(good, CHUNK, Source::Replica), ChunkStep::Serve);
+    let wrong_hash = ChunkCopy::Bytes {
+        hash: [8; 32],
+        len: 10,
+    };
+    let short = ChunkCopy::Bytes {
+        hash: [7; 32],
+        len: 9,
+    };
+    for bad in [wrong_hash, short] {
+        assert_eq!(
+            judge_chunk(bad, CHUNK, Source::Replica),
+            ChunkStep::Corrupt {
+                repair: Repair::Yes
+            },
+            "corrupt bytes are never returned"
+        );
+    }
+}
+
+#[test]
+fn a_replica_with_a_missing_chunk_is_skipped_and_repaired() {
+    assert_eq!(
+        judge_chunk(ChunkCopy::Missing, CHUNK, Source::Replica),
+        ChunkStep::Next {
+            repair: Repair::Yes
+        }
+    );
+}
+
+#[test]
+fn a_fallback_member_is_tried_but_never_repaired() {
+    let bad = ChunkCopy::Bytes {
+        hash: [0; 32],
+        len: 10,
+    };
+    assert_eq!(
+        judge_chunk(bad, CHUNK, Source::Fallback),
+        ChunkStep::Corrupt { repair: Repair::No }
+    );
+    assert_eq!(
+        judge_chunk(ChunkCopy::Missing, CHUNK, Source::Fallback),
+        ChunkStep::Next { repair: Repair::No }
+    );
+}
+
+#[test]
+fn a_source_that_did_not_answer_is_skipped_not_repaired() {
+    assert_eq!(
+        judge_chunk(ChunkCopy::NoAnswer, CHUNK, Source::Replica),
+        ChunkStep::Next { repair: Repair::No }
+    );
 }
 
 // ---- uploads ----

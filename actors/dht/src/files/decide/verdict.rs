@@ -315,6 +315,76 @@ pub fn tombstone(old: &Manifest, stamp: Stamp) -> Manifest {
     }
 }
 
+/// Where a chunk was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// One of the file's replicas: a missing or bad copy there is repaired.
+    Replica,
+    /// Another live member, tried when no replica has a good copy: never
+    /// repaired (it has no business holding the chunk).
+    Fallback,
+}
+
+/// What a source had of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkCopy {
+    /// No usable answer (unreachable, timed out, refused).
+    NoAnswer,
+    /// It answered that it has no copy.
+    Missing,
+    /// Bytes with this hash and length.
+    Bytes {
+        /// BLAKE3 of the bytes.
+        hash: [u8; 32],
+        /// Their length.
+        len: usize,
+    },
+}
+
+/// What to do with one source's answer to a chunk fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkStep {
+    /// The bytes verify: send them (and repair the replicas noted so far).
+    Serve,
+    /// Try the next source; `repair` this one once a good copy is found.
+    Next {
+        /// Whether this source gets the good copy.
+        repair: Repair,
+    },
+    /// The bytes fail verification: never sent; try the next source.
+    Corrupt {
+        /// Whether this source gets the good copy.
+        repair: Repair,
+    },
+}
+
+/// Whether a source is repaired with the good copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// Give it the good copy.
+    Yes,
+    /// Leave it.
+    No,
+}
+
+/// Judge one source's copy of `expected`: every chunk is verified against
+/// its hash and length before a byte of it is sent; a replica with a
+/// missing or bad copy is repaired, a fallback member is not.
+pub fn judge_chunk(copy: ChunkCopy, expected: ChunkRef, source: Source) -> ChunkStep {
+    let repair = match source {
+        Source::Replica => Repair::Yes,
+        Source::Fallback => Repair::No,
+    };
+    match copy {
+        ChunkCopy::NoAnswer => ChunkStep::Next { repair: Repair::No },
+        ChunkCopy::Missing => ChunkStep::Next { repair },
+        ChunkCopy::Bytes { hash, len } if hash == expected.hash && len == expected.len as usize => {
+            ChunkStep::Serve
+        }
+        ChunkCopy::Bytes { .. } => ChunkStep::Corrupt { repair },
+    }
+}
+
 /// An upload must finish within half the chunk grace (its chunks are
 /// unreferenced until the manifest lands, and collected after the grace).
 pub fn upload_in_time(elapsed_ms: u64, chunk_grace_ms: u64) -> Result<(), FilesError> {
