@@ -34,7 +34,7 @@ impl Timestamp {
     }
 }
 
-/// A node's clock.
+/// A node's hybrid logical clock.
 #[derive(Debug)]
 pub struct Hlc {
     last: AtomicU64,
