@@ -23,6 +23,7 @@ use hypha_cluster::membership::{MemberKey, MembershipChannels};
 use hypha_cluster::peers::tls::LinkTls;
 use hypha_cluster::preauth::PreAuthLimits;
 use hypha_core::actor_name;
+use hypha_core::clock::SharedClock;
 use hypha_core::identity::NodeId;
 use hypha_dht as dht;
 use hypha_dht::anti_entropy::caught_up::CaughtUp;
@@ -99,6 +100,9 @@ pub struct Joined {
     pub channels: MembershipChannels,
     /// When the view counts as settled after the start.
     pub settle: Settle,
+    /// The node's clock (one per node): every DHT part reads the time
+    /// from it.
+    pub clock: SharedClock,
 }
 
 impl DhtParts {
@@ -115,6 +119,7 @@ impl DhtParts {
         let Joined {
             channels: membership,
             settle,
+            clock,
         } = membership;
         let rules = settings.placement_rules()?;
         let (placement_tx, placement_rx) =
@@ -123,28 +128,32 @@ impl DhtParts {
             StoreClient::new(node, Duration::from_millis(STORE_TIMEOUT_MS)),
             rules.partitioning,
         );
-        let shared = AeShared::default();
+        let shared = AeShared {
+            clock: clock.clone(),
+            ..AeShared::default()
+        };
         let handler = DhtHandler::new(
             store.clone(),
             placement_rx.clone(),
             shared.caught_up.clone(),
-        );
+        )
+        .with_clock(clock.clone());
         let bulk_view = membership.watch();
         let route = BulkRoute {
-            client: BulkClient::new(bulk.key.clone(), bulk.tls.clone()),
+            client: BulkClient::with_clock(bulk.key.clone(), bulk.tls.clone(), clock.clone()),
             view: membership.watch(),
         };
-        let transport = Arc::new(ClusterTransport::new(
-            me.clone(),
-            handler.clone(),
-            Some(route),
-        ));
+        let transport = Arc::new(
+            ClusterTransport::new(me.clone(), handler.clone(), Some(route))
+                .with_clock(clock.clone()),
+        );
         let files = Files::new(
             *id.as_bytes(),
             transport.clone(),
             placement_rx.clone(),
-            Arc::new(Hlc::new()),
+            Arc::new(Hlc::new(clock.clone())),
             *settings,
+            clock.clone(),
         );
         let exchange = exchange_args(
             settings,
@@ -171,7 +180,8 @@ impl DhtParts {
                 membership,
                 placement: Arc::new(placement_tx),
                 settle,
-                started: std::time::Instant::now(),
+                started: clock.now(),
+                clock: clock.clone(),
             },
             service: DhtServiceArgs {
                 me,
@@ -187,11 +197,13 @@ impl DhtParts {
                     ..BulkLimits::default()
                 },
                 view: bulk_view,
+                clock: clock.clone(),
             },
             collector: CollectorArgs {
                 store,
                 gc: settings.gc(),
                 confirmed: shared.confirmed,
+                clock,
             },
         })
     }
@@ -270,10 +282,13 @@ pub async fn hand_off(exchange_name: &str, timeout: Duration) -> usize {
 /// How often a leaving node asks whether its hand-off is done.
 const HAND_OFF_POLL: Duration = Duration::from_millis(200);
 
-/// What the exchange actor learns and other parts of the node read; made
-/// once per node, so that it outlives a restarted exchange actor.
+/// What the exchange actor learns and other parts of the node read, and
+/// the node's clock it reads time from; made once per node, so that it
+/// outlives a restarted exchange actor.
 #[derive(Default)]
 struct AeShared {
+    /// The node's clock.
+    clock: SharedClock,
     /// Read by the collector.
     confirmed: Confirmed,
     /// Read by the request handler.
@@ -292,8 +307,9 @@ fn exchange_args(
     let runner = Runner::new(
         store.clone(),
         transport,
-        Throttle::new(ae.bytes_per_sec),
+        Throttle::new(ae.bytes_per_sec, shared.clock.clone()),
         ae.run(settings),
+        shared.clock.clone(),
     );
     AntiEntropyArgs {
         me: me.clone(),
@@ -303,5 +319,6 @@ fn exchange_args(
         confirmed: shared.confirmed.clone(),
         caught_up: shared.caught_up.clone(),
         settings: ae.exchange(settings),
+        clock: shared.clock.clone(),
     }
 }

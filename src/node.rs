@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use hypha_cluster::peers::tls::LinkTls;
 use hypha_core::actor_name;
+use hypha_core::clock::SharedClock;
 use hypha_core::identity::NodeId;
 
 use crate::admin::tls::AdminTls;
@@ -260,11 +261,13 @@ pub async fn start_with(
         gossip: resolve_port(config.listen.gossip, Proto::Udp)?,
         bulk: resolve_port(config.listen.bulk, Proto::Tcp)?,
     };
+    // One clock per node, handed to every part that reads the time.
+    let clock = SharedClock::system();
     let facts = NodeFacts {
         id,
         name: name.clone(),
         listen,
-        started_unix_ms: hypha_dht::hlc::wall_ms(),
+        started_unix_ms: clock.wall_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
     let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
@@ -286,6 +289,7 @@ pub async fn start_with(
         Joined {
             channels: channels.clone(),
             settle: settle_policy(config),
+            clock: clock.clone(),
         },
         bulk,
     )?;

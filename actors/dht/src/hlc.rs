@@ -4,11 +4,12 @@
 //! wall clock stalls or steps back. Manifest versions are (HLC, writer
 //! node id): last writer wins by that pair.
 //!
-//! Lock-free (one atomic): every file write takes a timestamp.
+//! Lock-free (one atomic): every file write takes a timestamp. The wall
+//! clock is the node's injected [`SharedClock`], so tests can step it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use hypha_core::clock::SharedClock;
 use serde::{Deserialize, Serialize};
 
 /// Bits of the logical counter.
@@ -33,29 +34,32 @@ impl Timestamp {
     }
 }
 
-/// A node's clock.
-#[derive(Debug, Default)]
+/// A node's hybrid logical clock.
+#[derive(Debug)]
 pub struct Hlc {
     last: AtomicU64,
+    clock: SharedClock,
 }
 
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before
+/// it), from the system: for callers outside the DHT's actors, which read
+/// the node's injected clock instead.
 pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    SharedClock::system().wall_ms()
 }
 
 impl Hlc {
-    /// A clock that has seen nothing.
-    pub fn new() -> Self {
-        Self::default()
+    /// A clock that has seen nothing, reading the wall time from `clock`.
+    pub fn new(clock: SharedClock) -> Self {
+        Self {
+            last: AtomicU64::new(0),
+            clock,
+        }
     }
 
     /// A new timestamp, greater than every one issued or observed before.
     pub fn now(&self) -> Timestamp {
-        self.tick(wall_ms())
+        self.tick(self.clock.wall_ms())
     }
 
     /// `now` against an explicit wall clock (tests).
@@ -83,7 +87,7 @@ mod tests {
 
     #[test]
     fn strictly_increases_when_the_wall_clock_steps_back() {
-        let clock = Hlc::new();
+        let clock = Hlc::new(SharedClock::system());
         let a = clock.tick(1_000);
         let b = clock.tick(1_000);
         let c = clock.tick(900);
@@ -95,8 +99,19 @@ mod tests {
 
     #[test]
     fn observing_a_later_clock_orders_the_next_write_after_it() {
-        let clock = Hlc::new();
+        let clock = Hlc::new(SharedClock::system());
         clock.observe(Timestamp::from_unix_ms(5_000));
         assert!(clock.tick(1_000) > Timestamp::from_unix_ms(5_000));
+    }
+
+    #[test]
+    fn now_reads_the_injected_wall_clock() {
+        let manual = hypha_core::clock::ManualClock::new(7_000);
+        let clock = Hlc::new(SharedClock::new(manual.clone()));
+        assert_eq!(clock.now(), Timestamp::from_unix_ms(7_000));
+        manual.set_wall_ms(3_000);
+        let after = clock.now();
+        assert!(after > Timestamp::from_unix_ms(7_000), "never back");
+        assert_eq!(after.unix_ms(), 7_000);
     }
 }

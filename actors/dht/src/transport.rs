@@ -6,7 +6,7 @@
 //! straight to its handler.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use ractor::rpc::CallResult;
@@ -19,6 +19,7 @@ use super::bulk::{BulkClient, BulkPeer};
 use super::service::{dht_group, DhtHandler, DhtServiceMessage};
 use super::wire::{self, Request, Response, WireError};
 use hypha_cluster::membership::{ClusterView, MemberKey};
+use hypha_core::clock::SharedClock;
 
 /// Why an RPC failed.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -92,13 +93,24 @@ pub struct ClusterTransport {
     me: MemberKey,
     local: DhtHandler,
     bulk: Option<BulkRoute>,
+    clock: SharedClock,
 }
 
 impl ClusterTransport {
     /// For the node `me`, whose own requests go to `local`; chunk
     /// transfers use `bulk` when given (else the node link).
     pub fn new(me: MemberKey, local: DhtHandler, bulk: Option<BulkRoute>) -> Self {
-        Self { me, local, bulk }
+        Self {
+            me,
+            local,
+            bulk,
+            clock: SharedClock::system(),
+        }
+    }
+
+    /// The same transport, timing its calls on `clock`.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Self { clock, ..self }
     }
 
     /// Where `peer` (this generation of it) takes bulk connections.
@@ -180,10 +192,12 @@ impl DhtTransport for ClusterTransport {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Response, RpcError>> {
         let kind = kind(&request);
-        let started = Instant::now();
+        let clock = self.clock.clone();
+        let started = clock.now();
         let timed = move |result: Result<Response, RpcError>| {
+            let took = clock.now().saturating_duration_since(started);
             metrics::histogram!("hypha_dht_rpc_duration_seconds", "kind" => kind)
-                .record(started.elapsed().as_secs_f64());
+                .record(took.as_secs_f64());
             if result.is_err() {
                 metrics::counter!("hypha_dht_rpc_errors_total", "kind" => kind).increment(1);
             }

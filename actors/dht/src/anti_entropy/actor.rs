@@ -22,12 +22,12 @@ use super::schedule::{
     Completeness, Exchanged, PeerResult, Role, Schedule, ScheduleSettings, Task,
 };
 use super::view::PartitionView;
-use crate::hlc::wall_ms;
 use crate::keyspace::Partition;
 use crate::placement::Placement;
 use crate::storage::DhtStore;
 use crate::storage::Rebuild;
 use hypha_cluster::membership::MemberKey;
+use hypha_core::clock::SharedClock;
 
 /// Settings of the exchange actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub struct AntiEntropyArgs {
     pub caught_up: CaughtUp,
     /// Settings.
     pub settings: AeSettings,
+    /// The node's clock.
+    pub clock: SharedClock,
 }
 
 /// State of one incarnation.
@@ -110,7 +112,7 @@ impl AntiEntropyState {
     }
 
     async fn tick(&mut self) {
-        let now = wall_ms();
+        let now = self.args.clock.wall_ms();
         self.reap(now);
         self.follow(now);
         self.scan_held(now).await;
@@ -163,7 +165,7 @@ impl AntiEntropyState {
     /// A task's result: record it and start what is due without waiting
     /// for the next tick (the tick would cap the exchange rate).
     fn finished(&mut self, id: tokio::task::Id, done: TaskDone) {
-        let now = wall_ms();
+        let now = self.args.clock.wall_ms();
         self.release(id);
         match done {
             TaskDone::Exchanged {
@@ -519,7 +521,7 @@ impl Actor for AntiEntropy {
                 let _ = reply.send(state.views());
             }
             AntiEntropyMessage::Leave { reply } => {
-                let left = state.leave(wall_ms());
+                let left = state.leave(state.args.clock.wall_ms());
                 let _ = reply.send(left);
             }
             AntiEntropyMessage::Crash => panic!("chaos: injected panic in anti-entropy"),

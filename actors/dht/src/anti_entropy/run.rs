@@ -16,13 +16,13 @@ use super::exchange::{AeAnswer, AeRequest, ExchangeError, Initiator, Next, AE_WI
 use super::replica::{snapshot, FetchedBuckets};
 use super::throttle::Throttle;
 use crate::digest::blake3_of;
-use crate::hlc::wall_ms;
 use crate::keyspace::Partition;
 use crate::manifest::{name_key, Manifest};
 use crate::storage::{ChunkRead, DhtStore};
 use crate::transport::{DhtTransport, RpcError};
 use crate::wire::{Request, Response, MAX_HAS, MAX_MANIFEST_KEYS};
 use hypha_cluster::membership::MemberKey;
+use hypha_core::clock::SharedClock;
 use hypha_core::codec;
 use hypha_store::StoreError;
 
@@ -114,6 +114,7 @@ pub struct Runner {
     transport: Arc<dyn DhtTransport>,
     throttle: Throttle,
     settings: RunSettings,
+    clock: SharedClock,
 }
 
 fn wire_len<T: serde::Serialize>(message: &T) -> u64 {
@@ -121,18 +122,21 @@ fn wire_len<T: serde::Serialize>(message: &T) -> u64 {
 }
 
 impl Runner {
-    /// Over this node's store and transport.
+    /// Over this node's store and transport, reading the time from
+    /// `clock`.
     pub fn new(
         store: DhtStore,
         transport: Arc<dyn DhtTransport>,
         throttle: Throttle,
         settings: RunSettings,
+        clock: SharedClock,
     ) -> Self {
         Self {
             store,
             transport,
             throttle,
             settings,
+            clock,
         }
     }
 
@@ -160,7 +164,7 @@ impl Runner {
         direction: Direction,
     ) -> Result<Report, RunError> {
         let mut report = Report {
-            started_ms: wall_ms(),
+            started_ms: self.clock.wall_ms(),
             ..Report::default()
         };
         let own = snapshot(&self.store, partition).await?;
@@ -273,7 +277,7 @@ impl Runner {
     /// collector may have removed it on other replicas already, so taking
     /// it would only bring it back; there is nothing here for it to hide.
     async fn expired_and_unknown(&self, m: &Manifest) -> Result<bool, RunError> {
-        let age_ms = wall_ms().saturating_sub(m.modified.unix_ms());
+        let age_ms = self.clock.wall_ms().saturating_sub(m.modified.unix_ms());
         if age_ms <= self.settings.tombstone_grace_ms {
             return Ok(false);
         }
@@ -307,7 +311,7 @@ impl Runner {
             return Ok(false);
         }
         self.store
-            .put_chunk(partition, hash, data, wall_ms())
+            .put_chunk(partition, hash, data, self.clock.wall_ms())
             .await?;
         Ok(true)
     }
@@ -442,6 +446,7 @@ mod tests {
 
     use super::*;
     use crate::anti_entropy::caught_up::CaughtUp;
+    use crate::hlc::wall_ms;
     use crate::keyspace::Partitioning;
     use crate::manifest::tests::sample;
     use crate::manifest::{ChunkRef, FileState};
@@ -520,13 +525,14 @@ mod tests {
         Runner::new(
             me.store.clone(),
             Arc::new(Loopback(handlers)),
-            Throttle::new(0),
+            Throttle::new(0, SharedClock::system()),
             RunSettings {
                 step: 2,
                 max_entries: 8_192,
                 rpc_timeout_ms: 5_000,
                 tombstone_grace_ms: 3_600_000,
             },
+            SharedClock::system(),
         )
     }
 

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hypha_core::clock::SharedClock;
 use tokio::time::Instant;
 
 /// The pure bucket.
@@ -49,24 +50,30 @@ impl TokenBucket {
 
 /// The bucket shared by a node's exchanges.
 #[derive(Debug, Clone)]
-pub struct Throttle(Arc<Mutex<TokenBucket>>);
+pub struct Throttle {
+    bucket: Arc<Mutex<TokenBucket>>,
+    clock: SharedClock,
+}
 
 impl Throttle {
-    /// At most `rate_bytes_per_s` on average (0: unlimited).
-    pub fn new(rate_bytes_per_s: u64) -> Self {
-        Self(Arc::new(Mutex::new(TokenBucket::new(
-            rate_bytes_per_s,
-            Instant::now(),
-        ))))
+    /// At most `rate_bytes_per_s` on average (0: unlimited), timed by
+    /// `clock`.
+    pub fn new(rate_bytes_per_s: u64, clock: SharedClock) -> Self {
+        let bucket = TokenBucket::new(rate_bytes_per_s, clock.now());
+        Self {
+            bucket: Arc::new(Mutex::new(bucket)),
+            clock,
+        }
     }
 
     /// Wait until `bytes` may move.
     pub async fn acquire(&self, bytes: u64) {
-        let wait = match self.0.lock() {
-            Ok(mut bucket) => bucket.take(bytes, Instant::now()),
+        let now = self.clock.now();
+        let wait = match self.bucket.lock() {
+            Ok(mut bucket) => bucket.take(bytes, now),
             // A panic while holding the lock cannot leave the bucket
             // inconsistent in a way that matters more than not throttling.
-            Err(poisoned) => poisoned.into_inner().take(bytes, Instant::now()),
+            Err(poisoned) => poisoned.into_inner().take(bytes, now),
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -98,7 +105,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn acquire_waits_for_the_debt() {
-        let throttle = Throttle::new(1_000);
+        let throttle = Throttle::new(1_000, SharedClock::system());
         let start = Instant::now();
         throttle.acquire(1_000).await;
         assert_eq!(start.elapsed(), Duration::ZERO);

@@ -9,14 +9,16 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::handshake::{self, BulkKey, HandshakeError};
 use super::{frame, BoxIo};
 use hypha_cluster::peers::tls::LinkTls;
+use hypha_core::clock::SharedClock;
 use hypha_core::identity::NodeId;
 
 /// Idle connections kept per peer.
@@ -83,6 +85,7 @@ struct Inner {
     /// Keyed by node and address: a connection proven to reach one node
     /// is never reused for another that gossip now places at the address.
     idle: Mutex<HashMap<BulkPeer, Vec<Idle>>>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for BulkClient {
@@ -92,13 +95,20 @@ impl std::fmt::Debug for BulkClient {
 }
 
 impl BulkClient {
-    /// A pool that authenticates with `key`, inside `tls` when given.
+    /// A pool that authenticates with `key`, inside `tls` when given,
+    /// ageing idle connections on the system clock.
     pub fn new(key: BulkKey, tls: Option<LinkTls>) -> Self {
+        Self::with_clock(key, tls, SharedClock::system())
+    }
+
+    /// [`BulkClient::new`], ageing idle connections on `clock`.
+    pub fn with_clock(key: BulkKey, tls: Option<LinkTls>, clock: SharedClock) -> Self {
         Self {
             inner: Arc::new(Inner {
                 key,
                 tls,
                 idle: Mutex::new(HashMap::new()),
+                clock,
             }),
         }
     }
@@ -131,8 +141,9 @@ impl BulkClient {
     fn take_idle(&self, peer: &BulkPeer) -> Option<BoxIo> {
         let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
         let pool = idle.get_mut(peer)?;
+        let now = self.inner.clock.now();
         while let Some(conn) = pool.pop() {
-            if conn.since.elapsed() < MAX_IDLE_AGE {
+            if now.saturating_duration_since(conn.since) < MAX_IDLE_AGE {
                 return Some(conn.io);
             }
         }
@@ -145,7 +156,7 @@ impl BulkClient {
         if pool.len() < MAX_IDLE_PER_PEER {
             pool.push(Idle {
                 io,
-                since: Instant::now(),
+                since: self.inner.clock.now(),
             });
         }
     }

@@ -33,6 +33,7 @@ use crate::wire::{self, Response};
 use hypha_cluster::membership::ClusterView;
 use hypha_cluster::peers::tls::LinkTls;
 use hypha_cluster::preauth::{self, Admission, PreAuthLimits};
+use hypha_core::clock::SharedClock;
 
 /// How long a restarted incarnation retries binding its port.
 const BIND_RETRY_MS: u64 = 5_000;
@@ -78,6 +79,8 @@ pub struct BulkServerArgs {
     /// The membership view: members' hosts draw from their own
     /// unauthenticated pool.
     pub view: watch::Receiver<Arc<ClusterView>>,
+    /// The node's clock (admission windows).
+    pub clock: SharedClock,
 }
 
 /// Messages of the listener (local only).
@@ -200,7 +203,7 @@ impl Front {
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
         let members = preauth::member_hosts(&self.args.view.borrow());
         let class = preauth::classify(peer.ip(), &members);
-        let now = tokio::time::Instant::now();
+        let now = self.args.clock.now();
         if let Err(refusal) = self.admission.admit(peer, class, now) {
             refused(refusal.label());
             tracing::debug!(%peer, "bulk connection refused: {refusal}");

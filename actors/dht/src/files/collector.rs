@@ -11,9 +11,9 @@ use hypha_supervisors::CrashMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::anti_entropy::confirmed::Confirmed;
-use crate::hlc::wall_ms;
 use crate::keyspace::Partition;
 use crate::storage::DhtStore;
+use hypha_core::clock::SharedClock;
 
 /// Collection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct CollectorArgs {
     /// When anti-entropy last confirmed each partition equal on every
     /// replica: tombstones written before it may go.
     pub confirmed: Confirmed,
+    /// The node's clock: ages are measured against its wall time.
+    pub clock: SharedClock,
 }
 
 /// State of one incarnation.
@@ -128,7 +130,7 @@ async fn sweep_next(state: &mut CollectorState) {
         .store
         .sweep(
             partition,
-            wall_ms(),
+            state.args.clock.wall_ms(),
             gc.chunk_grace_ms,
             gc.tombstone_grace_ms,
             state.args.confirmed.get(partition.0),

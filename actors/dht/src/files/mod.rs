@@ -6,6 +6,7 @@
 
 mod collector;
 mod coordinator;
+mod decide;
 mod error;
 pub mod listing;
 mod quorum;

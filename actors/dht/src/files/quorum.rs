@@ -5,6 +5,11 @@
 //! [`Tails`] so that every replica still gets it, in the background; a read
 //! drops them. A slow or frozen replica so costs a write nothing once W
 //! replicas answered.
+//!
+//! This is the shell of a quorum call: whom to ask and when, and when the
+//! call is over, is decided by the pure [`QuorumCall`]; here its calls
+//! are sent, answers and wake-ups awaited and fed back, with the time
+//! read from the node's clock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +20,12 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::decide::call::{Answer, Effect, Pace, QuorumCall};
+use super::decide::verdict::write_answer;
 use crate::transport::{DhtTransport, RpcError};
 use crate::wire::{Request, Response};
 use hypha_cluster::membership::MemberKey;
+use hypha_core::clock::SharedClock;
 
 /// A replica call still running.
 pub type PendingCall = BoxFuture<'static, (MemberKey, Result<Response, RpcError>)>;
@@ -59,44 +67,29 @@ fn short(m: &MemberKey) -> String {
     m.node_id.chars().take(8).collect()
 }
 
+/// What a quorum call's effects are carried out with: the transport,
+/// each call's timeout, and the clock the call reads the time from.
+pub struct Caller<'a> {
+    /// Sends the calls.
+    pub transport: &'a Arc<dyn DhtTransport>,
+    /// Timeout of one replica call.
+    pub timeout: Duration,
+    /// The node's clock.
+    pub clock: &'a SharedClock,
+}
+
 /// Send `request` to every target; see the module doc for when it returns.
 pub async fn gather(
-    transport: &Arc<dyn DhtTransport>,
+    caller: &Caller<'_>,
     targets: &[MemberKey],
     request: &Request,
     need: usize,
-    timeout: Duration,
     straggler: Duration,
 ) -> Gathered {
-    let mut pending: FuturesUnordered<PendingCall> = targets
-        .iter()
-        .map(|member| {
-            let call = transport.call(member, request.clone(), timeout);
-            let member = member.clone();
-            Box::pin(async move { (member, call.await) }) as PendingCall
-        })
-        .collect();
-    let mut out = Gathered::default();
-    let mut deadline = None;
-    loop {
-        let next = match deadline {
-            None => pending.next().await,
-            Some(at) => match tokio::time::timeout_at(at, pending.next()).await {
-                Ok(next) => next,
-                Err(_) => break,
-            },
-        };
-        let Some((member, result)) = next else { break };
-        match result {
-            Ok(response) => out.ok.push((member, response)),
-            Err(err) => out.failed.push((member, err)),
-        }
-        if deadline.is_none() && out.ok.len() >= need {
-            deadline = Some(tokio::time::Instant::now() + straggler);
-        }
-    }
-    out.pending = pending;
-    out
+    let pace = Pace::AllAtOnce { straggler };
+    caller
+        .drive(targets, request, need, pace, write_answer)
+        .await
 }
 
 /// A read's quorum call: ask only the first `need` of `targets` (in the
@@ -108,55 +101,72 @@ pub async fn gather(
 /// answers that count (the calls still running are dropped: a read needs
 /// no tail) — or when every asked replica answered.
 pub async fn gather_hedged(
-    transport: &Arc<dyn DhtTransport>,
+    caller: &Caller<'_>,
     targets: &[MemberKey],
     request: &Request,
     need: usize,
-    timeout: Duration,
     hedge: Duration,
     count: impl Fn(&Response) -> bool,
 ) -> Gathered {
-    let call = |member: &MemberKey| {
-        let call = transport.call(member, request.clone(), timeout);
-        let member = member.clone();
-        Box::pin(async move { (member, call.await) }) as PendingCall
+    let classify = |result: &Result<Response, RpcError>| match result {
+        Ok(response) if count(response) => Answer::Counts,
+        Ok(_) => Answer::Uncounted,
+        Err(_) => Answer::Failed,
     };
-    let mut spare = targets.iter().skip(need);
-    let mut pending: FuturesUnordered<PendingCall> = targets.iter().take(need).map(call).collect();
-    let mut out = Gathered::default();
-    let hedge_at = Instant::now() + hedge;
-    let mut hedged = false;
-    let mut counted = 0;
-    while counted < need {
-        let next = if hedged {
-            pending.next().await
-        } else {
-            match tokio::time::timeout_at(hedge_at, pending.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    hedged = true;
-                    pending.extend(spare.by_ref().map(call));
-                    continue;
-                }
+    let pace = Pace::Hedged { hedge };
+    let mut gathered = caller.drive(targets, request, need, pace, classify).await;
+    gathered.pending = FuturesUnordered::new();
+    gathered
+}
+
+impl Caller<'_> {
+    /// Run a [`QuorumCall`]: send the calls it asks for, wait for the next
+    /// answer or its wake-up, feed either back, until it is over.
+    async fn drive(
+        &self,
+        targets: &[MemberKey],
+        request: &Request,
+        need: usize,
+        pace: Pace,
+        classify: impl Fn(&Result<Response, RpcError>) -> Answer,
+    ) -> Gathered {
+        let (mut call, mut effects) =
+            QuorumCall::start(targets.to_vec(), need, pace, self.clock.now());
+        let mut pending: FuturesUnordered<PendingCall> = FuturesUnordered::new();
+        let mut out = Gathered::default();
+        loop {
+            pending.extend(effects.drain(..).filter_map(|effect| match effect {
+                Effect::Call(member) => Some(self.call(member, request)),
+                Effect::WakeAt(_) | Effect::Finish => None,
+            }));
+            if call.is_finished() {
+                break;
             }
-        };
-        let Some((member, result)) = next else { break };
-        match result {
-            Ok(response) if count(&response) => {
-                counted += 1;
-                out.ok.push((member, response));
-            }
-            Ok(response) => {
-                out.ok.push((member, response));
-                pending.extend(spare.next().map(call));
-            }
-            Err(err) => {
-                out.failed.push((member, err));
-                pending.extend(spare.next().map(call));
+            let next = match call.wake_at() {
+                None => pending.next().await,
+                Some(at) => match tokio::time::timeout_at(at, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        effects = call.on_wake();
+                        continue;
+                    }
+                },
+            };
+            let Some((member, result)) = next else { break };
+            effects = call.on_answer(&member, classify(&result), self.clock.now());
+            match result {
+                Ok(response) => out.ok.push((member, response)),
+                Err(err) => out.failed.push((member, err)),
             }
         }
+        out.pending = pending;
+        out
     }
-    out
+
+    fn call(&self, member: MemberKey, request: &Request) -> PendingCall {
+        let call = self.transport.call(&member, request.clone(), self.timeout);
+        Box::pin(async move { (member, call.await) })
+    }
 }
 
 /// How long a replica that failed a background write is avoided by new
@@ -173,15 +183,17 @@ pub struct Tails {
     set: Mutex<JoinSet<()>>,
     capacity: usize,
     troubled: Arc<Mutex<HashMap<MemberKey, Instant>>>,
+    clock: SharedClock,
 }
 
 impl Tails {
     /// At most `capacity` unfinished quorum calls in the background.
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, clock: SharedClock) -> Self {
         Self {
             set: Mutex::new(JoinSet::new()),
             capacity: capacity.max(1),
             troubled: Arc::new(Mutex::new(HashMap::new())),
+            clock,
         }
     }
 
@@ -190,7 +202,7 @@ impl Tails {
         if pending.is_empty() {
             return;
         }
-        let finish = finish(pending, self.troubled.clone());
+        let finish = finish(pending, self.troubled.clone(), self.clock.clone());
         let overflow = {
             let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
             while set.try_join_next().is_some() {}
@@ -210,7 +222,10 @@ impl Tails {
     /// Whether a background write to `member` failed recently.
     pub fn troubled(&self, member: &MemberKey) -> bool {
         let mut troubled = self.troubled.lock().unwrap_or_else(|p| p.into_inner());
-        troubled.retain(|_, since| since.elapsed() < Duration::from_millis(TROUBLE_MS));
+        let now = self.clock.now();
+        troubled.retain(|_, since| {
+            now.saturating_duration_since(*since) < Duration::from_millis(TROUBLE_MS)
+        });
         troubled.contains_key(member)
     }
 }
@@ -218,6 +233,7 @@ impl Tails {
 async fn finish(
     mut pending: FuturesUnordered<PendingCall>,
     troubled: Arc<Mutex<HashMap<MemberKey, Instant>>>,
+    clock: SharedClock,
 ) {
     while let Some((member, result)) = pending.next().await {
         if let Err(err) = result {
@@ -226,7 +242,7 @@ async fn finish(
             troubled
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(member, Instant::now());
+                .insert(member, clock.now());
         }
     }
 }
@@ -287,15 +303,21 @@ mod tests {
     /// A quorum call of `need` over replicas 0..3, without straggler grace.
     async fn call(transport: &Arc<dyn DhtTransport>, need: usize, timeout: Duration) -> Gathered {
         let targets: Vec<MemberKey> = (0..3).map(member).collect();
-        gather(
+        let clock = SharedClock::system();
+        let caller = caller(transport, timeout, &clock);
+        gather(&caller, &targets, &request(), need, Duration::ZERO).await
+    }
+
+    fn caller<'a>(
+        transport: &'a Arc<dyn DhtTransport>,
+        timeout: Duration,
+        clock: &'a SharedClock,
+    ) -> Caller<'a> {
+        Caller {
             transport,
-            &targets,
-            &request(),
-            need,
             timeout,
-            Duration::ZERO,
-        )
-        .await
+            clock,
+        }
     }
 
     fn request() -> Request {
@@ -313,7 +335,7 @@ mod tests {
         assert_eq!(gathered.ok.len(), 2);
         assert!(started.elapsed() < Duration::from_millis(100));
         assert_eq!(gathered.pending.len(), 1);
-        let tails = Tails::new(4);
+        let tails = Tails::new(4, SharedClock::system());
         tails.adopt(gathered.pending).await;
         assert_eq!(delivered.load(Ordering::SeqCst), 2);
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -325,7 +347,7 @@ mod tests {
     async fn a_failed_background_write_marks_the_replica_troubled() {
         let (transport, _) = setup(vec![1, 2, 50], Some(2));
         let gathered = call(&transport, 2, Duration::from_secs(1)).await;
-        let tails = Tails::new(4);
+        let tails = Tails::new(4, SharedClock::system());
         tails.adopt(gathered.pending).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(tails.troubled(&member(2)));
@@ -336,7 +358,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_tail_set_makes_the_writer_wait() {
         let (transport, delivered) = setup(vec![1, 1, 1_000], None);
-        let tails = Tails::new(1);
+        let tails = Tails::new(1, SharedClock::system());
         for round in 1..=2 {
             let gathered = call(&transport, 2, Duration::from_secs(5)).await;
             tails.adopt(gathered.pending).await;
@@ -351,16 +373,9 @@ mod tests {
         let targets: Vec<MemberKey> = (0..3).map(member).collect();
         let timeout = Duration::from_secs(5);
         let hedge = Duration::from_millis(20);
-        gather_hedged(
-            transport,
-            &targets,
-            &request(),
-            need,
-            timeout,
-            hedge,
-            |_| true,
-        )
-        .await
+        let clock = SharedClock::system();
+        let caller = caller(transport, timeout, &clock);
+        gather_hedged(&caller, &targets, &request(), need, hedge, |_| true).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -405,8 +420,9 @@ mod tests {
         let started = tokio::time::Instant::now();
         let timeout = Duration::from_secs(5);
         let hedge = Duration::from_millis(20);
-        let gathered =
-            gather_hedged(&transport, &targets, &request(), 2, timeout, hedge, count).await;
+        let clock = SharedClock::system();
+        let caller = caller(&transport, timeout, &clock);
+        let gathered = gather_hedged(&caller, &targets, &request(), 2, hedge, count).await;
         assert_eq!(gathered.ok.len(), 3, "all three answers are kept");
         assert_eq!(delivered.load(Ordering::SeqCst), 3);
         assert!(
@@ -431,10 +447,9 @@ mod tests {
         let targets: Vec<MemberKey> = (0..2).map(member).collect();
         let timeout = Duration::from_secs(5);
         let hedge = Duration::from_millis(20);
-        let gathered = gather_hedged(&transport, &targets, &request(), 2, timeout, hedge, |_| {
-            true
-        })
-        .await;
+        let clock = SharedClock::system();
+        let caller = caller(&transport, timeout, &clock);
+        let gathered = gather_hedged(&caller, &targets, &request(), 2, hedge, |_| true).await;
         assert_eq!((gathered.ok.len(), gathered.failed.len()), (1, 1));
     }
 

@@ -17,16 +17,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::messages::RouterMessage;
 use super::settle::Settle;
-use crate::hlc::wall_ms;
 use crate::placement::{Placement, PlacementRules};
 use hypha_cluster::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
+use hypha_core::clock::SharedClock;
 
 /// How often the router looks at the view.
 const TICK: Duration = Duration::from_millis(100);
@@ -47,8 +48,11 @@ pub struct RouterArgs {
     pub placement: Arc<watch::Sender<Arc<Placement>>>,
     /// When the view counts as settled.
     pub settle: Settle,
-    /// When the node started (a restarted router keeps counting from it).
+    /// When the node started (a restarted router keeps counting from it),
+    /// on `clock`.
     pub started: Instant,
+    /// The node's clock.
+    pub clock: SharedClock,
 }
 
 /// State of one incarnation.
@@ -63,7 +67,7 @@ pub struct RouterState {
 impl RouterState {
     fn refresh(&mut self) {
         let view = self.args.membership.view();
-        let now = wall_ms();
+        let now = self.args.clock.wall_ms();
         let changed = !self
             .last_view
             .as_ref()
@@ -72,7 +76,12 @@ impl RouterState {
         // Settled once, settled for good: the flag lives in the published
         // placement, which outlives a restarted router.
         let was_settled = self.args.placement.borrow().settled();
-        let waited_ms = u64::try_from(self.args.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let waited = self
+            .args
+            .clock
+            .now()
+            .saturating_duration_since(self.args.started);
+        let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         let settled = was_settled || self.args.settle.reached(&view, waited_ms);
         if !changed && !expired && settled == was_settled {
             return;

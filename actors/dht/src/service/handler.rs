@@ -10,7 +10,6 @@ use crate::admission::{admit_write, Admit};
 use crate::anti_entropy::caught_up::CaughtUp;
 use crate::anti_entropy::replica;
 use crate::digest::blake3_of;
-use crate::hlc::wall_ms;
 use crate::keyspace::{Key, Partition};
 use crate::placement::Placement;
 use crate::storage::{ChunkRead, DhtStore};
@@ -18,6 +17,7 @@ use crate::wire::{
     Contact, ErrorCode, FileSummary, Request, Response, Standing, WireError, LIST_BYTES_BUDGET,
     MAX_CONTACTS,
 };
+use hypha_core::clock::SharedClock;
 use hypha_store::StoreError;
 
 /// What a write request stores (the label of refusals).
@@ -42,6 +42,7 @@ pub struct DhtHandler {
     store: DhtStore,
     placement: watch::Receiver<Arc<Placement>>,
     caught_up: CaughtUp,
+    clock: SharedClock,
 }
 
 fn store_error(err: StoreError) -> WireError {
@@ -65,7 +66,13 @@ impl DhtHandler {
             store,
             placement,
             caught_up,
+            clock: SharedClock::system(),
         }
+    }
+
+    /// The same handler, reading the time from `clock`.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Self { clock, ..self }
     }
 
     /// What this node is to the partition of `name`, as of now.
@@ -85,7 +92,7 @@ impl DhtHandler {
     /// ([`crate::admission`]), before any byte of it is hashed or stored.
     fn admit(&self, partition: Partition, kind: WriteKind) -> Result<(), WireError> {
         let placement = self.placement.borrow().clone();
-        match admit_write(partition, &placement, wall_ms()) {
+        match admit_write(partition, &placement, self.clock.wall_ms()) {
             Admit::Refuse(refusal) => {
                 metrics::counter!("hypha_dht_writes_refused_total", "kind" => kind.label())
                     .increment(1);
@@ -141,7 +148,7 @@ impl DhtHandler {
                     ));
                 }
                 self.store
-                    .put_chunk(partition, &hash, data, wall_ms())
+                    .put_chunk(partition, &hash, data, self.clock.wall_ms())
                     .await
                     .map_err(store_error)?;
                 metrics::counter!("hypha_dht_chunks_stored_total").increment(1);

@@ -1,10 +1,12 @@
 use std::collections::BTreeSet;
 
 use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use hypha_core::clock::ManualClock;
 
 use super::*;
 use crate::admission::tests::{id, key, placement_of};
-use crate::wire::{ErrorCode, WireError};
+use crate::wire::{ErrorCode, PutOutcome, Standing, WireError};
 
 /// Replicas answering from memory; the `refusing` ones refuse every write
 /// as not theirs. Counts the writes each replica acknowledged.
@@ -46,6 +48,11 @@ impl DhtTransport for Replicas {
 /// A coordinator over three replicas (R = 3, W = 2), `refusing` of them
 /// refusing writes.
 fn coordinator(refusing: &[MemberKey]) -> Files {
+    coordinator_on(refusing, SharedClock::system())
+}
+
+/// [`coordinator`], reading the time from `clock`.
+fn coordinator_on(refusing: &[MemberKey], clock: SharedClock) -> Files {
     let placement = placement_of(id(0x00), &[id(0x80), id(0xc0)]).with_settled(true);
     let (_tx, rx) = watch::channel(Arc::new(placement));
     let transport = Arc::new(Replicas {
@@ -56,8 +63,9 @@ fn coordinator(refusing: &[MemberKey]) -> Files {
         id(0x00),
         transport,
         rx,
-        Arc::new(Hlc::new()),
+        Arc::new(Hlc::new(clock.clone())),
         FilesConfig::default(),
+        clock,
     )
 }
 
@@ -78,4 +86,28 @@ async fn a_replica_that_refuses_a_write_is_not_counted_as_acknowledging() {
         Err(FilesError::Quorum { needed: 2, got, .. }) => assert!(got < 2),
         other => panic!("two refusals of three must fail the write: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_half_the_chunk_grace_fails_on_the_injected_clock() {
+    let manual = ManualClock::new(1_000);
+    let files = coordinator_on(&[], SharedClock::new(manual.clone()));
+    let half_grace_ms = FilesConfig::default().chunk_grace_ms / 2;
+    // Each frame arrives "later" on the node's clock: no sleep, no wait.
+    let frames = stream::iter([vec![1u8; 1_024], vec![2u8; 1_024]]).map(move |frame| {
+        manual.advance(Duration::from_millis(half_grace_ms / 2 + 1));
+        Ok::<_, std::io::Error>(frame)
+    });
+    match files.put("slow", PutMeta::default(), frames).await {
+        Err(FilesError::TooSlow(ms)) => assert_eq!(ms, half_grace_ms),
+        other => panic!("a slow upload must fail: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_version_takes_its_time_from_the_nodes_clock() {
+    let manual = ManualClock::new(42_000);
+    let files = coordinator_on(&[], SharedClock::new(manual));
+    let report = put(&files).await.expect("all replicas accept");
+    assert_eq!(report.manifest.modified.unix_ms(), 42_000);
 }
