@@ -24,9 +24,7 @@ use chitchat::transport::{Socket, Transport};
 use common::{get_json, metric, spawn_node, NodeProcess};
 use hypha_cluster::membership::info::{Capacity, NodeInfo, INFO_VERSION};
 use hypha_cluster::membership::probe::MemoryProbeNet;
-use hypha_cluster::membership::seal::{
-    system_clock, Keyring, Opener, SealSettings, SealedTransport, Sealer,
-};
+use hypha_cluster::membership::seal::{Keyring, Opener, SealSettings, SealedTransport, Sealer};
 use hypha_cluster::membership::{
     AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
     MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming, UdpTransport,
@@ -324,6 +322,7 @@ async fn start_sim(addrs: &[SocketAddr], gossip: Arc<dyn Transport>) -> Vec<SimN
             channels: channels.clone(),
             links,
             watermark: Default::default(),
+            clock: Default::default(),
         };
         let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
         nodes.push((actor, channels, links_tx));
@@ -448,7 +447,7 @@ fn gossip_udp(n: usize, secs: u64, sealed: bool) -> (f64, f64) {
             Arc::new(SealedTransport::new(
                 rx,
                 SealSettings::default(),
-                system_clock(),
+                hypha_core::clock::SharedClock::system(),
             ))
         } else {
             Arc::new(UdpTransport)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hypha_cluster::membership::info::{NodeInfo, INFO_VERSION};
-use hypha_cluster::membership::seal::{system_clock, SealedTransport};
+use hypha_cluster::membership::seal::SealedTransport;
 use hypha_cluster::membership::{
     self, AdmissionPolicy, MemberKey, Membership, MembershipArgs, MembershipChannels,
     MembershipConfig, MembershipMessage,
@@ -20,6 +20,7 @@ use hypha_cluster::peers::{
     PeersMessage,
 };
 use hypha_core::actor_name;
+use hypha_core::clock::SharedClock;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use tokio::sync::watch;
 
@@ -104,6 +105,7 @@ impl ClusterParts {
         node: &str,
         me: MemberKey,
         listen: Listen,
+        clock: SharedClock,
     ) -> Result<Self, NodeError> {
         let tls = match config
             .link_plan()
@@ -151,7 +153,7 @@ impl ClusterParts {
         let gossip_keys =
             GossipKeys::load(&c.id, secrets.cookie.expose(), c.gossip_keys_file.clone())
                 .map_err(|e| NodeError::GossipKeys(e.to_string()))?;
-        let gossip = SealedTransport::new(gossip_keys.subscribe(), c.gossip_seal, system_clock());
+        let gossip = SealedTransport::new(gossip_keys.subscribe(), c.gossip_seal, clock.clone());
         let probes: Arc<LinkProbe> = Arc::new(LinkProbe);
         let link_cookie = peers::link_cookie(&c.id, secrets.cookie.expose());
         let peers_config = PeersConfig {
@@ -174,11 +176,13 @@ impl ClusterParts {
                 channels: channels.clone(),
                 links: links_rx,
                 watermark: Default::default(),
+                clock: clock.clone(),
             },
             peers: PeersArgs {
                 config: Arc::new(peers_config),
                 channels: channels.clone(),
                 links: Arc::new(links_tx),
+                clock,
             },
             link: LinkArgs { me, probes },
             channels,

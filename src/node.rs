@@ -270,7 +270,10 @@ pub async fn start_with(
         started_unix_ms: clock.wall_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
-    let cluster = ClusterParts::new(config, secrets, &name, me.clone(), listen).await?;
+    // The one clock every actor that reads time is given.
+    let clock = SharedClock::system();
+    let cluster =
+        ClusterParts::new(config, secrets, &name, me.clone(), listen, clock.clone()).await?;
     let cluster_tls = cluster.tls.clone();
     let gossip_keys = cluster.gossip_keys.clone();
     let channels = cluster.channels.clone();
@@ -304,6 +307,7 @@ pub async fn start_with(
         dht.placement.clone(),
         &channels,
         cores,
+        clock.clone(),
     );
     for (kind, handler) in extensions.jobs {
         work.register_shared(&kind, handler);

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use hypha_cluster::membership::{self, MemberKey, MembershipChannels};
 use hypha_core::actor_name;
+use hypha_core::clock::SharedClock;
 use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
@@ -274,6 +275,9 @@ pub struct WorkParts {
 
 impl WorkParts {
     /// Build the parts for one node; `registry` adds kinds to the built-ins.
+    // The node's facts, one per argument; the settings split (issue 24)
+    // reshapes this constructor.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: &WorkSettings,
         node: &str,
@@ -282,6 +286,7 @@ impl WorkParts {
         placement: watch::Receiver<Arc<Placement>>,
         membership: &MembershipChannels,
         cores: u32,
+        clock: SharedClock,
     ) -> Self {
         let handler = WorkHandler::new(
             actor_name(node, work::QUEUES_ROLE),
@@ -310,6 +315,7 @@ impl WorkParts {
                 policy: settings.policy(),
                 settings: settings.queues(RPC_TIMEOUT_MS),
                 membership: membership_name.clone(),
+                clock: clock.clone(),
             },
             workers: WorkersArgs {
                 me: me.clone(),
@@ -319,6 +325,7 @@ impl WorkParts {
                 placement,
                 settings: settings.workers(cores, RPC_TIMEOUT_MS),
                 membership: membership_name,
+                clock,
             },
             service: WorkServiceArgs { me, handler },
         }

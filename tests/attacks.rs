@@ -29,7 +29,8 @@ use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig
 use common::cluster::Cluster;
 use common::{get_json, metric, Api, ADMIN_TOKEN};
 use hypha_cluster::membership::info::{self, Capacity, NodeInfo, INFO_VERSION};
-use hypha_cluster::membership::seal::{system_clock, Keyring, SealSettings, SealedTransport};
+use hypha_cluster::membership::seal::{Keyring, SealSettings, SealedTransport};
+use hypha_core::clock::SharedClock;
 
 const CONFIG: &str = "[dht]\ndown_grace_ms = 600000\nrpc_timeout_ms = 3000\n\
                       [storage]\nmin_free_bytes = 0\n";
@@ -321,7 +322,8 @@ fn run_attack(attacker: Attacker) {
             Attacker::KeyHolder => {
                 let ring = Keyring::from_secrets("hypha", &[common::COOKIE]).unwrap();
                 let (_keys, rx) = tokio::sync::watch::channel(Arc::new(ring));
-                let sealed = SealedTransport::new(rx, SealSettings::default(), system_clock());
+                let sealed =
+                    SealedTransport::new(rx, SealSettings::default(), SharedClock::system());
                 forge(&members, node0_bulk, &sealed).await
             }
         }

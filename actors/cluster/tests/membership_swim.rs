@@ -79,6 +79,7 @@ impl Sim {
                 channels: channels.clone(),
                 links,
                 watermark: Default::default(),
+                clock: Default::default(),
             };
             let (actor, _) = Actor::spawn(None, Membership, args.clone()).await.unwrap();
             sim.nodes.insert(

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use chitchat::transport::{Transport, UdpTransport};
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
-use hypha_cluster::membership::seal::{system_clock, Keyring, SealSettings, SealedTransport};
+use hypha_cluster::membership::seal::{Keyring, SealSettings, SealedTransport};
+use hypha_core::clock::{ManualClock, SharedClock};
 use tokio::sync::watch;
 
 const OLD: &str = "the-old-gossip-secret-of-32-bytes-or-more";
@@ -72,8 +73,18 @@ async fn start(
 }
 
 async fn sealed(node_id: &str, seeds: &[SocketAddr], secrets: &[&str]) -> Node {
+    sealed_at(node_id, seeds, secrets, SharedClock::system()).await
+}
+
+/// A sealed node whose transport reads `clock`.
+async fn sealed_at(
+    node_id: &str,
+    seeds: &[SocketAddr],
+    secrets: &[&str],
+    clock: SharedClock,
+) -> Node {
     let (keys, rx) = watch::channel(ring(secrets));
-    let transport = SealedTransport::new(rx, SealSettings::default(), system_clock());
+    let transport = SealedTransport::new(rx, SealSettings::default(), clock);
     let kvs = vec![("name".to_owned(), node_id.to_owned())];
     let (handle, addr) = start(node_id, 1, seeds, &transport, kvs).await;
     Node { handle, addr, keys }
@@ -186,4 +197,20 @@ async fn keys_rotate_with_no_gap() {
     })
     .await;
     assert!(!knows(&a, "stale").await && !knows(&stale, "a").await);
+}
+
+/// The transport reads the clock it is given: a node whose wall clock runs
+/// ten minutes ahead (past the 120 s of skew allowed) is not heard, while
+/// a node started after it with the right time joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_whose_clock_is_past_the_skew_window_is_not_heard() {
+    let a = sealed("a", &[], &[OLD]).await;
+    let ahead = ManualClock::new(SharedClock::system().wall_ms() + 600_000);
+    let _skewed = sealed_at("skewed", &[a.addr], &[OLD], SharedClock::new(ahead)).await;
+    let control = sealed("control", &[a.addr], &[OLD]).await;
+    until("the control joins", async || {
+        knows(&a, "control").await && knows(&control, "a").await
+    })
+    .await;
+    assert!(!knows(&a, "skewed").await, "a skewed sender was heard");
 }

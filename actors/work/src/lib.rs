@@ -53,11 +53,3 @@ pub fn owner_of(placement: &Placement, queue: &str) -> Option<MemberKey> {
         .min_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, m)| m.clone())
 }
-
-/// Wall-clock Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}

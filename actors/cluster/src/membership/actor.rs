@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chitchat::transport::Transport;
 use chitchat::{Chitchat, ChitchatHandle, ChitchatId, Heartbeat, NodeState};
+use hypha_core::clock::SharedClock;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rand::seq::SliceRandom;
 use tokio::sync::watch;
@@ -51,6 +52,8 @@ pub struct MembershipArgs {
     pub links: watch::Receiver<BTreeSet<MemberKey>>,
     /// How far this node's gossip has counted; outlives every incarnation.
     pub watermark: Arc<GossipWatermark>,
+    /// The node's clock (SWIM timers, load refresh).
+    pub clock: SharedClock,
 }
 
 /// State of one incarnation.
@@ -142,11 +145,11 @@ fn record_watermark(chitchat: &mut Chitchat, watermark: &GossipWatermark) {
 async fn bind_gossip(args: &MembershipArgs) -> Result<ChitchatHandle, ActorProcessingErr> {
     let config = &args.config;
     let transport = CountingTransport::new(args.gossip.clone());
-    let deadline = Instant::now() + Duration::from_millis(BIND_RETRY_MS);
+    let deadline = args.clock.now() + Duration::from_millis(BIND_RETRY_MS);
     loop {
         match chitchat::spawn_chitchat(config.chitchat(), Vec::new(), &transport).await {
             Ok(handle) => return Ok(handle),
-            Err(err) if Instant::now() < deadline => {
+            Err(err) if args.clock.now() < deadline => {
                 tracing::debug!("gossip bind retry: {err:#}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -186,6 +189,7 @@ impl Actor for Membership {
             seeds = ?args.config.seeds,
             "membership started"
         );
+        let next_load_at = args.clock.now();
         Ok(MembershipState {
             args,
             chitchat,
@@ -195,7 +199,7 @@ impl Actor for Membership {
             load: NodeLoad::default(),
             job_queue_depth: 0,
             job_slots: (0, 0),
-            next_load_at: Instant::now(),
+            next_load_at,
         })
     }
 
@@ -210,7 +214,9 @@ impl Actor for Membership {
             MembershipMessage::ProbeDone { target, outcome } => {
                 state.probes.remove(&target);
                 tracing::debug!(member = %target.link_name(), ?outcome, "probe round done");
-                let actions = state.swim.probe_done(Instant::now(), &target, outcome);
+                let actions = state
+                    .swim
+                    .probe_done(state.args.clock.now(), &target, outcome);
                 apply(&myself, state, actions).await;
                 publish_view(state);
             }
@@ -235,7 +241,7 @@ impl Actor for Membership {
 }
 
 async fn tick(myself: &ActorRef<MembershipMessage>, state: &mut MembershipState) {
-    let now = Instant::now();
+    let now = state.args.clock.now();
     if now >= state.next_load_at {
         refresh_load(state).await;
         state.next_load_at = now + Duration::from_millis(state.args.config.timing.load_refresh_ms);
@@ -396,7 +402,7 @@ fn publish_view(state: &MembershipState) {
     info.capacity.free_disk_bytes = state.load.free_disk_bytes;
     let view = state
         .swim
-        .view(Instant::now(), Some(info), Some(state.load));
+        .view(state.args.clock.now(), Some(info), Some(state.load));
     for s in MemberState::ALL {
         let count = view.members.iter().filter(|m| m.state == s).count();
         metrics::gauge!("hypha_members", "state" => s.as_str()).set(count as f64);

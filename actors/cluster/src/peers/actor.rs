@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hypha_core::clock::SharedClock;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, NodeSessionMessage};
@@ -74,6 +75,8 @@ pub struct PeersArgs {
     pub channels: MembershipChannels,
     /// Where the set of linked members is published.
     pub links: Arc<watch::Sender<BTreeSet<MemberKey>>>,
+    /// The node's clock (dial backoff, pre-auth deadlines, pings).
+    pub clock: SharedClock,
 }
 
 struct Session {
@@ -218,7 +221,7 @@ impl Actor for Peers {
             PeersMessage::Session(kind, ses) => on_session(state, kind, *ses),
             PeersMessage::DialFailed(peer, err) => {
                 tracing::debug!(peer = %peer.link_name(), "dial failed: {err}");
-                let now = Instant::now();
+                let now = state.args.clock.now();
                 state.dialing_addrs.retain(|_, p| *p != peer);
                 if let Some(dial) = state.dials.get_mut(&peer) {
                     dial.failed(now, &state.args.config.dial, rand::random());
@@ -247,7 +250,7 @@ fn session_peer(ses: &NodeServerSessionInformation) -> Option<MemberKey> {
 
 fn on_session(state: &mut PeersState, kind: SessionEventKind, ses: NodeServerSessionInformation) {
     let id = ses.actor.get_id();
-    let now = Instant::now();
+    let now = state.args.clock.now();
     match kind {
         SessionEventKind::Opened => {
             if ses.is_server && !admitted(state, &ses.peer_addr) {
@@ -406,7 +409,7 @@ fn on_accepted(
 ) {
     let members = preauth::member_hosts(&state.args.channels.view());
     let class = preauth::classify(peer.ip(), &members);
-    let deadline = match state.admission.admit(peer, class, Instant::now()) {
+    let deadline = match state.admission.admit(peer, class, state.args.clock.now()) {
         Ok(deadline) => deadline,
         Err(refusal) => {
             metrics::counter!("hypha_cluster_preauth_refused_total", "reason" => refusal.label())
@@ -509,7 +512,7 @@ fn close_session(session: &mut Session, reason: &'static str) {
 
 fn reconcile(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
     let view = state.args.channels.view();
-    let now = Instant::now();
+    let now = state.args.clock.now();
     enforce_deadlines(state, now);
     for session in state.sessions.values_mut() {
         let reason = session.peer.as_ref().and_then(|p| close_reason(&view, p));

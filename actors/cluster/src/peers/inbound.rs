@@ -34,16 +34,28 @@ pub const BIND_RETRY_MS: u64 = 2_000;
 /// Bind a listening port, retrying for `retry` while a previous
 /// incarnation's socket is still closing (the bulk listener uses it too).
 pub async fn bind(addr: SocketAddr, retry: Duration) -> Result<TcpListener, String> {
-    let deadline = Instant::now() + retry;
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(listener) => return Ok(listener),
-            Err(err) if Instant::now() < deadline => {
-                tracing::debug!("bind retry on {addr}: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    // Bounded by a tokio timeout rather than by reading the clock: the
+    // retry period is I/O pacing, not a decision.
+    let mut last = None;
+    let attempts = async {
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => return listener,
+                Err(err) => {
+                    tracing::debug!("bind retry on {addr}: {err}");
+                    last = Some(err);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
-            Err(err) => return Err(format!("listening on {addr}: {err}")),
         }
+    };
+    let outcome = tokio::time::timeout(retry, attempts).await;
+    match outcome {
+        Ok(listener) => Ok(listener),
+        Err(_) => match last {
+            Some(err) => Err(format!("listening on {addr}: {err}")),
+            None => Err(format!("listening on {addr}: no answer in {retry:?}")),
+        },
     }
 }
 

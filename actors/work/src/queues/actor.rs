@@ -1,5 +1,6 @@
-//! The queues actor's shell: timers, and each message handed to the
-//! [`Owner`](super::owner::Owner) logic.
+//! The queues actor: its timers, and each message handed to
+//! [`Owner`](super::owner::Owner), which carries out what the pure
+//! [`OwnerCore`](super::owner_core::OwnerCore) decides.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::client::WorkClient;
 use crate::log::JobLog;
 use crate::placement::PlacementPolicy;
 use hypha_cluster::membership::{ClusterView, MemberKey};
+use hypha_core::clock::SharedClock;
 use hypha_dht::placement::Placement;
 
 /// Owner-side settings.
@@ -52,6 +54,8 @@ pub struct QueuesArgs {
     pub settings: QueueSettings,
     /// Registered name of the membership actor (queue depth in gossip).
     pub membership: String,
+    /// The node's clock.
+    pub clock: SharedClock,
 }
 
 /// The actor.
@@ -100,32 +104,7 @@ impl Actor for Queues {
         state: &mut Owner,
     ) -> Result<(), ActorProcessingErr> {
         while state.tasks.try_join_next().is_some() {}
-        match message {
-            QueuesMessage::Request { request, reply } => state.request(request, reply),
-            QueuesMessage::Tick => state.tick(),
-            QueuesMessage::Scan => state.scan(),
-            QueuesMessage::Scanned(queues) => state.scanned(queues),
-            QueuesMessage::Loaded {
-                queue,
-                records,
-                dead_letters,
-                complete,
-            } => state.loaded(&queue, records, dead_letters, complete),
-            QueuesMessage::Submitted {
-                record,
-                existing,
-                result,
-                reply,
-            } => state.submitted(record, existing, result, reply),
-            QueuesMessage::Persisted { record, ok } => state.persisted(record, ok),
-            QueuesMessage::OfferAnswered {
-                queue,
-                id,
-                worker,
-                answer,
-            } => state.offer_answered(&queue, id, &worker, answer),
-            QueuesMessage::Crash => panic!("chaos: injected panic in the queues actor"),
-        }
+        state.handle(message);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod actor;
 mod messages;
 mod owner;
+pub mod owner_core;
 
 pub use actor::{QueueSettings, Queues, QueuesArgs};
 pub use messages::QueuesMessage;

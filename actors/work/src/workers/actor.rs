@@ -17,9 +17,10 @@ use super::messages::WorkersMessage;
 use crate::client::{CallError, WorkClient};
 use crate::handler::{JobInput, Registry};
 use crate::job::{AttemptEnd, JobId, JobSpec, MAX_INLINE_BYTES};
+use crate::owner_of;
 use crate::wire::{ErrorCode, OfferAnswer, WireError, WorkRequest, WorkResponse};
-use crate::{now_ms, owner_of};
 use hypha_cluster::membership::{MemberKey, MembershipMessage};
+use hypha_core::clock::SharedClock;
 use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 
@@ -56,6 +57,8 @@ pub struct WorkersArgs {
     pub settings: WorkerSettings,
     /// Registered name of the membership actor (load in gossip).
     pub membership: String,
+    /// The node's clock (report ages).
+    pub clock: SharedClock,
 }
 
 struct Running {
@@ -192,7 +195,7 @@ impl WorkersState {
                 attempt,
                 end,
                 result,
-                since_ms: now_ms(),
+                since_ms: self.args.clock.wall_ms(),
                 sending: false,
             },
         );
@@ -205,7 +208,7 @@ impl WorkersState {
     }
 
     fn send_reports(&mut self) {
-        let now = now_ms();
+        let now = self.args.clock.wall_ms();
         let give_up = self.args.settings.report_give_up_ms;
         self.unreported.retain(|_, r| {
             let keep = now.saturating_sub(r.since_ms) < give_up;

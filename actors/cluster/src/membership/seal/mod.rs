@@ -21,4 +21,4 @@ pub mod transport;
 
 pub use envelope::{Opener, Reject, Sealer, OVERHEAD};
 pub use keyring::{GossipKey, KeyId, Keyring, KeyringError};
-pub use transport::{system_clock, SealSettings, SealedTransport, UnixClock, UNEXPECTED_SOURCE};
+pub use transport::{SealSettings, SealedTransport, UNEXPECTED_SOURCE};

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -40,6 +40,7 @@ use super::bounds;
 use super::envelope::{Opener, Reject, Sealer};
 use super::keyring::Keyring;
 use super::rate::SenderRate;
+use hypha_core::clock::SharedClock;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
@@ -82,24 +83,11 @@ impl Default for SealSettings {
     }
 }
 
-/// A wall clock in Unix milliseconds (injected so tests can skew it).
-pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The system's wall clock.
-pub fn system_clock() -> UnixClock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    })
-}
-
 /// Opens sealed gossip sockets.
 pub struct SealedTransport {
     keys: watch::Receiver<Arc<Keyring>>,
     settings: SealSettings,
-    clock: UnixClock,
+    clock: SharedClock,
 }
 
 impl SealedTransport {
@@ -108,7 +96,7 @@ impl SealedTransport {
     pub fn new(
         keys: watch::Receiver<Arc<Keyring>>,
         settings: SealSettings,
-        clock: UnixClock,
+        clock: SharedClock,
     ) -> Self {
         Self {
             keys,
@@ -176,7 +164,7 @@ struct SealedSocket {
     rate: SenderRate,
     keys: watch::Receiver<Arc<Keyring>>,
     settings: SealSettings,
-    clock: UnixClock,
+    clock: SharedClock,
     buf: Box<[u8]>,
     sealed: Vec<u8>,
 }
@@ -213,7 +201,7 @@ impl SealedSocket {
     /// Open a datagram from the public socket and hand its plaintext to
     /// chitchat. Synchronous, so a cancelled `recv` never leaves half of it.
     fn admit(&mut self, len: usize, from: SocketAddr) {
-        let now_unix_ms = (self.clock)();
+        let now_unix_ms = self.clock.wall_ms();
         let keys = self.keys.borrow().clone();
         let datagram = &mut self.buf[..len];
         let range = match self.opener.open(&keys, now_unix_ms, datagram) {
@@ -264,7 +252,7 @@ impl Socket for SealedSocket {
         self.inner.send(capture_addr, envelope).await?;
         let len = self.capture().await?;
         let keys = self.keys.borrow().clone();
-        let now_unix_ms = (self.clock)();
+        let now_unix_ms = self.clock.wall_ms();
         self.sealer
             .seal(&keys, now_unix_ms, &self.buf[..len], &mut self.sealed);
         if self.sealed.len() > MAX_DATAGRAM {
