@@ -270,8 +270,6 @@ pub async fn start_with(
         started_unix_ms: clock.wall_ms(),
     };
     let me = MemberKey::new(id.to_hex(), generation);
-    // The one clock every actor that reads time is given.
-    let clock = SharedClock::system();
     let cluster =
         ClusterParts::new(config, secrets, &name, me.clone(), listen, clock.clone()).await?;
     let cluster_tls = cluster.tls.clone();
