@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use hypha::commands::cert;
@@ -325,28 +325,28 @@ impl Nodes {
     pub async fn restart(&self, node: usize) -> anyhow::Result<()> {
         self.slot(node)?.expect = Expect::Stopped;
         self.signal(node, Signal::SIGTERM)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let exited = {
-                let mut slot = self.slot(node)?;
-                match slot.child.as_mut().map(Child::try_wait) {
-                    Some(Ok(Some(_))) | None => {
-                        slot.child = None;
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            if exited {
-                break;
-            }
-            if Instant::now() >= deadline {
+        let exited = move || async move { self.take_exited(node).transpose() };
+        match poll(Duration::from_secs(30), Duration::from_millis(20), exited).await {
+            Ok(taken) => taken?,
+            Err(_) => {
                 self.kill(node)?;
                 bail!("n{node} ignored SIGTERM for 30 s");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.start(node).await
+    }
+
+    /// `Some` (the slot emptied) once the node's process has exited or
+    /// if there was none; `None` while it runs.
+    fn take_exited(&self, node: usize) -> anyhow::Result<Option<()>> {
+        let mut slot = self.slot(node)?;
+        match slot.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | None => {
+                slot.child = None;
+                Ok(Some(()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Collect exits; an exit the harness did not cause is a death.
