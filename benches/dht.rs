@@ -12,8 +12,6 @@
 //! Figures are recorded in docs/benchmarks.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::io::{Read, Write};
@@ -21,13 +19,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{get_json, node_command, spawn_command, NodeProcess, ADMIN_TOKEN};
 use futures::StreamExt;
 use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
+use hypha_testkit::cluster::Cluster;
+use hypha_testkit::http::metrics_text;
+use hypha_testkit::ADMIN_TOKEN;
 use support::{client, cpu_s, median, percentile, put, sized, small_ops};
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    common::pseudo_random(len, seed)
+    hypha_testkit::pseudo_random(len, seed)
 }
 
 /// sled: `n` values of `len` bytes, one writer, a flush after each (what
@@ -76,14 +76,9 @@ fn raw_loopback_mb_s() -> f64 {
     (total >> 20) as f64 / started.elapsed().as_secs_f64()
 }
 
-struct Cluster {
-    _dir: tempfile::TempDir,
-    nodes: Vec<NodeProcess>,
-}
-
 /// CPU seconds used so far by every node process and by this client.
 fn cluster_cpu_s(c: &Cluster) -> (f64, f64) {
-    let nodes = c.nodes.iter().map(|n| cpu_s(&n.pid().to_string())).sum();
+    let nodes = c.pids().iter().map(|pid| cpu_s(&pid.to_string())).sum();
     (nodes, cpu_s("self"))
 }
 
@@ -101,47 +96,11 @@ fn cpu_line(c: &Cluster, before: (f64, f64), ops: usize) -> String {
     )
 }
 
+/// `n` nodes, each seeded by the first, Up and placing files on all.
 fn start_cluster(n: usize) -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("hypha.toml");
-    std::fs::write(&config, "[storage]\nmin_free_bytes = 0\n").unwrap();
-    let config = config.to_str().unwrap().to_owned();
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    let mut seed = String::new();
-    for i in 0..n {
-        let name = format!("n{i}");
-        let mut args = vec!["--node-name", &name, "--config", &config];
-        if i > 0 {
-            args.extend_from_slice(&["--seed", &seed]);
-        }
-        let node = spawn_command(node_command(&dir.path().join(&name), &args));
-        if i == 0 {
-            seed = get_json(&node.url, "/v1/node").unwrap()["gossip"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-        }
-        nodes.push(node);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let up = |url: &str| {
-        get_json(url, "/v1/cluster/members")
-            .and_then(|d| {
-                d["members"]
-                    .as_array()
-                    .map(|m| m.iter().filter(|m| m["state"] == "up").count())
-            })
-            .unwrap_or(0)
-    };
-    let placed = |url: &str| common::metric(url, "hypha_dht_owners") == n as f64;
-    while !nodes
-        .iter()
-        .all(|node| up(&node.url) == n && placed(&node.url))
-    {
-        assert!(Instant::now() < deadline, "cluster did not form");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Cluster { _dir: dir, nodes }
+    let c = Cluster::start(n, "[storage]\nmin_free_bytes = 0\n");
+    c.wait_all_up(n, Duration::from_secs(30));
+    c
 }
 
 async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
@@ -186,11 +145,11 @@ async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f
     let (mut put_mb_s, mut get_mb_s) = (Vec::new(), Vec::new());
     for i in 0..files {
         let body = bytes(size, i as u64 + 11);
-        let url = &c.nodes[i % c.nodes.len()].url;
+        let url = &c.url(i % c.nodes.len());
         let started = Instant::now();
         put(http, url, &format!("big/{i}"), body).await;
         put_mb_s.push(mb / started.elapsed().as_secs_f64());
-        let url = &c.nodes[(i + 1) % c.nodes.len()].url;
+        let url = &c.url((i + 1) % c.nodes.len());
         let started = Instant::now();
         assert_eq!(get(http, url, &format!("big/{i}")).await, size);
         get_mb_s.push(mb / started.elapsed().as_secs_f64());
@@ -201,12 +160,12 @@ async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f
 /// A name none of whose replicas is node 0... with R = 3 of 3 nodes every
 /// node is a replica, so the control probe is a quorum read through node 0.
 async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -> (f64, f64) {
-    let url = c.nodes[0].url.clone();
+    let url = c.url(0);
     put(http, &url, "probe", b"p".to_vec()).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = if streaming {
         let http = http.clone();
-        let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
+        let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
         let stop = stop.clone();
         Some(tokio::spawn(async move {
             let body = bytes(big_bytes(), 99);
@@ -239,14 +198,7 @@ async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -
 /// Latency quantiles and store figures of one node, to see where a
 /// phase's time went (`HYPHA_BENCH_DUMP_METRICS=1`).
 async fn dump_metrics(http: &reqwest::Client, url: &str) {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(http, url).await;
     for line in text.lines().filter(|l| {
         (l.starts_with("hypha_dht_rpc_duration_seconds{")
             || l.starts_with("hypha_store_")
@@ -285,7 +237,7 @@ fn main() {
             sled_mb_s / 3.0,
             100.0 * get_mb_s / tcp_mb_s
         );
-        let urls: Vec<String> = c.nodes.iter().map(|n| n.url.clone()).collect();
+        let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
         let small = bytes(4096, 5);
         let cpu = cluster_cpu_s(&c);
         let (rate, lat) = small_ops(ops, concurrency, |i| {

@@ -17,15 +17,15 @@
 //! Figures are recorded in docs/benchmarks.md and docs/jobs.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
-use common::ADMIN_TOKEN;
+use hypha_testkit::cluster::Cluster;
+use hypha_testkit::http::metrics_text;
+use hypha_testkit::poll::poll;
+use hypha_testkit::ADMIN_TOKEN;
 use hypha_work::job::{Constraints, JobSpec, Payload};
 use hypha_work::placement::{Candidate, LeastLoaded, Locality, PlacementPolicy};
 use serde_json::json;
@@ -80,16 +80,6 @@ fn time_policy(policy: &dyn PlacementPolicy, n: usize, calls: usize) -> (f64, f6
         .collect();
     us.sort_by(|a, b| a.total_cmp(b));
     (percentile(&us, 50.0), percentile(&us, 99.0))
-}
-
-async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
-    http.get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// Sum over the nodes of every sample of `name` (no labels).
@@ -164,22 +154,19 @@ async fn submit(http: &reqwest::Client, url: &str, queue: &str) {
 
 /// Poll (≤ `limit`) until the nodes have completed `target` jobs in all.
 async fn wait_completed(http: &reqwest::Client, urls: &[String], target: f64, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while counter(http, urls, "hypha_jobs_completed_total").await < target {
-        assert!(
-            Instant::now() < deadline,
-            "jobs did not complete in {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let done = move || async move {
+        (counter(http, urls, "hypha_jobs_completed_total").await >= target).then_some(())
+    };
+    if poll(limit, Duration::from_millis(20), done).await.is_err() {
+        panic!("jobs did not complete in {limit:?}");
     }
 }
 
 fn cluster_cpu_s(cluster: &Cluster) -> f64 {
     cluster
-        .nodes
+        .pids()
         .iter()
-        .flatten()
-        .map(|n| cpu_s(&n.pid().to_string()))
+        .map(|pid| cpu_s(&pid.to_string()))
         .sum()
 }
 

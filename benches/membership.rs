@@ -11,8 +11,7 @@
 //! Figures and settings are recorded in docs/membership.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chitchat::transport::{Socket, Transport};
-use common::{get_json, metric, spawn_node, NodeProcess};
 use hypha_cluster::membership::info::{Capacity, NodeInfo, INFO_VERSION};
 use hypha_cluster::membership::probe::MemoryProbeNet;
 use hypha_cluster::membership::seal::{Keyring, Opener, SealSettings, SealedTransport, Sealer};
@@ -29,109 +27,29 @@ use hypha_cluster::membership::{
     AdmissionPolicy, ChannelTransport, GossipTiming, MemberKey, MemberState, Membership,
     MembershipArgs, MembershipChannels, MembershipConfig, ProbeTiming, UdpTransport,
 };
+use hypha_testkit::cluster::Cluster;
+use hypha_testkit::metric;
 use std::sync::atomic::{AtomicU64, Ordering};
+use support::{percentile, quick};
 
-/// Under `cargo test` (no `--bench` argument) the bench runs in quick
-/// mode: gossip, seal and detection once each at the smallest sizes, no
-/// stall or soak (CI runs it so). Figures come from `cargo bench`.
-fn quick() -> bool {
-    !std::env::args().any(|a| a == "--bench")
-}
-
-/// `name` from the environment, else `full` (`quick_value` in quick mode).
+/// `name` from the environment, else `full` (`quick_value` in quick mode;
+/// the gossip and seal parts run once each at the smallest sizes, with no
+/// stall or soak, under `cargo test`).
 fn sized(name: &str, full: u64, quick_value: u64) -> u64 {
-    env_u64(name, if quick() { quick_value } else { full })
+    support::sized(name, full as usize, quick_value as usize) as u64
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// `n` node processes, each seeded by the first, all Up in every view.
+fn start_procs(n: usize) -> Cluster {
+    let p = Cluster::start_plain(n);
+    p.wait_members_up(n, Duration::from_secs(30));
+    p
 }
 
-struct Procs {
-    _dir: tempfile::TempDir,
-    root: std::path::PathBuf,
-    seed: String,
-    nodes: Vec<NodeProcess>,
-    ids: Vec<String>,
-}
-
-impl Procs {
-    fn start(n: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let first = spawn_node(&root.join("n0"), &["--node-name", "n0"]);
-        let seed = get_json(&first.url, "/v1/node").unwrap()["gossip"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let mut p = Procs {
-            _dir: dir,
-            root,
-            seed,
-            nodes: vec![first],
-            ids: Vec::new(),
-        };
-        for i in 1..n {
-            let node = p.spawn(i);
-            p.nodes.push(node);
-        }
-        p.ids = p
-            .nodes
-            .iter()
-            .map(|n| {
-                get_json(&n.url, "/v1/node").unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        p.wait_all_up(Duration::from_secs(30));
-        p
-    }
-
-    fn spawn(&self, i: usize) -> NodeProcess {
-        let name = format!("n{i}");
-        spawn_node(
-            &self.root.join(&name),
-            &["--node-name", &name, "--seed", &self.seed],
-        )
-    }
-
-    fn state(&self, of: usize, about: &str) -> Option<String> {
-        let doc = get_json(&self.nodes[of].url, "/v1/cluster/members")?;
-        doc["members"]
-            .as_array()?
-            .iter()
-            .filter(|m| m["id"] == about)
-            .max_by_key(|m| m["generation"].as_u64())
-            .and_then(|m| m["state"].as_str().map(str::to_owned))
-    }
-
-    fn up_count(&self, of: usize) -> usize {
-        get_json(&self.nodes[of].url, "/v1/cluster/members")
-            .and_then(|d| {
-                d["members"]
-                    .as_array()
-                    .map(|ms| ms.iter().filter(|m| m["state"] == "up").count())
-            })
-            .unwrap_or(0)
-    }
-
-    fn wait_all_up(&self, limit: Duration) {
-        let started = Instant::now();
-        while !(0..self.nodes.len()).all(|i| self.up_count(i) == self.nodes.len()) {
-            assert!(started.elapsed() < limit, "cluster did not form");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+/// What node `of` says of node id `about`: `up`, `suspect`, `down`, …
+fn state(p: &Cluster, of: usize, about: &str) -> Option<String> {
+    p.view_of(of, about)
+        .and_then(|m| m["state"].as_str().map(str::to_owned))
 }
 
 fn summary(name: &str, mut ms: Vec<f64>) {
@@ -148,15 +66,15 @@ fn summary(name: &str, mut ms: Vec<f64>) {
 
 fn detection() {
     let trials = sized("HYPHA_BENCH_TRIALS", 20, 1) as usize;
-    let mut p = Procs::start(5);
+    let mut p = start_procs(5);
     let (mut first_ms, mut all_ms) = (Vec::new(), Vec::new());
     for trial in 0..trials {
         let victim = 1 + trial % 4;
         let id = p.ids[victim].clone();
         let observers: Vec<usize> = (0..5).filter(|i| *i != victim).collect();
-        p.nodes[victim].signal("KILL");
+        p.node(victim).signal("KILL");
         let killed = Instant::now();
-        p.nodes[victim].wait_exit(Duration::from_secs(5));
+        p.node_mut(victim).wait_exit(Duration::from_secs(5));
         let mut seen: BTreeMap<usize, f64> = BTreeMap::new();
         while seen.len() < observers.len() {
             assert!(
@@ -164,7 +82,7 @@ fn detection() {
                 "trial {trial}: not detected"
             );
             for o in &observers {
-                if !seen.contains_key(o) && p.state(*o, &id).as_deref() == Some("down") {
+                if !seen.contains_key(o) && state(&p, *o, &id).as_deref() == Some("down") {
                     seen.insert(*o, killed.elapsed().as_secs_f64() * 1e3);
                 }
             }
@@ -177,15 +95,15 @@ fn detection() {
             "trial {trial}: n{victim} Down at all observers after {:.0} ms",
             all_ms[trial]
         );
-        p.nodes[victim] = p.spawn(victim);
-        p.wait_all_up(Duration::from_secs(30));
+        p.nodes[victim] = Some(p.spawn(victim));
+        p.wait_members_up(5, Duration::from_secs(30));
     }
     summary("kill -9 -> Down at the first observer", first_ms);
     summary("kill -9 -> Down at every observer", all_ms);
     let (sum, count): (f64, f64) = (0..5).fold((0.0, 0.0), |(s, c), i| {
         (
-            s + metric(&p.nodes[i].url, "hypha_membership_detection_seconds_sum"),
-            c + metric(&p.nodes[i].url, "hypha_membership_detection_seconds_count"),
+            s + metric(&p.url(i), "hypha_membership_detection_seconds_sum"),
+            c + metric(&p.url(i), "hypha_membership_detection_seconds_count"),
         )
     });
     println!(
@@ -197,12 +115,12 @@ fn detection() {
 /// Freeze one node for a range of pauses: how long a stall must be before
 /// peers suspect it, and before they declare it Down.
 fn stall() {
-    let p = Procs::start(5);
+    let p = start_procs(5);
     let count = |to: &str| -> f64 {
         (0..4)
             .map(|i| {
                 metric(
-                    &p.nodes[i].url,
+                    &p.url(i),
                     &format!("hypha_membership_transitions_total{{to=\"{to}\"}}"),
                 )
             })
@@ -214,10 +132,10 @@ fn stall() {
         let mut downed = 0;
         for _ in 0..trials {
             let (_, d0) = (count("suspect"), count("down"));
-            p.nodes[4].signal("STOP");
+            p.node(4).signal("STOP");
             std::thread::sleep(Duration::from_millis(pause_ms));
-            p.nodes[4].signal("CONT");
-            p.wait_all_up(Duration::from_secs(30));
+            p.node(4).signal("CONT");
+            p.wait_members_up(5, Duration::from_secs(30));
             std::thread::sleep(Duration::from_millis(500));
             if count("down") > d0 {
                 downed += 1;
@@ -243,9 +161,9 @@ impl Drop for Hogs {
 }
 
 fn soak() {
-    let secs = env_u64("HYPHA_BENCH_SOAK_SECS", 600);
-    let p = Procs::start(5);
-    let busy = &p.nodes[4];
+    let secs = support::env_usize("HYPHA_BENCH_SOAK_SECS", 600) as u64;
+    let p = start_procs(5);
+    let busy = p.node(4);
     let pinned = Command::new("taskset")
         .args(["-a", "-p", "-c", "1", &busy.pid().to_string()])
         .output();
@@ -274,7 +192,7 @@ fn soak() {
         (0..5)
             .map(|i| {
                 metric(
-                    &p.nodes[i].url,
+                    &p.url(i),
                     &format!("hypha_membership_transitions_total{{to=\"{to}\"}}"),
                 )
             })

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dht;
 pub mod gossip_keys;
 pub mod identity;
+pub mod launch;
 pub mod node;
 pub mod secrets;
 pub mod telemetry;

@@ -9,99 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get_json as node_doc, metric, spawn_node, wait_until as eventually, NodeProcess};
+use common::cluster::Cluster;
+use common::{get_json as node_doc, metric, wait_until as eventually};
 use serde_json::Value;
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    root: std::path::PathBuf,
-    seed: String,
-    nodes: Vec<Option<NodeProcess>>,
-}
-
-impl Cluster {
-    fn start(n: usize) -> Self {
-        let mut cluster = Self::first(&[]);
-        for i in 1..n {
-            cluster.nodes.push(Some(cluster.spawn(i, &[])));
-        }
-        cluster
-    }
-
-    /// Node n0 alone (with `extra` flags), the seed of every later node.
-    fn first(extra: &[&str]) -> Self {
-        Self::first_in(tempfile::tempdir().unwrap(), extra)
-    }
-
-    /// As [`Cluster::first`], node `i`'s data directory being `dir/n{i}`
-    /// (certificates name their node, so a test issuing its own needs to
-    /// know the data directories first).
-    fn first_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let root = dir.path().to_owned();
-        let mut args = vec!["--node-name", "n0"];
-        args.extend_from_slice(extra);
-        let first = spawn_node(&root.join("n0"), &args);
-        let seed = node_doc(&first.url, "/v1/node").unwrap()["gossip"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        Cluster {
-            _dir: dir,
-            root,
-            seed,
-            nodes: vec![Some(first)],
-        }
-    }
-
-    fn spawn(&self, i: usize, extra: &[&str]) -> NodeProcess {
-        let name = format!("n{i}");
-        let mut args = vec!["--node-name", &name, "--seed", &self.seed];
-        args.extend_from_slice(extra);
-        spawn_node(&self.root.join(&name), &args)
-    }
-
-    fn node(&self, i: usize) -> &NodeProcess {
-        self.nodes[i].as_ref().unwrap()
-    }
-
-    fn members(&self, i: usize) -> Vec<Value> {
-        node_doc(&self.node(i).url, "/v1/cluster/members")
-            .and_then(|d| d["members"].as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    fn id_of(&self, i: usize) -> String {
-        node_doc(&self.node(i).url, "/v1/node").unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// What node `of` says about node id `about` (newest generation).
-    fn view_of(&self, of: usize, about: &str) -> Option<Value> {
-        self.members(of)
-            .into_iter()
-            .filter(|m| m["id"] == about)
-            .max_by_key(|m| m["generation"].as_u64())
-    }
-
-    fn up_count(&self, of: usize) -> usize {
-        self.members(of)
-            .iter()
-            .filter(|m| m["state"] == "up")
-            .count()
-    }
-
-    fn live(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].is_some())
-            .collect()
-    }
-}
 
 #[test]
 fn three_nodes_join_through_one_seed_and_a_killed_node_goes_down() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start_plain(3);
     let took = eventually("all 3 see 3 Up", Duration::from_secs(5), || {
         (0..3).all(|i| c.up_count(i) == 3)
     });
@@ -126,7 +40,7 @@ fn three_nodes_join_through_one_seed_and_a_killed_node_goes_down() {
 
 #[test]
 fn a_frozen_node_goes_down_then_refutes_when_it_resumes() {
-    let c = Cluster::start(3);
+    let c = Cluster::start_plain(3);
     eventually("all Up", Duration::from_secs(10), || {
         (0..3).all(|i| c.up_count(i) == 3)
     });
@@ -158,7 +72,7 @@ fn a_frozen_node_goes_down_then_refutes_when_it_resumes() {
 
 #[test]
 fn leave_is_recorded_as_left_and_a_restart_is_a_new_generation() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start_plain(3);
     eventually("all Up", Duration::from_secs(10), || {
         (0..3).all(|i| c.up_count(i) == 3)
     });
@@ -179,7 +93,7 @@ fn leave_is_recorded_as_left_and_a_restart_is_a_new_generation() {
             .all(|i| c.view_of(*i, &id).is_none_or(|m| m["state"] != "down")));
         std::thread::sleep(Duration::from_millis(100));
     }
-    c.nodes[1] = Some(c.spawn(1, &[]));
+    c.nodes[1] = Some(c.spawn_with(1, &[]));
     eventually(
         "n1 Up as generation 2, generation 1 gone",
         Duration::from_secs(10),
@@ -194,24 +108,24 @@ fn leave_is_recorded_as_left_and_a_restart_is_a_new_generation() {
             })
         },
     );
-    assert_eq!(c.live().len(), 3);
+    assert_eq!(c.alive().len(), 3);
 }
 
 #[test]
 fn a_wrong_cookie_or_another_cluster_is_never_heard_of() {
-    let mut c = Cluster::start(2);
+    let mut c = Cluster::start_plain(2);
     eventually("both Up", Duration::from_secs(10), || {
         (0..2).all(|i| c.up_count(i) == 2)
     });
     // Same cluster id, wrong cookie: its gossip is sealed with another key.
     let mut rogue_cmd = common::node_command(
         &c.root.join("rogue"),
-        &["--node-name", "rogue", "--seed", &c.seed],
+        &["--node-name", "rogue", "--seed", &c.seed()],
     );
     rogue_cmd.env("HYPHA_COOKIE", "a-completely-different-cookie-0123456789");
     let rogue = common::spawn_command(rogue_cmd);
     // Same cookie, other cluster id: the key is derived from both.
-    let foreign = c.spawn(3, &["--cluster-id", "elsewhere"]);
+    let foreign = c.spawn_with(3, &["--cluster-id", "elsewhere"]);
     c.nodes.push(Some(foreign));
     let rogue_id = node_doc(&rogue.url, "/v1/node").unwrap()["id"]
         .as_str()
@@ -283,17 +197,17 @@ fn mutual_tls_links_admit_only_nodes_certified_by_the_cluster_ca() {
         ]);
     }
     let mut c = Cluster::first_in(data, &["--tls-dir", &path("n0")]);
-    let n1 = c.spawn(1, &["--tls-dir", &path("n1")]);
+    let n1 = c.spawn_with(1, &["--tls-dir", &path("n1")]);
     c.nodes.push(Some(n1));
     eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
         (0..2).all(|i| c.up_count(i) == 2)
     });
-    let stranger = c.spawn(2, &["--tls-dir", &path("n2")]);
+    let stranger = c.spawn_with(2, &["--tls-dir", &path("n2")]);
     c.nodes.push(Some(stranger));
     let stranger_id = c.id_of(2);
     // The right cookie but no certificate at all: plaintext links, which
     // a node only runs when told to.
-    let plain = c.spawn(3, &["--plaintext-links"]);
+    let plain = c.spawn_with(3, &["--plaintext-links"]);
     c.nodes.push(Some(plain));
     let plain_id = c.id_of(3);
     eventually(
@@ -383,7 +297,7 @@ fn a_node_whose_certificate_names_another_node_does_not_start() {
 #[test]
 fn a_node_certificate_does_not_let_its_holder_speak_as_another_node() {
     use hypha_cluster::peers::tls::LinkTls;
-    let c = Cluster::start(2);
+    let c = Cluster::start_plain(2);
     eventually("n0 and n1 Up", Duration::from_secs(15), || {
         (0..2).all(|i| c.up_count(i) == 2)
     });
@@ -516,7 +430,8 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
         write_tls(certs, &data, n, &["old-ca"], Some("old-ca"));
     }
     let mut c = Cluster::first_in(data_dir, &["--tls-dir", &path("n0")]);
-    c.nodes.push(Some(c.spawn(1, &["--tls-dir", &path("n1")])));
+    c.nodes
+        .push(Some(c.spawn_with(1, &["--tls-dir", &path("n1")])));
     eventually("n0 and n1 Up over TLS", Duration::from_secs(10), || {
         (0..2).all(|i| c.up_count(i) == 2)
     });
@@ -543,7 +458,8 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
     }
     // A node that trusts only the new CA joins: both present new certs.
     write_tls(certs, &data, "n2", &["new-ca"], Some("new-ca"));
-    c.nodes.push(Some(c.spawn(2, &["--tls-dir", &path("n2")])));
+    c.nodes
+        .push(Some(c.spawn_with(2, &["--tls-dir", &path("n2")])));
     eventually("n2 joins on the new CA", Duration::from_secs(15), || {
         (0..3).all(|i| c.up_count(i) == 3)
     });
@@ -555,7 +471,8 @@ fn certificates_and_the_cluster_ca_rotate_without_dropping_a_link() {
         wait_reloaded(&c, i, 3);
     }
     write_tls(certs, &data, "n3", &["old-ca", "new-ca"], Some("old-ca"));
-    c.nodes.push(Some(c.spawn(3, &["--tls-dir", &path("n3")])));
+    c.nodes
+        .push(Some(c.spawn_with(3, &["--tls-dir", &path("n3")])));
     let n3_id = c.id_of(3);
     eventually(
         "n3 is heard of and refused",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::common::ADMIN_TOKEN;
+use hypha_testkit::ADMIN_TOKEN;
 
 /// CPU seconds (user + system) a process has used, from /proc.
 pub fn cpu_s(pid: &str) -> f64 {

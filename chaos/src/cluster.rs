@@ -3,15 +3,17 @@
 //! killed and restarted by the nemesis; watched for exits nobody asked
 //! for (a node that dies on its own fails the run).
 
-use std::ffi::OsStr;
 use std::fs::OpenOptions;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use hypha::commands::cert;
+use hypha::launch::{LinkFlags, Listen, NodeLaunch, Ports};
+use hypha_testkit::poll::poll;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -22,11 +24,9 @@ pub const COOKIE: &str = "chaos-cookie-0123456789abcdef0123";
 /// See [`COOKIE`].
 pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789abcdef";
 
-/// Ports every node uses on its own address.
+/// The admin API's port on every node's own address; links, gossip and
+/// bulk take the three after it.
 const HTTP_PORT: u16 = 17070;
-const CLUSTER_PORT: u16 = 17071;
-const GOSSIP_PORT: u16 = 17072;
-const BULK_PORT: u16 = 17073;
 
 /// Node settings sized for a run of seconds, not hours: failure
 /// detection, anti-entropy and leases all act within a few seconds.
@@ -58,34 +58,18 @@ fn tls_dir(root: &Path, node: usize) -> PathBuf {
     root.join("tls").join(format!("n{node}"))
 }
 
-/// A cluster CA and a certificate per node, made with the binary under
-/// test (`hypha cert`): node links run mutual TLS, as in production.
-fn make_certificates(bin: &Path, root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()> {
+/// A cluster CA and a certificate per node, made as `hypha cluster up`
+/// makes them: node links run mutual TLS, as in production.
+fn make_certificates(root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()> {
     let ca = root.join("tls").join("ca");
-    run_cert(
-        bin,
-        &[OsStr::new("ca"), OsStr::new("--dir"), ca.as_os_str()],
-    )?;
+    cert::ca(&ca)?;
     for node in 0..n {
         let out = tls_dir(root, node);
+        // The certificate names the node's id, created in its data dir
+        // as its first start would.
         let data_dir = root.join(format!("n{node}"));
-        let name = format!("n{node}");
-        run_cert(
-            bin,
-            &[
-                OsStr::new("node"),
-                OsStr::new("--ca-dir"),
-                ca.as_os_str(),
-                OsStr::new("--name"),
-                OsStr::new(&name),
-                OsStr::new("--out"),
-                out.as_os_str(),
-                // The certificate names the node's id, created here as
-                // its first start would.
-                OsStr::new("--data-dir"),
-                data_dir.as_os_str(),
-            ],
-        )?;
+        std::fs::create_dir_all(&data_dir).context("creating the node's data dir")?;
+        cert::ensure_node(&ca, &format!("n{node}"), &out, &data_dir)?;
         if run_as == RunAs::NodeUids {
             // The key is 0600: the node's own uid must own it.
             let uid = crate::net::uid(node);
@@ -98,22 +82,6 @@ fn make_certificates(bin: &Path, root: &Path, n: usize, run_as: RunAs) -> anyhow
                     .with_context(|| format!("handing {} to the node's uid", path.display()))?;
             }
         }
-    }
-    Ok(())
-}
-
-fn run_cert(bin: &Path, args: &[&OsStr]) -> anyhow::Result<()> {
-    let out = Command::new(bin)
-        .arg("cert")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running hypha cert")?;
-    if !out.status.success() {
-        bail!(
-            "hypha cert {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
     }
     Ok(())
 }
@@ -164,7 +132,7 @@ impl Nodes {
     ) -> anyhow::Result<Self> {
         let config = root.join("hypha.toml");
         std::fs::write(&config, CONFIG).context("writing the node config")?;
-        make_certificates(bin, root, n, run_as)?;
+        make_certificates(root, n, run_as)?;
         let addrs = (0..n)
             .map(|i| Ipv4Addr::new(127, 77, octet, u8::try_from(i + 1).unwrap_or(u8::MAX)))
             .collect();
@@ -237,34 +205,22 @@ impl Nodes {
     }
 
     fn command(&self, node: usize) -> anyhow::Result<Command> {
-        let addr = self.addrs[node];
-        let seeds: Vec<String> = (0..self.len())
+        let listen = Listen::on(IpAddr::V4(self.addrs[node]), Ports { first: HTTP_PORT });
+        let mut plan = NodeLaunch::new(&self.data_dir(node), listen, COOKIE, ADMIN_TOKEN);
+        plan.name = Some(format!("n{node}"));
+        plan.config = Some(self.config.clone());
+        plan.seeds = (0..self.len())
             .filter(|i| *i != node)
-            .map(|i| format!("{}:{GOSSIP_PORT}", self.addrs[i]))
+            .map(|i| format!("{}:{}", self.addrs[i], Ports { first: HTTP_PORT }.gossip()))
             .collect();
+        plan.links = LinkFlags::TlsDir(tls_dir(&self.root, node));
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path(node))
             .context("opening the node log")?;
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(self.data_dir(node))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--node-name", &format!("n{node}")])
-            .args(["--http-listen", &format!("{addr}:{HTTP_PORT}")])
-            .args(["--cluster-listen", &format!("{addr}:{CLUSTER_PORT}")])
-            .args(["--gossip-listen", &format!("{addr}:{GOSSIP_PORT}")])
-            .args(["--bulk-listen", &format!("{addr}:{BULK_PORT}")])
-            .args(["--seed", &seeds.join(",")])
-            .arg("--tls-dir")
-            .arg(tls_dir(&self.root, node))
-            .env("HYPHA_COOKIE", COOKIE)
-            .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env_remove("HYPHA_CONFIG")
-            .env("RUST_LOG", "info")
+        let mut cmd = plan.command(&self.bin);
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("log handle")?)
             .stderr(log);
@@ -272,7 +228,7 @@ impl Nodes {
             use std::os::unix::process::CommandExt;
             let uid = crate::net::uid(node);
             let data_dir = self.data_dir(node);
-            // `node_id` is the file `hypha cert node --data-dir` created.
+            // `node_id` is the file making its certificate created.
             for path in [data_dir.join("node_id"), data_dir] {
                 if path.exists() {
                     std::os::unix::fs::chown(&path, Some(uid), Some(uid))
@@ -306,22 +262,26 @@ impl Nodes {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let deadline = Instant::now() + limit;
         let url = format!("{}/health", self.url(node));
-        loop {
-            if let Ok(res) = http.get(&url).send().await {
+        let (http, url) = (&http, &url);
+        let serving = move || async move {
+            if let Ok(res) = http.get(url).send().await {
                 if res.status().is_success() {
-                    return Ok(());
+                    return Some(Ok(()));
                 }
             }
             self.reap();
-            if self.slot(node)?.child.is_none() {
-                bail!("n{node} exited while starting (see n{node}.log)");
+            match self.slot(node) {
+                Ok(slot) if slot.child.is_some() => None,
+                Ok(_) => Some(Err(anyhow!(
+                    "n{node} exited while starting (see n{node}.log)"
+                ))),
+                Err(err) => Some(Err(err)),
             }
-            if Instant::now() >= deadline {
-                bail!("n{node} did not serve within {limit:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match poll(limit, Duration::from_millis(50), serving).await {
+            Ok(started) => started,
+            Err(_) => bail!("n{node} did not serve within {limit:?}"),
         }
     }
 
@@ -365,28 +325,28 @@ impl Nodes {
     pub async fn restart(&self, node: usize) -> anyhow::Result<()> {
         self.slot(node)?.expect = Expect::Stopped;
         self.signal(node, Signal::SIGTERM)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let exited = {
-                let mut slot = self.slot(node)?;
-                match slot.child.as_mut().map(Child::try_wait) {
-                    Some(Ok(Some(_))) | None => {
-                        slot.child = None;
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            if exited {
-                break;
-            }
-            if Instant::now() >= deadline {
+        let exited = move || async move { self.take_exited(node).transpose() };
+        match poll(Duration::from_secs(30), Duration::from_millis(20), exited).await {
+            Ok(taken) => taken?,
+            Err(_) => {
                 self.kill(node)?;
                 bail!("n{node} ignored SIGTERM for 30 s");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.start(node).await
+    }
+
+    /// `Some` (the slot emptied) once the node's process has exited or
+    /// if there was none; `None` while it runs.
+    fn take_exited(&self, node: usize) -> anyhow::Result<Option<()>> {
+        let mut slot = self.slot(node)?;
+        match slot.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | None => {
+                slot.child = None;
+                Ok(Some(()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Collect exits; an exit the harness did not cause is a death.

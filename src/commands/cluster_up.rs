@@ -2,6 +2,7 @@
 //! distinct ports and data directories, wait until every node sees every
 //! other Up, print the admin URLs, and stop them all on Ctrl-C or SIGTERM.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 
 use super::members;
 use crate::config::LinkSecurity;
+use crate::launch::{LinkFlags, Listen, NodeLaunch, Ports};
 use crate::secrets;
 use hypha_cluster::peers::tls::CA_FILE;
 
@@ -74,13 +76,6 @@ struct NodeChild {
     child: Child,
 }
 
-fn port(base: u16, i: u16, offset: u16) -> anyhow::Result<u16> {
-    i.checked_mul(10)
-        .and_then(|p| p.checked_add(offset))
-        .and_then(|p| base.checked_add(p))
-        .context("port out of range: lower --base-port or --nodes")
-}
-
 /// A secret from the environment, else from `dir/file`, else new (and saved
 /// there, mode 0600, so that later commands and restarts agree).
 fn shared_secret(env: &str, dir: &Path, file: &str) -> anyhow::Result<String> {
@@ -111,50 +106,31 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     std::fs::create_dir_all(&data)?;
     let log = std::fs::File::create(plan.dir.join(format!("{name}.log")))?;
     let tls_dir = data.join("tls");
-    let tls = plan.links == LinkSecurity::MutualTls;
-    if tls {
-        super::cert::ensure_node(&plan.dir.join("tls-ca"), &name, &tls_dir, &data)?;
-    }
-    let http = format!("127.0.0.1:{}", port(plan.base_port, i, 0)?);
-    let mut command = Command::new(std::env::current_exe()?);
-    command.arg("node");
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let listen = Listen::on(loopback, Ports::numbered(plan.base_port, i)?);
+    let seed = Ports::numbered(plan.base_port, 0)?.gossip();
+    let mut launch = NodeLaunch::new(&data, listen, &shared.cookie, &shared.admin_token);
+    launch.name = Some(name.clone());
+    launch.seeds = vec![format!("{loopback}:{seed}")];
+    launch.links = match plan.links {
+        LinkSecurity::MutualTls => {
+            super::cert::ensure_node(&plan.dir.join("tls-ca"), &name, &tls_dir, &data)?;
+            LinkFlags::TlsDir(tls_dir)
+        }
+        LinkSecurity::Plaintext => LinkFlags::Plaintext,
+    };
+    launch.args = vec!["--cluster-id".into(), plan.cluster_id.clone().into()];
+    launch.args.push("--token-key-file".into());
+    launch.args.push(shared.token_key_file.clone().into());
     if plan.admin == AdminScheme::Https {
         let admin_dir = data.join("admin-tls");
         if !admin_dir.join(crate::admin::tls::CERT_FILE).exists() {
             super::cert::admin(&plan.dir.join("tls-ca"), &[], &admin_dir)?;
         }
-        command.arg("--http-tls-dir").arg(&admin_dir);
+        launch.args.push("--http-tls-dir".into());
+        launch.args.push(admin_dir.into());
     }
-    match plan.links {
-        LinkSecurity::MutualTls => command.arg("--tls-dir").arg(&tls_dir),
-        LinkSecurity::Plaintext => command.arg("--plaintext-links"),
-    };
-    let child = command
-        .args(["--node-name", &name, "--cluster-id", &plan.cluster_id])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--http-listen", &http])
-        .args([
-            "--cluster-listen",
-            &format!("127.0.0.1:{}", port(plan.base_port, i, 1)?),
-        ])
-        .args([
-            "--gossip-listen",
-            &format!("127.0.0.1:{}", port(plan.base_port, i, 2)?),
-        ])
-        .args([
-            "--bulk-listen",
-            &format!("127.0.0.1:{}", port(plan.base_port, i, 3)?),
-        ])
-        .args([
-            "--seed",
-            &format!("127.0.0.1:{}", port(plan.base_port, 0, 2)?),
-        ])
-        .arg("--token-key-file")
-        .arg(&shared.token_key_file)
-        .env("HYPHA_COOKIE", &shared.cookie)
-        .env("HYPHA_ADMIN_TOKEN", &shared.admin_token)
-        .env_remove("HYPHA_CONFIG")
+    let child = Command::from(launch.command(&std::env::current_exe()?))
         .env_remove("HYPHA_HTTP_TLS_DIR")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -164,7 +140,7 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
         .with_context(|| format!("starting {name}"))?;
     Ok(NodeChild {
         name,
-        url: plan.admin.url(&http),
+        url: plan.admin.url(&launch.listen.http),
         child,
     })
 }
