@@ -41,7 +41,7 @@ use hypha_dht::hlc::Hlc;
 use hypha_dht::keyspace::Partitioning;
 use hypha_dht::placement::{Placement, PlacementRules};
 use hypha_dht::router::{Router, RouterArgs, RouterMessage, Settle};
-use hypha_dht::service::{DhtHandler, DhtService, DhtServiceArgs};
+use hypha_dht::service::{dht_group, DhtHandler, DhtService, DhtServiceArgs};
 use hypha_dht::storage::DhtStore;
 use hypha_dht::transport::{BulkRoute, ClusterTransport};
 use hypha_store::StoreClient;
@@ -185,7 +185,7 @@ impl DhtParts {
                 started: std::time::Instant::now(),
             },
             service: DhtServiceArgs {
-                me,
+                group: dht_group(&me),
                 handler: handler.clone(),
             },
             bulk: BulkServerArgs {
@@ -223,7 +223,11 @@ impl DhtParts {
         let service_name = actor_name(&self.node, dht::SERVICE_ROLE);
         let service_args = self.service.clone();
         let service = ChildSpec::actor("service", move |_ctx| {
-            (Some(service_name.clone()), DhtService, service_args.clone())
+            (
+                Some(service_name.clone()),
+                DhtService::new(),
+                service_args.clone(),
+            )
         });
         let bulk_name = actor_name(&self.node, dht::BULK_ROLE);
         let bulk_args = self.bulk.clone();

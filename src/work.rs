@@ -19,13 +19,13 @@ use hypha_core::actor_name;
 use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
-use hypha_work::client::{CallError, WorkClient, WorkHandler};
+use hypha_work::client::{RpcError, WorkClient, WorkHandler};
 use hypha_work::handler::{ExecSettings, Registry};
 use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
 use hypha_work::log::{JobLog, LogError};
 use hypha_work::placement::{self as policy};
 use hypha_work::queues::{QueueSettings, Queues, QueuesArgs, QueuesMessage};
-use hypha_work::service::{WorkService, WorkServiceArgs};
+use hypha_work::service::{work_group, WorkService, WorkServiceArgs};
 use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
 use hypha_work::workers::{WorkerSettings, Workers, WorkersArgs, WorkersMessage};
 use hypha_work::{self as work, owner_of};
@@ -102,7 +102,7 @@ impl WorkAdmin {
                 .await
             {
                 Ok(answer) => return Ok(answer),
-                Err(CallError::Remote(e)) => match e.code {
+                Err(RpcError::Remote(e)) => match e.code {
                     ErrorCode::NotOwner | ErrorCode::Unavailable => e.to_string(),
                     ErrorCode::NotFound => return Err(JobsError::NotFound(e.message)),
                     ErrorCode::Conflict => return Err(JobsError::Conflict(e.message)),
@@ -350,7 +350,10 @@ impl WorkParts {
                 },
                 membership: membership_name,
             },
-            service: WorkServiceArgs { me, handler },
+            service: WorkServiceArgs {
+                group: work_group(&me),
+                handler,
+            },
         }
     }
 
@@ -390,7 +393,7 @@ impl WorkParts {
         let service = ChildSpec::actor("service", move |_ctx| {
             (
                 Some(service_name.clone()),
-                WorkService,
+                WorkService::new(),
                 service_args.clone(),
             )
         });

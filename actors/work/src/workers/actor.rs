@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::messages::WorkersMessage;
-use crate::client::{CallError, WorkClient};
+use crate::client::{RpcError, WorkClient};
 use crate::handler::{JobInput, Registry};
 use crate::job::{AttemptEnd, JobId, JobSpec, MAX_INLINE_BYTES};
 use crate::wire::{ErrorCode, OfferAnswer, WireError, WorkRequest, WorkResponse};
@@ -305,7 +305,7 @@ impl WorkersState {
     }
 }
 
-fn log_failure(id: JobId, err: Option<CallError>) {
+fn log_failure(id: JobId, err: Option<RpcError>) {
     if let Some(e) = err {
         tracing::debug!(job = %id, "report not acknowledged yet: {e}");
     }
