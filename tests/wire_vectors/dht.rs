@@ -1,20 +1,13 @@
-//! Test vectors of DHT wire version 1: one encoded sample of every request,
-//! every response and every refusal a service sends, recorded from the code
-//! before the RPC layer was shared (issue 24). Peers of other builds read
-//! these bytes: they must never change within the version.
+//! DHT wire version 1: samples and their pinned bytes.
 
 use std::collections::BTreeMap;
 
 use hypha_dht::anti_entropy::exchange::{AeAnswer, AeRequest, AE_WIRE_VERSION};
 use hypha_dht::hlc::Timestamp;
 use hypha_dht::manifest::{ChunkRef, FileState, Manifest, MANIFEST_FORMAT};
-use hypha_dht::service::{encode_or_error, DhtServiceMessage};
 use hypha_dht::wire::{
-    self, Contact, ErrorCode, FileSummary, ListNames, PutOutcome, Request, Response, Standing,
-    WireError,
+    Contact, ErrorCode, FileSummary, ListNames, PutOutcome, Request, Response, Standing, WireError,
 };
-use ractor::message::SerializedMessage;
-use ractor::Message;
 
 fn manifest() -> Manifest {
     Manifest {
@@ -36,7 +29,7 @@ fn manifest() -> Manifest {
     }
 }
 
-fn requests() -> Vec<(&'static str, Request)> {
+pub fn requests() -> Vec<(&'static str, Request)> {
     vec![
         (
             "find_node",
@@ -124,7 +117,7 @@ fn requests() -> Vec<(&'static str, Request)> {
     ]
 }
 
-fn responses() -> Vec<(&'static str, Response)> {
+pub fn responses() -> Vec<(&'static str, Response)> {
     let mut out = vec![
         (
             "nodes",
@@ -196,31 +189,15 @@ fn responses() -> Vec<(&'static str, Response)> {
     out
 }
 
-/// What a service answers to bytes it refuses, as the caller receives it.
-fn refusals() -> Vec<(&'static str, Vec<u8>)> {
-    let mut other_version =
-        wire::encode_request(&Request::GetManifest { name: "x".into() }).unwrap_or_default();
-    other_version[1] = 9;
-    let empty_name = wire::encode_request(&Request::GetManifest {
+/// A request a service takes, and one out of range it refuses.
+pub fn valid_and_out_of_range() -> (Request, Request) {
+    let out_of_range = Request::GetManifest {
         name: String::new(),
-    })
-    .unwrap_or_default();
-    [
-        ("refuse_short", vec![0u8]),
-        ("refuse_other_version", other_version),
-        ("refuse_invalid", empty_name),
-    ]
-    .into_iter()
-    .map(|(name, bytes)| {
-        let Err(err) = wire::decode_request(&bytes) else {
-            panic!("{name} is not refused");
-        };
-        (name, encode_or_error(&Response::Error(err)))
-    })
-    .collect()
+    };
+    (Request::GetManifest { name: "x".into() }, out_of_range)
 }
 
-const VECTORS: &[(&str, &str)] = &[
+pub const VECTORS: &[(&str, &str)] = &[
     ("request_find_node", "000100010101010101010101010101010101010101010101010101010101010101010108"),
     ("request_store_chunk", "00010107020202020202020202020202020202020202020202020202020202020202020203010203"),
     ("request_get_chunk", "000102070202020202020202020202020202020202020202020202020202020202020202"),
@@ -258,46 +235,3 @@ const VECTORS: &[(&str, &str)] = &[
     ("reply_refuse_other_version", "0001080122776972652076657273696f6e20393b2074686973206e6f646520737065616b732031"),
     ("reply_refuse_invalid", "000108003f66696c65206e616d65732061726520312d31303234206279746573206f66205554462d3820776974686f757420636f6e74726f6c2063686172616374657273"),
 ];
-
-/// Each sample's name and encoding, in hex; every request and response
-/// also decodes back to itself.
-fn encodings() -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for (name, request) in requests() {
-        let Ok(bytes) = wire::encode_request(&request) else {
-            panic!("{name} does not encode");
-        };
-        assert_eq!(wire::decode_request(&bytes), Ok(request));
-        found.push((format!("request_{name}"), hex::encode(bytes)));
-    }
-    for (name, response) in responses() {
-        let bytes = encode_or_error(&response);
-        assert_eq!(wire::decode_response(&bytes), Ok(response));
-        found.push((format!("response_{name}"), hex::encode(bytes)));
-    }
-    let replies = refusals().into_iter();
-    found.extend(replies.map(|(name, bytes)| (format!("reply_{name}"), hex::encode(bytes))));
-    found
-}
-
-#[test]
-fn every_message_keeps_its_version_one_bytes() {
-    let pinned = VECTORS.iter().map(|(n, h)| (n.to_string(), h.to_string()));
-    assert_eq!(encodings(), pinned.collect::<Vec<_>>());
-}
-
-/// The node-link envelope: ractor_cluster matches the variant by name and
-/// carries the frame as one length-prefixed run (u64, big-endian).
-#[tokio::test]
-async fn the_service_message_travels_as_call_with_the_frame_length_prefixed() {
-    let (tx, _rx) = ractor::concurrency::oneshot();
-    let frame = vec![0, 1, 2, 3];
-    let message = DhtServiceMessage::Call(frame, tx.into());
-    match message.serialize() {
-        Ok(SerializedMessage::Call { variant, args, .. }) => {
-            assert_eq!(variant, "Call");
-            assert_eq!(args, [0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 2, 3]);
-        }
-        _ => panic!("not a call envelope"),
-    }
-}
