@@ -38,7 +38,7 @@ use hypha_dht::files::{Collector, CollectorArgs, CollectorMessage, Files};
 use hypha_dht::hlc::Hlc;
 use hypha_dht::placement::Placement;
 use hypha_dht::router::{Router, RouterArgs, RouterMessage, Settle};
-use hypha_dht::service::{DhtHandler, DhtService, DhtServiceArgs};
+use hypha_dht::service::{dht_group, DhtHandler, DhtService, DhtServiceArgs};
 use hypha_dht::storage::DhtStore;
 use hypha_dht::transport::{BulkRoute, ClusterTransport};
 use hypha_store::StoreClient;
@@ -184,7 +184,7 @@ impl DhtParts {
                 clock: clock.clone(),
             },
             service: DhtServiceArgs {
-                me,
+                group: dht_group(&me),
                 handler: handler.clone(),
             },
             bulk: BulkServerArgs {
@@ -220,7 +220,11 @@ impl DhtParts {
         let service_name = actor_name(&self.node, dht::SERVICE_ROLE);
         let service_args = self.service.clone();
         let service = ChildSpec::actor("service", move |_ctx| {
-            (Some(service_name.clone()), DhtService, service_args.clone())
+            (
+                Some(service_name.clone()),
+                DhtService::new(),
+                service_args.clone(),
+            )
         });
         let bulk_name = actor_name(&self.node, dht::BULK_ROLE);
         let bulk_args = self.bulk.clone();

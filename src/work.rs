@@ -20,12 +20,12 @@ use hypha_core::clock::SharedClock;
 use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
-use hypha_work::client::{CallError, WorkClient, WorkHandler};
+use hypha_work::client::{RpcError, WorkClient, WorkHandler};
 use hypha_work::handler::Registry;
 use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
 use hypha_work::log::{JobLog, LogError};
 use hypha_work::queues::{Queues, QueuesArgs, QueuesMessage};
-use hypha_work::service::{WorkService, WorkServiceArgs};
+use hypha_work::service::{work_group, WorkService, WorkServiceArgs};
 use hypha_work::settings::WorkSettings;
 use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
 use hypha_work::workers::{Workers, WorkersArgs, WorkersMessage};
@@ -101,7 +101,7 @@ impl WorkAdmin {
                 .await
             {
                 Ok(answer) => return Ok(answer),
-                Err(CallError::Remote(e)) => match e.code {
+                Err(RpcError::Remote(e)) => match e.code {
                     ErrorCode::NotOwner | ErrorCode::Unavailable => e.to_string(),
                     ErrorCode::NotFound => return Err(JobsError::NotFound(e.message)),
                     ErrorCode::Conflict => return Err(JobsError::Conflict(e.message)),
@@ -327,7 +327,10 @@ impl WorkParts {
                 membership: membership_name,
                 clock,
             },
-            service: WorkServiceArgs { me, handler },
+            service: WorkServiceArgs {
+                group: work_group(&me),
+                handler,
+            },
         }
     }
 
@@ -367,7 +370,7 @@ impl WorkParts {
         let service = ChildSpec::actor("service", move |_ctx| {
             (
                 Some(service_name.clone()),
-                WorkService,
+                WorkService::new(),
                 service_args.clone(),
             )
         });

@@ -1,6 +1,7 @@
 //! What every Hypha subsystem shares: node ids, labels, the one codec
-//! (bincode with a decode limit), the injected [`clock`], the error of
-//! [`settings`] validation, and the registry naming rule.
+//! (bincode with a decode limit), the injected [`clock`], the one [`rpc`]
+//! layer between nodes, the error of [`settings`] validation, and the
+//! registry naming rule.
 //!
 //! The subsystems are crates beside this one, each depending only on those
 //! below it: `hypha-store` (the durable store), `hypha-cluster` (membership,
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod codec;
 pub mod identity;
 pub mod labels;
+pub mod rpc;
 pub mod settings;
 
 /// Registry name of a node's actor: `hypha.<node>.<role>`.

@@ -3,40 +3,24 @@
 //! In production, [`ClusterTransport`]: chunk transfers over the peer's
 //! bulk link (see [`super::bulk`]), everything else through its DHT
 //! service on the ractor_cluster node link, and this node's own requests
-//! straight to its handler.
+//! straight to its handler (both through the shared [`rpc::Caller`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::rpc::CallResult;
-use ractor::ActorRef;
-use thiserror::Error;
+use hypha_core::rpc::{self, Caller, Direction, Protocol};
 use tokio::sync::watch;
 
 use super::bulk::client::BulkError;
 use super::bulk::{BulkClient, BulkPeer};
-use super::service::{dht_group, DhtHandler, DhtServiceMessage};
-use super::wire::{self, Request, Response, WireError};
+use super::service::DhtHandler;
+use super::wire::{self, DhtWire, ErrorCode, Request, Response};
 use hypha_cluster::membership::{ClusterView, MemberKey};
 use hypha_core::clock::SharedClock;
 
-/// Why an RPC failed.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum RpcError {
-    /// No link to the peer (not connected, or gone).
-    #[error("no link to {0}")]
-    Unreachable(String),
-    /// No answer in time (a frozen or overloaded peer).
-    #[error("no answer within {0} ms")]
-    Timeout(u64),
-    /// The peer answered with an error.
-    #[error("peer refused: {0}")]
-    Remote(WireError),
-    /// The request or answer did not encode or decode.
-    #[error("codec: {0}")]
-    Codec(String),
-}
+/// Why an RPC failed: the shared RPC layer's error over DHT codes.
+pub type RpcError = rpc::RpcError<ErrorCode>;
 
 /// Sends requests to members.
 pub trait DhtTransport: Send + Sync + 'static {
@@ -66,17 +50,6 @@ pub fn kind(request: &Request) -> &'static str {
     }
 }
 
-fn timeout_ms(timeout: Duration) -> u64 {
-    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn into_result(response: Response) -> Result<Response, RpcError> {
-    match response {
-        Response::Error(err) => Err(RpcError::Remote(err)),
-        other => Ok(other),
-    }
-}
-
 /// Bulk links and where peers listen for them.
 #[derive(Clone)]
 pub struct BulkRoute {
@@ -90,8 +63,7 @@ pub struct BulkRoute {
 /// handler short-cut.
 #[derive(Clone)]
 pub struct ClusterTransport {
-    me: MemberKey,
-    local: DhtHandler,
+    caller: Caller<DhtHandler>,
     bulk: Option<BulkRoute>,
     clock: SharedClock,
 }
@@ -101,8 +73,7 @@ impl ClusterTransport {
     /// transfers use `bulk` when given (else the node link).
     pub fn new(me: MemberKey, local: DhtHandler, bulk: Option<BulkRoute>) -> Self {
         Self {
-            me,
-            local,
+            caller: Caller::new(me.link_name(), local),
             bulk,
             clock: SharedClock::system(),
         }
@@ -143,45 +114,18 @@ fn bulk_error(err: BulkError) -> RpcError {
 async fn bulk_call(
     client: BulkClient,
     peer: BulkPeer,
-    bytes: Vec<u8>,
+    request: &Request,
     timeout: Duration,
 ) -> Result<Response, RpcError> {
-    metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes.len() as u64);
+    let bytes = wire::encode_request(request).map_err(RpcError::codec)?;
+    DhtWire::count_bytes(Direction::Sent, bytes.len());
     let answer = client
         .call(peer, &bytes, timeout)
         .await
         .map_err(bulk_error)?;
-    metrics::counter!("hypha_dht_received_bytes_total").increment(answer.len() as u64);
-    wire::decode_response(&answer).map_err(|e| RpcError::Codec(e.to_string()))
-}
-
-fn remote_service(peer: &MemberKey) -> Option<ActorRef<DhtServiceMessage>> {
-    ractor::pg::get_members(&dht_group(peer))
-        .into_iter()
-        .find(|cell| !cell.get_id().is_local())
-        .map(ActorRef::from)
-}
-
-async fn remote_call(
-    service: ActorRef<DhtServiceMessage>,
-    bytes: Vec<u8>,
-    timeout: Duration,
-) -> Result<Response, RpcError> {
-    metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes.len() as u64);
-    let answer = service
-        .call(|reply| DhtServiceMessage::Call(bytes, reply), Some(timeout))
-        .await;
-    match answer {
-        Ok(CallResult::Success(bytes)) => {
-            metrics::counter!("hypha_dht_received_bytes_total").increment(bytes.len() as u64);
-            wire::decode_response(&bytes).map_err(|e| RpcError::Codec(e.to_string()))
-        }
-        Ok(CallResult::Timeout) => Err(RpcError::Timeout(timeout_ms(timeout))),
-        // A frozen or dead peer shows up as a send error or a timeout at random.
-        Ok(CallResult::SenderError) | Err(_) => {
-            Err(RpcError::Unreachable("link closed during the call".into()))
-        }
-    }
+    DhtWire::count_bytes(Direction::Received, answer.len());
+    let response = wire::decode_response(&answer).map_err(RpcError::Codec)?;
+    DhtWire::into_result(response).map_err(RpcError::Remote)
 }
 
 impl DhtTransport for ClusterTransport {
@@ -203,31 +147,17 @@ impl DhtTransport for ClusterTransport {
             }
             result
         };
-        if peer == &self.me {
-            let local = self.local.clone();
-            return Box::pin(async move {
-                let answer = tokio::time::timeout(timeout, local.handle(request)).await;
-                let result = match answer {
-                    Ok(response) => into_result(response),
-                    Err(_) => Err(RpcError::Timeout(timeout_ms(timeout))),
-                };
-                timed(result)
-            });
+        let peer_name = peer.link_name();
+        if self.caller.is_local(&peer_name) {
+            let caller = self.caller.clone();
+            return Box::pin(async move { timed(caller.call_local(request, timeout).await) });
         }
         let bulk = self.bulk_addr(peer, &request);
-        let service = remote_service(peer);
-        let peer_name = peer.link_name();
         Box::pin(async move {
-            let result = async {
-                let bytes =
-                    wire::encode_request(&request).map_err(|e| RpcError::Codec(e.to_string()))?;
-                if let Some((client, addr)) = bulk {
-                    return into_result(bulk_call(client, addr, bytes, timeout).await?);
-                }
-                let service = service.ok_or(RpcError::Unreachable(peer_name))?;
-                into_result(remote_call(service, bytes, timeout).await?)
-            }
-            .await;
+            let result = match bulk {
+                Some((client, addr)) => bulk_call(client, addr, &request, timeout).await,
+                None => rpc::call_remote::<DhtWire>(&peer_name, &request, timeout).await,
+            };
             timed(result)
         })
     }

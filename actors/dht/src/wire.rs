@@ -1,16 +1,19 @@
 //! DHT node-to-node messages (wire version 1). These are network types,
-//! separate from every actor's local messages: encoded with [`codec`]
-//! behind a two-byte version, validated on decode, and answered with an
-//! error response — never a panic — when they do not decode.
+//! separate from every actor's local messages: [`DhtWire`] makes them an
+//! instance of the shared [`rpc`] layer, which frames them behind a
+//! two-byte version, validates them on decode (with the bounds checked
+//! here),
+//! and answers with an error response — never a panic — when they do not
+//! decode.
 //!
 //! Compatibility rule: within a version, only append enum variants (bincode
 //! numbers them in order); any other change bumps [`WIRE_VERSION`].
 
+use hypha_core::rpc::{self, frame, Direction, Protocol};
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use super::anti_entropy::exchange::{AeAnswer, AeRequest, AE_WIRE_VERSION};
-use super::codec::{self, CodecError};
+use super::codec::CodecError;
 use super::manifest::Manifest;
 
 /// Version of this wire format.
@@ -209,24 +212,13 @@ pub enum ErrorCode {
     NotReplica,
 }
 
-/// A failed request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
-#[error("{code:?}: {message}")]
-pub struct WireError {
-    /// Kind.
-    pub code: ErrorCode,
-    /// Human text.
-    pub message: String,
-}
+/// A failed request, as carried on the wire.
+pub type WireError = rpc::WireError<ErrorCode>;
 
-impl WireError {
-    /// An error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
+impl rpc::Code for ErrorCode {
+    const BAD_REQUEST: Self = Self::BadRequest;
+    const VERSION: Self = Self::Version;
+    const UNAVAILABLE: Self = Self::Unavailable;
 }
 
 /// Whether a manifest write took effect.
@@ -289,39 +281,64 @@ pub enum Response {
     },
 }
 
+/// The DHT protocol, one instance of the shared [`rpc`] layer.
+pub struct DhtWire;
+
+impl Protocol for DhtWire {
+    type Request = Request;
+    type Response = Response;
+    type Code = ErrorCode;
+    const VERSION: u16 = WIRE_VERSION;
+    const FORMAT: &'static str = "wire";
+    const GROUP: &'static str = "hypha.dht";
+    const BAD_REQUESTS_METRIC: &'static str = "hypha_dht_bad_requests_total";
+    // An answer too large to encode is a storage-side failure to the caller.
+    const ENCODE_FAILED: ErrorCode = ErrorCode::Storage;
+
+    fn validate(request: &Request) -> Result<(), WireError> {
+        validate(request)
+    }
+
+    fn refusal(err: WireError) -> Response {
+        Response::Error(err)
+    }
+
+    fn into_result(response: Response) -> Result<Response, WireError> {
+        match response {
+            Response::Error(err) => Err(err),
+            other => Ok(other),
+        }
+    }
+
+    fn count_bytes(direction: Direction, bytes: usize) {
+        let bytes = bytes as u64;
+        match direction {
+            Direction::Sent => metrics::counter!("hypha_dht_sent_bytes_total").increment(bytes),
+            Direction::Received => {
+                metrics::counter!("hypha_dht_received_bytes_total").increment(bytes)
+            }
+        }
+    }
+}
+
 /// Encode a request with its version.
 pub fn encode_request(request: &Request) -> Result<Vec<u8>, CodecError> {
-    codec::encode_versioned(WIRE_VERSION, request)
+    frame::encode_request::<DhtWire>(request)
 }
 
 /// Encode a response with its version.
 pub fn encode_response(response: &Response) -> Result<Vec<u8>, CodecError> {
-    codec::encode_versioned(WIRE_VERSION, response)
-}
-
-fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
-    let (version, body) = codec::split_version(bytes)
-        .ok_or_else(|| WireError::new(ErrorCode::BadRequest, "message shorter than its header"))?;
-    if version != WIRE_VERSION {
-        return Err(WireError::new(
-            ErrorCode::Version,
-            format!("wire version {version}; this node speaks {WIRE_VERSION}"),
-        ));
-    }
-    Ok(body)
+    frame::encode_response::<DhtWire>(response)
 }
 
 /// Decode and validate a request.
 pub fn decode_request(bytes: &[u8]) -> Result<Request, WireError> {
-    let request: Request = codec::decode(unframe(bytes)?)
-        .map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))?;
-    validate(&request)?;
-    Ok(request)
+    frame::decode_request::<DhtWire>(bytes)
 }
 
 /// Decode a response.
 pub fn decode_response(bytes: &[u8]) -> Result<Response, WireError> {
-    codec::decode(unframe(bytes)?).map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))
+    frame::decode_response::<DhtWire>(bytes)
 }
 
 fn bad(message: impl Into<String>) -> WireError {
@@ -361,6 +378,7 @@ fn validate(request: &Request) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec;
     use proptest::prelude::*;
 
     #[test]

@@ -3,31 +3,20 @@
 //! [`WorkHandler`], others over the node link) and [`WorkHandler`] routes
 //! a request to the local actor that answers it.
 
+use std::future::Future;
 use std::time::Duration;
 
+use hypha_core::rpc::{self, Caller};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use thiserror::Error;
 
 use super::queues::QueuesMessage;
-use super::service::{work_group, WorkServiceMessage};
-use super::wire::{self, ErrorCode, WireError, WorkRequest, WorkResponse};
+use super::wire::{ErrorCode, WireError, WorkRequest, WorkResponse, WorkWire};
 use super::workers::WorkersMessage;
 use hypha_cluster::membership::MemberKey;
 
-/// Why a call failed.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum CallError {
-    /// No link to the member, or it went away during the call.
-    #[error("no link to {0}")]
-    Unreachable(String),
-    /// No answer in time.
-    #[error("no answer within {0} ms")]
-    Timeout(u64),
-    /// The member refused.
-    #[error("refused: {0}")]
-    Remote(WireError),
-}
+/// Why a call failed: the shared RPC layer's error over work codes.
+pub type RpcError = rpc::RpcError<ErrorCode>;
 
 /// Routes requests to this node's queues and workers actors.
 #[derive(Clone)]
@@ -101,17 +90,26 @@ fn settle<E>(answer: Result<CallResult<WorkResponse>, E>, what: &str) -> WorkRes
     }
 }
 
+impl rpc::Handler for WorkHandler {
+    type Protocol = WorkWire;
+
+    fn answer(&self, request: WorkRequest) -> impl Future<Output = WorkResponse> + Send {
+        self.handle(request)
+    }
+}
+
 /// Sends work requests to members.
 #[derive(Clone)]
 pub struct WorkClient {
     me: MemberKey,
-    local: WorkHandler,
+    caller: Caller<WorkHandler>,
 }
 
 impl WorkClient {
     /// For member `me`, whose own requests go to `local`.
     pub fn new(me: MemberKey, local: WorkHandler) -> Self {
-        Self { me, local }
+        let caller = Caller::new(me.link_name(), local);
+        Self { me, caller }
     }
 
     /// This member.
@@ -125,46 +123,13 @@ impl WorkClient {
         peer: &MemberKey,
         request: WorkRequest,
         timeout_ms: u64,
-    ) -> Result<WorkResponse, CallError> {
+    ) -> Result<WorkResponse, RpcError> {
         let timeout = Duration::from_millis(timeout_ms);
-        let answer = if peer == &self.me {
-            tokio::time::timeout(timeout, self.local.handle(request))
-                .await
-                .map_err(|_| CallError::Timeout(timeout_ms))?
-        } else {
-            remote(peer, request, timeout).await?
-        };
-        match answer {
-            WorkResponse::Error(e) => Err(CallError::Remote(e)),
-            other => Ok(other),
+        match self.caller.call(&peer.link_name(), request, timeout).await {
+            // Work callers have always read a frame that does not encode or
+            // decode as a refusal, by its code (BadRequest, Version).
+            Err(RpcError::Codec(err)) => Err(RpcError::Remote(err)),
+            other => other,
         }
-    }
-}
-
-async fn remote(
-    peer: &MemberKey,
-    request: WorkRequest,
-    timeout: Duration,
-) -> Result<WorkResponse, CallError> {
-    let unreachable = || CallError::Unreachable(peer.link_name());
-    let service: ActorRef<WorkServiceMessage> = ractor::pg::get_members(&work_group(peer))
-        .into_iter()
-        .find(|cell| !cell.get_id().is_local())
-        .map(ActorRef::from)
-        .ok_or_else(unreachable)?;
-    let bytes = wire::encode_request(&request)
-        .map_err(|e| CallError::Remote(WireError::new(ErrorCode::BadRequest, e.to_string())))?;
-    let answer = service
-        .call(
-            |reply| WorkServiceMessage::Call(bytes, reply),
-            Some(timeout),
-        )
-        .await;
-    match answer {
-        Ok(CallResult::Success(bytes)) => wire::decode_response(&bytes).map_err(CallError::Remote),
-        Ok(CallResult::Timeout) => Err(CallError::Timeout(
-            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        )),
-        Ok(CallResult::SenderError) | Err(_) => Err(unreachable()),
     }
 }

@@ -1,11 +1,13 @@
 //! The work service's network messages, version 1: separate from every
-//! local actor message, encoded by [`hypha_core::codec`] behind a 2-byte
-//! version, validated on decode. Variants are only ever appended.
+//! local actor message; [`WorkWire`] makes them an instance of the shared
+//! [`rpc`] layer (a 2-byte version, then [`hypha_core::codec`]), validated
+//! on decode with the bounds checked here. Variants are only ever appended.
 
 use serde::{Deserialize, Serialize};
 
 use super::job::{AttemptEnd, JobId, JobRecord, JobSpec, JobState, MAX_INLINE_BYTES};
-use hypha_core::codec::{self, CodecError};
+use hypha_core::codec::CodecError;
+use hypha_core::rpc::{self, frame, Protocol};
 
 /// Version of this protocol.
 pub const WORK_WIRE_VERSION: u16 = 1;
@@ -31,24 +33,13 @@ pub enum ErrorCode {
     Unavailable,
 }
 
-/// A refused request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{code:?}: {message}")]
-pub struct WireError {
-    /// Kind.
-    pub code: ErrorCode,
-    /// Human text.
-    pub message: String,
-}
+/// A refused request, as carried on the wire.
+pub type WireError = rpc::WireError<ErrorCode>;
 
-impl WireError {
-    /// An error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
+impl rpc::Code for ErrorCode {
+    const BAD_REQUEST: Self = Self::BadRequest;
+    const VERSION: Self = Self::Version;
+    const UNAVAILABLE: Self = Self::Unavailable;
 }
 
 /// One queue's figures, as its owner sees them.
@@ -191,46 +182,58 @@ fn bad(message: impl Into<String>) -> WireError {
     WireError::new(ErrorCode::BadRequest, message)
 }
 
-fn unframe(bytes: &[u8]) -> Result<&[u8], WireError> {
-    let (version, body) =
-        codec::split_version(bytes).ok_or_else(|| bad("message shorter than its header"))?;
-    if version != WORK_WIRE_VERSION {
-        return Err(WireError::new(
-            ErrorCode::Version,
-            format!("work wire version {version}; this node speaks {WORK_WIRE_VERSION}"),
-        ));
+/// The work protocol, one instance of the shared [`rpc`] layer.
+pub struct WorkWire;
+
+impl Protocol for WorkWire {
+    type Request = WorkRequest;
+    type Response = WorkResponse;
+    type Code = ErrorCode;
+    const VERSION: u16 = WORK_WIRE_VERSION;
+    const FORMAT: &'static str = "work wire";
+    const GROUP: &'static str = "hypha.work";
+    const BAD_REQUESTS_METRIC: &'static str = "hypha_jobs_bad_requests_total";
+    const ENCODE_FAILED: ErrorCode = ErrorCode::Unavailable;
+
+    fn validate(request: &WorkRequest) -> Result<(), WireError> {
+        validate(request)
     }
-    Ok(body)
+
+    fn refusal(err: WireError) -> WorkResponse {
+        WorkResponse::Error(err)
+    }
+
+    fn into_result(response: WorkResponse) -> Result<WorkResponse, WireError> {
+        match response {
+            WorkResponse::Error(err) => Err(err),
+            other => Ok(other),
+        }
+    }
 }
 
 /// Encode a request.
 pub fn encode_request(request: &WorkRequest) -> Result<Vec<u8>, CodecError> {
-    codec::encode_versioned(WORK_WIRE_VERSION, request)
+    frame::encode_request::<WorkWire>(request)
 }
 
 /// Encode a response.
 pub fn encode_response(response: &WorkResponse) -> Result<Vec<u8>, CodecError> {
-    codec::encode_versioned(WORK_WIRE_VERSION, response)
+    frame::encode_response::<WorkWire>(response)
 }
 
 /// Encode a response; one that does not encode becomes an encoded error.
 pub fn encode_or_error(response: &WorkResponse) -> Vec<u8> {
-    encode_response(response).unwrap_or_else(|err| {
-        let fallback = WorkResponse::Error(WireError::new(ErrorCode::Unavailable, err.to_string()));
-        encode_response(&fallback).unwrap_or_default()
-    })
+    rpc::encode_or_error::<WorkWire>(response)
 }
 
 /// Decode and validate a request.
 pub fn decode_request(bytes: &[u8]) -> Result<WorkRequest, WireError> {
-    let request: WorkRequest = codec::decode(unframe(bytes)?).map_err(|e| bad(e.to_string()))?;
-    validate(&request)?;
-    Ok(request)
+    frame::decode_request::<WorkWire>(bytes)
 }
 
 /// Decode a response.
 pub fn decode_response(bytes: &[u8]) -> Result<WorkResponse, WireError> {
-    codec::decode(unframe(bytes)?).map_err(|e| bad(e.to_string()))
+    frame::decode_response::<WorkWire>(bytes)
 }
 
 fn validate(request: &WorkRequest) -> Result<(), WireError> {

@@ -469,15 +469,13 @@ mod tests {
             let peer = peer.link_name();
             Box::pin(async move {
                 let handler = handler.ok_or(RpcError::Unreachable(peer))?;
-                let bytes =
-                    wire::encode_request(&request).map_err(|e| RpcError::Codec(e.to_string()))?;
+                let bytes = wire::encode_request(&request).map_err(RpcError::codec)?;
                 let response = match wire::decode_request(&bytes) {
                     Ok(request) => handler.handle(request).await,
                     Err(err) => Response::Error(err),
                 };
-                let bytes =
-                    wire::encode_response(&response).map_err(|e| RpcError::Codec(e.to_string()))?;
-                match wire::decode_response(&bytes).map_err(|e| RpcError::Codec(e.to_string()))? {
+                let bytes = wire::encode_response(&response).map_err(RpcError::codec)?;
+                match wire::decode_response(&bytes).map_err(RpcError::Codec)? {
                     Response::Error(err) => Err(RpcError::Remote(err)),
                     other => Ok(other),
                 }

@@ -28,12 +28,12 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::handshake::{self, BulkKey};
 use super::{frame, BoxIo};
-use crate::service::{encode_or_error, DhtHandler};
-use crate::wire::{self, Response};
+use crate::service::DhtHandler;
 use hypha_cluster::membership::ClusterView;
 use hypha_cluster::peers::tls::LinkTls;
 use hypha_cluster::preauth::{self, Admission, PreAuthLimits};
 use hypha_core::clock::SharedClock;
+use hypha_core::rpc;
 
 /// How long a restarted incarnation retries binding its port.
 const BIND_RETRY_MS: u64 = 5_000;
@@ -300,14 +300,9 @@ async fn serve(mut io: BoxIo, args: &BulkServerArgs) -> Result<(), String> {
             Ok(Ok(Some(bytes))) => bytes,
             Ok(Err(err)) => return Err(err.to_string()),
         };
-        let response = match wire::decode_request(&bytes) {
-            Ok(request) => args.handler.handle(request).await,
-            Err(err) => {
-                metrics::counter!("hypha_dht_bad_requests_total").increment(1);
-                Response::Error(err)
-            }
-        };
-        frame::write(&mut io, &encode_or_error(&response))
+        // The same decoding, refusals and metric as the service actor.
+        let answer = rpc::answer_frame(&args.handler, &bytes).await;
+        frame::write(&mut io, &answer)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -2,8 +2,10 @@
 //! by the service actor for peers' requests and directly (no encoding) by
 //! this node's own coordinator when it is one of the replicas.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use hypha_core::rpc;
 use tokio::sync::watch;
 
 use crate::admission::{admit_write, Admit};
@@ -14,8 +16,8 @@ use crate::keyspace::{Key, Partition};
 use crate::placement::Placement;
 use crate::storage::{ChunkRead, DhtStore};
 use crate::wire::{
-    Contact, ErrorCode, FileSummary, Request, Response, Standing, WireError, LIST_BYTES_BUDGET,
-    MAX_CONTACTS,
+    Contact, DhtWire, ErrorCode, FileSummary, Request, Response, Standing, WireError,
+    LIST_BYTES_BUDGET, MAX_CONTACTS,
 };
 use hypha_core::clock::SharedClock;
 use hypha_store::StoreError;
@@ -289,6 +291,14 @@ impl DhtHandler {
             })
             .collect();
         Response::Nodes(contacts)
+    }
+}
+
+impl rpc::Handler for DhtHandler {
+    type Protocol = DhtWire;
+
+    fn answer(&self, request: Request) -> impl Future<Output = Response> + Send {
+        self.handle(request)
     }
 }
 

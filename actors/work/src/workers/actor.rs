@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::messages::WorkersMessage;
-use crate::client::{CallError, WorkClient};
+use crate::client::{RpcError, WorkClient};
 use crate::handler::{JobInput, Registry};
 use crate::job::{AttemptEnd, JobId, JobSpec, MAX_INLINE_BYTES};
 use crate::owner_of;
@@ -308,7 +308,7 @@ impl WorkersState {
     }
 }
 
-fn log_failure(id: JobId, err: Option<CallError>) {
+fn log_failure(id: JobId, err: Option<RpcError>) {
     if let Some(e) = err {
         tracing::debug!(job = %id, "report not acknowledged yet: {e}");
     }
