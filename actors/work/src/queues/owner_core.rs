@@ -544,6 +544,11 @@ impl<R> OwnerCore<R> {
         if let Some(w) = waiter {
             self.waiters.entry(id).or_default().push(w);
         }
+        // A record waiting to be retried is older than this one: retried
+        // after it, it would put the job back in an earlier state (found by
+        // the proptest: a failed requeue write retried after a cancel left
+        // the job queued in the log and the cancel unanswered).
+        self.retry.retain(|r| r.id != id);
         if let Some(next) = self.writing.get_mut(&id) {
             *next = Some(record);
             return;
