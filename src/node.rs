@@ -325,12 +325,14 @@ pub async fn start_with(
     )
     .with_link_tls(cluster.tls.clone())
     .with_admin_tls(admin_tls.clone())
-    .with_gossip_keys(gossip_keys.clone());
+    .with_gossip_keys(gossip_keys.clone())
+    .with_clock(clock.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
         router: crate::admin::router(state, &config.http),
         limits: config.http.clone(),
         tls: admin_tls.clone(),
+        clock: clock.clone(),
     };
     let reserve = config.storage.reserve(data_dir.clone());
     let mut children = vec![

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::PoisonError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -15,20 +15,30 @@ use super::AppState;
 use crate::auth::{AuthError, Role};
 
 /// Count requests and time them, by matched route (bounded label values).
-pub(crate) async fn track_metrics(request: Request, next: Next) -> Response {
+pub(crate) async fn track_metrics(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(request.method());
-    let started = Instant::now();
+    let started = state.clock.now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("hypha_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("hypha_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+        .record(
+            state
+                .clock
+                .now()
+                .saturating_duration_since(started)
+                .as_secs_f64(),
+        );
     response
 }
 
@@ -110,7 +120,11 @@ pub(crate) async fn throttle_auth_failures(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let now_ms = u64::try_from(state.clock_origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let since_origin = state
+        .clock
+        .now()
+        .saturating_duration_since(state.clock_origin);
+    let now_ms = u64::try_from(since_origin.as_millis()).unwrap_or(u64::MAX);
     let blocked = state
         .auth_failures
         .lock()

@@ -16,6 +16,7 @@ pub mod tls;
 pub use openapi::spec as openapi_spec;
 pub use routes::{route_table, Access, BodyKind, RouteInfo};
 
+use hypha_core::clock::SharedClock;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,8 +72,11 @@ pub struct AppState {
     pub(crate) tokens: Arc<TokenTable>,
     pub(crate) rate: Arc<rate::TokenRateLimit>,
     pub(crate) auth_failures: Arc<std::sync::Mutex<rate::FailureLimit>>,
-    /// Origin of the millisecond clock the failure limit runs on.
-    pub(crate) clock_origin: std::time::Instant,
+    /// The node's clock: the failure limit, request timing and the clock
+    /// the node reports all read it.
+    pub(crate) clock: SharedClock,
+    /// Origin of the millisecond count the failure limit runs on.
+    pub(crate) clock_origin: tokio::time::Instant,
     pub(crate) hosts: Arc<host::AllowedHosts>,
     pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) store: StoreClient,
@@ -105,7 +109,8 @@ impl AppState {
             tokens: Arc::new(tokens),
             rate: Arc::new(rate::TokenRateLimit::new(0, 0)),
             auth_failures: Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(0, 0))),
-            clock_origin: std::time::Instant::now(),
+            clock: SharedClock::system(),
+            clock_origin: tokio::time::Instant::now(),
             hosts: Arc::new(host::AllowedHosts::default()),
             prometheus,
             store,
@@ -118,6 +123,13 @@ impl AppState {
             admin_tls: None,
             gossip_keys: None,
         }
+    }
+
+    /// Read the time from `clock` (the node's) instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock_origin = clock.now();
+        self.clock = clock;
+        self
     }
 
     /// Serve the gossip keyring's status and reloads.

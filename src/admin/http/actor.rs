@@ -29,6 +29,8 @@ pub struct HttpArgs {
     /// Serve HTTPS with this certificate (shared with SIGHUP and the
     /// reload route, so every incarnation presents the current one).
     pub tls: Option<crate::admin::tls::AdminTls>,
+    /// The node's clock (handshake deadlines on the HTTPS port).
+    pub clock: hypha_core::clock::SharedClock,
 }
 
 /// State of one incarnation. Dropping it (kill, panic) aborts the accept
@@ -62,7 +64,14 @@ impl Actor for HttpServer {
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let (stop, stopped) = watch::channel(false);
         let limits = ServeLimits::from(&args.limits);
-        let task = tokio::spawn(serve(listener, args.router, limits, args.tls, stopped));
+        let task = tokio::spawn(serve(
+            listener,
+            args.router,
+            limits,
+            args.tls,
+            args.clock,
+            stopped,
+        ));
         Ok(HttpState {
             stop,
             task: Some(task),

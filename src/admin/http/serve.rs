@@ -6,6 +6,7 @@
 //! slow client holds one slot for at most the deadline and never the
 //! accept loop.
 
+use hypha_core::clock::SharedClock;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ pub(super) async fn serve(
     router: Router,
     limits: ServeLimits,
     tls: Option<AdminTls>,
+    clock: SharedClock,
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -88,7 +90,7 @@ pub(super) async fn serve(
                     conns.spawn(stream, peer, permit);
                     continue;
                 };
-                let now = Instant::now();
+                let now = clock.now();
                 admission.expire(now);
                 // Every source is a stranger here: operators' hosts are not
                 // members, and the per-source cap keeps one host's idle
@@ -277,7 +279,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, router, limits, tls, stopped));
+        let task = tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            tls,
+            SharedClock::system(),
+            stopped,
+        ));
         let scheme = if https { "https" } else { "http" };
         Running {
             base: format!("{scheme}://{addr}"),

@@ -419,7 +419,7 @@ pub(super) fn router(state: AppState, max_body_bytes: usize) -> Router {
         router = router.route(info.path, handler);
     }
     router
-        .route_layer(middleware::from_fn(track_metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -42,7 +42,7 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
         version: env!("CARGO_PKG_VERSION"),
         generation: read_generation(&state.store).await?,
         started_unix_ms: facts.started_unix_ms,
-        clock_unix_ms: hypha_dht::hlc::wall_ms(),
+        clock_unix_ms: state.clock.wall_ms(),
         http: facts.listen.http.to_string(),
         cluster: facts.listen.cluster.to_string(),
         gossip: facts.listen.gossip.to_string(),
