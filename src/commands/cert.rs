@@ -109,7 +109,7 @@ pub fn node(ca_dir: &Path, name: &str, out: &Path, subject: NodeSubject) -> anyh
 pub fn ensure_node(ca_dir: &Path, name: &str, out: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let node_id = crate::identity::load_or_create(data_dir)?;
     if renewed_id(out).ok() != Some(node_id) {
-        node(ca_dir, name, out, NodeSubject::DataDir(data_dir.to_owned()))?;
+        node(ca_dir, name, out, NodeSubject::Id(node_id))?;
     }
     Ok(())
 }

@@ -41,13 +41,6 @@ pub struct Hlc {
     clock: SharedClock,
 }
 
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before
-/// it), from the system: for callers outside the DHT's actors, which read
-/// the node's injected clock instead.
-pub fn wall_ms() -> u64 {
-    SharedClock::system().wall_ms()
-}
-
 impl Hlc {
     /// A clock that has seen nothing, reading the wall time from `clock`.
     pub fn new(clock: SharedClock) -> Self {

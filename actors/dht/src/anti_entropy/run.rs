@@ -446,7 +446,6 @@ mod tests {
 
     use super::*;
     use crate::anti_entropy::caught_up::CaughtUp;
-    use crate::hlc::wall_ms;
     use crate::keyspace::Partitioning;
     use crate::manifest::tests::sample;
     use crate::manifest::{ChunkRef, FileState};
@@ -547,7 +546,7 @@ mod tests {
         }];
         let p = m.partition(&partitioning());
         node.store
-            .put_chunk(p, &hash, content.to_vec(), wall_ms())
+            .put_chunk(p, &hash, content.to_vec(), SharedClock::system().wall_ms())
             .await
             .expect("chunk");
         node.store.put_manifest(&m).await.expect("manifest");
@@ -593,7 +592,7 @@ mod tests {
     async fn an_exchange_moves_manifests_and_chunks_both_ways_and_never_resurrects() {
         let a = node(1).await;
         let b = node(2).await;
-        let now = wall_ms();
+        let now = SharedClock::system().wall_ms();
         let mut names = Vec::new();
         for i in 0..30u64 {
             let name = format!("f{i}");
@@ -651,7 +650,7 @@ mod tests {
         let old = node(1).await;
         let r1 = node(2).await;
         let r2 = node(3).await;
-        let now = wall_ms();
+        let now = SharedClock::system().wall_ms();
         let mut files = Vec::new();
         for i in 0..20u64 {
             let body = i.to_be_bytes().to_vec();
