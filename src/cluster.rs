@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hypha_cluster::fence::Fence;
 use hypha_cluster::membership::info::{NodeInfo, INFO_VERSION};
 use hypha_cluster::membership::seal::SealedTransport;
 use hypha_cluster::membership::{
@@ -69,6 +70,9 @@ pub struct ClusterParts {
     pub link_cookie: String,
     /// The keyring sealing gossip (reloaded on SIGHUP).
     pub gossip_keys: GossipKeys,
+    /// The node's majority lease (renewed by the peers actor's pings,
+    /// read by the DHT before it acknowledges).
+    pub fence: Fence,
     node: String,
     membership: MembershipArgs,
     peers: PeersArgs,
@@ -122,6 +126,7 @@ impl ClusterParts {
             }
         };
         let channels = MembershipChannels::new();
+        let fence = Fence::new(Duration::from_millis(config.cluster.lease_ms), clock.now());
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());
         let data_dir = config.data_dir.clone();
         let capacity_dir = data_dir.clone();
@@ -183,12 +188,14 @@ impl ClusterParts {
                 channels: channels.clone(),
                 links: Arc::new(links_tx),
                 clock,
+                fence: fence.clone(),
             },
             link: LinkArgs { me, probes },
             channels,
             tls,
             link_cookie,
             gossip_keys,
+            fence,
         })
     }
 

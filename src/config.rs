@@ -481,6 +481,15 @@ impl NodeConfig {
         self.http.validate()?;
         self.cluster.validate()?;
         self.dht.validate()?;
+        // The fence (docs/dht.md): a partition moves away from a member
+        // only after its Down grace, which must outlast the member's
+        // majority lease, so that the old replica has stopped
+        // acknowledging before the new one starts.
+        hypha_core::settings::check(
+            self.dht.down_grace_ms > self.cluster.lease_ms,
+            "dht.down_grace_ms",
+            "must exceed cluster.lease_ms (a partition must not move before its old replica's lease ran out)",
+        )?;
         self.anti_entropy.validate()?;
         self.work.validate()?;
         self.supervision.validate()?;

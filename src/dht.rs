@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hypha_cluster::fence::Fence;
 use hypha_cluster::membership::{MemberKey, MembershipChannels};
 use hypha_cluster::peers::tls::LinkTls;
 use hypha_cluster::preauth::PreAuthLimits;
@@ -103,6 +104,8 @@ pub struct Joined {
     /// The node's clock (one per node): every DHT part reads the time
     /// from it.
     pub clock: SharedClock,
+    /// The node's majority lease (docs/dht.md, "The fence").
+    pub fence: Fence,
 }
 
 impl DhtParts {
@@ -120,6 +123,7 @@ impl DhtParts {
             channels: membership,
             settle,
             clock,
+            fence,
         } = membership;
         let rules = settings.placement_rules()?;
         let (placement_tx, placement_rx) =
@@ -130,14 +134,17 @@ impl DhtParts {
         );
         let shared = AeShared {
             clock: clock.clone(),
-            ..AeShared::default()
+            fence: fence.clone(),
+            confirmed: Confirmed::default(),
+            caught_up: CaughtUp::default(),
         };
         let handler = DhtHandler::new(
             store.clone(),
             placement_rx.clone(),
             shared.caught_up.clone(),
         )
-        .with_clock(clock.clone());
+        .with_clock(clock.clone())
+        .with_fence(fence.clone());
         let bulk_view = membership.watch();
         let route = BulkRoute {
             client: BulkClient::with_clock(bulk.key.clone(), bulk.tls.clone(), clock.clone()),
@@ -154,7 +161,8 @@ impl DhtParts {
             Arc::new(Hlc::new(clock.clone())),
             *settings,
             clock.clone(),
-        );
+        )
+        .with_fence(fence);
         let exchange = exchange_args(
             settings,
             ae,
@@ -289,10 +297,11 @@ const HAND_OFF_POLL: Duration = Duration::from_millis(200);
 /// What the exchange actor learns and other parts of the node read, and
 /// the node's clock it reads time from; made once per node, so that it
 /// outlives a restarted exchange actor.
-#[derive(Default)]
 struct AeShared {
     /// The node's clock.
     clock: SharedClock,
+    /// The node's majority lease.
+    fence: Fence,
     /// Read by the collector.
     confirmed: Confirmed,
     /// Read by the request handler.
@@ -324,5 +333,6 @@ fn exchange_args(
         caught_up: shared.caught_up.clone(),
         settings: ae.exchange(settings),
         clock: shared.clock.clone(),
+        fence: shared.fence.clone(),
     }
 }

@@ -291,6 +291,7 @@ pub async fn start_with(
             channels: channels.clone(),
             settle: settle_policy(config),
             clock: clock.clone(),
+            fence: cluster.fence.clone(),
         },
         bulk,
     )?;

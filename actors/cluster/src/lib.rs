@@ -6,6 +6,7 @@
 //! Each actor lives in its own module folder: `actor.rs` (the thin ractor
 //! shell), `messages.rs` (its message enum), and I/O-free logic beside them.
 
+pub mod fence;
 pub mod membership;
 pub mod peers;
 pub mod preauth;

@@ -29,6 +29,12 @@ pub struct ClusterSettings {
     pub ping_timeout_ms: u64,
     /// Missed pings in a row after which a link is closed as hung.
     pub hung_after_misses: u32,
+    /// The majority lease: a node acknowledges writes and counts in
+    /// quorum reads only while a majority of the cluster answered one of
+    /// its pings sent within this long (docs/dht.md, "The fence"). Must
+    /// exceed `ping_interval_ms + ping_timeout_ms`, and the DHT's
+    /// `down_grace_ms` must exceed it by the detection bound.
+    pub lease_ms: u64,
     /// On SIGTERM: how long the leaving flag is gossiped before stopping.
     pub leave_grace_ms: u64,
     /// On SIGTERM: bound on the subsystems' hand-off hooks.
@@ -71,6 +77,7 @@ impl Default for ClusterSettings {
             ping_interval_ms: 1_000,
             ping_timeout_ms: 1_000,
             hung_after_misses: 3,
+            lease_ms: 3_000,
             leave_grace_ms: 1_000,
             handoff_timeout_ms: 10_000,
             tls_dir: None,
@@ -121,6 +128,11 @@ impl ClusterSettings {
             self.ping_interval_ms > 0 && self.ping_timeout_ms > 0 && self.hung_after_misses > 0,
             "cluster.ping_*",
             "must be at least 1",
+        )?;
+        check(
+            self.lease_ms > self.ping_interval_ms.saturating_add(self.ping_timeout_ms),
+            "cluster.lease_ms",
+            "must exceed ping_interval_ms + ping_timeout_ms (a lease shorter than a ping round runs out between answers)",
         )?;
         check(
             self.preauth.is_usable(),

@@ -36,6 +36,8 @@ impl From<FilesError> for ApiError {
             FilesError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             FilesError::Unreadable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unreadable"),
             FilesError::NotSettled => (StatusCode::SERVICE_UNAVAILABLE, "node_joining"),
+            FilesError::NoMajority { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_majority"),
+            FilesError::Rejoining { .. } => (StatusCode::SERVICE_UNAVAILABLE, "rejoining"),
             FilesError::Body(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             FilesError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
         };

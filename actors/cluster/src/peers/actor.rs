@@ -25,8 +25,9 @@ use tokio::time::Instant;
 use super::dial::{we_dial, DialPolicy, DialState};
 use super::inbound::{self, InboundFailure};
 use super::link::{ping, remote_link};
-use super::messages::{PeersMessage, SessionEventKind};
+use super::messages::{PeersMessage, PingOutcome, SessionEventKind};
 use super::tls::LinkTls;
+use crate::fence::{Fence, Presence};
 use crate::membership::{ClusterView, MemberKey, MemberState, MembershipChannels};
 use crate::preauth::{self, Admission, PreAuthLimits};
 use hypha_core::identity::NodeId;
@@ -77,6 +78,8 @@ pub struct PeersArgs {
     pub links: Arc<watch::Sender<BTreeSet<MemberKey>>>,
     /// The node's clock (dial backoff, pre-auth deadlines, pings).
     pub clock: SharedClock,
+    /// The node's majority lease, renewed by answered pings.
+    pub fence: Fence,
 }
 
 struct Session {
@@ -218,7 +221,16 @@ impl Actor for Peers {
         match message {
             PeersMessage::Tick => reconcile(&myself, state),
             PeersMessage::PingAll => ping_all(&myself, state),
-            PeersMessage::Session(kind, ses) => on_session(state, kind, *ses),
+            PeersMessage::Session(kind, ses) => {
+                on_session(state, kind, *ses);
+                // A new link is pinged at once, not at the next round: the
+                // majority lease ([`crate::fence`]) counts answered pings,
+                // and a node that just linked to its peers should not wait
+                // a ping period to acknowledge writes.
+                if kind == SessionEventKind::Ready {
+                    ping_all(&myself, state);
+                }
+            }
             PeersMessage::DialFailed(peer, err) => {
                 tracing::debug!(peer = %peer.link_name(), "dial failed: {err}");
                 let now = state.args.clock.now();
@@ -227,7 +239,7 @@ impl Actor for Peers {
                     dial.failed(now, &state.args.config.dial, rand::random());
                 }
             }
-            PeersMessage::PingDone(peer, ok) => on_ping(state, peer, ok),
+            PeersMessage::PingDone(peer, outcome) => on_ping(state, peer, outcome),
             PeersMessage::Accepted(stream, peer, _permit) => {
                 on_accepted(&myself, state, *stream, peer)
             }
@@ -607,6 +619,7 @@ fn peer_server_name(
 
 fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
     let timeout = state.args.config.ping_timeout;
+    observe_cluster(state);
     let peers: Vec<MemberKey> = state
         .sessions
         .values()
@@ -620,17 +633,43 @@ fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
         };
         state.pings_in_flight.insert(peer.clone());
         let me = myself.clone();
+        let sent = state.args.clock.now();
         state.tasks.spawn(async move {
-            let ok = ping(&link, timeout).await.is_ok();
-            let _ = me.cast(PeersMessage::PingDone(peer, ok));
+            let outcome = match ping(&link, timeout).await {
+                Ok(()) => PingOutcome::Answered { sent },
+                Err(_) => PingOutcome::Missed,
+            };
+            let _ = me.cast(PeersMessage::PingDone(peer, outcome));
         });
     }
 }
 
-fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
+/// Tell the fence which nodes make up the cluster now.
+fn observe_cluster(state: &PeersState) {
+    let view = state.args.channels.view();
+    let me = &state.args.config.me.node_id;
+    let nodes = view
+        .members
+        .iter()
+        .filter(|m| &m.key.node_id != me)
+        .map(|m| {
+            let presence = match m.state {
+                MemberState::Left => Presence::Left,
+                _ => Presence::Member,
+            };
+            (m.key.node_id.as_str(), presence)
+        });
+    state.args.fence.observe(nodes, state.args.clock.now());
+}
+
+fn on_ping(state: &mut PeersState, peer: MemberKey, outcome: PingOutcome) {
     state.pings_in_flight.remove(&peer);
-    if ok {
+    if let PingOutcome::Answered { sent } = outcome {
         state.misses.remove(&peer);
+        state
+            .args
+            .fence
+            .answered(&peer.node_id, sent, state.args.clock.now());
         return;
     }
     let misses = state.misses.entry(peer.clone()).or_insert(0);

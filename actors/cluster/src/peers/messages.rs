@@ -34,7 +34,7 @@ pub enum PeersMessage {
     /// A dial could not even open a TCP connection.
     DialFailed(MemberKey, String),
     /// A ping finished.
-    PingDone(MemberKey, bool),
+    PingDone(MemberKey, PingOutcome),
     /// The node-link port accepted a connection (the permit bounds how
     /// many wait in the mailbox).
     Accepted(Box<TcpStream>, SocketAddr, OwnedSemaphorePermit),
@@ -53,4 +53,17 @@ impl hypha_supervisors::CrashMessage for PeersMessage {
     fn crash() -> Self {
         PeersMessage::Crash
     }
+}
+
+/// How an application ping ended.
+#[derive(Debug, Clone, Copy)]
+pub enum PingOutcome {
+    /// Answered; the ping was sent at this instant (the majority lease
+    /// counts from the send, [`crate::fence`]).
+    Answered {
+        /// When the ping was sent.
+        sent: tokio::time::Instant,
+    },
+    /// Failed or timed out.
+    Missed,
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::caught_up::CaughtUp;
 use super::confirmed::Confirmed;
@@ -26,6 +27,7 @@ use crate::keyspace::Partition;
 use crate::placement::Placement;
 use crate::storage::DhtStore;
 use crate::storage::Rebuild;
+use hypha_cluster::fence::{Fence, Standing as LeaseStanding};
 use hypha_cluster::membership::MemberKey;
 use hypha_core::clock::SharedClock;
 
@@ -72,6 +74,9 @@ pub struct AntiEntropyArgs {
     pub settings: AeSettings,
     /// The node's clock.
     pub clock: SharedClock,
+    /// The node's majority lease: a break in it starts every catch-up
+    /// over.
+    pub fence: Fence,
 }
 
 /// State of one incarnation.
@@ -89,6 +94,8 @@ pub struct AntiEntropyState {
     next_rebuild_ms: u64,
     ticker: Option<tokio::task::JoinHandle<()>>,
     myself: Option<ActorRef<AntiEntropyMessage>>,
+    /// Start of the lease hold last seen (None: not held, or not looked).
+    lease_since: Option<Instant>,
 }
 
 impl AntiEntropyState {
@@ -108,13 +115,31 @@ impl AntiEntropyState {
             next_rebuild_ms: 0,
             ticker: None,
             myself: None,
+            lease_since: None,
         }
+    }
+
+    /// After a break in the majority lease, start every catch-up over
+    /// (the schedule says why). A restarted actor sees the current hold
+    /// as new, which costs one round of exchanges and is what a restart
+    /// costs anyway.
+    fn follow_lease(&mut self, now_ms: u64) {
+        let since = match self.args.fence.standing(self.args.clock.now()) {
+            LeaseStanding::Held { since, .. } => Some(since),
+            LeaseStanding::Probation { .. } | LeaseStanding::Lost { .. } => None,
+        };
+        if since.is_some() && since != self.lease_since {
+            tracing::info!("majority lease held again: catching up on every partition");
+            self.schedule.restart_catch_up(now_ms);
+        }
+        self.lease_since = since;
     }
 
     async fn tick(&mut self) {
         let now = self.args.clock.wall_ms();
         self.reap(now);
         self.follow(now);
+        self.follow_lease(now);
         self.scan_held(now).await;
         self.start_due(now);
         self.start_rebuild(now);

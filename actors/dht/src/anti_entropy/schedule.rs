@@ -192,6 +192,10 @@ pub struct Schedule {
     /// lowest partitions took every free slot and hand-offs and exchanges
     /// of the highest waited for minutes (found by the chaos harness).
     cursor: u16,
+    /// Exchanges started before this (wall ms) do not count toward a
+    /// catch-up: set when the node's majority lease came back after a
+    /// break ([`Schedule::restart_catch_up`]).
+    catch_up_from_ms: u64,
 }
 
 impl Schedule {
@@ -202,6 +206,7 @@ impl Schedule {
             settings,
             parts: BTreeMap::new(),
             cursor: 0,
+            catch_up_from_ms: 0,
         }
     }
 
@@ -402,7 +407,7 @@ impl Schedule {
             PeerResult::Repaired => complete == Completeness::Complete,
             PeerResult::Failed => false,
         };
-        if pulled_all {
+        if pulled_all && started_ms >= self.catch_up_from_ms {
             record.pulled_ms.get_or_insert(started_ms);
         }
         record.differing_buckets = differing_buckets;
@@ -436,6 +441,24 @@ impl Schedule {
             }
         }
         recorded
+    }
+
+    /// Start every partition's catch-up over at `now_ms`: the node's
+    /// majority lease came back after a break, and while it was away the
+    /// majority may have acknowledged writes this node never saw
+    /// (docs/dht.md, "The fence"). Exchanges already running started
+    /// before the break ended and do not count; every partition is due
+    /// at once.
+    pub fn restart_catch_up(&mut self, now_ms: u64) {
+        self.catch_up_from_ms = now_ms;
+        for status in self.parts.values_mut() {
+            status.caught_up = false;
+            status.next_ms = now_ms;
+            for record in status.peers.values_mut() {
+                record.pulled_ms = None;
+                record.next_ms = now_ms;
+            }
+        }
     }
 
     /// A hand-off attempt ended: `done` when nothing of the partition is
@@ -611,6 +634,29 @@ mod tests {
         let only_1 = |m: &MemberKey| *m == member(1);
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 6_000), 6_100, 0);
         assert!(s.caught_up(&only_1).contains(&0));
+    }
+
+    #[test]
+    fn a_lease_break_starts_every_catch_up_over() {
+        let mut s = Schedule::new(member(0), settings());
+        let sets = vec![vec![member(0), member(1), member(2)]];
+        s.place(&sets, 1_000);
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
+        s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
+        assert!(s.caught_up(&all_live).contains(&0));
+        // The lease came back at 9 s: nothing is caught up, and every
+        // peer is due at once.
+        s.restart_catch_up(9_000);
+        assert!(!s.caught_up(&all_live).contains(&0));
+        let (tasks, _) = s.due(9_000, &all_live, &BTreeSet::new(), 10);
+        assert_eq!(exchanges(&tasks), vec![(0, member(1)), (0, member(2))]);
+        // An exchange that started before the lease came back (it ran
+        // during the break, on the minority side) does not count.
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 8_500), 9_100, 0);
+        s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 9_000), 9_100, 0);
+        assert!(!s.caught_up(&all_live).contains(&0));
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 9_200), 9_300, 0);
+        assert!(s.caught_up(&all_live).contains(&0));
     }
 
     #[test]

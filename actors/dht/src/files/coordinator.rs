@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 pub use super::decide::verdict::ReadConsistency;
 use super::decide::verdict::{
-    counts_toward_quorum, enough_answered, enough_live, live_manifest, live_or_not_found,
-    quorum_error, read_verdict, tombstone, write_verdict, ReadFound, Stamp, Stored, WriteAck,
+    counts_toward_quorum, enough_live, live_manifest, live_or_not_found, quorum_error,
+    read_verdict, tombstone, write_verdict, ReadFound, Stamp, Stored, WriteAck, READ_BEFORE_WRITE,
 };
 use super::error::FilesError;
 use super::listing::{self, ListQuery, NodePage, Page};
@@ -27,6 +27,7 @@ use crate::manifest::{validate_labels, validate_name, Manifest, MAX_CONTENT_TYPE
 use crate::placement::Placement;
 use crate::transport::{DhtTransport, RpcError};
 use crate::wire::{ErrorCode, ListNames, Request, Response, MAX_LIST};
+use hypha_cluster::fence::{Fence, Standing as LeaseStanding};
 use hypha_cluster::membership::MemberKey;
 use hypha_core::clock::SharedClock;
 
@@ -103,6 +104,7 @@ struct Inner {
     config: FilesConfig,
     tails: Tails,
     clock: SharedClock,
+    fence: Fence,
 }
 
 /// Say which replicas refused a write as not theirs, and why: such a
@@ -139,8 +141,52 @@ impl Files {
                 hlc,
                 config,
                 tails: Tails::new(MAX_TAILS, clock.clone()),
+                // Alone, the lease is always held: a node built without
+                // the cluster's fence (tests of one coordinator) is not
+                // fenced. The node passes its own with `with_fence`.
+                fence: Fence::new(Duration::from_secs(1), clock.now()),
                 clock,
             }),
+        }
+    }
+
+    /// The same coordinator, acknowledging only while `fence` holds the
+    /// node's majority lease (docs/dht.md, "The fence"). Call before the
+    /// coordinator is cloned.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.fence = fence;
+        }
+        self
+    }
+
+    /// Refused unless this node holds its majority lease: a node that
+    /// cannot show that a majority of the cluster heard it recently may
+    /// be on the minority side of a partition, where a replica set the
+    /// majority no longer uses could acknowledge a write nobody reads.
+    fn fenced(&self) -> Result<(), FilesError> {
+        let now = self.inner.clock.now();
+        match self.inner.fence.standing(now) {
+            LeaseStanding::Held { .. } => Ok(()),
+            LeaseStanding::Probation { until } => {
+                count_failure("no_majority");
+                let wait = until.saturating_duration_since(now);
+                Err(FilesError::Rejoining {
+                    wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+            LeaseStanding::Lost {
+                need,
+                have,
+                cluster,
+            } => {
+                count_failure("no_majority");
+                Err(FilesError::NoMajority {
+                    have,
+                    need,
+                    cluster,
+                })
+            }
         }
     }
 
@@ -191,6 +237,7 @@ impl Files {
     /// nothing behind.
     fn write_targets(&self, name: &str) -> Result<(Partition, Vec<MemberKey>), FilesError> {
         let placement = self.settled_placement()?;
+        self.fenced()?;
         let (partition, replicas) = placement.replicas_of_name(name);
         let w = self.inner.config.write_quorum;
         let live = replicas.iter().filter(|m| placement.is_live(m)).count();
@@ -218,20 +265,21 @@ impl Files {
             return Err(FilesError::BadRequest("bad content type".into()));
         }
         let (partition, replicas) = self.write_targets(name)?;
-        // The read learns the version to keep `created` from, and checks
-        // that W replicas answer before the manifest is written: a write
+        // The read learns the version to keep `created` from and to stamp
+        // the new one after, and checks that a quorum of replicas that
+        // are caught up answer before the manifest is written: a write
         // refused for want of replicas then leaves nothing visible, even
-        // before membership has noticed a replica died.
+        // before membership has noticed a replica died, and a sub-quorum
+        // answer (which may miss the newest version, so the new stamp
+        // could order before it) is a 503, never a guess.
         let w = self.inner.config.write_quorum;
         let need = self.inner.config.read_quorum.max(w);
         let (upload, existing) = futures::join!(
             self.upload(partition, replicas.clone(), body),
-            self.read_manifest_from(name, ReadConsistency::Available, need)
+            self.read_manifest_from(name, READ_BEFORE_WRITE, need)
         );
         let content = upload?;
-        let answered = existing.as_ref().map_or(0, |r| r.answered);
-        enough_answered(w, answered).inspect_err(|_| count_failure("write"))?;
-        let existing = existing.ok().and_then(|r| r.newest);
+        let existing = existing.inspect_err(|_| count_failure("write"))?.newest;
         self.commit(name, meta, replicas, content, existing).await
     }
 
@@ -330,6 +378,14 @@ impl Files {
         quorum: usize,
     ) -> Result<ReadFound, FilesError> {
         let placement = self.settled_placement()?;
+        // Without the lease a quorum read is refused and any other read
+        // is served as degraded (the version may be stale).
+        let leased = match consistency {
+            ReadConsistency::Quorum | ReadConsistency::BeforeWrite => {
+                self.fenced().map(|()| true)?
+            }
+            ReadConsistency::Available => self.fenced().is_ok(),
+        };
         let (_, mut replicas) = placement.replicas_of_name(name);
         let q = quorum.min(placement.replica_count()).max(1);
         let request = Request::ReadManifest {
@@ -347,7 +403,8 @@ impl Files {
             metrics::counter!("hypha_dht_verification_failures_total", "where" => "remote")
                 .increment(verdict.unverified as u64);
         }
-        let found = verdict.outcome.inspect_err(|_| count_failure("read"))?;
+        let mut found = verdict.outcome.inspect_err(|_| count_failure("read"))?;
+        found.degraded |= !leased;
         if let Some(n) = &found.newest {
             self.inner.hlc.observe(n.modified);
             self.repair_manifests(n, &found.repair).await;
@@ -413,7 +470,10 @@ impl Files {
     pub async fn delete(&self, name: &str) -> Result<(), FilesError> {
         validate_name(name).map_err(|e| FilesError::BadRequest(e.to_string()))?;
         let (_, replicas) = self.write_targets(name)?;
-        let read = self.read_manifest(name, ReadConsistency::Available).await?;
+        // A quorum read: a sub-quorum "absent" may be the one replica
+        // that missed the file, and a 404 for a file that exists is a
+        // wrong answer (503 is an honest one).
+        let read = self.read_manifest(name, READ_BEFORE_WRITE).await?;
         let old = live_or_not_found(name, read.newest)?;
         let tombstone = tombstone(&old, self.stamp_after(Some(&old)));
         self.put_manifest(&replicas, &tombstone).await?;

@@ -40,6 +40,27 @@ pub enum FilesError {
     /// so it cannot tell where the file's replicas are.
     #[error("this node is still joining the cluster (not linked to its peers yet); retry shortly or ask another node")]
     NotSettled,
+    /// This node cannot confirm that it is on the majority side of the
+    /// cluster (its majority lease ran out: docs/dht.md, "The fence"), so
+    /// it acknowledges no write and serves no quorum read.
+    #[error("this node cannot confirm a majority of the cluster ({have} of the {need} other nodes it needs answered within the lease; {cluster} nodes): it may be cut off by a network partition; retry on a node on the majority side")]
+    NoMajority {
+        /// Other nodes that answered within the lease.
+        have: usize,
+        /// Other nodes whose answers are needed.
+        need: usize,
+        /// Nodes in the cluster, this one included.
+        cluster: usize,
+    },
+    /// This node was cut off from the majority and has just reached it
+    /// again; it waits one lease length before acknowledging, so that
+    /// the nodes that moved its partitions meanwhile hear that it is
+    /// back (docs/dht.md, "The fence").
+    #[error("this node was cut off from the majority of the cluster and acknowledges again in {wait_ms} ms; retry shortly or on another node")]
+    Rejoining {
+        /// How long until it acknowledges again.
+        wait_ms: u64,
+    },
     /// The upload took longer than the chunk collection grace allows.
     #[error("upload took longer than {0} ms")]
     TooSlow(u64),

@@ -19,6 +19,7 @@ use crate::wire::{
     Contact, DhtWire, ErrorCode, FileSummary, Request, Response, Standing, WireError,
     LIST_BYTES_BUDGET, MAX_CONTACTS,
 };
+use hypha_cluster::fence::Fence;
 use hypha_core::clock::SharedClock;
 use hypha_store::StoreError;
 
@@ -45,6 +46,7 @@ pub struct DhtHandler {
     placement: watch::Receiver<Arc<Placement>>,
     caught_up: CaughtUp,
     clock: SharedClock,
+    fence: Fence,
 }
 
 fn store_error(err: StoreError) -> WireError {
@@ -64,11 +66,14 @@ impl DhtHandler {
         placement: watch::Receiver<Arc<Placement>>,
         caught_up: CaughtUp,
     ) -> Self {
+        let clock = SharedClock::system();
         Self {
             store,
             placement,
             caught_up,
-            clock: SharedClock::system(),
+            // Alone, always held: see `with_fence`.
+            fence: Fence::new(std::time::Duration::from_secs(1), clock.now()),
+            clock,
         }
     }
 
@@ -77,13 +82,20 @@ impl DhtHandler {
         Self { clock, ..self }
     }
 
+    /// The same handler, acknowledging writes and answering as a
+    /// caught-up replica only while `fence` holds the node's majority
+    /// lease (docs/dht.md, "The fence").
+    pub fn with_fence(self, fence: Fence) -> Self {
+        Self { fence, ..self }
+    }
+
     /// What this node is to the partition of `name`, as of now.
     fn standing(&self, name: &str) -> Standing {
         let placement = self.placement.borrow().clone();
         let (partition, replicas) = placement.replicas_of_name(name);
         if !replicas.contains(placement.me()) {
             Standing::NotReplica
-        } else if self.caught_up.contains(partition.0) {
+        } else if self.caught_up.contains(partition.0) && self.fence.held(self.clock.now()) {
             Standing::Serving
         } else {
             Standing::CatchingUp
@@ -93,6 +105,18 @@ impl DhtHandler {
     /// Refuse a write to a partition this node has no business holding
     /// ([`crate::admission`]), before any byte of it is hashed or stored.
     fn admit(&self, partition: Partition, kind: WriteKind) -> Result<(), WireError> {
+        // Without the lease this node may be on the minority side, where
+        // a replica set the majority has moved away from could take a
+        // write no quorum read will find: refuse it (the coordinator
+        // counts it as a replica that did not acknowledge).
+        if !self.fence.held(self.clock.now()) {
+            metrics::counter!("hypha_dht_writes_refused_total", "kind" => kind.label())
+                .increment(1);
+            return Err(WireError::new(
+                ErrorCode::Unavailable,
+                "no majority lease: this node cannot confirm a majority of the cluster",
+            ));
+        }
         let placement = self.placement.borrow().clone();
         match admit_write(partition, &placement, self.clock.wall_ms()) {
             Admit::Refuse(refusal) => {

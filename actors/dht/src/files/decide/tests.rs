@@ -296,19 +296,47 @@ fn a_write_fails_at_once_when_fewer_than_w_replicas_are_up() {
 }
 
 #[test]
-fn a_write_fails_before_its_manifest_when_fewer_than_w_answered_the_read() {
-    assert!(enough_answered(2, 2).is_ok());
-    assert!(matches!(
-        enough_answered(2, 1),
-        Err(FilesError::Quorum {
-            needed: 2,
-            got: 1,
-            ..
-        })
-    ));
+fn a_read_before_a_write_refuses_a_sub_quorum_answer() {
+    // The partition-test case: two replicas timed out, the third said
+    // "absent". A DELETE must not answer 404 from that, nor a PUT stamp
+    // its version from it.
+    let g = gathered(
+        vec![(0, holds(None, Standing::Serving))],
+        vec![(1, RpcError::Timeout(3_000)), (2, RpcError::Timeout(3_000))],
+    );
+    let read = read_verdict(2, READ_BEFORE_WRITE, &g).outcome;
+    assert!(is_quorum_error(&read), "{read:?}");
+    // Nor does an answer from a node that is no replica in its own view.
+    let g = gathered(
+        vec![
+            (0, holds(None, Standing::Serving)),
+            (3, holds(None, Standing::NotReplica)),
+        ],
+        vec![(1, RpcError::Timeout(3_000))],
+    );
+    let read = read_verdict(2, READ_BEFORE_WRITE, &g).outcome;
+    assert!(is_quorum_error(&read), "{read:?}");
 }
 
-// ---- read standing, quorum, degraded reads ----
+#[test]
+fn a_read_before_a_write_counts_replicas_still_catching_up() {
+    // A cluster just started: its replicas have not finished their first
+    // round of exchanges. A write still reads a quorum of them (and the
+    // newest version among them); a quorum read would be refused.
+    let g = gathered(
+        vec![
+            (0, holds(Some(live(5)), Standing::CatchingUp)),
+            (1, holds(None, Standing::CatchingUp)),
+        ],
+        vec![],
+    );
+    let read = found(read_verdict(2, READ_BEFORE_WRITE, &g));
+    assert_eq!(read.newest, Some(live(5)));
+    assert!(read.degraded);
+    assert!(is_quorum_error(
+        &read_verdict(2, ReadConsistency::Quorum, &g).outcome
+    ));
+}
 
 #[test]
 fn only_serving_answers_count_toward_the_read_quorum() {
@@ -374,9 +402,8 @@ fn a_read_with_no_answers_is_a_503_never_a_404() {
 
 #[test]
 fn a_delete_whose_read_heard_no_replica_is_a_503_never_a_404() {
-    // A delete reads the current version with `Available` consistency.
     let g = gathered(vec![], vec![(0, RpcError::Timeout(5_000))]);
-    let read = read_verdict(2, ReadConsistency::Available, &g).outcome;
+    let read = read_verdict(2, READ_BEFORE_WRITE, &g).outcome;
     assert!(is_quorum_error(&read), "{read:?}");
 }
 
