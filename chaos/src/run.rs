@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::check::{self, violation, FinalRead};
 use crate::clock::{self, Clocks};
-use crate::cluster::{Nodes, RunAs, ADMIN_TOKEN};
+use crate::cluster::{Layout, Nodes, RunAs, ADMIN_TOKEN};
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::nemesis::Nemesis;
 use crate::net::{self, Partitions};
@@ -89,13 +89,20 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
         Needs::Netns => RunAs::NodeUids,
         _ => RunAs::Harness,
     };
-    let octet = u8::try_from(std::process::id() % 250 + 1).unwrap_or(1);
-    let mut nodes = Nodes::new(&args.hypha_bin, &dir, args.nodes, octet, run_as)?;
-    if scenario.needs == Needs::Faketime {
-        let library = clock::library().map_err(|why| anyhow!(why))?;
-        nodes = nodes.with_clocks(Clocks::new(library, &dir));
-    }
-    let nodes = Arc::new(nodes);
+    let clocks = match scenario.needs {
+        Needs::Faketime => {
+            let library = clock::library().map_err(|why| anyhow!(why))?;
+            Some(Clocks::new(library, &dir))
+        }
+        _ => None,
+    };
+    let layout = Layout {
+        nodes: args.nodes,
+        octet: u8::try_from(std::process::id() % 250 + 1).unwrap_or(1),
+        run_as,
+        clocks,
+    };
+    let nodes = Arc::new(Nodes::new(&args.hypha_bin, &dir, layout)?);
     let tmpfs = (scenario.needs == Needs::Tmpfs)
         .then(|| nodes.data_dir(scenario::disk_victim(args.nodes, args.seed)));
     if let Some(dir) = &tmpfs {
