@@ -49,6 +49,11 @@ scan_ms = 500
 min_free_bytes = 1048576
 ";
 
+/// Node `node`'s data dir.
+pub fn data_dir(root: &Path, node: usize) -> PathBuf {
+    root.join(format!("n{node}"))
+}
+
 /// Node `node`'s link certificates: outside its data dir, which a
 /// scenario may fill or replace.
 fn tls_dir(root: &Path, node: usize) -> PathBuf {
@@ -64,7 +69,7 @@ fn make_certificates(root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()>
         let out = tls_dir(root, node);
         // The certificate names the node's id, created in its data dir
         // as its first start would.
-        let data_dir = root.join(format!("n{node}"));
+        let data_dir = data_dir(root, node);
         std::fs::create_dir_all(&data_dir).context("creating the node's data dir")?;
         cert::ensure_node(&ca, &format!("n{node}"), &out, &data_dir)?;
         if run_as == RunAs::NodeUids {
@@ -224,8 +229,7 @@ fn spec(
 ) -> anyhow::Result<NodeSpec> {
     let ports = Ports { first: HTTP_PORT };
     let listen = Listen::on(IpAddr::V4(addrs[node]), ports);
-    let data_dir = root.join(format!("n{node}"));
-    let mut plan = NodeLaunch::new(&data_dir, listen, COOKIE, ADMIN_TOKEN);
+    let mut plan = NodeLaunch::new(&data_dir(root, node), listen, COOKIE, ADMIN_TOKEN);
     plan.name = Some(format!("n{node}"));
     plan.config = Some(config.to_owned());
     plan.seeds = (0..addrs.len())

@@ -15,7 +15,7 @@ use hypha_testkit::poll::poll;
 
 use crate::check::{self, violation, FinalRead};
 use crate::clock::{self, Clocks};
-use crate::cluster::{Layout, Nodes, RunAs, ADMIN_TOKEN};
+use crate::cluster::{self, Layout, Nodes, RunAs, ADMIN_TOKEN};
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::nemesis::Nemesis;
 use crate::net::{self, Partitions};
@@ -104,14 +104,24 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
         run_as,
         clocks,
     };
-    let nodes = Arc::new(Nodes::new(&args.hypha_bin, &dir, layout)?);
     let tmpfs = (scenario.needs == Needs::Tmpfs)
-        .then(|| nodes.data_dir(scenario::disk_victim(args.nodes, args.seed)));
+        .then(|| cluster::data_dir(&dir, scenario::disk_victim(args.nodes, args.seed)));
+    // Mounted before the nodes are laid out: the node id their
+    // certificates name is written into the data dir then, and a tmpfs
+    // mounted over it afterwards would hide it (the node would make a new
+    // id and refuse its certificate).
     if let Some(dir) = &tmpfs {
         net::mount_tmpfs(dir, 192)?;
     }
-    let result = drive(args, &scenario, &nodes, &dir, namespace).await;
-    nodes.stop_all();
+    let result = match Nodes::new(&args.hypha_bin, &dir, layout) {
+        Ok(nodes) => {
+            let nodes = Arc::new(nodes);
+            let result = drive(args, &scenario, &nodes, &dir, namespace).await;
+            nodes.stop_all();
+            result
+        }
+        Err(e) => Err(e),
+    };
     if let Some(dir) = &tmpfs {
         net::unmount(dir);
     }
