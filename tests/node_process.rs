@@ -128,3 +128,55 @@ fn a_data_dir_in_use_is_refused_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by another Hypha node"), "{stderr}");
 }
+
+/// The chaos harness's watched processes (the kit's `Fleet`) on one real
+/// node: port 0 read back from its log, freeze and thaw, a restart on the
+/// same data dir, a kill it caused (no death) and a kill it did not (a
+/// death, reported).
+#[test]
+fn a_fleet_node_is_frozen_thawed_restarted_and_watched_for_deaths() {
+    use hypha::launch::{LinkFlags, Listen, NodeLaunch};
+    use hypha_testkit::fleet::{Fleet, NodeSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("n0");
+    let mut launch = NodeLaunch::new(&data_dir, Listen::loopback_any(), COOKIE, ADMIN_TOKEN);
+    launch.links = LinkFlags::TlsDir(test_tls_dir(&data_dir));
+    let log = dir.path().join("n0.log");
+    let fleet = Fleet::new(vec![NodeSpec::new(&paths::hypha_bin(), launch, &log)]).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    runtime.block_on(fleet.start(0)).unwrap();
+    let first = fleet.url(0).unwrap();
+    assert!(
+        !first.ends_with(":0"),
+        "the printed URL, not port 0: {first}"
+    );
+    let id = get_json(&format!("{first}/v1/node"))["id"].clone();
+    fleet.freeze(0).unwrap();
+    assert_eq!(fleet.running(), Vec::<usize>::new());
+    fleet.thaw(0).unwrap();
+    assert_eq!(fleet.running(), [0]);
+
+    runtime.block_on(fleet.restart(0)).unwrap();
+    let again = get_json(&format!("{}/v1/node", fleet.url(0).unwrap()));
+    assert_eq!(again["id"], id, "restarted on the same data dir");
+    assert_eq!(again["generation"], 2);
+    fleet.kill(0).unwrap();
+    assert_eq!(fleet.deaths(), Vec::<String>::new(), "kills it made");
+
+    runtime.block_on(fleet.start(0)).unwrap();
+    let pid = fleet.pid(0).unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_until("the fleet sees the death", Duration::from_secs(10), || {
+        !fleet.deaths().is_empty()
+    });
+    assert_eq!(fleet.deaths().len(), 1);
+    assert!(fleet.deaths()[0].starts_with("n0 exited on its own"));
+    let starts = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(starts.matches("hypha: admin API at ").count(), 3);
+}

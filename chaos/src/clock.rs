@@ -8,8 +8,8 @@
 //! A node reads its file again at most once a second
 //! (`FAKETIME_CACHE_DURATION`), so a skew takes effect within a second.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context;
 
@@ -52,19 +52,24 @@ impl Clocks {
         self.dir.join(format!("n{node}.faketime"))
     }
 
-    /// Prepare `cmd` (node `node`) to run on its skewable clock, on true
-    /// time unless the node's file already says otherwise.
-    pub fn wrap(&self, node: usize, cmd: &mut Command) -> anyhow::Result<()> {
+    /// The environment that runs node `node` on its skewable clock, on
+    /// true time unless the node's file already says otherwise.
+    pub fn env(&self, node: usize) -> anyhow::Result<Vec<(OsString, OsString)>> {
         let file = self.file(node);
         if !file.exists() {
             self.skew(node, 0)?;
         }
-        cmd.env("LD_PRELOAD", &self.library)
-            .env("FAKETIME_TIMESTAMP_FILE", file)
-            .env("FAKETIME_CACHE_DURATION", "1")
-            .env("DONT_FAKE_MONOTONIC", "1")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        Ok(())
+        let pairs = [
+            ("LD_PRELOAD", self.library.as_os_str()),
+            ("FAKETIME_TIMESTAMP_FILE", file.as_os_str()),
+            ("FAKETIME_CACHE_DURATION", "1".as_ref()),
+            ("DONT_FAKE_MONOTONIC", "1".as_ref()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".as_ref()),
+        ];
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.to_owned()))
+            .collect())
     }
 
     /// Set the node's wall clock `offset_s` seconds from true time.

@@ -1,21 +1,18 @@
-//! The node processes of a run: each on its own loopback address with
-//! the same ports, its own data dir and log file; started, signalled,
-//! killed and restarted by the nemesis; watched for exits nobody asked
-//! for (a node that dies on its own fails the run).
+//! The node processes of a run, as the chaos harness lays them out: each
+//! on its own loopback address with the same ports, seeded by all the
+//! others, under its own uid when partitions need one, on a skewable clock
+//! when the scenario skews clocks, with its data dir, certificate and log
+//! file under the run directory. Starting, signalling, killing,
+//! restarting and watching for exits nobody asked for (a node that dies
+//! on its own fails the run) is the test kit's [`Fleet`].
 
-use std::fs::OpenOptions;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::Context;
 use hypha::commands::cert;
 use hypha::launch::{LinkFlags, Listen, NodeLaunch, Ports};
-use hypha_testkit::poll::poll;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use hypha_testkit::fleet::{hand_over, Fleet, NodeSpec, User};
 
 use crate::clock::Clocks;
 
@@ -52,6 +49,11 @@ scan_ms = 500
 min_free_bytes = 1048576
 ";
 
+/// Node `node`'s data dir.
+pub fn data_dir(root: &Path, node: usize) -> PathBuf {
+    root.join(format!("n{node}"))
+}
+
 /// Node `node`'s link certificates: outside its data dir, which a
 /// scenario may fill or replace.
 fn tls_dir(root: &Path, node: usize) -> PathBuf {
@@ -67,36 +69,17 @@ fn make_certificates(root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()>
         let out = tls_dir(root, node);
         // The certificate names the node's id, created in its data dir
         // as its first start would.
-        let data_dir = root.join(format!("n{node}"));
+        let data_dir = data_dir(root, node);
         std::fs::create_dir_all(&data_dir).context("creating the node's data dir")?;
         cert::ensure_node(&ca, &format!("n{node}"), &out, &data_dir)?;
         if run_as == RunAs::NodeUids {
             // The key is 0600: the node's own uid must own it.
             let uid = crate::net::uid(node);
-            for path in std::iter::once(out.clone()).chain(
-                std::fs::read_dir(&out)?
-                    .map(|e| e.map(|e| e.path()))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ) {
-                std::os::unix::fs::chown(&path, Some(uid), Some(uid))
-                    .with_context(|| format!("handing {} to the node's uid", path.display()))?;
-            }
+            hand_over(&out, uid)
+                .with_context(|| format!("handing {} to the node's uid", out.display()))?;
         }
     }
     Ok(())
-}
-
-/// What the harness last did to a node, so an exit can be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Running,
-    Frozen,
-    Stopped,
-}
-
-struct Slot {
-    child: Option<Child>,
-    expect: Expect,
 }
 
 /// Which user node processes run as.
@@ -109,57 +92,50 @@ pub enum RunAs {
     NodeUids,
 }
 
+/// How a run lays its nodes out.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// How many nodes.
+    pub nodes: usize,
+    /// The third octet of their addresses, `127.77.<octet>.<i+1>`.
+    pub octet: u8,
+    /// Whom they run as.
+    pub run_as: RunAs,
+    /// Their skewable clocks, when the scenario skews clocks.
+    pub clocks: Option<Clocks>,
+}
+
 /// The nodes of one run.
 pub struct Nodes {
-    bin: PathBuf,
-    run_as: RunAs,
-    root: PathBuf,
-    config: PathBuf,
+    fleet: Fleet,
     addrs: Vec<Ipv4Addr>,
-    slots: Vec<Mutex<Slot>>,
-    deaths: Mutex<Vec<String>>,
     clocks: Option<Clocks>,
 }
 
 impl Nodes {
-    /// Prepare `n` nodes under `root` on `127.77.<octet>.1..=n`.
-    pub fn new(
-        bin: &Path,
-        root: &Path,
-        n: usize,
-        octet: u8,
-        run_as: RunAs,
-    ) -> anyhow::Result<Self> {
+    /// Prepare the nodes of `layout` under `root`, running `bin`.
+    pub fn new(bin: &Path, root: &Path, layout: Layout) -> anyhow::Result<Self> {
         let config = root.join("hypha.toml");
         std::fs::write(&config, CONFIG).context("writing the node config")?;
-        make_certificates(root, n, run_as)?;
-        let addrs = (0..n)
-            .map(|i| Ipv4Addr::new(127, 77, octet, u8::try_from(i + 1).unwrap_or(u8::MAX)))
-            .collect();
-        let slots = (0..n)
-            .map(|_| {
-                Mutex::new(Slot {
-                    child: None,
-                    expect: Expect::Stopped,
-                })
+        make_certificates(root, layout.nodes, layout.run_as)?;
+        let addrs: Vec<Ipv4Addr> = (0..layout.nodes)
+            .map(|i| {
+                Ipv4Addr::new(
+                    127,
+                    77,
+                    layout.octet,
+                    u8::try_from(i + 1).unwrap_or(u8::MAX),
+                )
             })
             .collect();
+        let specs = (0..layout.nodes)
+            .map(|node| spec(bin, root, &config, &addrs, node, &layout))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
-            bin: bin.to_owned(),
-            run_as,
-            root: root.to_owned(),
-            config,
+            fleet: Fleet::new(specs)?,
             addrs,
-            slots,
-            deaths: Mutex::new(Vec::new()),
-            clocks: None,
+            clocks: layout.clocks,
         })
-    }
-
-    /// Run every node on a skewable wall clock.
-    pub fn with_clocks(mut self, clocks: Clocks) -> Self {
-        self.clocks = Some(clocks);
-        self
     }
 
     /// The nodes' skewable clocks, if they run on them.
@@ -169,17 +145,17 @@ impl Nodes {
 
     /// How many nodes.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.fleet.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.fleet.is_empty()
     }
 
     /// The node's admin URL.
     pub fn url(&self, node: usize) -> String {
-        format!("http://{}:{HTTP_PORT}", self.addrs[node])
+        self.fleet.url(node).unwrap_or_default()
     }
 
     /// Every node's address.
@@ -189,230 +165,84 @@ impl Nodes {
 
     /// The node's data dir.
     pub fn data_dir(&self, node: usize) -> PathBuf {
-        self.root.join(format!("n{node}"))
-    }
-
-    fn log_path(&self, node: usize) -> PathBuf {
-        self.root.join(format!("n{node}.log"))
-    }
-
-    fn slot(&self, node: usize) -> anyhow::Result<std::sync::MutexGuard<'_, Slot>> {
-        self.slots
-            .get(node)
-            .ok_or_else(|| anyhow!("no node {node}"))?
-            .lock()
-            .map_err(|_| anyhow!("node {node}: slot lock poisoned"))
-    }
-
-    fn command(&self, node: usize) -> anyhow::Result<Command> {
-        let listen = Listen::on(IpAddr::V4(self.addrs[node]), Ports { first: HTTP_PORT });
-        let mut plan = NodeLaunch::new(&self.data_dir(node), listen, COOKIE, ADMIN_TOKEN);
-        plan.name = Some(format!("n{node}"));
-        plan.config = Some(self.config.clone());
-        plan.seeds = (0..self.len())
-            .filter(|i| *i != node)
-            .map(|i| format!("{}:{}", self.addrs[i], Ports { first: HTTP_PORT }.gossip()))
-            .collect();
-        plan.links = LinkFlags::TlsDir(tls_dir(&self.root, node));
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(node))
-            .context("opening the node log")?;
-        let mut cmd = plan.command(&self.bin);
-        cmd.env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("log handle")?)
-            .stderr(log);
-        if self.run_as == RunAs::NodeUids {
-            use std::os::unix::process::CommandExt;
-            let uid = crate::net::uid(node);
-            let data_dir = self.data_dir(node);
-            // `node_id` is the file making its certificate created.
-            for path in [data_dir.join("node_id"), data_dir] {
-                if path.exists() {
-                    std::os::unix::fs::chown(&path, Some(uid), Some(uid))
-                        .context("handing the data dir to the node's uid")?;
-                }
-            }
-            cmd.uid(uid).gid(uid);
-        }
-        if let Some(clocks) = &self.clocks {
-            clocks.wrap(node, &mut cmd)?;
-        }
-        Ok(cmd)
+        self.fleet
+            .spec(node)
+            .map(|s| s.launch.data_dir.clone())
+            .unwrap_or_default()
     }
 
     /// Start the node (no-op if it runs) and wait (≤ 30 s) until it serves.
     pub async fn start(&self, node: usize) -> anyhow::Result<()> {
-        {
-            let mut slot = self.slot(node)?;
-            if slot.child.is_some() {
-                return Ok(());
-            }
-            std::fs::create_dir_all(self.data_dir(node))?;
-            let child = self.command(node)?.spawn().context("spawning hypha")?;
-            slot.child = Some(child);
-            slot.expect = Expect::Running;
-        }
-        self.wait_serving(node, Duration::from_secs(30)).await
-    }
-
-    async fn wait_serving(&self, node: usize, limit: Duration) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let url = format!("{}/health", self.url(node));
-        let (http, url) = (&http, &url);
-        let serving = move || async move {
-            if let Ok(res) = http.get(url).send().await {
-                if res.status().is_success() {
-                    return Some(Ok(()));
-                }
-            }
-            self.reap();
-            match self.slot(node) {
-                Ok(slot) if slot.child.is_some() => None,
-                Ok(_) => Some(Err(anyhow!(
-                    "n{node} exited while starting (see n{node}.log)"
-                ))),
-                Err(err) => Some(Err(err)),
-            }
-        };
-        match poll(limit, Duration::from_millis(50), serving).await {
-            Ok(started) => started,
-            Err(_) => bail!("n{node} did not serve within {limit:?}"),
-        }
-    }
-
-    fn signal(&self, node: usize, sig: Signal) -> anyhow::Result<()> {
-        let slot = self.slot(node)?;
-        let child = slot
-            .child
-            .as_ref()
-            .ok_or_else(|| anyhow!("n{node} is not running"))?;
-        let pid = i32::try_from(child.id()).context("pid")?;
-        kill(Pid::from_raw(pid), sig).with_context(|| format!("{sig} to n{node}"))
+        Ok(self.fleet.start(node).await?)
     }
 
     /// SIGKILL and reap.
     pub fn kill(&self, node: usize) -> anyhow::Result<()> {
-        let mut slot = self.slot(node)?;
-        slot.expect = Expect::Stopped;
-        let mut child = slot
-            .child
-            .take()
-            .ok_or_else(|| anyhow!("n{node} is not running"))?;
-        child.kill().context("SIGKILL")?;
-        child.wait().context("reaping")?;
-        Ok(())
+        Ok(self.fleet.kill(node)?)
     }
 
     /// SIGSTOP.
     pub fn freeze(&self, node: usize) -> anyhow::Result<()> {
-        self.signal(node, Signal::SIGSTOP)?;
-        self.slot(node)?.expect = Expect::Frozen;
-        Ok(())
+        Ok(self.fleet.freeze(node)?)
     }
 
     /// SIGCONT.
     pub fn thaw(&self, node: usize) -> anyhow::Result<()> {
-        self.slot(node)?.expect = Expect::Running;
-        self.signal(node, Signal::SIGCONT)
+        Ok(self.fleet.thaw(node)?)
     }
 
     /// SIGTERM, wait (≤ 30 s, then SIGKILL) for the exit, start again.
     pub async fn restart(&self, node: usize) -> anyhow::Result<()> {
-        self.slot(node)?.expect = Expect::Stopped;
-        self.signal(node, Signal::SIGTERM)?;
-        let exited = move || async move { self.take_exited(node).transpose() };
-        match poll(Duration::from_secs(30), Duration::from_millis(20), exited).await {
-            Ok(taken) => taken?,
-            Err(_) => {
-                self.kill(node)?;
-                bail!("n{node} ignored SIGTERM for 30 s");
-            }
-        }
-        self.start(node).await
-    }
-
-    /// `Some` (the slot emptied) once the node's process has exited or
-    /// if there was none; `None` while it runs.
-    fn take_exited(&self, node: usize) -> anyhow::Result<Option<()>> {
-        let mut slot = self.slot(node)?;
-        match slot.child.as_mut().map(Child::try_wait) {
-            Some(Ok(Some(_))) | None => {
-                slot.child = None;
-                Ok(Some(()))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Collect exits; an exit the harness did not cause is a death.
-    pub fn reap(&self) {
-        for (i, slot) in self.slots.iter().enumerate() {
-            let Ok(mut slot) = slot.lock() else { continue };
-            if slot.expect == Expect::Stopped {
-                continue;
-            }
-            let status = match slot.child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(status))) => status,
-                _ => continue,
-            };
-            slot.child = None;
-            slot.expect = Expect::Stopped;
-            if let Ok(mut deaths) = self.deaths.lock() {
-                deaths.push(format!("n{i} exited on its own: {status}"));
-            }
-        }
+        Ok(self.fleet.restart(node).await?)
     }
 
     /// Exits the harness did not cause.
     pub fn deaths(&self) -> Vec<String> {
-        self.reap();
-        self.deaths.lock().map(|d| d.clone()).unwrap_or_default()
+        self.fleet.deaths()
     }
 
     /// Nodes whose process runs and is not frozen.
     pub fn running(&self) -> Vec<usize> {
-        (0..self.len())
-            .filter(|i| {
-                self.slot(*i)
-                    .is_ok_and(|s| s.child.is_some() && s.expect == Expect::Running)
-            })
-            .collect()
+        self.fleet.running()
     }
 
     /// Thaw every frozen node and start every stopped one.
     pub async fn heal_all(&self) -> anyhow::Result<()> {
-        for node in 0..self.len() {
-            let expect = self.slot(node)?.expect;
-            match expect {
-                Expect::Frozen => self.thaw(node)?,
-                Expect::Stopped => self.start(node).await?,
-                Expect::Running => {}
-            }
-        }
-        Ok(())
+        Ok(self.fleet.heal_all().await?)
     }
 
     /// SIGKILL every node (end of run).
     pub fn stop_all(&self) {
-        for node in 0..self.len() {
-            if let Ok(mut slot) = self.slot(node) {
-                slot.expect = Expect::Stopped;
-                if let Some(mut child) = slot.child.take() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-        }
+        self.fleet.stop_all();
     }
 }
 
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        self.stop_all();
+/// Node `node`'s spec: its own address, the others as seeds, its
+/// certificate, and its uid and clock when the layout asks for them.
+fn spec(
+    bin: &Path,
+    root: &Path,
+    config: &Path,
+    addrs: &[Ipv4Addr],
+    node: usize,
+    layout: &Layout,
+) -> anyhow::Result<NodeSpec> {
+    let ports = Ports { first: HTTP_PORT };
+    let listen = Listen::on(IpAddr::V4(addrs[node]), ports);
+    let mut plan = NodeLaunch::new(&data_dir(root, node), listen, COOKIE, ADMIN_TOKEN);
+    plan.name = Some(format!("n{node}"));
+    plan.config = Some(config.to_owned());
+    plan.seeds = (0..addrs.len())
+        .filter(|i| *i != node)
+        .map(|i| format!("{}:{}", addrs[i], ports.gossip()))
+        .collect();
+    plan.links = LinkFlags::TlsDir(tls_dir(root, node));
+    let mut spec = NodeSpec::new(bin, plan, &root.join(format!("n{node}.log")));
+    if layout.run_as == RunAs::NodeUids {
+        spec.user = User::Uid(crate::net::uid(node));
     }
+    if let Some(clocks) = &layout.clocks {
+        spec.env = clocks.env(node)?;
+    }
+    Ok(spec)
 }

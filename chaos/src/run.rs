@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use hypha_testkit::http::up_count;
+use hypha_testkit::poll::poll;
 
 use crate::check::{self, violation, FinalRead};
 use crate::clock::{self, Clocks};
-use crate::cluster::{Nodes, RunAs, ADMIN_TOKEN};
+use crate::cluster::{self, Layout, Nodes, RunAs, ADMIN_TOKEN};
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::nemesis::Nemesis;
 use crate::net::{self, Partitions};
@@ -89,20 +91,37 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
         Needs::Netns => RunAs::NodeUids,
         _ => RunAs::Harness,
     };
-    let octet = u8::try_from(std::process::id() % 250 + 1).unwrap_or(1);
-    let mut nodes = Nodes::new(&args.hypha_bin, &dir, args.nodes, octet, run_as)?;
-    if scenario.needs == Needs::Faketime {
-        let library = clock::library().map_err(|why| anyhow!(why))?;
-        nodes = nodes.with_clocks(Clocks::new(library, &dir));
-    }
-    let nodes = Arc::new(nodes);
+    let clocks = match scenario.needs {
+        Needs::Faketime => {
+            let library = clock::library().map_err(|why| anyhow!(why))?;
+            Some(Clocks::new(library, &dir))
+        }
+        _ => None,
+    };
+    let layout = Layout {
+        nodes: args.nodes,
+        octet: u8::try_from(std::process::id() % 250 + 1).unwrap_or(1),
+        run_as,
+        clocks,
+    };
     let tmpfs = (scenario.needs == Needs::Tmpfs)
-        .then(|| nodes.data_dir(scenario::disk_victim(args.nodes, args.seed)));
+        .then(|| cluster::data_dir(&dir, scenario::disk_victim(args.nodes, args.seed)));
+    // Mounted before the nodes are laid out: the node id their
+    // certificates name is written into the data dir then, and a tmpfs
+    // mounted over it afterwards would hide it (the node would make a new
+    // id and refuse its certificate).
     if let Some(dir) = &tmpfs {
         net::mount_tmpfs(dir, 192)?;
     }
-    let result = drive(args, &scenario, &nodes, &dir, namespace).await;
-    nodes.stop_all();
+    let result = match Nodes::new(&args.hypha_bin, &dir, layout) {
+        Ok(nodes) => {
+            let nodes = Arc::new(nodes);
+            let result = drive(args, &scenario, &nodes, &dir, namespace).await;
+            nodes.stop_all();
+            result
+        }
+        Err(e) => Err(e),
+    };
     if let Some(dir) = &tmpfs {
         net::unmount(dir);
     }
@@ -334,45 +353,44 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value
 /// Poll until every node sees every member Up.
 async fn wait_membership(urls: &[String], limit: Duration) -> anyhow::Result<()> {
     let http = workload::http()?;
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut all = true;
+    let http = &http;
+    let all_up = move || async move {
         for url in urls {
-            let up = get_json(&http, &format!("{url}/v1/cluster/members"))
-                .await
-                .and_then(|d| {
-                    d["members"]
-                        .as_array()
-                        .map(|m| m.iter().filter(|m| m["state"] == "up").count())
-                })
-                .unwrap_or(0);
-            all &= up == urls.len();
+            if up_count(http, url, ADMIN_TOKEN).await != urls.len() {
+                return None;
+            }
         }
-        if all {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("members not all Up in {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Some(())
+    };
+    poll(limit, Duration::from_millis(200), all_up)
+        .await
+        .map_err(|_| anyhow!("members not all Up in {limit:?}"))
 }
 
 /// Poll until every partition has its R replicas, each holding the same
 /// root and replica set.
 async fn wait_replicas(urls: &[String], limit: Duration) -> Result<(), String> {
     let http = workload::http().map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + limit;
-    loop {
-        let why = match replicas_converged(&http, urls).await {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        };
-        if Instant::now() >= deadline {
-            return Err(format!("not converged in {limit:?}: {why}"));
+    // Why the last check said no, for the violation.
+    let why = std::sync::Mutex::new(String::new());
+    let (http, why_ref) = (&http, &why);
+    let converged = move || async move {
+        match replicas_converged(http, urls).await {
+            Ok(()) => Some(()),
+            Err(not_yet) => {
+                if let Ok(mut why) = why_ref.lock() {
+                    *why = not_yet;
+                }
+                None
+            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
+    poll(limit, Duration::from_millis(500), converged)
+        .await
+        .map_err(|_| {
+            let why = why.lock().map(|w| w.clone()).unwrap_or_default();
+            format!("not converged in {limit:?}: {why}")
+        })
 }
 
 async fn replicas_converged(http: &reqwest::Client, urls: &[String]) -> Result<(), String> {

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::up_in;
 use crate::poll::poll_blocking;
 use crate::{get_json, metric, node_command, spawn_command, NodeProcess};
 
@@ -157,10 +158,7 @@ impl Cluster {
 
     /// How many members node `of` sees Up.
     pub fn up_count(&self, of: usize) -> usize {
-        self.members(of)
-            .iter()
-            .filter(|m| m["state"] == "up")
-            .count()
+        get_json(&self.url(of), "/v1/cluster/members").map_or(0, |d| up_in(&d))
     }
 
     /// Wait until every live node sees `n` members Up and places files on

@@ -119,6 +119,30 @@ pub fn get_json(url: &str, path: &str) -> Option<serde_json::Value> {
     })
 }
 
+/// How many members a members document (`GET /v1/cluster/members`) has Up.
+pub fn up_in(members: &serde_json::Value) -> usize {
+    members["members"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["state"] == "up").count())
+}
+
+/// How many members the node at `url` sees Up, asked with `token`
+/// through `http`; 0 when it does not answer.
+pub async fn up_count(http: &reqwest::Client, url: &str, token: &str) -> usize {
+    let res = http
+        .get(format!("{url}/v1/cluster/members"))
+        .bearer_auth(token)
+        .send()
+        .await;
+    match res {
+        Ok(res) if res.status().is_success() => res
+            .json::<serde_json::Value>()
+            .await
+            .map_or(0, |d| up_in(&d)),
+        _ => 0,
+    }
+}
+
 /// Sum of the Prometheus samples whose line starts with `name` (a metric
 /// name, optionally with a label selector), on the node at `url`.
 pub fn metric(url: &str, name: &str) -> f64 {

@@ -5,6 +5,10 @@
 //!   with free ports and wait for its admin URL, signal, stop, kill).
 //! - [`cluster`]: N such processes seeded by one another, waited for until
 //!   every node sees every other Up and places files on them all.
+//! - [`fleet`]: watched node processes for long runs (the chaos harness):
+//!   fixed or kernel-picked addresses, a uid, extra environment and a log
+//!   file per node; kill, freeze, thaw, restart on the same data dir, and
+//!   the exits nobody asked for.
 //! - [`poll`]: waiting for a condition with a deadline (`eventually`,
 //!   `wait_until`), never sleeping and hoping.
 //! - [`http`]: admin API clients, node documents and Prometheus samples.
@@ -12,12 +16,13 @@
 //!
 //! The command line of a node comes from [`hypha::launch`], which
 //! `hypha cluster up` uses too. A failing helper panics (it fails the test
-//! that called it), except in [`poll`], whose deadline errors the chaos
-//! harness reports as its own.
+//! that called it), except in [`poll`] and [`fleet`], whose errors the
+//! chaos harness reports as its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod certs;
 pub mod cluster;
+pub mod fleet;
 pub mod http;
 pub mod paths;
 pub mod poll;
@@ -26,7 +31,7 @@ pub mod process;
 pub use certs::{test_ca_dir, test_tls_dir};
 pub use http::{block_on, client, get_json, metric, metric_of, wait_for_owners, Api};
 pub use poll::{eventually, wait_until};
-pub use process::{node_command, spawn_command, spawn_node, NodeProcess};
+pub use process::{admin_url_in, node_command, spawn_command, spawn_node, NodeProcess};
 
 /// The admin token every test node accepts.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";

@@ -28,7 +28,8 @@ pub fn hypha_bin() -> PathBuf {
     let bin = profile_dir().join("hypha");
     assert!(
         bin.is_file(),
-        "no hypha binary at {} (run through cargo test or cargo bench)",
+        "no hypha binary at {} (cargo test or cargo bench of the hypha package \
+         builds it; for another package's tests, cargo build -p hypha first)",
         bin.display()
     );
     bin

@@ -16,6 +16,12 @@ use crate::paths::hypha_bin;
 use crate::poll::poll_blocking;
 use crate::{ADMIN_TOKEN, COOKIE, READ_TOKEN};
 
+/// The admin URL in `line`, if it is the line a node prints once its
+/// admin API listens.
+pub fn admin_url_in(line: &str) -> Option<&str> {
+    line.strip_prefix("hypha: admin API at ")
+}
+
 /// A node running as a real `hypha` process.
 pub struct NodeProcess {
     /// The process.
@@ -104,7 +110,7 @@ pub fn spawn_command(mut cmd: Command) -> NodeProcess {
     let (url_tx, url_rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("hypha: admin API at ") {
+            if let Some(url) = admin_url_in(&line) {
                 let _ = url_tx.send(url.to_owned());
             }
         }

@@ -4,11 +4,22 @@
 //! deleted file back, replicas and membership converged, every
 //! acknowledged job done, no node dead that was not killed. A failing run
 //! keeps its directory and prints the replay command.
+//!
+//! The runs drive the `hypha` binary Cargo built beside this test
+//! (`target/<profile>/hypha`), or `HYPHA_BIN`. `cargo test --workspace`
+//! builds it with everything else; `cargo test -p hypha-chaos` alone does
+//! not, so build it first there (`cargo build -p hypha`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
 use hypha_chaos::{Namespace, RunArgs, RunResult};
+
+/// `HYPHA_BIN`, else the binary of this build (the kit asserts it is
+/// there).
+fn hypha_bin() -> PathBuf {
+    std::env::var_os("HYPHA_BIN").map_or_else(hypha_testkit::paths::hypha_bin, PathBuf::from)
+}
 
 fn smoke(scenario: &str, seed: u64) {
     let args = RunArgs {
@@ -16,7 +27,7 @@ fn smoke(scenario: &str, seed: u64) {
         nodes: 3,
         duration_s: 12,
         seed,
-        hypha_bin: PathBuf::from(env!("CARGO_BIN_EXE_hypha")),
+        hypha_bin: hypha_bin(),
         out: None,
         keep: false,
         clients: 3,
