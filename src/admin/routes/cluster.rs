@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
+use hypha_cluster::fence::Standing as LeaseStanding;
 use hypha_cluster::membership::info::{Capacity, NodeLoad};
 use hypha_cluster::membership::{MemberSnapshot, MemberState};
 use serde::Serialize;
@@ -16,7 +17,56 @@ pub(super) struct Members {
     me: String,
     /// True when this node hears no majority (it then declares nobody Down).
     isolated: bool,
+    /// Whether this node may acknowledge writes (docs/dht.md, "The fence").
+    lease: Lease,
     members: Vec<Member>,
+}
+
+/// The majority lease as the API shows it.
+#[derive(Serialize)]
+struct Lease {
+    /// `held`, `probation` (held again after a break, not yet
+    /// acknowledging) or `lost`.
+    state: &'static str,
+    /// How long the lease (or the probation) lasts from now, unless lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_ms: Option<u64>,
+    /// When lost: other nodes that answered within the lease, and how
+    /// many are needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    needed: Option<usize>,
+}
+
+impl Lease {
+    fn of(standing: LeaseStanding, now: tokio::time::Instant) -> Self {
+        let ms = |until: tokio::time::Instant| {
+            Some(
+                u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+            )
+        };
+        match standing {
+            LeaseStanding::Held { until, .. } => Lease {
+                state: "held",
+                remaining_ms: ms(until),
+                answered: None,
+                needed: None,
+            },
+            LeaseStanding::Probation { until } => Lease {
+                state: "probation",
+                remaining_ms: ms(until),
+                answered: None,
+                needed: None,
+            },
+            LeaseStanding::Lost { need, have, .. } => Lease {
+                state: "lost",
+                remaining_ms: None,
+                answered: Some(have),
+                needed: Some(need),
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -59,9 +109,11 @@ impl From<&MemberSnapshot> for Member {
 
 pub(super) async fn members(State(state): State<AppState>) -> Json<Members> {
     let view = state.membership.view();
+    let (standing, now) = state.files.lease();
     Json(Members {
         me: state.facts.id.to_hex(),
         isolated: view.isolated,
+        lease: Lease::of(standing, now),
         members: view.members.iter().map(Member::from).collect(),
     })
 }

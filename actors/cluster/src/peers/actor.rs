@@ -659,7 +659,10 @@ fn observe_cluster(state: &PeersState) {
             };
             (m.key.node_id.as_str(), presence)
         });
-    state.args.fence.observe(nodes, state.args.clock.now());
+    let now = state.args.clock.now();
+    state.args.fence.observe(nodes, now);
+    let held = state.args.fence.held(now);
+    metrics::gauge!("hypha_cluster_majority_lease").set(if held { 1.0 } else { 0.0 });
 }
 
 fn on_ping(state: &mut PeersState, peer: MemberKey, outcome: PingOutcome) {

@@ -160,6 +160,13 @@ impl Files {
         self
     }
 
+    /// Where this node's majority lease stands now (shown by the admin
+    /// API).
+    pub fn lease(&self) -> (LeaseStanding, tokio::time::Instant) {
+        let now = self.inner.clock.now();
+        (self.inner.fence.standing(now), now)
+    }
+
     /// Refused unless this node holds its majority lease: a node that
     /// cannot show that a majority of the cluster heard it recently may
     /// be on the minority side of a partition, where a replica set the
