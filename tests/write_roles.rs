@@ -25,8 +25,11 @@ use hypha_dht::wire::{self, ErrorCode, Request, Response};
 
 /// One replica per partition, so that of three nodes one is beyond the
 /// replica and its one place of slack for about a third of the partitions.
+/// A short Down grace (the write grace after a start) needs a shorter
+/// majority lease than the default (docs/dht.md, "The fence").
 const CONFIG: &str = "[dht]\nreplicas = 1\nwrite_quorum = 1\nread_quorum = 1\n\
                       partition_bits = 4\ndown_grace_ms = 2000\nrpc_timeout_ms = 3000\n\
+                      [cluster]\nping_interval_ms = 500\nping_timeout_ms = 500\nlease_ms = 1500\n\
                       [storage]\nmin_free_bytes = 0\n";
 const BITS: u8 = 4;
 
