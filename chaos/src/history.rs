@@ -76,6 +76,60 @@ pub struct Op {
     pub detail: String,
 }
 
+impl Op {
+    /// The HTTP status the node answered, if one answered (an
+    /// acknowledged submit's detail is its job id, not a status).
+    pub fn status(&self) -> Option<u16> {
+        if self.kind == OpKind::Submit && self.outcome == Outcome::Ok {
+            return None;
+        }
+        let code: u16 = self.detail.split(' ').next()?.parse().ok()?;
+        (100..600).contains(&code).then_some(code)
+    }
+}
+
+/// The spans (ms since the run started, start inclusive, end exclusive)
+/// during which at least one applied fault was in force: from a fault
+/// that lasts ([`crate::scenario::Fault::closed_by`]) to the fault that
+/// closes it, or to `end_ms` if nothing did. Overlapping spans merge.
+/// Faults that could not be applied open nothing.
+pub fn fault_spans(faults: &[FaultEvent], end_ms: u64) -> Vec<(u64, u64)> {
+    let mut open: Vec<(crate::scenario::Fault, u64)> = Vec::new();
+    let mut spans = Vec::new();
+    for event in faults {
+        if let Some(closer) = event.fault.closed_by() {
+            if event.result == "ok" {
+                open.push((closer, event.at_ms));
+            }
+            continue;
+        }
+        open.retain(|(closer, start)| {
+            let closes = *closer == event.fault;
+            if closes {
+                spans.push((*start, event.at_ms.max(*start)));
+            }
+            !closes
+        });
+    }
+    spans.extend(
+        open.into_iter()
+            .map(|(_, start)| (start, end_ms.max(start))),
+    );
+    merge(spans)
+}
+
+fn merge(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in spans {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
 /// A fault as applied (or refused) by the nemesis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultEvent {
@@ -200,5 +254,75 @@ impl History {
 impl Default for History {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Fault;
+
+    fn event(at_ms: u64, fault: Fault, result: &str) -> FaultEvent {
+        FaultEvent {
+            at_ms,
+            fault,
+            result: result.into(),
+        }
+    }
+
+    #[test]
+    fn a_fault_is_in_force_from_its_start_to_what_closes_it() {
+        let faults = [
+            event(100, Fault::Kill { node: 1 }, "ok"),
+            event(150, Fault::Freeze { node: 2 }, "ok"),
+            event(300, Fault::Start { node: 1 }, "ok"),
+            event(400, Fault::Thaw { node: 2 }, "ok"),
+            event(
+                1_000,
+                Fault::Ring {
+                    order: vec![0, 1, 2, 3],
+                },
+                "ok",
+            ),
+            event(2_000, Fault::Heal, "ok"),
+            event(2_500, Fault::Restart { node: 0 }, "ok"),
+            event(3_000, Fault::Isolate { node: 0 }, "ok"),
+        ];
+        assert_eq!(
+            fault_spans(&faults, 5_000),
+            [(100, 400), (1_000, 2_000), (3_000, 5_000)]
+        );
+    }
+
+    #[test]
+    fn a_fault_that_was_not_applied_is_not_in_force() {
+        let faults = [
+            event(100, Fault::Isolate { node: 0 }, "partitions need …"),
+            event(200, Fault::Heal, "partitions need …"),
+        ];
+        assert!(fault_spans(&faults, 5_000).is_empty());
+    }
+
+    #[test]
+    fn only_answers_have_a_status() {
+        let mut op = Op {
+            id: 1,
+            client: 0,
+            kind: OpKind::Write,
+            key: "k".into(),
+            value: None,
+            node: 0,
+            invoke_ms: 0,
+            complete_ms: 1,
+            outcome: Outcome::Unknown,
+            detail: "503 Service Unavailable".into(),
+        };
+        assert_eq!(op.status(), Some(503));
+        op.detail = "error sending request for url (http://127.77.1.1:17070/)".into();
+        assert_eq!(op.status(), None);
+        op.detail = "404".into();
+        assert_eq!(op.status(), Some(404));
+        (op.kind, op.outcome, op.detail) = (OpKind::Submit, Outcome::Ok, "200".into());
+        assert_eq!(op.status(), None, "a job id is not a status");
     }
 }

@@ -7,12 +7,13 @@
 //! scenarios, their pass criteria and run times.
 //!
 //! Pure parts: [`scenario`] (the schedule from a seed), [`check`] (the
-//! invariants), [`report`]. The rest drives processes and HTTP.
+//! invariants), [`report`], [`matrix`]. The rest drives processes and HTTP.
 
 pub mod check;
 pub mod clock;
 pub mod cluster;
 pub mod history;
+pub mod matrix;
 pub mod nemesis;
 pub mod net;
 pub mod report;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hypha_chaos::{net, scenario, Namespace, RunArgs, RunResult};
+use hypha_chaos::matrix::{self, Cell};
+use hypha_chaos::{scenario, Namespace, RunArgs, RunResult};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,31 @@ enum Cmd {
     List,
     /// Print a scenario's fault schedule for a seed (what a replay applies).
     Schedule(Run),
+    /// Run every scenario × seed, one at a time, and print a markdown
+    /// table of the results (docs/chaos.md). Exit 1 if any run failed.
+    Matrix(Matrix),
+}
+
+#[derive(clap::Args)]
+struct Matrix {
+    /// Scenario names, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    scenarios: Vec<String>,
+    /// Seeds: `1-5`, `1,3,7` or both.
+    #[arg(long, default_value = "1-5")]
+    seeds: String,
+    /// Node processes.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Fault window of each run, seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// The `hypha` binary (default: beside this one).
+    #[arg(long, env = "HYPHA_BIN")]
+    hypha_bin: Option<PathBuf>,
+    /// Write each run's JSON report here, as SCENARIO-SEED.json.
+    #[arg(long)]
+    reports: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +100,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Schedule(r) => schedule(&r),
+        Cmd::Matrix(m) => match matrix(&m) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("hypha-chaos: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Run(r) => match run(r) {
             Ok(code) => code,
             Err(e) => {
@@ -97,54 +130,22 @@ fn schedule(r: &Run) -> ExitCode {
 }
 
 fn run(r: Run) -> anyhow::Result<ExitCode> {
-    let scenario = scenario::by_name(&r.scenario)
-        .ok_or_else(|| anyhow::anyhow!("no scenario {:?}", r.scenario))?;
-    let in_netns = std::env::var_os(net::IN_NETNS_ENV).is_some();
-    let seed = r.seed.unwrap_or_else(clock_seed);
-    if scenario.needs == scenario::Needs::Netns && !in_netns {
-        if let Some(why) = net::netns_unavailable() {
-            println!("SKIP {}: {why}", scenario.name);
-            return Ok(ExitCode::SUCCESS);
-        }
-        // Same arguments, with the seed fixed, inside a namespace of its own.
-        if r.seed.is_none() {
-            std::env::set_var("HYPHA_CHAOS_SEED", seed.to_string());
-        }
-        let status = net::reexec_in_netns()?;
-        return Ok(ExitCode::from(
-            u8::try_from(status.code().unwrap_or(2)).unwrap_or(2),
-        ));
-    }
-    if in_netns {
-        net::setup_netns()?;
-    }
-    let seed = std::env::var("HYPHA_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|_| r.seed.is_none())
-        .unwrap_or(seed);
     let args = RunArgs {
         scenario: r.scenario,
         nodes: r.nodes,
         duration_s: r.duration,
-        seed,
-        hypha_bin: match r.hypha_bin {
-            Some(bin) => bin,
-            None => std::env::current_exe()?.with_file_name("hypha"),
-        },
+        seed: r.seed.unwrap_or_else(clock_seed),
+        hypha_bin: hypha_bin(r.hypha_bin)?,
         out: r.out,
         keep: r.keep,
         clients: r.clients,
         warmup_s: r.warmup,
         min_rate: r.min_rate,
     };
-    let namespace = if in_netns {
-        Namespace::Own
-    } else {
-        Namespace::Host
-    };
     let runtime = tokio::runtime::Runtime::new()?;
-    match runtime.block_on(hypha_chaos::run(&args, namespace))? {
+    // Network faults move the run into a network namespace of its own
+    // (crate::net::spawn_in_own_netns).
+    match runtime.block_on(hypha_chaos::run(&args, Namespace::Host))? {
         RunResult::Skipped(why) => {
             println!("SKIP {}: {why}", args.scenario);
             Ok(ExitCode::SUCCESS)
@@ -162,6 +163,73 @@ fn run(r: Run) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn hypha_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(bin) => Ok(bin),
+        None => Ok(std::env::current_exe()?.with_file_name("hypha")),
+    }
+}
+
+/// Each scenario × seed in turn (two at once would share the cores and
+/// skew each other's latencies), each summary as it ends, then the table.
+fn matrix(m: &Matrix) -> anyhow::Result<ExitCode> {
+    let seeds = matrix::parse_seeds(&m.seeds).map_err(anyhow::Error::msg)?;
+    if let Some(s) = m.scenarios.iter().find(|s| scenario::by_name(s).is_none()) {
+        anyhow::bail!("no scenario {s:?} (see `hypha-chaos list`)");
+    }
+    if let Some(dir) = &m.reports {
+        std::fs::create_dir_all(dir)?;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut cells = Vec::new();
+    for name in &m.scenarios {
+        for &seed in &seeds {
+            let args = RunArgs {
+                scenario: name.clone(),
+                nodes: m.nodes,
+                duration_s: m.duration,
+                seed,
+                hypha_bin: hypha_bin(m.hypha_bin.clone())?,
+                out: None,
+                keep: false,
+                clients: 4,
+                warmup_s: 5,
+                min_rate: 10.0,
+            };
+            let cell = match runtime.block_on(hypha_chaos::run(&args, Namespace::Host)) {
+                Ok(RunResult::Ran(report, dir)) => {
+                    print!("{}", report.summary());
+                    if !report.passed {
+                        println!("  kept: {}", dir.display());
+                    }
+                    if let Some(reports) = &m.reports {
+                        let path = reports.join(format!("{name}-{seed}.json"));
+                        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+                    }
+                    Cell::Ran(report)
+                }
+                Ok(RunResult::Skipped(why)) => Cell::Skipped(why),
+                Err(e) => {
+                    println!("ERROR {name} seed {seed}: {e:#}");
+                    Cell::Error(format!("{e:#}"))
+                }
+            };
+            cells.push((name.clone(), seed, cell));
+        }
+    }
+    print!("\n{}", matrix::table(&cells));
+    let all_passed = cells.iter().all(|(_, _, c)| match c {
+        Cell::Ran(r) => r.passed,
+        Cell::Skipped(_) => true,
+        Cell::Error(_) => false,
+    });
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn clock_seed() -> u64 {

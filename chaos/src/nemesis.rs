@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::cluster::{Nodes, ADMIN_TOKEN};
 use crate::history::{FaultEvent, History};
-use crate::net::Partitions;
+use crate::net::{self, Partitions};
 use crate::scenario::{ActorKillMode, Fault, Step};
 
 /// The filler file a full disk is made of.
@@ -62,6 +62,12 @@ impl Nemesis {
             Fault::ActorKill { node, pick, mode } => self.actor_kill(*node, *pick, *mode).await,
             Fault::Isolate { node } => self.partitions()?.isolate(*node),
             Fault::Lossy { node, percent } => self.partitions()?.lossy(*node, *percent),
+            Fault::Split { sides } => self.partitions()?.cut(&net::split_cuts(sides)),
+            Fault::Bridge { left, right, .. } => self
+                .partitions()?
+                .cut(&net::split_cuts(&[left.clone(), right.clone()])),
+            Fault::Ring { order } => self.partitions()?.cut(&net::ring_cuts(order)),
+            Fault::OneWay { from, to } => self.partitions()?.cut(&net::one_way_cuts(from, to)),
             Fault::Heal => self.partitions()?.heal(),
             Fault::FillDisk { node } => fill(&self.nodes.data_dir(*node).join(FILLER)),
             Fault::FreeDisk { node } => {

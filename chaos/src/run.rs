@@ -65,9 +65,10 @@ pub enum RunResult {
 /// its own network namespace (see [`crate::net`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Namespace {
-    /// The host's network namespace.
+    /// The caller's network namespace; a netns scenario moves itself onto
+    /// a thread in a new one ([`crate::net::spawn_in_own_netns`]).
     Host,
-    /// The run's own, made by `unshare --net`.
+    /// The run's own already (the caller made it).
     Own,
 }
 
@@ -83,8 +84,21 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
             scenario.min_nodes
         );
     }
-    if let Some(why) = unavailable(&scenario, namespace) {
+    if let Some(why) = unavailable(&scenario) {
         return Ok(RunResult::Skipped(why));
+    }
+    if scenario.needs == Needs::Netns && namespace == Namespace::Host {
+        // The same run, on a thread of its own inside a new namespace.
+        let args = args.clone();
+        let answer = net::spawn_in_own_netns(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(&args, Namespace::Own))
+        })?;
+        return answer
+            .await
+            .map_err(|_| anyhow!("the namespace thread ended without an answer"))?;
     }
     let dir = run_dir(args)?;
     let run_as = match scenario.needs {
@@ -133,17 +147,12 @@ pub async fn run(args: &RunArgs, namespace: Namespace) -> anyhow::Result<RunResu
     Ok(RunResult::Ran(Box::new(report), dir))
 }
 
-fn unavailable(scenario: &Scenario, namespace: Namespace) -> Option<String> {
+fn unavailable(scenario: &Scenario) -> Option<String> {
     match scenario.needs {
         Needs::Processes => None,
         Needs::Tmpfs => net::tmpfs_unavailable(),
         Needs::Faketime => clock::library().err(),
-        Needs::Netns if namespace == Namespace::Host => Some(
-            "network faults run only through the hypha-chaos binary, which moves into \
-             its own network namespace"
-                .into(),
-        ),
-        Needs::Netns => None,
+        Needs::Netns => net::netns_unavailable(),
     }
 }
 
@@ -171,6 +180,12 @@ async fn drive(
     dir: &Path,
     namespace: Namespace,
 ) -> anyhow::Result<Report> {
+    // Before the nodes start, so every link between them is stamped with
+    // the node that opened it (crate::net).
+    let partitions = match namespace {
+        Namespace::Own if scenario.needs == Needs::Netns => Some(Partitions::new(nodes.addrs())?),
+        _ => None,
+    };
     for node in 0..nodes.len() {
         nodes.start(node).await?;
     }
@@ -178,10 +193,6 @@ async fn drive(
     wait_membership(&urls, Duration::from_secs(60))
         .await
         .context("the cluster did not form")?;
-    let partitions = match namespace {
-        Namespace::Own if scenario.needs == Needs::Netns => Some(Partitions::new(nodes.addrs())?),
-        _ => None,
-    };
     let history = Arc::new(History::new());
     let shared = Arc::new(Shared {
         history: history.clone(),
@@ -263,6 +274,11 @@ async fn drive(
         }
         _ => None,
     };
+    let writes = report::write_cost(
+        &ops,
+        (window_start_ms, window_end_ms),
+        &crate::history::fault_spans(&faults, window_end_ms),
+    );
     let acknowledged_lost = check::lost_count(&violations);
     let passed = violations.is_empty() && invalid.is_empty();
     Ok(Report {
@@ -272,6 +288,7 @@ async fn drive(
         duration_s: args.duration_s,
         kinds: report::kinds(&ops),
         warmup_ok_per_s,
+        writes,
         faults,
         acknowledged_lost,
         membership_converged_s,

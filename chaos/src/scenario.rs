@@ -59,6 +59,35 @@ pub enum Fault {
         /// Share of packets dropped, 1-99.
         percent: u8,
     },
+    /// Cut every link between nodes on different sides, both ways.
+    Split {
+        /// Node indices per side; the first is the largest.
+        sides: Vec<Vec<usize>>,
+    },
+    /// Two sides that cannot reach each other, and a bridge node in
+    /// neither side that reaches both.
+    Bridge {
+        /// One side.
+        left: Vec<usize>,
+        /// The other side.
+        right: Vec<usize>,
+        /// The node that reaches both.
+        bridge: usize,
+    },
+    /// Each node reaches only its two neighbours in `order` (wrapping):
+    /// with 5 nodes each sees a majority of 3, a different one each.
+    Ring {
+        /// The ring, a permutation of the nodes.
+        order: Vec<usize>,
+    },
+    /// What the `from` nodes send to the `to` nodes is dropped; what the
+    /// `to` nodes send to the `from` nodes arrives.
+    OneWay {
+        /// Senders cut off.
+        from: Vec<usize>,
+        /// The nodes they cannot reach.
+        to: Vec<usize>,
+    },
     /// Remove every partition and packet loss.
     Heal,
     /// Fill the node's (small, tmpfs) data dir to the last byte.
@@ -84,6 +113,32 @@ pub enum Fault {
         /// Node index.
         node: usize,
     },
+}
+
+impl Fault {
+    /// The fault that ends this one, if it lasts until then (`None`: it
+    /// is instantaneous, or itself ends others).
+    pub fn closed_by(&self) -> Option<Fault> {
+        match self {
+            Self::Kill { node } => Some(Self::Start { node: *node }),
+            Self::Freeze { node } => Some(Self::Thaw { node: *node }),
+            Self::FillDisk { node } => Some(Self::FreeDisk { node: *node }),
+            Self::Skew { node, .. } => Some(Self::Unskew { node: *node }),
+            Self::Isolate { .. }
+            | Self::Lossy { .. }
+            | Self::Split { .. }
+            | Self::Bridge { .. }
+            | Self::Ring { .. }
+            | Self::OneWay { .. } => Some(Self::Heal),
+            Self::Start { .. }
+            | Self::Thaw { .. }
+            | Self::Restart { .. }
+            | Self::ActorKill { .. }
+            | Self::Heal
+            | Self::FreeDisk { .. }
+            | Self::Unskew { .. } => None,
+        }
+    }
 }
 
 /// How an actor is made to fail.
@@ -219,6 +274,34 @@ pub const SCENARIOS: &[Scenario] = &[
         min_nodes: 3,
     },
     Scenario {
+        name: "partition-halves",
+        summary: "a random majority|minority split (2|3 with 5 nodes) for 9-15 s, healed, 1-3 s later another",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "partition-bridge",
+        summary: "two random sides cut apart for 9-15 s, one bridge node reaching both; healed, then again",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "partition-ring",
+        summary: "nodes in a random ring, each reaching only its two neighbours, for 9-15 s; healed, then again",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 4,
+    },
+    Scenario {
+        name: "partition-oneway",
+        summary: "a random minority loses what it sends to the rest, or hears nothing from it, for 9-15 s; healed, then again",
+        needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
         name: "worker-kill",
         summary: "jobs of 0.2-0.6 s run while a random node is SIGKILLed every ~4 s",
         needs: Needs::Processes,
@@ -236,6 +319,16 @@ pub fn by_name(name: &str) -> Option<Scenario> {
 pub fn disk_victim(nodes: usize, seed: u64) -> usize {
     (ChaCha8Rng::seed_from_u64(seed ^ 0xD15C).random::<u64>() % nodes.max(1) as u64) as usize
 }
+
+/// Shortest partition of the `partition-*` scenarios: longer than the
+/// nodes' failure detection plus their Down grace (5 s in the harness's
+/// node config), so the majority moves the partitions the minority holds
+/// — the case issue 25 found. A 12 s window (the CI smoke set) still fits
+/// one.
+pub const PARTITION_MIN_MS: u64 = 9_000;
+
+/// Longest partition of the `partition-*` scenarios.
+pub const PARTITION_MAX_MS: u64 = 15_000;
 
 /// The fault schedule of `scenario` over `duration_ms` on `nodes` nodes.
 /// Every fault it opens (kill, freeze, isolate, fill) is closed inside
@@ -359,9 +452,76 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
                 t = next + len;
             }
         }
+        "partition-halves" | "partition-bridge" | "partition-ring" | "partition-oneway"
+            if nodes < 3 => {}
+        "partition-halves" => partitions(&mut rng, duration_ms, &mut steps, |rng| {
+            let mut all = shuffled(rng, nodes);
+            let minority = all.split_off(nodes - (nodes - 1) / 2);
+            Fault::Split {
+                sides: vec![all, minority],
+            }
+        }),
+        "partition-bridge" => partitions(&mut rng, duration_ms, &mut steps, |rng| {
+            let mut all = shuffled(rng, nodes);
+            let bridge = all.remove(0);
+            let right = all.split_off((nodes - 1) / 2);
+            Fault::Bridge {
+                left: all,
+                right,
+                bridge,
+            }
+        }),
+        "partition-ring" => partitions(&mut rng, duration_ms, &mut steps, |rng| Fault::Ring {
+            order: shuffled(rng, nodes),
+        }),
+        "partition-oneway" => partitions(&mut rng, duration_ms, &mut steps, |rng| {
+            let mut rest = shuffled(rng, nodes);
+            let group = rest.split_off(nodes - rng.random_range(1..=(nodes - 1) / 2));
+            let (from, to) = if rng.random_bool(0.5) {
+                (group, rest)
+            } else {
+                (rest, group)
+            };
+            Fault::OneWay { from, to }
+        }),
         _ => {}
     }
     steps
+}
+
+/// One partition shape after another, each held 9-15 s (less only to
+/// fit the window, never under [`PARTITION_MIN_MS`]) and healed before
+/// the next, 1-3 s apart; the first starts within 0.5-1.5 s.
+fn partitions(
+    rng: &mut ChaCha8Rng,
+    duration_ms: u64,
+    steps: &mut Vec<Step>,
+    mut shape: impl FnMut(&mut ChaCha8Rng) -> Fault,
+) {
+    // The heal lands this far before the window closes.
+    const MARGIN_MS: u64 = 500;
+    let mut t = 0u64;
+    let mut gap_ms = 500..1_500;
+    loop {
+        let next = t + rng.random_range(gap_ms.clone());
+        let room = duration_ms.saturating_sub(next + MARGIN_MS);
+        if room < PARTITION_MIN_MS {
+            break;
+        }
+        let len = rng.random_range(PARTITION_MIN_MS..=PARTITION_MAX_MS.min(room));
+        steps.push(step(next, shape(rng)));
+        steps.push(step(next + len, Fault::Heal));
+        t = next + len;
+        gap_ms = 1_000..3_000;
+    }
+}
+
+/// The nodes `0..nodes` in a random order.
+fn shuffled(rng: &mut ChaCha8Rng, nodes: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut all: Vec<usize> = (0..nodes).collect();
+    all.shuffle(rng);
+    all
 }
 
 fn step(at_ms: u64, fault: Fault) -> Step {
@@ -401,7 +561,12 @@ mod tests {
                     match &st.fault {
                         Fault::Kill { node } => open.push(Fault::Start { node: *node }),
                         Fault::Freeze { node } => open.push(Fault::Thaw { node: *node }),
-                        Fault::Isolate { .. } | Fault::Lossy { .. } => open.push(Fault::Heal),
+                        Fault::Isolate { .. }
+                        | Fault::Lossy { .. }
+                        | Fault::Split { .. }
+                        | Fault::Bridge { .. }
+                        | Fault::Ring { .. }
+                        | Fault::OneWay { .. } => open.push(Fault::Heal),
                         Fault::Skew { node, .. } => open.push(Fault::Unskew { node: *node }),
                         Fault::FillDisk { node } => open.push(Fault::FreeDisk { node: *node }),
                         closing @ (Fault::Start { .. }
@@ -423,6 +588,86 @@ mod tests {
                     "{} seed {seed}: left open {open:?}",
                     s.name
                 );
+            }
+        }
+    }
+
+    fn partition_scenarios() -> Vec<Scenario> {
+        SCENARIOS
+            .iter()
+            .copied()
+            .filter(|s| s.name.starts_with("partition-"))
+            .collect()
+    }
+
+    /// Every node exactly once across `groups`.
+    fn covers(groups: &[&[usize]], nodes: usize) -> bool {
+        let mut all: Vec<usize> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        all.sort();
+        all == (0..nodes).collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn partitions_outlast_the_down_grace_and_heal_before_the_next() {
+        assert_eq!(partition_scenarios().len(), 4);
+        for s in partition_scenarios() {
+            for seed in 0..50 {
+                let steps = schedule(&s, 5, 60_000, seed);
+                assert!(steps.len() >= 6, "{} seed {seed}: {steps:?}", s.name);
+                for pair in steps.chunks(2) {
+                    assert_eq!(pair[1].fault, Fault::Heal, "{}", s.name);
+                    let held = pair[1].at_ms - pair[0].at_ms;
+                    assert!(
+                        (PARTITION_MIN_MS..=PARTITION_MAX_MS).contains(&held),
+                        "{} seed {seed}: held {held} ms",
+                        s.name
+                    );
+                }
+                for gap in steps.windows(2) {
+                    assert!(gap[0].at_ms < gap[1].at_ms, "{}: overlap", s.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_twelve_second_window_holds_one_partition_of_each_shape() {
+        for s in partition_scenarios() {
+            for seed in 0..50 {
+                let steps = schedule(&s, 5, 12_000, seed);
+                assert_eq!(steps.len(), 2, "{} seed {seed}: {steps:?}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn partition_shapes_are_what_their_names_say() {
+        for s in partition_scenarios() {
+            for seed in 0..50 {
+                for st in schedule(&s, 5, 60_000, seed) {
+                    match &st.fault {
+                        Fault::Split { sides } => {
+                            assert_eq!((sides[0].len(), sides[1].len()), (3, 2));
+                            assert!(covers(&[&sides[0], &sides[1]], 5));
+                        }
+                        Fault::Bridge {
+                            left,
+                            right,
+                            bridge,
+                        } => {
+                            assert_eq!((left.len(), right.len()), (2, 2));
+                            assert!(covers(&[left, right, &[*bridge]], 5));
+                        }
+                        Fault::Ring { order } => assert!(covers(&[order], 5)),
+                        Fault::OneWay { from, to } => {
+                            assert!(covers(&[from, to], 5));
+                            assert!(from.len().min(to.len()) >= 1);
+                            assert!(from.len().min(to.len()) <= 2);
+                        }
+                        Fault::Heal => {}
+                        other => panic!("{}: unexpected {other:?}", s.name),
+                    }
+                }
             }
         }
     }

@@ -1,9 +1,10 @@
 //! The chaos smoke set (issue 7): short runs of the scenarios that need
-//! only processes and signals, against real node processes of this
-//! build. Each run must pass its checkers — nothing acknowledged lost, no
-//! deleted file back, replicas and membership converged, every
-//! acknowledged job done, no node dead that was not killed. A failing run
-//! keeps its directory and prints the replay command.
+//! only processes and signals, and of the partition scenarios (issue 25,
+//! on 5 nodes; they need root, else they are skipped), against real node
+//! processes of this build. Each run must pass its checkers — nothing
+//! acknowledged lost, no deleted file back, replicas and membership
+//! converged, every acknowledged job done, no node dead that was not
+//! killed. A failing run keeps its directory and prints the replay command.
 //!
 //! The runs drive the `hypha` binary Cargo built beside this test
 //! (`target/<profile>/hypha`), or `HYPHA_BIN`. `cargo test --workspace`
@@ -24,7 +25,11 @@ fn hypha_bin() -> PathBuf {
 fn smoke(scenario: &str, seed: u64) {
     let args = RunArgs {
         scenario: scenario.into(),
-        nodes: 3,
+        nodes: if scenario.starts_with("partition-") {
+            5
+        } else {
+            3
+        },
         duration_s: 12,
         seed,
         hypha_bin: hypha_bin(),
@@ -53,7 +58,15 @@ fn smoke(scenario: &str, seed: u64) {
 
 #[test]
 fn smoke_set_passes() {
-    for scenario in ["kill-one-repeatedly", "freeze-one", "actor-kill-storm"] {
+    for scenario in [
+        "kill-one-repeatedly",
+        "freeze-one",
+        "actor-kill-storm",
+        "partition-halves",
+        "partition-bridge",
+        "partition-ring",
+        "partition-oneway",
+    ] {
         smoke(scenario, 1);
     }
 }
