@@ -1,0 +1,185 @@
+//! The peers actor's periodic upkeep: on each tick, close the links of
+//! members declared Down or superseded and dial the admitted members this
+//! node should dial (by [`crate::peers::dial`]'s rule and backoff); on each
+//! ping round, ping linked peers and close those that missed too many.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use ractor::ActorRef;
+
+use crate::membership::{ClusterView, MemberKey, MemberState};
+use crate::peers::dial::{we_dial, DialState};
+use crate::peers::link::{ping, remote_link};
+use crate::peers::messages::PeersMessage;
+use crate::peers::tls::LinkTls;
+use hypha_core::identity::NodeId;
+
+/// Largest node-link frame accepted, in bytes: one DHT message at its cap
+use super::sessions::enforce_deadlines;
+use super::{PeersState, Session};
+
+/// Why a session is closed by us.
+fn close_reason(view: &ClusterView, peer: &MemberKey) -> Option<&'static str> {
+    let member = view.member(&peer.node_id)?;
+    if member.key.generation != peer.generation {
+        return Some("superseded");
+    }
+    match member.state {
+        MemberState::Down => Some("down"),
+        // A leaving member keeps its links until its process closes them:
+        // it is still handing its data off over them (docs/anti-entropy.md).
+        _ => None,
+    }
+}
+
+fn close_session(session: &mut Session, reason: &'static str) {
+    if session.closing {
+        return;
+    }
+    session.closing = true;
+    let peer = session
+        .peer
+        .as_ref()
+        .map(MemberKey::link_name)
+        .unwrap_or_default();
+    tracing::warn!(peer = %peer, reason, "closing node link");
+    metrics::counter!("hypha_cluster_links_closed_total", "reason" => reason).increment(1);
+    session.actor.kill();
+}
+
+pub(super) fn reconcile(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
+    let view = state.args.channels.view();
+    let now = state.args.clock.now();
+    enforce_deadlines(state, now);
+    for session in state.sessions.values_mut() {
+        let reason = session.peer.as_ref().and_then(|p| close_reason(&view, p));
+        if let Some(reason) = reason {
+            close_session(session, reason);
+        }
+    }
+    let linked: HashSet<MemberKey> = state
+        .sessions
+        .values()
+        .filter_map(|s| s.peer.clone())
+        .collect();
+    let me = state.args.config.me.clone();
+    for member in &view.members {
+        let wanted = !member.is_self
+            && matches!(
+                member.state,
+                MemberState::Joining | MemberState::Up | MemberState::Suspect
+            )
+            && we_dial(&me, &member.key)
+            && !linked.contains(&member.key);
+        let Some(addr) = member
+            .info
+            .as_ref()
+            .map(|i| i.cluster_addr)
+            .filter(|_| wanted)
+        else {
+            continue;
+        };
+        let policy = state.args.config.dial;
+        let dial = state
+            .dials
+            .entry(member.key.clone())
+            .or_insert_with(|| DialState::new(now));
+        if dial.due(now, &policy) {
+            dial.started(now);
+            start_dial(myself, state, member.key.clone(), addr);
+        }
+    }
+    let known: HashSet<&MemberKey> = view.members.iter().map(|m| &m.key).collect();
+    state.dials.retain(|k, _| known.contains(k));
+}
+
+fn start_dial(
+    myself: &ActorRef<PeersMessage>,
+    state: &mut PeersState,
+    peer: MemberKey,
+    addr: SocketAddr,
+) {
+    tracing::debug!(peer = %peer.link_name(), %addr, "dialing");
+    state.dialing_addrs.insert(addr, peer.clone());
+    let server = state.server.clone();
+    let me = myself.clone();
+    let timeout = state.args.config.dial.handshake_timeout;
+    let tls = state.args.config.tls.clone();
+    state.tasks.spawn(async move {
+        let connect = async {
+            match tls {
+                Some(tls) => {
+                    // The certificate must name the member we mean, not just any node.
+                    let name = peer_server_name(&peer).map_err(ractor_cluster::ClientConnectErr::Encryption)?;
+                    ractor_cluster::client_connect_enc(&server, addr, tls.connector.clone(), name).await
+                }
+                None => ractor_cluster::client_connect(&server, addr).await,
+            }
+        };
+        let err = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(())) => return,
+            Ok(Err(ractor_cluster::ClientConnectErr::Encryption(err))) => {
+                metrics::counter!("hypha_cluster_handshakes_refused_total", "reason" => "tls").increment(1);
+                tracing::warn!(peer = %peer.link_name(), %addr, "node link refused: TLS handshake failed: {err}");
+                format!("TLS: {err}")
+            }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "connect timed out".to_owned(),
+        };
+        let _ = me.cast(PeersMessage::DialFailed(peer, err));
+    });
+}
+
+/// The TLS name that only `peer`'s certificate carries.
+fn peer_server_name(
+    peer: &MemberKey,
+) -> Result<rustls_pki_types::ServerName<'static>, std::io::Error> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let id: NodeId = peer
+        .node_id
+        .parse()
+        .map_err(|e: hypha_core::identity::NodeIdError| invalid(e.to_string()))?;
+    LinkTls::server_name_for(&id).map_err(|e| invalid(e.to_string()))
+}
+
+pub(super) fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
+    let timeout = state.args.config.ping_timeout;
+    let peers: Vec<MemberKey> = state
+        .sessions
+        .values()
+        .filter(|s| s.ready && !s.closing)
+        .filter_map(|s| s.peer.clone())
+        .filter(|p| !state.pings_in_flight.contains(p))
+        .collect();
+    for peer in peers {
+        let Some(link) = remote_link(&peer) else {
+            continue;
+        };
+        state.pings_in_flight.insert(peer.clone());
+        let me = myself.clone();
+        state.tasks.spawn(async move {
+            let ok = ping(&link, timeout).await.is_ok();
+            let _ = me.cast(PeersMessage::PingDone(peer, ok));
+        });
+    }
+}
+
+pub(super) fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
+    state.pings_in_flight.remove(&peer);
+    if ok {
+        state.misses.remove(&peer);
+        return;
+    }
+    let misses = state.misses.entry(peer.clone()).or_insert(0);
+    *misses = misses.saturating_add(1);
+    if *misses < state.args.config.hung_after_misses {
+        return;
+    }
+    state.misses.remove(&peer);
+    for session in state.sessions.values_mut() {
+        if session.peer.as_ref() == Some(&peer) {
+            close_session(session, "hung");
+        }
+    }
+}
