@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 
 use super::*;
-use crate::job::{Constraints, Payload};
+use crate::job::{AttemptEnd, Constraints, JobSpec, Payload};
 use crate::placement::LeastLoaded;
+use crate::wire::OfferAnswer;
 use hypha_cluster::membership::info::{Capacity, NodeInfo, INFO_VERSION};
-use hypha_cluster::membership::MemberSnapshot;
+use hypha_cluster::membership::{MemberSnapshot, MemberState};
 use hypha_dht::keyspace::Partitioning;
 use hypha_dht::placement::PlacementRules;
 
