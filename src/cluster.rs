@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hypha_cluster::membership::info::{NodeInfo, INFO_VERSION};
 use hypha_cluster::membership::seal::SealedTransport;
@@ -160,12 +159,9 @@ impl ClusterParts {
             me: me.clone(),
             listen: listen.cluster,
             cookie: link_cookie.clone(),
-            ping_interval: Duration::from_millis(c.ping_interval_ms),
-            ping_timeout: Duration::from_millis(c.ping_timeout_ms),
-            hung_after_misses: c.hung_after_misses,
             dial: DialPolicy::default(),
             tls: tls.clone(),
-            preauth: c.preauth,
+            settings: c.clone(),
         };
         Ok(Self {
             node: node.to_owned(),

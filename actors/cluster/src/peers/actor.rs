@@ -32,7 +32,8 @@ use super::inbound;
 use super::messages::{PeersMessage, SessionEventKind};
 use super::tls::LinkTls;
 use crate::membership::{MemberKey, MembershipChannels};
-use crate::preauth::{Admission, PreAuthLimits};
+use crate::preauth::Admission;
+use crate::settings::ClusterSettings;
 
 /// Largest node-link frame accepted, in bytes: one DHT message at its cap
 mod sessions;
@@ -57,18 +58,14 @@ pub struct PeersConfig {
     pub listen: SocketAddr,
     /// Cookie for the handshake (already bound to the cluster id).
     pub cookie: String,
-    /// Application ping period.
-    pub ping_interval: Duration,
-    /// Application ping timeout.
-    pub ping_timeout: Duration,
-    /// Consecutive missed pings after which a peer is hung.
-    pub hung_after_misses: u32,
     /// Dial timing.
     pub dial: DialPolicy,
     /// Mutual TLS on node links, if configured.
     pub tls: Option<LinkTls>,
-    /// Caps and deadline of connections not yet authenticated.
-    pub preauth: PreAuthLimits,
+    /// The `[cluster]` section: ping period and timeout, missed pings
+    /// after which a peer is hung, and the caps and deadline of
+    /// connections not yet authenticated.
+    pub settings: ClusterSettings,
 }
 
 /// The peers behaviour.
@@ -198,12 +195,15 @@ impl Actor for Peers {
         })?;
         let timers = vec![
             myself.send_interval(Duration::from_millis(TICK_MS), || PeersMessage::Tick),
-            myself.send_interval(args.config.ping_interval, || PeersMessage::PingAll),
+            myself.send_interval(
+                Duration::from_millis(args.config.settings.ping_interval_ms),
+                || PeersMessage::PingAll,
+            ),
             tokio::spawn(inbound::accept_loop(listener, myself.clone())),
         ];
         tracing::info!(listen = %args.config.listen, "node links listening");
         Ok(PeersState {
-            admission: Admission::new(args.config.preauth),
+            admission: Admission::new(args.config.settings.preauth),
             args,
             server,
             sessions: HashMap::new(),

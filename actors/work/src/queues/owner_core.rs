@@ -29,7 +29,7 @@ use crate::wire::{ErrorCode, QueueFigures, WireError, WorkRequest, WorkResponse}
 use hypha_cluster::membership::{ClusterView, MemberKey};
 use hypha_dht::placement::Placement;
 
-use super::actor::QueueSettings;
+use crate::settings::WorkSettings;
 
 mod offers;
 mod ownership;
@@ -120,7 +120,7 @@ struct Owned {
 /// The owner's state: its queues' books and what is in flight.
 pub struct OwnerCore<R> {
     me: MemberKey,
-    settings: QueueSettings,
+    settings: WorkSettings,
     policy: Arc<dyn PlacementPolicy>,
     placement: Arc<Placement>,
     view: Arc<ClusterView>,
@@ -163,7 +163,7 @@ impl<R> OwnerCore<R> {
     /// given placement and view (replaced by [`OwnerCore::observe`]).
     pub fn new(
         me: MemberKey,
-        settings: QueueSettings,
+        settings: WorkSettings,
         policy: Arc<dyn PlacementPolicy>,
         placement: Arc<Placement>,
         view: Arc<ClusterView>,

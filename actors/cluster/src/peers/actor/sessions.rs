@@ -53,7 +53,7 @@ pub(super) fn on_session(
                     ready: false,
                     peer_addr: ses.peer_addr.clone(),
                     closing: false,
-                    auth_deadline: now + state.args.config.preauth.deadline(),
+                    auth_deadline: now + state.args.config.settings.preauth.deadline(),
                 },
             );
         }

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use ractor::ActorRef;
 
@@ -144,7 +145,7 @@ fn peer_server_name(
 }
 
 pub(super) fn ping_all(myself: &ActorRef<PeersMessage>, state: &mut PeersState) {
-    let timeout = state.args.config.ping_timeout;
+    let timeout = Duration::from_millis(state.args.config.settings.ping_timeout_ms);
     let peers: Vec<MemberKey> = state
         .sessions
         .values()
@@ -173,7 +174,7 @@ pub(super) fn on_ping(state: &mut PeersState, peer: MemberKey, ok: bool) {
     }
     let misses = state.misses.entry(peer.clone()).or_insert(0);
     *misses = misses.saturating_add(1);
-    if *misses < state.args.config.hung_after_misses {
+    if *misses < state.args.config.settings.hung_after_misses {
         return;
     }
     state.misses.remove(&peer);
