@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hypha_cluster::fence::Fence;
 use hypha_cluster::membership::info::{NodeInfo, INFO_VERSION};
@@ -126,7 +125,10 @@ impl ClusterParts {
             }
         };
         let channels = MembershipChannels::new();
-        let fence = Fence::new(Duration::from_millis(config.cluster.lease_ms), clock.now());
+        let fence = Fence::new(
+            std::time::Duration::from_millis(config.cluster.lease_ms),
+            clock.now(),
+        );
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());
         let data_dir = config.data_dir.clone();
         let capacity_dir = data_dir.clone();
@@ -165,12 +167,9 @@ impl ClusterParts {
             me: me.clone(),
             listen: listen.cluster,
             cookie: link_cookie.clone(),
-            ping_interval: Duration::from_millis(c.ping_interval_ms),
-            ping_timeout: Duration::from_millis(c.ping_timeout_ms),
-            hung_after_misses: c.hung_after_misses,
             dial: DialPolicy::default(),
             tls: tls.clone(),
-            preauth: c.preauth,
+            settings: c.clone(),
         };
         Ok(Self {
             node: node.to_owned(),

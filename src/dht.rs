@@ -209,7 +209,7 @@ impl DhtParts {
             },
             collector: CollectorArgs {
                 store,
-                gc: settings.gc(),
+                settings: *settings,
                 confirmed: shared.confirmed,
                 clock,
             },

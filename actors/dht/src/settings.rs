@@ -1,15 +1,14 @@
 //! The DHT's settings, as the `[dht]` and `[anti_entropy]` sections of
 //! the node's config file spell them: one definition per knob, with its
 //! default and its rules. The node config composes these sections; the
-//! file coordinator reads [`DhtSettings`] as it is, and the collector's
-//! and the exchange's settings are derived here, beside their knobs.
+//! file coordinator and the collector read [`DhtSettings`] as it is, and
+//! the exchange's settings are derived here, beside their knobs.
 
 use serde::Deserialize;
 
 use crate::anti_entropy::run::RunSettings;
 use crate::anti_entropy::schedule::ScheduleSettings;
 use crate::anti_entropy::AeSettings;
-use crate::files::GcSettings;
 use crate::keyspace::Partitioning;
 use crate::placement::PlacementRules;
 use hypha_core::settings::{check, SettingsError};
@@ -130,15 +129,6 @@ impl DhtSettings {
             replicas: self.replicas,
             down_grace_ms: self.down_grace_ms,
         })
-    }
-
-    /// What the collector reads.
-    pub fn gc(&self) -> GcSettings {
-        GcSettings {
-            tick_ms: self.gc_tick_ms,
-            chunk_grace_ms: self.chunk_grace_ms,
-            tombstone_grace_ms: self.tombstone_grace_ms,
-        }
     }
 }
 
@@ -274,11 +264,7 @@ mod tests {
 
     #[test]
     fn the_actors_get_the_knobs_they_read() {
-        let dht = DhtSettings {
-            gc_tick_ms: 9,
-            ..DhtSettings::default()
-        };
-        assert_eq!(dht.gc().tick_ms, 9);
+        let dht = DhtSettings::default();
         let ae = AntiEntropySettings {
             retry_ms: 11,
             ..AntiEntropySettings::default()

@@ -61,6 +61,13 @@ impl SledEngine {
     /// the same process can briefly find it held: lock contention is
     /// retried for up to [`LOCK_WAIT`] before it is reported as "in use".
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        // The system's monotonic clock, not the node's `SharedClock`, on
+        // purpose: this bounds a real wait for another OS thread (sled's
+        // flusher releasing the file lock), slept with `thread::sleep` on a
+        // blocking thread before any actor runs. On a `ManualClock` that
+        // nobody advances here the deadline would never pass and a held
+        // lock would hang the open instead of failing after `LOCK_WAIT`.
+        // No decision of the node reads this time, and no metric.
         let deadline = Instant::now() + LOCK_WAIT;
         let db = loop {
             match sled::Config::new()

@@ -403,6 +403,23 @@ pub const LABEL_QUEUE: &str = "queue";
 /// See [`LABEL_QUEUE`].
 pub const LABEL_STATE: &str = "state";
 
+/// An `echo` job of one payload byte on `queue`, with a 1 s timeout
+/// (the fixture of the owner's and the workers' tests).
+#[cfg(test)]
+pub(crate) fn echo_spec(queue: &str, max_attempts: u32) -> JobSpec {
+    JobSpec {
+        queue: queue.into(),
+        kind: "echo".into(),
+        payload: Payload::Bytes(vec![1]),
+        args: BTreeMap::new(),
+        idempotency_key: None,
+        priority: 0,
+        max_attempts,
+        timeout_ms: 1_000,
+        constraints: Constraints::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! The work queues' settings, as the `[work]` section of the node's
 //! config file spells them: one definition per knob, with its default and
-//! its rules. The node config composes the section; the owner's and the
-//! workers' settings and the `exec` allow-list are derived here, beside
-//! the knobs they come from.
+//! its rules. The node config composes the section; the queue owner reads
+//! it as it is, and the workers' settings and the `exec` allow-list are
+//! derived here, beside the knobs they come from.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::handler::{ArgvPolicy, ExecCommand, ExecSettings};
 use crate::placement::{self as policy, PlacementPolicy};
-use crate::queues::QueueSettings;
 use crate::workers::WorkerSettings;
 use hypha_core::settings::{check, SettingsError};
 
@@ -173,19 +172,6 @@ impl WorkSettings {
         }
     }
 
-    /// What the queue owner reads; calls to workers time out after
-    /// `rpc_timeout_ms`.
-    pub fn queues(&self, rpc_timeout_ms: u64) -> QueueSettings {
-        QueueSettings {
-            lease_ms: self.lease_ms,
-            tick_ms: self.tick_ms,
-            scan_ms: self.scan_ms,
-            rpc_timeout_ms,
-            max_queue_jobs: self.max_queue_jobs,
-            max_offers_in_flight: self.max_offers_in_flight,
-        }
-    }
-
     /// Attempts run at once: `slots`, or one per core (`cores`) when 0.
     pub fn slots_for(&self, cores: u32) -> u32 {
         match self.slots {
@@ -250,6 +236,5 @@ mod tests {
         };
         assert_eq!(fixed.workers(6, 5_000).slots, 2);
         assert_eq!(fixed.workers(6, 5_000).max_unreported, 72);
-        assert_eq!(fixed.queues(5_000).lease_ms, fixed.lease_ms);
     }
 }

@@ -12,29 +12,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::anti_entropy::confirmed::Confirmed;
 use crate::keyspace::Partition;
+use crate::settings::DhtSettings;
 use crate::storage::DhtStore;
 use hypha_core::clock::SharedClock;
-
-/// Collection settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GcSettings {
-    /// One partition is swept per tick.
-    pub tick_ms: u64,
-    /// Unreferenced chunks younger than this are kept.
-    pub chunk_grace_ms: u64,
-    /// Tombstones younger than this are kept.
-    pub tombstone_grace_ms: u64,
-}
-
-impl Default for GcSettings {
-    fn default() -> Self {
-        Self {
-            tick_ms: 1_000,
-            chunk_grace_ms: 3_600_000,
-            tombstone_grace_ms: 7 * 24 * 3_600_000,
-        }
-    }
-}
 
 /// Messages of the collector (local only).
 pub enum CollectorMessage {
@@ -60,8 +40,10 @@ pub struct Collector;
 pub struct CollectorArgs {
     /// The node's DHT store.
     pub store: DhtStore,
-    /// Settings.
-    pub gc: GcSettings,
+    /// The `[dht]` section: `gc_tick_ms` (one partition is swept per
+    /// tick), `chunk_grace_ms` and `tombstone_grace_ms` (younger
+    /// unreferenced chunks and tombstones are kept).
+    pub settings: DhtSettings,
     /// When anti-entropy last confirmed each partition equal on every
     /// replica: tombstones written before it may go.
     pub confirmed: Confirmed,
@@ -86,7 +68,7 @@ impl Actor for Collector {
         myself: ActorRef<CollectorMessage>,
         args: CollectorArgs,
     ) -> Result<CollectorState, ActorProcessingErr> {
-        let tick = Duration::from_millis(args.gc.tick_ms.max(1));
+        let tick = Duration::from_millis(args.settings.gc_tick_ms.max(1));
         let ticker = myself.send_interval(tick, || CollectorMessage::Tick);
         Ok(CollectorState {
             args,
@@ -124,7 +106,7 @@ async fn sweep_next(state: &mut CollectorState) {
     let count = state.args.store.partitioning().count();
     let partition = Partition(u16::try_from(state.next % count).unwrap_or(0));
     state.next = (state.next + 1) % count;
-    let gc = state.args.gc;
+    let gc = state.args.settings;
     match state
         .args
         .store

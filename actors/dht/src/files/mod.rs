@@ -11,7 +11,7 @@ mod error;
 pub mod listing;
 mod quorum;
 
-pub use collector::{Collector, CollectorArgs, CollectorMessage, GcSettings};
+pub use collector::{Collector, CollectorArgs, CollectorMessage};
 pub use coordinator::{ByteRange, Files, FilesConfig, Opened, PutMeta, PutReport, ReadConsistency};
 pub use error::FilesError;
 pub use listing::{ListQuery, Page};

@@ -13,27 +13,10 @@ use super::owner::Owner;
 use crate::client::WorkClient;
 use crate::log::JobLog;
 use crate::placement::PlacementPolicy;
+use crate::settings::WorkSettings;
 use hypha_cluster::membership::{ClusterView, MemberKey};
 use hypha_core::clock::SharedClock;
 use hypha_dht::placement::Placement;
-
-/// Owner-side settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// A lease lasts this long past the last heartbeat.
-    pub lease_ms: u64,
-    /// Lease expiry, Down checks and placement run this often.
-    pub tick_ms: u64,
-    /// The queue registry is read this often (takeover, hand-back).
-    pub scan_ms: u64,
-    /// Timeout of one call to a worker.
-    pub rpc_timeout_ms: u64,
-    /// Jobs one queue may hold that are not yet finished; submits beyond
-    /// are refused (the client retries later).
-    pub max_queue_jobs: usize,
-    /// Offers outstanding at once, over all queues.
-    pub max_offers_in_flight: usize,
-}
 
 /// What each incarnation is given.
 #[derive(Clone)]
@@ -50,8 +33,11 @@ pub struct QueuesArgs {
     pub view: watch::Receiver<Arc<ClusterView>>,
     /// Where jobs go.
     pub policy: Arc<dyn PlacementPolicy>,
-    /// Settings.
-    pub settings: QueueSettings,
+    /// The `[work]` section: lease, tick and scan periods, the queue and
+    /// offer caps.
+    pub settings: WorkSettings,
+    /// Timeout of one call to a worker.
+    pub rpc_timeout_ms: u64,
     /// Registered name of the membership actor (queue depth in gossip).
     pub membership: String,
     /// The node's clock.

@@ -7,5 +7,5 @@ mod messages;
 mod owner;
 pub mod owner_core;
 
-pub use actor::{QueueSettings, Queues, QueuesArgs};
+pub use actor::{Queues, QueuesArgs};
 pub use messages::QueuesMessage;

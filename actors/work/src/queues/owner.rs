@@ -36,7 +36,7 @@ impl Owner {
     pub fn new(args: QueuesArgs, myself: ActorRef<QueuesMessage>) -> Self {
         let core = OwnerCore::new(
             args.me.clone(),
-            args.settings,
+            args.settings.clone(),
             args.policy.clone(),
             args.placement.borrow().clone(),
             args.view.borrow().clone(),
@@ -193,7 +193,7 @@ impl Owner {
         request: WorkRequest,
     ) {
         let client = self.args.client.clone();
-        let timeout_ms = self.args.settings.rpc_timeout_ms;
+        let timeout_ms = self.args.rpc_timeout_ms;
         let myself = self.myself.clone();
         self.tasks.spawn(async move {
             let answer = match client.call(&member, request, timeout_ms).await {
@@ -212,7 +212,7 @@ impl Owner {
 
     fn abort(&mut self, member: MemberKey, id: crate::job::JobId) {
         let client = self.args.client.clone();
-        let timeout_ms = self.args.settings.rpc_timeout_ms;
+        let timeout_ms = self.args.rpc_timeout_ms;
         self.tasks.spawn(async move {
             // Best effort: a worker that misses it learns at its next heartbeat.
             let _ = client

@@ -12,31 +12,28 @@
 //! the reply handle `R` so tests drive it with plain numbers. Counters go
 //! to the `metrics` facade from here (no I/O); gauges and everything that
 //! leaves the process are effects. The rules are those of docs/jobs.md.
+//!
+//! This module holds the state, the effects and the requests answered
+//! from the books; taking over and reading queue logs is in `ownership`,
+//! durable writes and the answers held for them in `writes`, offers to
+//! workers in `offers`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::book::{Book, BookError, Finish, Verdict};
-use crate::job::{AttemptEnd, JobId, JobRecord, JobSpec, JobState};
+use crate::book::{Book, BookError, Verdict};
+use crate::job::{JobId, JobRecord, JobState};
 use crate::owner_of;
-use crate::placement::{Candidate, PlacementPolicy};
-use crate::wire::{ErrorCode, OfferAnswer, QueueFigures, WireError, WorkRequest, WorkResponse};
-use hypha_cluster::membership::{ClusterView, MemberKey, MemberState};
+use crate::placement::PlacementPolicy;
+use crate::wire::{ErrorCode, QueueFigures, WireError, WorkRequest, WorkResponse};
+use hypha_cluster::membership::{ClusterView, MemberKey};
 use hypha_dht::placement::Placement;
 
-use super::actor::QueueSettings;
+use crate::settings::WorkSettings;
 
-/// A worker that declined an offer gets none for this many ticks.
-const BUSY_TICKS: u64 = 5;
-
-/// An owner reads each owned queue's log again every this many scans.
-/// While ownership moves, two nodes can both believe they own a queue
-/// for a moment; a job the old owner acknowledged after the new one
-/// read the log would otherwise sit queued in the log with no owner
-/// holding it (found by the chaos harness's worker-kill scenario). The
-/// reread adds only records still queued when read by quorum, so a job
-/// already done or held is never taken twice.
-const RELOAD_EVERY_SCANS: u64 = 5;
+mod offers;
+mod ownership;
+mod writes;
 
 /// Something the actor must do for the core.
 #[derive(Debug)]
@@ -120,19 +117,10 @@ struct Owned {
     dead_letters: u64,
 }
 
-/// An offer about to be sent.
-struct Planned {
-    queue: String,
-    id: JobId,
-    spec: JobSpec,
-    attempt: u32,
-    worker: String,
-}
-
 /// The owner's state: its queues' books and what is in flight.
 pub struct OwnerCore<R> {
     me: MemberKey,
-    settings: QueueSettings,
+    settings: WorkSettings,
     policy: Arc<dyn PlacementPolicy>,
     placement: Arc<Placement>,
     view: Arc<ClusterView>,
@@ -175,7 +163,7 @@ impl<R> OwnerCore<R> {
     /// given placement and view (replaced by [`OwnerCore::observe`]).
     pub fn new(
         me: MemberKey,
-        settings: QueueSettings,
+        settings: WorkSettings,
         policy: Arc<dyn PlacementPolicy>,
         placement: Arc<Placement>,
         view: Arc<ClusterView>,
@@ -334,295 +322,6 @@ impl<R> OwnerCore<R> {
         WorkResponse::Abort(abort)
     }
 
-    /// Take `queue` into this node's care (new queue, or takeover): its
-    /// book starts empty and fills from the log.
-    fn ensure_owned(&mut self, queue: &str, fx: &mut Effects<R>) {
-        if !self.owned.contains_key(queue) {
-            tracing::info!(queue, "owning queue; loading its log");
-            self.owned.insert(
-                queue.to_owned(),
-                Owned {
-                    book: Book::new(self.settings.lease_ms),
-                    loaded: false,
-                    loading: false,
-                    loaded_ms: 0,
-                    dead_letters: 0,
-                },
-            );
-            self.known.insert(queue.to_owned());
-        }
-        let load = self
-            .owned
-            .get(queue)
-            .is_some_and(|o| !o.loaded && !o.loading);
-        if load {
-            self.start_load(queue, fx);
-        }
-    }
-
-    fn start_load(&mut self, queue: &str, fx: &mut Effects<R>) {
-        if let Some(o) = self.owned.get_mut(queue) {
-            o.loading = true;
-            fx.push(Effect::Load {
-                queue: queue.to_owned(),
-            });
-        }
-    }
-
-    /// A queue's log was read (`complete`: every member answered): its
-    /// queued jobs join the book.
-    pub fn loaded(
-        &mut self,
-        now_ms: u64,
-        queue: &str,
-        records: Vec<JobRecord>,
-        dead_letters: u64,
-        complete: bool,
-    ) {
-        let Some(o) = self.owned.get_mut(queue) else {
-            return;
-        };
-        let mut added = 0;
-        for r in records {
-            if !r.state.is_terminal() && o.book.insert(r, now_ms).is_ok() {
-                added += 1;
-            }
-        }
-        o.loading = false;
-        o.loaded = complete;
-        o.loaded_ms = now_ms;
-        o.dead_letters = o.dead_letters.max(dead_letters);
-        if added > 0 || !complete {
-            tracing::info!(queue, added, complete, "queue log loaded");
-        }
-        metrics::counter!("hypha_jobs_takeover_loaded_total").increment(added);
-    }
-
-    fn submit(&mut self, now_ms: u64, id: JobId, spec: JobSpec, to: R, fx: &mut Effects<R>) {
-        let queue = spec.queue.clone();
-        let Some(to) = self.if_owner(&queue, to, fx) else {
-            return;
-        };
-        self.ensure_owned(&queue, fx);
-        let Some(o) = self.owned.get(&queue) else {
-            return;
-        };
-        if let Some(r) = o.book.get(&id) {
-            let answer = WorkResponse::Submitted {
-                record: r.clone(),
-                existing: true,
-            };
-            reply(fx, to, answer);
-            return;
-        }
-        if self.submitting.contains(&id) {
-            let answer = refuse(ErrorCode::Conflict, "this job is being submitted; retry");
-            reply(fx, to, answer);
-            return;
-        }
-        if o.book.len() >= self.settings.max_queue_jobs {
-            let why = format!(
-                "queue {queue} holds {} unfinished jobs; retry later",
-                o.book.len()
-            );
-            reply(fx, to, refuse(ErrorCode::Unavailable, why));
-            return;
-        }
-        self.submitting.insert(id);
-        fx.push(Effect::Submit {
-            record: JobRecord::new(id, spec, now_ms),
-            register: !self.registered.contains(&queue),
-            reply: to,
-        });
-    }
-
-    /// A submit's write ended (`existing`: the idempotency key named a job
-    /// already in the log, whose record this is): the job joins the book
-    /// and the client hears.
-    pub fn submitted(
-        &mut self,
-        now_ms: u64,
-        record: JobRecord,
-        existing: bool,
-        result: Result<(), String>,
-        to: R,
-    ) -> Effects<R> {
-        let mut fx = Vec::new();
-        self.submitting.remove(&record.id);
-        if let Err(why) = result {
-            metrics::counter!("hypha_jobs_submit_failures_total").increment(1);
-            let answer = refuse(ErrorCode::Unavailable, format!("not durable: {why}"));
-            reply(&mut fx, to, answer);
-            return fx;
-        }
-        let queue = record.spec.queue.clone();
-        self.registered.insert(queue.clone());
-        if let Some(o) = self.owned.get_mut(&queue) {
-            if !record.state.is_terminal() {
-                let _ = o.book.insert(record.clone(), now_ms);
-            }
-        }
-        if !existing {
-            metrics::counter!("hypha_jobs_submitted_total").increment(1);
-        }
-        reply(&mut fx, to, WorkResponse::Submitted { record, existing });
-        fx
-    }
-
-    /// A worker's report that an attempt ended.
-    fn finished(&mut self, now_ms: u64, report: WorkRequest, to: R, fx: &mut Effects<R>) {
-        let WorkRequest::Finished {
-            worker,
-            id,
-            spec,
-            attempt,
-            end,
-            result,
-        } = report
-        else {
-            return;
-        };
-        let queue = spec.queue.clone();
-        let Some(to) = self.if_owner(&queue, to, fx) else {
-            return;
-        };
-        self.ensure_owned(&queue, fx);
-        let Some(o) = self.owned.get_mut(&queue) else {
-            return;
-        };
-        let succeeded = end == AttemptEnd::Succeeded;
-        match o
-            .book
-            .finished(&worker, &id, attempt, end, result.clone(), now_ms)
-        {
-            Finish::Changed(record) => {
-                count_transition(&record, !succeeded);
-                self.persist(*record, Some((to, WorkResponse::Ok)), fx);
-            }
-            Finish::Unknown if succeeded => {
-                // Not in the book (this owner is new and has not loaded it,
-                // or it finished here already and was forgotten): record
-                // the result; last writer wins over an older queued record.
-                let record = done_elsewhere(id, spec, &worker, attempt, result, now_ms);
-                count_transition(&record, false);
-                self.persist(record, Some((to, WorkResponse::Ok)), fx);
-            }
-            Finish::Ignored | Finish::Unknown => reply(fx, to, WorkResponse::Ok),
-        }
-    }
-
-    fn cancel(&mut self, now_ms: u64, queue: &str, id: JobId, to: R, fx: &mut Effects<R>) {
-        let Some(to) = self.if_owner(queue, to, fx) else {
-            return;
-        };
-        let Some(o) = self.owned.get_mut(queue) else {
-            let why = format!("job {id} is not queued here");
-            reply(fx, to, refuse(ErrorCode::NotFound, why));
-            return;
-        };
-        match o.book.cancel(&id, now_ms) {
-            Ok((record, worker)) => {
-                metrics::counter!("hypha_jobs_cancelled_total").increment(1);
-                if let Some(worker) = worker {
-                    abort_on(&worker, id, fx);
-                }
-                let answer = WorkResponse::Record(Some(record.clone()));
-                self.persist(record, Some((to, answer)), fx);
-            }
-            Err(e) => reply(fx, to, book_error(e)),
-        }
-    }
-
-    /// Write `record`; one write per job in flight, the newest next.
-    fn persist(
-        &mut self,
-        record: JobRecord,
-        waiter: Option<(R, WorkResponse)>,
-        fx: &mut Effects<R>,
-    ) {
-        let id = record.id;
-        if let Some(w) = waiter {
-            self.waiters.entry(id).or_default().push(w);
-        }
-        // A record waiting to be retried is older than this one: retried
-        // after it, it would put the job back in an earlier state (found by
-        // the proptest: a failed requeue write retried after a cancel left
-        // the job queued in the log and the cancel unanswered).
-        self.retry.retain(|r| r.id != id);
-        if let Some(next) = self.writing.get_mut(&id) {
-            *next = Some(record);
-            return;
-        }
-        self.writing.insert(id, None);
-        fx.push(Effect::Write { record });
-    }
-
-    /// A record write ended: the next one for the job goes out; a terminal
-    /// record that is durable lets the job leave the book and its waiters
-    /// hear; a failed write is retried at the next tick.
-    pub fn persisted(&mut self, record: JobRecord, ok: bool) -> Effects<R> {
-        let mut fx = Vec::new();
-        let id = record.id;
-        let next = self.writing.remove(&id).flatten();
-        if !ok {
-            metrics::counter!("hypha_jobs_write_failures_total").increment(1);
-            self.retry.push(next.unwrap_or(record));
-            return fx;
-        }
-        if let Some(next) = next {
-            self.persist(next, None, &mut fx);
-            return fx;
-        }
-        if record.state.is_terminal() {
-            if let Some(o) = self.owned.get_mut(&record.spec.queue) {
-                o.book.forget(&id);
-                if record.state == JobState::DeadLetter {
-                    o.dead_letters += 1;
-                }
-            }
-            if let Some(latency_ms) = record
-                .finished_ms
-                .map(|f| f.saturating_sub(record.submitted_ms))
-            {
-                if record.state == JobState::Done {
-                    metrics::histogram!("hypha_jobs_latency_seconds")
-                        .record(latency_ms as f64 / 1e3);
-                }
-            }
-            for (to, answer) in self.waiters.remove(&id).unwrap_or_default() {
-                reply(&mut fx, to, answer);
-            }
-        }
-        fx
-    }
-
-    /// Timer, first half: expire leases, requeue Down workers' jobs, retry
-    /// failed writes. Then [`OwnerCore::dispatch`] and
-    /// [`OwnerCore::gauges`].
-    pub fn tick(&mut self, now_ms: u64) -> Effects<R> {
-        let mut fx = Vec::new();
-        let view = self.view.clone();
-        let mut changed = Vec::new();
-        for o in self.owned.values_mut() {
-            let expired = o.book.expire(now_ms);
-            metrics::counter!("hypha_jobs_lease_expiries_total").increment(expired.len() as u64);
-            changed.extend(expired);
-            for worker in o.book.workers() {
-                if !worker_alive(&view, &worker) {
-                    changed.extend(o.book.worker_down(&worker, now_ms));
-                }
-            }
-        }
-        for record in changed {
-            count_transition(&record, true);
-            self.persist(record, None, &mut fx);
-        }
-        for record in std::mem::take(&mut self.retry) {
-            self.persist(record, None, &mut fx);
-        }
-        fx
-    }
-
     /// The owner's figures now, as an effect.
     pub fn gauges(&self, now_ms: u64) -> Effect<R> {
         let mut g = Gauges {
@@ -636,218 +335,6 @@ impl<R> OwnerCore<R> {
             g.dead_letters += o.dead_letters;
         }
         Effect::Gauges(g)
-    }
-
-    fn in_flight_offers(&self) -> usize {
-        self.owned.values().map(|o| o.book.stats(0).offered).sum()
-    }
-
-    /// Offer ready jobs to workers chosen by the policy, at most
-    /// `max_offers_in_flight` outstanding. `holders` names the workers
-    /// holding a replica of a stored input file (for the locality policy).
-    pub fn dispatch(
-        &mut self,
-        now_ms: u64,
-        holders: &dyn Fn(&str) -> HashSet<String>,
-    ) -> Effects<R> {
-        let mut fx = Vec::new();
-        if self.owned.values().all(|o| o.book.queued() == 0) {
-            return fx;
-        }
-        let budget = self
-            .settings
-            .max_offers_in_flight
-            .saturating_sub(self.in_flight_offers());
-        if budget == 0 {
-            return fx;
-        }
-        for planned in self.plan(now_ms, budget, holders) {
-            self.offer(now_ms, planned, &mut fx);
-        }
-        fx
-    }
-
-    fn plan(
-        &self,
-        now_ms: u64,
-        budget: usize,
-        holders: &dyn Fn(&str) -> HashSet<String>,
-    ) -> Vec<Planned> {
-        let mut candidates = self.candidates(now_ms);
-        let mut offers: Vec<Planned> = Vec::new();
-        for (queue, o) in &self.owned {
-            for r in o.book.ready().take(budget) {
-                if offers.len() >= budget || candidates.iter().all(|c| c.free() == 0) {
-                    return offers;
-                }
-                let held = r.spec.payload.file().map(holders).unwrap_or_default();
-                for c in candidates.iter_mut() {
-                    c.holds_input = held.contains(&c.worker);
-                }
-                if let Some(i) = self.policy.choose(&r.spec, &candidates) {
-                    candidates[i].busy += 1;
-                    offers.push(Planned {
-                        queue: queue.clone(),
-                        id: r.id,
-                        spec: r.spec.clone(),
-                        attempt: r.attempts + 1,
-                        worker: candidates[i].worker.clone(),
-                    });
-                }
-            }
-        }
-        offers
-    }
-
-    fn offer(&mut self, now_ms: u64, planned: Planned, fx: &mut Effects<R>) {
-        let Planned {
-            queue,
-            id,
-            spec,
-            attempt,
-            worker,
-        } = planned;
-        let Some(o) = self.owned.get_mut(&queue) else {
-            return;
-        };
-        if o.book.offer(&id, &worker, now_ms).is_err() {
-            return;
-        }
-        let Some(member) = MemberKey::from_link_name(&worker) else {
-            let _ = o.book.declined(&id, &worker, now_ms);
-            return;
-        };
-        let request = WorkRequest::Offer {
-            owner: self.me.link_name(),
-            id,
-            spec,
-            attempt,
-            lease_ms: self.settings.lease_ms,
-        };
-        fx.push(Effect::Offer {
-            queue,
-            id,
-            worker,
-            member,
-            request,
-        });
-    }
-
-    /// A worker answered an offer (or did not): lease, or back to the
-    /// queue with the worker counted busy for a few ticks.
-    pub fn offer_answered(
-        &mut self,
-        now_ms: u64,
-        queue: &str,
-        id: JobId,
-        worker: &str,
-        answer: Result<OfferAnswer, String>,
-    ) -> Effects<R> {
-        let mut fx = Vec::new();
-        let Some(o) = self.owned.get_mut(queue) else {
-            return fx;
-        };
-        match answer {
-            Ok(OfferAnswer::Accepted) => {
-                if o.book.accepted(&id, worker, now_ms).is_err() {
-                    // Cancelled or finished meanwhile.
-                    abort_on(worker, id, &mut fx);
-                }
-            }
-            other => {
-                let _ = o.book.declined(&id, worker, now_ms);
-                if let Err(why) = other {
-                    tracing::debug!(job = %id, worker, "offer failed: {why}");
-                }
-                let busy_ms = BUSY_TICKS * self.settings.tick_ms;
-                self.busy_until_ms
-                    .insert(worker.to_owned(), now_ms + busy_ms);
-            }
-        }
-        fx
-    }
-
-    /// Workers this owner may offer to, with what it knows of their load.
-    fn candidates(&self, now_ms: u64) -> Vec<Candidate> {
-        let mut ours: HashMap<String, u32> = HashMap::new();
-        for worker in self.owned.values().flat_map(|o| o.book.holders()) {
-            *ours.entry(worker.to_owned()).or_default() += 1;
-        }
-        self.placement
-            .live()
-            .iter()
-            .filter_map(|m| self.view.member(&m.node_id).filter(|s| s.key == *m))
-            .filter_map(|s| {
-                let info = s.info.as_ref()?;
-                let load = s.load.unwrap_or_default();
-                let worker = s.key.link_name();
-                let slots = if load.job_slots > 0 {
-                    load.job_slots
-                } else {
-                    info.capacity.cores.max(1)
-                };
-                let mut busy = load
-                    .jobs_running
-                    .max(ours.get(&worker).copied().unwrap_or(0));
-                if self.busy_until_ms.get(&worker).is_some_and(|t| *t > now_ms) {
-                    busy = slots;
-                }
-                Some(Candidate {
-                    worker,
-                    cores: info.capacity.cores,
-                    memory_bytes: info.capacity.memory_bytes,
-                    free_disk_bytes: load.free_disk_bytes.max(info.capacity.free_disk_bytes),
-                    labels: info.labels.clone(),
-                    slots,
-                    busy,
-                    load_avg_1m: load.load_avg_1m,
-                    holds_input: false,
-                })
-            })
-            .collect()
-    }
-
-    /// Timer: read the registry, unless a read is under way.
-    pub fn scan(&mut self) -> Effects<R> {
-        if self.scanning {
-            return Vec::new();
-        }
-        self.scanning = true;
-        vec![Effect::ReadRegistry]
-    }
-
-    /// The registry was read (`None`: the read failed): take over queues
-    /// this node now owns, let go of those it no longer owns, retry
-    /// incomplete loads and reread loaded logs every few scans.
-    pub fn scanned(&mut self, now_ms: u64, queues: Option<Vec<String>>) -> Effects<R> {
-        let mut fx = Vec::new();
-        self.scanning = false;
-        if let Some(queues) = queues {
-            self.scanned_once = true;
-            self.registered.extend(queues.iter().cloned());
-            self.known.extend(queues);
-        }
-        let reload_ms = RELOAD_EVERY_SCANS * self.settings.scan_ms;
-        let stale: Vec<String> = self
-            .owned
-            .iter()
-            .filter(|(_, o)| o.loaded && !o.loading && now_ms >= o.loaded_ms + reload_ms)
-            .map(|(q, _)| q.clone())
-            .collect();
-        for queue in stale {
-            self.start_load(&queue, &mut fx);
-        }
-        let all: Vec<String> = self.known.iter().cloned().collect();
-        for queue in all {
-            if self.owns(&queue) {
-                self.ensure_owned(&queue, &mut fx);
-            } else if self.owned.remove(&queue).is_some() {
-                // Its workers heartbeat to the new owner, which adopts
-                // their jobs; nothing here needs to be written.
-                tracing::info!(queue, "queue now owned elsewhere; letting go");
-            }
-        }
-        fx
     }
 
     /// Every book's own invariants hold, and the core's bookkeeping agrees
@@ -873,53 +360,9 @@ impl<R> OwnerCore<R> {
     }
 }
 
-/// The record of a job that succeeded but is not in the book.
-fn done_elsewhere(
-    id: JobId,
-    spec: JobSpec,
-    worker: &str,
-    attempt: u32,
-    result: Vec<u8>,
-    now_ms: u64,
-) -> JobRecord {
-    let mut record = JobRecord::new(id, spec, now_ms);
-    record.note_attempt(worker, attempt, now_ms);
-    record.end_attempt(attempt, AttemptEnd::Succeeded, now_ms);
-    record.state = JobState::Done;
-    record.finished_ms = Some(now_ms);
-    record.result = result;
-    record
-}
-
 fn abort_on<R>(worker: &str, id: JobId, fx: &mut Effects<R>) {
     if let Some(member) = MemberKey::from_link_name(worker) {
         fx.push(Effect::Abort { member, id });
-    }
-}
-
-fn count_transition(record: &JobRecord, failure: bool) {
-    match record.state {
-        JobState::Done => metrics::counter!("hypha_jobs_completed_total").increment(1),
-        JobState::DeadLetter => metrics::counter!("hypha_jobs_dead_lettered_total").increment(1),
-        JobState::Queued if failure => metrics::counter!("hypha_jobs_retried_total").increment(1),
-        _ => {}
-    }
-    if failure && record.state != JobState::Queued {
-        metrics::counter!("hypha_jobs_failed_attempts_total").increment(1);
-    }
-}
-
-/// Whether the worker process `worker` (`<node id>.<generation>`) is
-/// still a member that can run jobs.
-fn worker_alive(view: &ClusterView, worker: &str) -> bool {
-    let Some(key) = MemberKey::from_link_name(worker) else {
-        return false;
-    };
-    match view.member(&key.node_id) {
-        Some(m) if m.key.generation == key.generation => {
-            !matches!(m.state, MemberState::Down | MemberState::Left)
-        }
-        _ => false,
     }
 }
 

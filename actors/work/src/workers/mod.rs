@@ -6,3 +6,6 @@ mod messages;
 
 pub use actor::{WorkerSettings, Workers, WorkersArgs};
 pub use messages::WorkersMessage;
+
+#[cfg(test)]
+mod tests;

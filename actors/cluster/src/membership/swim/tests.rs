@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::super::view::MemberEventKind;
 use super::*;
 
 const SUSPICION: Duration = Duration::from_millis(1_000);

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 
 use super::*;
-use crate::job::{Constraints, Payload};
+use crate::job::{echo_spec as spec, AttemptEnd};
 use crate::placement::LeastLoaded;
+use crate::settings::WorkSettings;
+use crate::wire::OfferAnswer;
 use hypha_cluster::membership::info::{Capacity, NodeInfo, INFO_VERSION};
-use hypha_cluster::membership::MemberSnapshot;
+use hypha_cluster::membership::{MemberSnapshot, MemberState};
 use hypha_dht::keyspace::Partitioning;
 use hypha_dht::placement::PlacementRules;
 
@@ -20,14 +22,14 @@ const SCAN_MS: u64 = 500;
 /// Node 0 is this owner; 1 and 2 are workers (each with one slot).
 const WORKERS: [u8; 2] = [1, 2];
 
-fn settings() -> QueueSettings {
-    QueueSettings {
+fn settings() -> WorkSettings {
+    WorkSettings {
         lease_ms: LEASE_MS,
         tick_ms: TICK_MS,
         scan_ms: SCAN_MS,
-        rpc_timeout_ms: 100,
         max_queue_jobs: 8,
         max_offers_in_flight: 8,
+        ..WorkSettings::default()
     }
 }
 
@@ -55,20 +57,6 @@ fn info() -> NodeInfo {
     }
 }
 
-fn spec(queue: &str, max_attempts: u32) -> JobSpec {
-    JobSpec {
-        queue: queue.into(),
-        kind: "echo".into(),
-        payload: Payload::Bytes(vec![1]),
-        args: BTreeMap::new(),
-        idempotency_key: None,
-        priority: 0,
-        max_attempts,
-        timeout_ms: 1_000,
-        constraints: Constraints::default(),
-    }
-}
-
 fn id(n: u8) -> JobId {
     JobId([n; 16])
 }
@@ -87,7 +75,7 @@ impl Fix {
         Self::with(settings())
     }
 
-    fn with(settings: QueueSettings) -> Self {
+    fn with(settings: WorkSettings) -> Self {
         let view = Arc::new(ClusterView::default());
         let placement = Arc::new(Placement::build(
             key(0),
@@ -469,7 +457,7 @@ fn a_submit_that_is_not_durable_is_unavailable_and_not_held() {
 
 #[test]
 fn a_full_queue_refuses_submits_with_unavailable() {
-    let mut f = Fix::with(QueueSettings {
+    let mut f = Fix::with(WorkSettings {
         max_queue_jobs: 2,
         ..settings()
     });
@@ -524,7 +512,7 @@ fn a_ready_job_is_offered_to_a_live_worker_with_the_lease_period() {
 
 #[test]
 fn offers_outstanding_are_capped_by_max_offers_in_flight() {
-    let mut f = Fix::with(QueueSettings {
+    let mut f = Fix::with(WorkSettings {
         max_offers_in_flight: 1,
         ..settings()
     });
@@ -1164,7 +1152,7 @@ proptest! {
     /// those whose job is still held (and will end).
     #[test]
     fn owner_invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..80)) {
-        let mut f = Fix::with(QueueSettings { max_offers_in_flight: 3, ..settings() });
+        let mut f = Fix::with(WorkSettings { max_offers_in_flight: 3, ..settings() });
         let mut w = World::default();
         let q = queue_of(0);
         for op in ops {
