@@ -127,6 +127,7 @@ impl ClusterParts {
         let channels = MembershipChannels::new();
         let fence = Fence::new(
             std::time::Duration::from_millis(config.cluster.lease_ms),
+            std::time::Duration::from_millis(config.dht.down_grace_ms),
             clock.now(),
         );
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());

@@ -37,18 +37,33 @@ pub enum Presence {
 #[derive(Debug, Clone)]
 pub struct Lease {
     lease: Duration,
-    /// Whether the lease was ever held with another node answering: a
-    /// break after that means this node may have been cut off, and the
-    /// next hold starts with a probation.
+    /// How long a member must be absent before its partitions move (the
+    /// DHT's Down grace). A break shorter than this minus the lease
+    /// cannot have let any partition move away from this node.
+    move_grace: Duration,
+    /// Whether the lease was ever held with another node answering (a
+    /// node that starts alone and then meets its peers was cut off from
+    /// nothing).
     held_with_others: bool,
-    /// Whether the current hold follows such a break.
-    after_break: bool,
+    /// The last break: the hold it ended and when the lease ran out.
+    broke: Option<Break>,
+    /// The probation of the current hold, until when.
+    probation_until: Option<Instant>,
     /// Other nodes of the cluster (node ids).
     cluster: BTreeSet<String>,
     /// Per node id: when the latest ping it answered was sent.
     answered: BTreeMap<String, Instant>,
     /// Since when the lease has been held without a break.
     held_since: Option<Instant>,
+}
+
+/// A break in the lease (module doc).
+#[derive(Debug, Clone, Copy)]
+struct Break {
+    /// Start of the hold that ended.
+    since: Instant,
+    /// When the lease ran out.
+    at: Instant,
 }
 
 /// The lease as of one moment.
@@ -91,13 +106,17 @@ impl Standing {
 }
 
 impl Lease {
-    /// A lease of `lease` length. At `now` this node knows no other node,
-    /// so it holds the lease (a cluster of one is its own majority).
-    pub fn new(lease: Duration, now: Instant) -> Self {
+    /// A lease of `lease` length, for a cluster whose partitions move
+    /// away from an absent member after `move_grace`. At `now` this node
+    /// knows no other node, so it holds the lease (a cluster of one is
+    /// its own majority).
+    pub fn new(lease: Duration, move_grace: Duration, now: Instant) -> Self {
         Self {
             lease,
+            move_grace,
             held_with_others: false,
-            after_break: false,
+            broke: None,
+            probation_until: None,
             cluster: BTreeSet::new(),
             answered: BTreeMap::new(),
             held_since: Some(now),
@@ -134,24 +153,41 @@ impl Lease {
         sent.get(need - 1).map(|t| *t + self.lease)
     }
 
-    /// Where the lease stands at `now`, noting a break (a moment when it
-    /// was not held) so that [`Lease::held_since`] starts again.
+    /// Where the lease stands at `now`, noting breaks (moments when it
+    /// was not held).
+    ///
+    /// A break long enough that some partition may have moved away from
+    /// this node meanwhile (docs/dht.md, "The fence": a move needs the
+    /// member lease-less for the Down grace, so a break of at most the
+    /// grace minus the lease cannot have allowed one) starts a new hold
+    /// ([`Lease::held_since`] moves) with a probation of one lease. A
+    /// shorter break (a ping round lost to load) resumes the old hold: the
+    /// node refused to acknowledge while it lasted, and nothing else
+    /// follows from it.
     pub fn standing(&mut self, now: Instant) -> Standing {
         match self.until(now) {
             Some(until) if now < until => {
-                let since = *self.held_since.get_or_insert(now);
+                let since = match self.held_since {
+                    Some(since) => since,
+                    None => self.resume(now),
+                };
+                self.held_since = Some(since);
                 self.held_with_others |= self.need() > 0;
-                let probation_end = since + self.lease;
-                if self.after_break && now < probation_end {
-                    return Standing::Probation {
-                        until: probation_end,
-                    };
+                if let Some(end) = self.probation_until {
+                    if now < end {
+                        return Standing::Probation { until: end };
+                    }
+                    self.probation_until = None;
                 }
                 Standing::Held { until, since }
             }
-            _ => {
-                self.held_since = None;
-                self.after_break = self.held_with_others;
+            ran_out => {
+                // A hold of a node alone (before it met its peers) ends in
+                // no break: it was cut off from nothing.
+                if let Some(since) = self.held_since.take().filter(|_| self.held_with_others) {
+                    let at = ran_out.map_or(now, |until| until.min(now));
+                    self.broke = Some(Break { since, at });
+                }
                 Standing::Lost {
                     need: self.need(),
                     have: self.answered_within(now),
@@ -159,6 +195,21 @@ impl Lease {
                 }
             }
         }
+    }
+
+    /// The start of the hold that begins at `now`, after a break.
+    fn resume(&mut self, now: Instant) -> Instant {
+        let Some(broke) = self.broke.take() else {
+            return now;
+        };
+        let harmless = self.move_grace.saturating_sub(self.lease);
+        if now.saturating_duration_since(broke.at) <= harmless {
+            return broke.since;
+        }
+        if self.held_with_others {
+            self.probation_until = Some(now + self.lease);
+        }
+        now
     }
 
     fn answered_within(&self, now: Instant) -> usize {
@@ -228,9 +279,17 @@ const ALONE: Duration = Duration::from_secs(24 * 3600);
 pub struct Fence(Arc<Mutex<Lease>>);
 
 impl Fence {
-    /// A fence with a lease of `lease`, held at `now` (module doc).
-    pub fn new(lease: Duration, now: Instant) -> Self {
-        Self(Arc::new(Mutex::new(Lease::new(lease, now))))
+    /// A fence with a lease of `lease` in a cluster whose partitions
+    /// move after `move_grace`, held at `now` (module doc).
+    pub fn new(lease: Duration, move_grace: Duration, now: Instant) -> Self {
+        Self(Arc::new(Mutex::new(Lease::new(lease, move_grace, now))))
+    }
+
+    /// A fence for a node that is never fenced: the lease of a cluster
+    /// of one (a coordinator or handler built without the node's fence,
+    /// in tests of one part).
+    pub fn alone(now: Instant) -> Self {
+        Self::new(Duration::from_secs(1), Duration::ZERO, now)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Lease) -> T) -> T {

@@ -5,6 +5,8 @@
 use super::*;
 
 const LEASE: Duration = Duration::from_millis(3_000);
+/// The Down grace: a break of at most 2 s (grace − lease) is harmless.
+const GRACE: Duration = Duration::from_millis(5_000);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -12,7 +14,7 @@ fn ms(n: u64) -> Duration {
 
 /// A lease at `t0` in a cluster of this node and `others`.
 fn cluster(others: &[&str], t0: Instant) -> Lease {
-    let mut lease = Lease::new(LEASE, t0);
+    let mut lease = Lease::new(LEASE, GRACE, t0);
     lease.observe(others.iter().map(|id| (*id, Presence::Member)), t0);
     lease
 }
@@ -20,7 +22,7 @@ fn cluster(others: &[&str], t0: Instant) -> Lease {
 #[test]
 fn a_node_alone_holds_its_lease() {
     let t0 = Instant::now();
-    let mut lease = Lease::new(LEASE, t0);
+    let mut lease = Lease::new(LEASE, GRACE, t0);
     assert!(lease.standing(t0).held());
     assert!(lease.standing(t0 + ms(3_600_000)).held());
 }
@@ -92,9 +94,10 @@ fn a_break_starts_the_hold_again() {
     // Renewed in time: the hold is unbroken.
     lease.answered("b", t0 + ms(2_000), t0 + ms(2_500));
     assert_eq!(lease.held_since(), Some(t0));
-    // Renewed only after it ran out (nobody asked in between): a break.
-    lease.answered("b", t0 + ms(5_100), t0 + ms(5_200));
-    assert_eq!(lease.held_since(), Some(t0 + ms(5_200)));
+    // Renewed only 3.2 s after it ran out at 5 s (nobody asked in
+    // between): a break longer than grace − lease, so a new hold.
+    lease.answered("b", t0 + ms(8_100), t0 + ms(8_200));
+    assert_eq!(lease.held_since(), Some(t0 + ms(8_200)));
 }
 
 #[test]
@@ -125,12 +128,48 @@ fn after_a_break_the_lease_acknowledges_only_after_a_probation() {
 }
 
 #[test]
+fn a_break_too_short_for_any_move_resumes_the_hold() {
+    // A ping round lost to load: the lease ran out at 3 s and is back at
+    // 4.5 s. No partition can have moved away from this node (a move
+    // needs it lease-less for the grace), so the hold goes on: no
+    // probation, and the same start (the exchange actor does not start
+    // every catch-up over).
+    let t0 = Instant::now();
+    let mut lease = cluster(&["b", "c"], t0);
+    lease.answered("b", t0, t0);
+    assert!(!lease.standing(t0 + ms(3_000)).held(), "refused meanwhile");
+    let back = t0 + ms(4_500);
+    lease.answered("b", back, back);
+    assert_eq!(
+        lease.standing(back),
+        Standing::Held {
+            until: back + LEASE,
+            since: t0
+        }
+    );
+    // The boundary: back exactly grace − lease after it ran out.
+    assert!(!lease.standing(back + ms(3_000)).held());
+    let edge = back + ms(3_000) + (GRACE - LEASE);
+    lease.answered("c", edge, edge);
+    assert_eq!(lease.held_since(), Some(t0), "still harmless at the edge");
+    assert!(!lease.standing(edge + LEASE).held());
+    let late = edge + LEASE + (GRACE - LEASE) + ms(1);
+    lease.answered("c", late, late);
+    assert_eq!(
+        lease.standing(late),
+        Standing::Probation {
+            until: late + LEASE
+        }
+    );
+}
+
+#[test]
 fn joining_a_cluster_after_starting_alone_is_no_break() {
     // A node starts alone (a lease of one), then learns its peers: the
     // lease is lost until they answer, but it had never been held with
     // anyone, so there was nothing to be cut off from.
     let t0 = Instant::now();
-    let mut lease = Lease::new(LEASE, t0);
+    let mut lease = Lease::new(LEASE, GRACE, t0);
     assert!(lease.standing(t0).held());
     lease.observe(
         [("b", Presence::Member), ("c", Presence::Member)],
@@ -252,7 +291,7 @@ fn in_a_ring_of_five_every_node_holds_with_its_two_neighbours() {
 #[test]
 fn the_shared_fence_reads_the_same_rule() {
     let t0 = Instant::now();
-    let fence = Fence::new(LEASE, t0);
+    let fence = Fence::new(LEASE, GRACE, t0);
     fence.observe([("b", Presence::Member), ("c", Presence::Member)], t0);
     assert!(!fence.held(t0));
     fence.answered("c", t0, t0);

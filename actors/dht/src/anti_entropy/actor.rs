@@ -94,7 +94,7 @@ pub struct AntiEntropyState {
     next_rebuild_ms: u64,
     ticker: Option<tokio::task::JoinHandle<()>>,
     myself: Option<ActorRef<AntiEntropyMessage>>,
-    /// Start of the lease hold last seen (None: not held, or not looked).
+    /// Start of the last lease hold seen (None: none seen yet).
     lease_since: Option<Instant>,
 }
 
@@ -120,19 +120,24 @@ impl AntiEntropyState {
     }
 
     /// After a break in the majority lease, start every catch-up over
-    /// (the schedule says why). A restarted actor sees the current hold
-    /// as new, which costs one round of exchanges and is what a restart
-    /// costs anyway.
+    /// (the schedule says why): the hold seen now started later than the
+    /// one seen before. The first hold an incarnation sees is no break
+    /// (nothing is caught up at its start anyway).
     fn follow_lease(&mut self, now_ms: u64) {
         let since = match self.args.fence.standing(self.args.clock.now()) {
             LeaseStanding::Held { since, .. } => Some(since),
             LeaseStanding::Probation { .. } | LeaseStanding::Lost { .. } => None,
         };
-        if since.is_some() && since != self.lease_since {
-            tracing::info!("majority lease held again: catching up on every partition");
+        let Some(since) = since else {
+            return;
+        };
+        if self.lease_since.is_some_and(|seen| seen != since) {
+            tracing::info!(
+                "majority lease held again after a break: catching up on every partition"
+            );
             self.schedule.restart_catch_up(now_ms);
         }
-        self.lease_since = since;
+        self.lease_since = Some(since);
     }
 
     async fn tick(&mut self) {

@@ -99,6 +99,11 @@ pub struct PartitionStatus {
     pub confirmed_ms: Option<u64>,
     /// Whether this node has caught up on the partition (module doc).
     pub caught_up: bool,
+    /// Whether catching up needs every peer, live or not: set after a
+    /// break in the node's majority lease ([`Schedule::restart_catch_up`]),
+    /// cleared once caught up.
+    #[serde(skip)]
+    pub strict: bool,
     /// When the next hand-off attempt (or lone-replica check) is due.
     #[serde(skip)]
     pub next_ms: u64,
@@ -114,6 +119,7 @@ impl PartitionStatus {
             diverged_since_ms: Some(now_ms),
             confirmed_ms: None,
             caught_up: false,
+            strict: false,
             next_ms: now_ms,
         }
     }
@@ -448,11 +454,20 @@ impl Schedule {
     /// majority may have acknowledged writes this node never saw
     /// (docs/dht.md, "The fence"). Exchanges already running started
     /// before the break ended and do not count; every partition is due
-    /// at once.
+    /// at once. And the catch-up is strict: a peer that is not live is
+    /// waited for too (until it answers, or the replica set moves on
+    /// without it). While this node was cut off its partitions may have
+    /// moved to other nodes and back, and a co-replica that was on the
+    /// majority side may be the only one here that holds what was
+    /// acknowledged meanwhile; if it is cut off again before this node
+    /// pulled from it, the lenient rule made this node and another
+    /// lagging replica a quorum of two that had both missed the write
+    /// (found by `partition-halves`).
     pub fn restart_catch_up(&mut self, now_ms: u64) {
         self.catch_up_from_ms = now_ms;
         for status in self.parts.values_mut() {
             status.caught_up = false;
+            status.strict = true;
             status.next_ms = now_ms;
             for record in status.peers.values_mut() {
                 record.pulled_ms = None;
@@ -490,10 +505,11 @@ impl Schedule {
                 continue;
             }
             if !status.caught_up {
-                status.caught_up = status
-                    .peers
-                    .iter()
-                    .all(|(peer, record)| record.pulled_ms.is_some() || !is_live(peer));
+                let strict = status.strict;
+                status.caught_up = status.peers.iter().all(|(peer, record)| {
+                    record.pulled_ms.is_some() || (!strict && !is_live(peer))
+                });
+                status.strict &= !status.caught_up;
             }
             if status.caught_up {
                 out.insert(status.partition);
@@ -657,6 +673,32 @@ mod tests {
         assert!(!s.caught_up(&all_live).contains(&0));
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 9_200), 9_300, 0);
         assert!(s.caught_up(&all_live).contains(&0));
+    }
+
+    #[test]
+    fn after_a_lease_break_a_peer_that_is_not_live_is_waited_for() {
+        let mut s = Schedule::new(member(0), settings());
+        let sets = vec![vec![member(0), member(1), member(2)]];
+        s.place(&sets, 1_000);
+        s.restart_catch_up(2_000);
+        // Member 2 was on the majority side and holds what was written
+        // there; it is cut off again before this node pulled from it.
+        let only_1 = |m: &MemberKey| *m == member(1);
+        s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 2_000), 2_100, 0);
+        assert!(
+            !s.caught_up(&only_1).contains(&0),
+            "member 1 may have missed the same writes"
+        );
+        // The set moves on without member 2 (its Down grace ended): the
+        // newcomer is pulled from, and then it is caught up.
+        s.place(&[vec![member(0), member(1), member(3)]], 9_000);
+        s.exchanged(0, &member(3), ex(PeerResult::Repaired, 2, 9_000), 9_100, 0);
+        assert!(s.caught_up(&all_live).contains(&0));
+        // Once caught up, the usual rule is back: a later restart of the
+        // exchange's view does not wait for members that are down.
+        s.place(&[vec![member(0), member(1), member(4)]], 10_000);
+        let not_4 = |m: &MemberKey| *m != member(4);
+        assert!(s.caught_up(&not_4).contains(&0));
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl Files {
                 // Alone, the lease is always held: a node built without
                 // the cluster's fence (tests of one coordinator) is not
                 // fenced. The node passes its own with `with_fence`.
-                fence: Fence::new(Duration::from_secs(1), clock.now()),
+                fence: Fence::alone(clock.now()),
                 clock,
             }),
         }

@@ -72,7 +72,7 @@ impl DhtHandler {
             placement,
             caught_up,
             // Alone, always held: see `with_fence`.
-            fence: Fence::new(std::time::Duration::from_secs(1), clock.now()),
+            fence: Fence::alone(clock.now()),
             clock,
         }
     }
