@@ -147,11 +147,34 @@ pub async fn write(
         .send()
         .await;
     let (outcome, detail) = match res {
-        Ok(r) => (status_outcome(r.status()), r.status().to_string()),
+        Ok(r) if r.status().is_success() => (Outcome::Ok, r.status().to_string()),
+        Ok(r) => (status_outcome(r.status()), answer_detail(r).await),
         Err(e) => (error_outcome(&e), e.to_string()),
     };
     op.done(shared, outcome, value, detail);
     outcome
+}
+
+/// A refusal as the history keeps it: the status and the API's error
+/// code and message (why a 503 was a 503: `no_majority`,
+/// `quorum_unavailable`, …), cut to a line.
+async fn answer_detail(r: reqwest::Response) -> String {
+    let status = r.status().to_string();
+    let body = r.text().await.unwrap_or_default();
+    let error = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            Some(format!(
+                "{} {}",
+                e.get("code")?.as_str()?,
+                e.get("message")?.as_str()?
+            ))
+        });
+    match error {
+        Some(error) => format!("{status} {}", error.chars().take(200).collect::<String>()),
+        None => status,
+    }
 }
 
 /// GET `key` through `node`; the content's hash, `None` if absent.
@@ -173,7 +196,7 @@ pub async fn read(
             Ok(b) => (Outcome::Ok, Some(hash(&b)), "200".to_owned()),
             Err(e) => (Outcome::Unknown, None, e.to_string()),
         },
-        Ok(r) => (status_outcome(r.status()), None, r.status().to_string()),
+        Ok(r) => (status_outcome(r.status()), None, answer_detail(r).await),
         Err(e) => (error_outcome(&e), None, e.to_string()),
     };
     op.done(shared, outcome, value.clone(), detail);
@@ -186,7 +209,8 @@ async fn delete(shared: &Shared, http: &reqwest::Client, client: u32, node: usiz
     let (outcome, detail) = match http.delete(url).bearer_auth(ADMIN_TOKEN).send().await {
         // Absent already: the state a delete leaves, acknowledged.
         Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => (Outcome::Ok, "404".to_owned()),
-        Ok(r) => (status_outcome(r.status()), r.status().to_string()),
+        Ok(r) if r.status().is_success() => (Outcome::Ok, r.status().to_string()),
+        Ok(r) => (status_outcome(r.status()), answer_detail(r).await),
         Err(e) => (error_outcome(&e), e.to_string()),
     };
     op.done(shared, outcome, None, detail);

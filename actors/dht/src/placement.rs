@@ -32,6 +32,12 @@ pub struct Placement {
     partitioning: Partitioning,
     replicas: usize,
     owners: Vec<(Key, MemberKey)>,
+    /// Owners plus members absent past the grace (not Left): where each
+    /// partition's replicas would be if nobody had gone ([`Placement::replicas`]).
+    home: Vec<(Key, MemberKey)>,
+    /// At most this many of a partition's home replicas may be replaced
+    /// (W − 1): the rest must remain to hand the data on.
+    max_replaced: usize,
     live: Vec<MemberKey>,
     routing: RoutingTable<MemberKey>,
     settled: bool,
@@ -51,6 +57,9 @@ pub struct PlacementRules {
     /// How long an absent member (Down, or Joining in its node's place)
     /// still owns its partitions.
     pub down_grace_ms: u64,
+    /// Replicas that acknowledge a write (W): a partition moves away from
+    /// absent members only while R − W + 1 of its home replicas remain.
+    pub write_quorum: usize,
 }
 
 /// A node id (hex) as a key; malformed ids are not placed.
@@ -64,6 +73,8 @@ impl Placement {
         let point = member_point(&me).unwrap_or_default();
         Self {
             owners: vec![(point, me.clone())],
+            home: vec![(point, me.clone())],
+            max_replaced: rules.write_quorum.saturating_sub(1),
             live: vec![me.clone()],
             routing: RoutingTable::new(point, K),
             me,
@@ -137,6 +148,7 @@ impl Placement {
     ) -> Self {
         let mut placement = Self::alone(me, rules);
         let mut by_node: BTreeMap<&str, (u8, &MemberKey)> = BTreeMap::new();
+        let mut gone: BTreeMap<&str, &MemberKey> = BTreeMap::new();
         for m in &view.members {
             let rank = match (m.is_self, m.state) {
                 (true, _) | (_, MemberState::Up) | (_, MemberState::Suspect) => 2,
@@ -149,6 +161,7 @@ impl Placement {
                     if now_ms.saturating_sub(since) < rules.down_grace_ms {
                         1
                     } else {
+                        gone.entry(m.key.node_id.as_str()).or_insert(&m.key);
                         continue;
                     }
                 }
@@ -180,6 +193,11 @@ impl Placement {
                 placement.owners.push((point, placement.me.clone()));
             }
         }
+        let gone = gone
+            .into_iter()
+            .filter(|(node, _)| !by_node.contains_key(node))
+            .filter_map(|(_, key)| member_point(key).map(|p| (p, key.clone())));
+        placement.home = placement.owners.iter().cloned().chain(gone).collect();
         placement
     }
 
@@ -193,10 +211,29 @@ impl Placement {
         &self.me
     }
 
-    /// The replica set of a partition, closest first.
+    /// The replica set of a partition, closest first: the R owners
+    /// closest to it, unless that would replace more than W − 1 of its
+    /// *home* replicas (the R closest of every member not Left, however
+    /// long absent); then the home set, absent members and all, and the
+    /// partition refuses writes and quorum reads until enough of them
+    /// are back. Moving it anyway lost acknowledged writes: when two of
+    /// three replicas are cut off, they may have acknowledged a write
+    /// (in the lease's tail, docs/dht.md "The fence") that the one left
+    /// never saw, and a new set built around that one served reads
+    /// without it (`partition-halves`, seed 1).
     pub fn replicas(&self, partition: Partition) -> Vec<MemberKey> {
         let target = self.partitioning.partition_id(partition);
-        closest(&target, self.owners.iter().cloned(), self.replicas)
+        let near = closest(&target, self.owners.iter().cloned(), self.replicas);
+        if self.home.len() == self.owners.len() {
+            return near;
+        }
+        let home = closest(&target, self.home.iter().cloned(), self.replicas);
+        let replaced = home.iter().filter(|m| !near.contains(m)).count();
+        if replaced > self.max_replaced {
+            home
+        } else {
+            near
+        }
     }
 
     /// The replica set `partition` would have without `member` (where a
@@ -273,6 +310,7 @@ pub(crate) mod tests {
             partitioning: Partitioning::new(4).unwrap(),
             replicas: 3,
             down_grace_ms: 1_000,
+            write_quorum: 2,
         }
     }
 
@@ -314,6 +352,44 @@ pub(crate) mod tests {
         assert!(!holds(&after, &down));
         assert!(!during.is_live(&down));
         assert!(during.routing().closest(&member_point(&down).unwrap(), 1)[0].1 != down);
+    }
+
+    #[test]
+    fn a_partition_that_lost_more_than_w_minus_1_replicas_does_not_move() {
+        // Five nodes; two go Down together (the minority of a 2 | 3
+        // split, as the majority sees it) and stay past the grace.
+        let mut members: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        members[1].state = MemberState::Down;
+        members[2].state = MemberState::Down;
+        let (a, b) = (members[1].key.clone(), members[2].key.clone());
+        let v = view(members);
+        let me = v.members[0].key.clone();
+        let since = BTreeMap::from([(a.clone(), 10_000), (b.clone(), 10_000)]);
+        let after = Placement::build(me, &v, rules(), &since, 20_000);
+        let mut kept = 0;
+        let mut moved = 0;
+        for part in 0..16 {
+            let set = after.replicas(Partition(part));
+            let gone = set.iter().filter(|m| **m == a || **m == b).count();
+            match gone {
+                // Both were replicas: they may hold a write the third
+                // never saw, so the set stays (and refuses writes).
+                2 => kept += 1,
+                // One gone replica (W − 1) is replaced; a set never keeps
+                // just one of them.
+                1 => panic!("partition {part}: one of two gone replicas kept"),
+                _ => moved += 1,
+            }
+        }
+        assert!(kept > 0 && moved > 0, "kept {kept}, moved {moved}");
+        // A partition that lost one of three still moves (the two left
+        // hold every acknowledged write between them).
+        let mut one: Vec<_> = (0..5).map(|i| member(i * 50, 1, MemberState::Up)).collect();
+        one[1].state = MemberState::Down;
+        let v = view(one);
+        let since = BTreeMap::from([(a.clone(), 10_000)]);
+        let p = Placement::build(v.members[0].key.clone(), &v, rules(), &since, 20_000);
+        assert!(!holds(&p, &a));
     }
 
     #[test]

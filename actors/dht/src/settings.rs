@@ -128,6 +128,7 @@ impl DhtSettings {
             partitioning: self.partitioning()?,
             replicas: self.replicas,
             down_grace_ms: self.down_grace_ms,
+            write_quorum: self.write_quorum,
         })
     }
 }

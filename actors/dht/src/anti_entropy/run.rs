@@ -511,6 +511,7 @@ mod tests {
                     partitioning: partitioning(),
                     replicas: 3,
                     down_grace_ms: 1_000,
+                    write_quorum: 2,
                 };
                 let (_, rx) = watch::channel(Arc::new(Placement::alone(n.key.clone(), rules)));
                 (

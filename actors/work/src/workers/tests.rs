@@ -86,6 +86,7 @@ fn placement() -> Arc<Placement> {
         partitioning: Partitioning::new(4).expect("4 bits"),
         replicas: 1,
         down_grace_ms: 1_000,
+        write_quorum: 2,
     };
     let view = ClusterView::default();
     Arc::new(Placement::build(me(), &view, rules, &BTreeMap::new(), 0))

@@ -264,6 +264,7 @@ fn rules() -> PlacementRules {
         partitioning: Partitioning::new(4).expect("4 bits"),
         replicas: 3,
         down_grace_ms: 1_000,
+        write_quorum: 2,
     }
 }
 
