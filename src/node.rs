@@ -96,6 +96,17 @@ pub enum NodeError {
     /// The database could not be opened or used.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store's files are damaged: the node cannot start until they are
+    /// moved aside (the binary exits with its own status; docs/storage.md).
+    #[error("the store at {store_dir} is damaged ({cause}); move it aside with `{command}`, then start the node again: it keeps its id and is refilled from its replicas")]
+    DamagedStore {
+        /// The store's directory.
+        store_dir: String,
+        /// What sled said.
+        cause: String,
+        /// The command that moves it aside.
+        command: String,
+    },
     /// The admin address could not be bound.
     #[error("cannot listen on {addr} for the admin API: {source}")]
     Bind {
@@ -232,13 +243,15 @@ pub async fn start_with(
     let db_dir = data_dir.join(DB_DIR);
     let engine = tokio::task::spawn_blocking(move || SledEngine::open(&db_dir))
         .await
-        .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??;
+        .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))?
+        .map_err(|e| store_error(&data_dir, e))?;
 
     let generation = {
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || bump_generation(&engine))
             .await
-            .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??
+            .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))?
+            .map_err(|e| store_error(&data_dir, e))?
     };
     // Checked before anything binds: a bad certificate stops the start
     // with the file's name.
@@ -373,6 +386,23 @@ pub async fn start_with(
         gossip_keys,
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
     })
+}
+
+/// A store error at start: damage (sled's recovery failed, or what it
+/// recovered does not decode) names the store and the command that moves
+/// it aside.
+fn store_error(data_dir: &std::path::Path, err: StoreError) -> NodeError {
+    let store_dir = data_dir.join(DB_DIR).display().to_string();
+    match err {
+        StoreError::Damaged { cause, .. } | StoreError::Corruption(cause) => {
+            NodeError::DamagedStore {
+                store_dir,
+                cause,
+                command: crate::commands::store::command_for(data_dir),
+            }
+        }
+        other => NodeError::Store(other),
+    }
 }
 
 /// What a graceful leave does besides publishing the leaving flag.
