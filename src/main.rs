@@ -16,10 +16,6 @@ use hypha::{secrets, telemetry};
 const EXIT_ESCALATED: u8 = 70;
 /// Exit status for bad configuration (BSD `EX_CONFIG`).
 const EXIT_CONFIG: u8 = 78;
-/// Exit status when the node's store is damaged (BSD `EX_IOERR`); used for
-/// nothing else, so that a service manager or the chaos harness can tell
-/// it apart. The one line printed says what to run (docs/storage.md).
-const EXIT_DAMAGED_STORE: u8 = 74;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -167,7 +163,7 @@ fn run_node(args: NodeArgs) -> ExitCode {
             Ok(n) => n,
             Err(err @ node::NodeError::DamagedStore { .. }) => {
                 eprintln!("hypha: {err}");
-                return ExitCode::from(EXIT_DAMAGED_STORE);
+                return ExitCode::from(node::EXIT_DAMAGED_STORE);
             }
             Err(err) => {
                 eprintln!("hypha: cannot start node: {err}");

@@ -72,6 +72,11 @@ use hypha_dht::router::Settle;
 pub const ROOT_PATH: &str = "node";
 /// Directory of the database inside the data directory.
 pub const DB_DIR: &str = "db";
+/// Exit status of `hypha node` when its store is damaged
+/// ([`NodeError::DamagedStore`]; BSD `EX_IOERR`). Used for nothing else, so
+/// that a service manager or the chaos harness can tell it apart; the one
+/// line printed says what to run (docs/storage.md).
+pub const EXIT_DAMAGED_STORE: u8 = 74;
 const CALL_TIMEOUT_MS: u64 = 5_000;
 /// Intensity of the admin supervisor: the API may flap a little on its own.
 const ADMIN_MAX_RESTARTS: u32 = 5;

@@ -99,6 +99,15 @@ struct Slot {
     expect: Expect,
 }
 
+/// How a start on a possibly damaged store went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The node serves.
+    Serving,
+    /// It exited with `hypha::node::EXIT_DAMAGED_STORE`.
+    DamagedStore,
+}
+
 /// Which user node processes run as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunAs {
@@ -192,7 +201,8 @@ impl Nodes {
         self.root.join(format!("n{node}"))
     }
 
-    fn log_path(&self, node: usize) -> PathBuf {
+    /// The node's log file (its stdout and stderr).
+    pub fn log_path(&self, node: usize) -> PathBuf {
         self.root.join(format!("n{node}.log"))
     }
 
@@ -256,6 +266,64 @@ impl Nodes {
             slot.expect = Expect::Running;
         }
         self.wait_serving(node, Duration::from_secs(30)).await
+    }
+
+    /// The `hypha` binary the nodes run.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Start the node and wait (≤ 30 s) until it serves — or exits with
+    /// the damaged-store status, which is an outcome here, not a death:
+    /// the node is then left stopped. Any other exit is a death.
+    pub async fn start_or_damaged(&self, node: usize) -> anyhow::Result<StartOutcome> {
+        {
+            let mut slot = self.slot(node)?;
+            if slot.child.is_some() {
+                bail!("n{node} is running");
+            }
+            let child = self.command(node)?.spawn().context("spawning hypha")?;
+            slot.child = Some(child);
+            // Not Running until it serves: `reap` must not call the
+            // damaged-store exit a death.
+            slot.expect = Expect::Stopped;
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("{}/health", self.url(node));
+        let (http, url) = (&http, &url);
+        let started = move || async move {
+            if let Ok(res) = http.get(url).send().await {
+                if res.status().is_success() {
+                    return Some(self.slot(node).map(|mut slot| {
+                        slot.expect = Expect::Running;
+                        StartOutcome::Serving
+                    }));
+                }
+            }
+            let mut slot = match self.slot(node) {
+                Ok(slot) => slot,
+                Err(err) => return Some(Err(err)),
+            };
+            let status = match slot.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status,
+                _ => return None,
+            };
+            slot.child = None;
+            Some(match status.code() {
+                Some(code) if code == i32::from(hypha::node::EXIT_DAMAGED_STORE) => {
+                    Ok(StartOutcome::DamagedStore)
+                }
+                _ => Err(anyhow!(
+                    "n{node} exited while starting: {status} (see n{node}.log)"
+                )),
+            })
+        };
+        match poll(Duration::from_secs(30), Duration::from_millis(50), started).await {
+            Ok(outcome) => outcome,
+            Err(_) => bail!("n{node} neither served nor exited within 30 s"),
+        }
     }
 
     async fn wait_serving(&self, node: usize, limit: Duration) -> anyhow::Result<()> {

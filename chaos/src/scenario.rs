@@ -84,6 +84,18 @@ pub enum Fault {
         /// Node index.
         node: usize,
     },
+    /// SIGKILL the node, flip `flips` bits of its store files at offsets
+    /// drawn from `seed`, start it; if it exits with the damaged-store
+    /// status, run the documented recovery and start it again; then wait
+    /// until it has caught up ([`crate::bitrot`]). Closes itself.
+    BitRot {
+        /// Node index.
+        node: usize,
+        /// Bits flipped.
+        flips: u32,
+        /// Seed of the offsets.
+        seed: u64,
+    },
 }
 
 /// How an actor is made to fail.
@@ -215,6 +227,13 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "clock-skew",
         summary: "every ~6 s set a random node's wall clock 5-60 s ahead or behind for 3-8 s",
         needs: Needs::Faketime,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "bit-rot",
+        summary: "every ~10 s (after the last one caught up) SIGKILL a random node, flip 1-128 bits of its store files, start it; quarantine the store if it exits damaged",
+        needs: Needs::Processes,
         jobs: JobLoad::Light,
         min_nodes: 3,
     },
@@ -359,10 +378,32 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
                 t = next + len;
             }
         }
+        "bit-rot" => {
+            // One node at a time: the nemesis waits for each to catch up
+            // before the next, so two replicas never rot together.
+            while let Some(next) = jittered(&mut rng, t, 10_000, duration_ms) {
+                let node = rng.random_range(0..nodes);
+                let flips = BIT_ROT_FLIPS[rng.random_range(0..BIT_ROT_FLIPS.len())];
+                steps.push(step(
+                    next,
+                    Fault::BitRot {
+                        node,
+                        flips,
+                        seed: rng.random(),
+                    },
+                ));
+                t = next;
+            }
+        }
         _ => {}
     }
     steps
 }
+
+/// How many bits a bit-rot fault flips, drawn per fault: one flip mostly
+/// makes sled drop the tail of its log silently, many mostly make its
+/// recovery panic or report corruption (docs/chaos.md).
+const BIT_ROT_FLIPS: [u32; 4] = [1, 8, 32, 128];
 
 fn step(at_ms: u64, fault: Fault) -> Step {
     Step { at_ms, fault }
@@ -415,7 +456,7 @@ mod tests {
                                 open.remove(i);
                             }
                         }
-                        Fault::Restart { .. } | Fault::ActorKill { .. } => {}
+                        Fault::Restart { .. } | Fault::ActorKill { .. } | Fault::BitRot { .. } => {}
                     }
                 }
                 assert!(

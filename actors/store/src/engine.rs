@@ -30,9 +30,12 @@ enum OpenError {
 impl From<sled::Error> for OpenError {
     fn from(err: sled::Error) -> Self {
         match err {
-            sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
-                Self::Damaged(err.to_string())
-            }
+            // sled's Display of these carries an empty "backtrace ()".
+            sled::Error::Corruption { at, .. } => Self::Damaged(match at {
+                Some(at) => format!("sled reported corruption at {at:?}"),
+                None => "sled reported corruption".to_owned(),
+            }),
+            sled::Error::ReportableBug(bug) => Self::Damaged(format!("sled reported a bug: {bug}")),
             other => Self::Other(other.into()),
         }
     }
