@@ -86,7 +86,10 @@ impl SledEngine {
     /// Damaged files make sled's recovery panic (on this thread: "tried to
     /// serialize Uninitialized", an `insert_pid` assertion) or report
     /// corruption; both come back as [`StoreError::Damaged`]. The unwind
-    /// drops what sled had built, its flusher thread included.
+    /// drops what sled had built, its flusher thread included (measured:
+    /// after six panicking opens no `log flusher` thread was left; sled's
+    /// process-wide I/O pool, `sled-io-*`, which any open starts and every
+    /// database shares, stays, idle).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let damaged = |cause: String| StoreError::Damaged {
             dir: dir.display().to_string(),
