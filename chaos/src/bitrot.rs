@@ -84,14 +84,17 @@ pub async fn rot(nodes: &Nodes, node: usize, flips: u32, seed: u64) -> anyhow::R
 
 /// The command named by the node's damaged-store line, the last line of
 /// its log: `… move it aside with `hypha store quarantine --data-dir D`, …`.
+/// The line must be one line: its start and its command on the last.
 fn damaged_line_command(log: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(log).context("reading the node log")?;
     let line = text.lines().last().unwrap_or_default();
     if !line.starts_with("hypha: the store at ") || !line.contains(" is damaged ") {
         bail!("exit status says damaged store, but the last log line is {line:?}");
     }
+    // The last quoted part: sled's own message may quote too ("assertion
+    // `left == right` failed").
     let command = line
-        .split('`')
+        .rsplit('`')
         .nth(1)
         .filter(|c| c.starts_with("hypha store quarantine --data-dir "))
         .with_context(|| format!("no quarantine command in {line:?}"))?;
@@ -133,4 +136,28 @@ async fn wait_caught_up(url: &str) -> anyhow::Result<()> {
     poll(CATCH_UP_LIMIT, Duration::from_millis(250), caught_up)
         .await
         .map_err(|_| anyhow::anyhow!("not caught up within {CATCH_UP_LIMIT:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_read_from_a_line_whose_cause_quotes_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n0.log");
+        let line = "hypha: the store at /r/n0/db is damaged (sled panicked during recovery: \
+            assertion `left == right` failed: left: 1 right: 2); move it aside with \
+            `hypha store quarantine --data-dir /r/n0`, then start the node again";
+        std::fs::write(&log, format!("INFO earlier\n{line}\n")).unwrap();
+        assert_eq!(
+            damaged_line_command(&log).unwrap(),
+            "hypha store quarantine --data-dir /r/n0"
+        );
+        std::fs::write(&log, format!("{line}\n right: 2)\n")).unwrap();
+        assert!(
+            damaged_line_command(&log).is_err(),
+            "a split line is refused"
+        );
+    }
 }
