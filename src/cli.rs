@@ -34,6 +34,9 @@ pub enum Command {
     /// Make token keys and signed API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Act on a stopped node's store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Store a file in the cluster (streamed; `-` reads standard input).
     Put(PutArgs),
     /// Read a file from the cluster (to FILE, or standard output).
@@ -252,6 +255,20 @@ pub enum CertCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// `hypha store …`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Move a stopped node's damaged store aside (renamed
+    /// `db.damaged-<UTC time>`, never deleted), so that the node starts with
+    /// an empty store, keeps its id and generation, and is refilled from its
+    /// replicas by anti-entropy. Refused while a node has the store open.
+    Quarantine {
+        /// The node's data directory (the one given to `hypha node`).
+        #[arg(long, env = "HYPHA_DATA_DIR")]
+        data_dir: PathBuf,
     },
 }
 

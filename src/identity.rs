@@ -2,7 +2,6 @@
 //! to a temporary file, fsynced, renamed), read on every later start.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use hypha_core::identity::NodeId;
@@ -51,13 +50,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<NodeId, IdentityError> {
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let id = NodeId::random();
-            let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
-            let mut file = fs::File::create(&tmp).map_err(io)?;
-            writeln!(file, "{id}").map_err(io)?;
-            file.sync_all().map_err(io)?;
-            fs::rename(&tmp, &path).map_err(io)?;
-            fs::File::open(data_dir)
-                .and_then(|d| d.sync_all())
+            crate::durable_file::write(data_dir, NODE_ID_FILE, format!("{id}\n").as_bytes())
                 .map_err(io)?;
             Ok(id)
         }

@@ -13,6 +13,8 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dht;
+mod durable_file;
+pub mod generation;
 pub mod gossip_keys;
 pub mod identity;
 pub mod launch;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hypha::cli::{
-    CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, TokenCommand, UpArgs,
+    CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, StoreCommand, TokenCommand,
+    UpArgs,
 };
 use hypha::commands;
 use hypha::config::{LinkSecurity, Mode, NodeConfig};
@@ -48,6 +49,14 @@ fn main() -> ExitCode {
                     Ok(())
                 }
             }
+        }),
+        Command::Store(StoreCommand::Quarantine { data_dir }) => run_client(async move {
+            let done = commands::store::quarantine(&data_dir, std::time::SystemTime::now())?;
+            println!(
+                "hypha: moved the store to {}; the node starts with an empty store, keeps its id and is refilled from its replicas (delete the moved copy when you no longer need it)",
+                done.moved_to.display()
+            );
+            Ok(())
         }),
         Command::Token(cmd) => run_client(async move {
             match cmd {
@@ -152,6 +161,10 @@ fn run_node(args: NodeArgs) -> ExitCode {
     runtime.block_on(async move {
         let node = match node::start(&config, &secrets).await {
             Ok(n) => n,
+            Err(err @ node::NodeError::DamagedStore { .. }) => {
+                eprintln!("hypha: {err}");
+                return ExitCode::from(node::EXIT_DAMAGED_STORE);
+            }
             Err(err) => {
                 eprintln!("hypha: cannot start node: {err}");
                 return ExitCode::FAILURE;

@@ -60,6 +60,7 @@ use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
 use crate::dht::{BulkSettings, DhtParts, Joined};
+use crate::generation::{self, GenerationError};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
 use crate::work::WorkParts;
@@ -71,7 +72,11 @@ use hypha_dht::router::Settle;
 pub const ROOT_PATH: &str = "node";
 /// Directory of the database inside the data directory.
 pub const DB_DIR: &str = "db";
-const GENERATION_KEY: &[u8] = b"generation";
+/// Exit status of `hypha node` when its store is damaged
+/// ([`NodeError::DamagedStore`]; BSD `EX_IOERR`). Used for nothing else, so
+/// that a service manager or the chaos harness can tell it apart; the one
+/// line printed says what to run (docs/storage.md).
+pub const EXIT_DAMAGED_STORE: u8 = 74;
 const CALL_TIMEOUT_MS: u64 = 5_000;
 /// Intensity of the admin supervisor: the API may flap a little on its own.
 const ADMIN_MAX_RESTARTS: u32 = 5;
@@ -93,9 +98,23 @@ pub enum NodeError {
     /// The node id could not be read or created.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The generation could not be read or recorded.
+    #[error(transparent)]
+    Generation(GenerationError),
     /// The database could not be opened or used.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store's files are damaged: the node cannot start until they are
+    /// moved aside (the binary exits with its own status; docs/storage.md).
+    #[error("the store at {store_dir} is damaged ({cause}); move it aside with `{command}`, then start the node again: it keeps its id and is refilled from its replicas")]
+    DamagedStore {
+        /// The store's directory.
+        store_dir: String,
+        /// What sled said.
+        cause: String,
+        /// The command that moves it aside.
+        command: String,
+    },
     /// The admin address could not be bound.
     #[error("cannot listen on {addr} for the admin API: {source}")]
     Bind {
@@ -232,13 +251,21 @@ pub async fn start_with(
     let db_dir = data_dir.join(DB_DIR);
     let engine = tokio::task::spawn_blocking(move || SledEngine::open(&db_dir))
         .await
-        .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??;
+        .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))?
+        .map_err(|e| store_error(&data_dir, e))?;
 
+    // Before the tree exists, so that every actor and the gossip identity
+    // see the new generation from the first moment.
     let generation = {
         let engine = engine.clone();
-        tokio::task::spawn_blocking(move || bump_generation(&engine))
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || generation::bump(&dir, &engine))
             .await
-            .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))??
+            .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))?
+            .map_err(|e| match e {
+                GenerationError::Store(e) => store_error(&data_dir, e),
+                other => NodeError::Generation(other),
+            })?
     };
     // Checked before anything binds: a bad certificate stops the start
     // with the file's name.
@@ -376,6 +403,23 @@ pub async fn start_with(
     })
 }
 
+/// A store error at start: damage (sled's recovery failed, or what it
+/// recovered does not decode) names the store and the command that moves
+/// it aside.
+fn store_error(data_dir: &std::path::Path, err: StoreError) -> NodeError {
+    let store_dir = data_dir.join(DB_DIR).display().to_string();
+    match err {
+        StoreError::Damaged { cause, .. } | StoreError::Corruption(cause) => {
+            NodeError::DamagedStore {
+                store_dir,
+                cause,
+                command: crate::commands::store::command_for(data_dir),
+            }
+        }
+        other => NodeError::Store(other),
+    }
+}
+
 /// What a graceful leave does besides publishing the leaving flag.
 #[derive(Debug, Clone)]
 struct LeavePlan {
@@ -425,32 +469,11 @@ fn admin_spec(http: HttpArgs) -> ChildSpec {
 
 /// The node's generation (boot count) as stored.
 pub(crate) async fn read_generation(store: &StoreClient) -> Result<u64, StoreError> {
-    let raw = store.get(Tree::Meta, GENERATION_KEY).await?;
+    let raw = store.get(Tree::Meta, generation::GENERATION_KEY).await?;
     match raw {
         None => Ok(0),
-        Some(bytes) => decode_generation(&bytes),
+        Some(bytes) => generation::decode(&bytes),
     }
-}
-
-/// Count this start (before the tree exists, so that every actor and the
-/// gossip identity see the new generation from the first moment).
-fn bump_generation(engine: &SledEngine) -> Result<u64, StoreError> {
-    let previous = match store::KvEngine::get(engine, Tree::Meta, GENERATION_KEY)? {
-        None => 0,
-        Some(bytes) => decode_generation(&bytes)?,
-    };
-    let next = previous.saturating_add(1);
-    let batch = WriteBatch::new().put(Tree::Meta, GENERATION_KEY, next.to_be_bytes().to_vec());
-    store::KvEngine::apply(engine, &batch)?;
-    store::KvEngine::flush(engine)?;
-    Ok(next)
-}
-
-fn decode_generation(bytes: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corruption("generation is not 8 bytes".into()))?;
-    Ok(u64::from_be_bytes(arr))
 }
 
 /// Write the configured labels, each within the label cap. A label that

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use hypha::commands::cert;
 use hypha::launch::{LinkFlags, Listen, NodeLaunch, Ports};
-use hypha_testkit::fleet::{hand_over, Fleet, NodeSpec, User};
+use hypha_testkit::fleet::{hand_over, Fleet, NodeSpec, Started, User};
 
 use crate::clock::Clocks;
 
@@ -80,6 +80,15 @@ fn make_certificates(root: &Path, n: usize, run_as: RunAs) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// How a start on a possibly damaged store went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The node serves.
+    Serving,
+    /// It exited with `hypha::node::EXIT_DAMAGED_STORE`.
+    DamagedStore,
 }
 
 /// Which user node processes run as.
@@ -171,9 +180,36 @@ impl Nodes {
             .unwrap_or_default()
     }
 
+    /// The node's log file (its stdout and stderr).
+    pub fn log_path(&self, node: usize) -> PathBuf {
+        self.fleet
+            .spec(node)
+            .map(|s| s.log.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `hypha` binary the nodes run.
+    pub fn bin(&self) -> PathBuf {
+        self.fleet
+            .spec(0)
+            .map(|s| s.bin.clone())
+            .unwrap_or_default()
+    }
+
     /// Start the node (no-op if it runs) and wait (≤ 30 s) until it serves.
     pub async fn start(&self, node: usize) -> anyhow::Result<()> {
         Ok(self.fleet.start(node).await?)
+    }
+
+    /// Start the node and wait (≤ 30 s) until it serves — or exits with
+    /// the damaged-store status, which is an outcome here, not a death:
+    /// the node is then left stopped. Any other exit is a failure.
+    pub async fn start_or_damaged(&self, node: usize) -> anyhow::Result<StartOutcome> {
+        let code = i32::from(hypha::node::EXIT_DAMAGED_STORE);
+        Ok(match self.fleet.start_or_exit(node, code).await? {
+            Started::Serving => StartOutcome::Serving,
+            Started::Exited(_) => StartOutcome::DamagedStore,
+        })
     }
 
     /// SIGKILL and reap.

@@ -139,6 +139,10 @@ pub struct FaultEvent {
     pub fault: crate::scenario::Fault,
     /// `ok`, or why it could not be applied.
     pub result: String,
+    /// What an applied fault whose effect varies did (bit rot: whether
+    /// the node started or its store was damaged and quarantined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -267,6 +271,7 @@ mod tests {
             at_ms,
             fault,
             result: result.into(),
+            outcome: None,
         }
     }
 

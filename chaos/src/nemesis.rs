@@ -39,15 +39,28 @@ impl Nemesis {
             if due > now {
                 tokio::time::sleep(Duration::from_millis(due - now)).await;
             }
-            let result = match self.apply(&step.fault).await {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => format!("{e:#}"),
+            let (result, outcome) = match self.apply_with_outcome(&step.fault).await {
+                Ok(outcome) => ("ok".to_owned(), outcome),
+                Err(e) => (format!("{e:#}"), None),
             };
             self.history.fault(FaultEvent {
                 at_ms: self.history.now_ms(),
                 fault: step.fault.clone(),
                 result,
+                outcome,
             });
+        }
+    }
+
+    /// Apply one fault now; faults whose effect varies say what it was.
+    pub async fn apply_with_outcome(&self, fault: &Fault) -> anyhow::Result<Option<String>> {
+        match fault {
+            Fault::BitRot { node, flips, seed } => {
+                crate::bitrot::rot(&self.nodes, *node, *flips, *seed)
+                    .await
+                    .map(|rotted| Some(rotted.to_string()))
+            }
+            other => self.apply(other).await.map(|()| None),
         }
     }
 
@@ -76,6 +89,11 @@ impl Nemesis {
             }
             Fault::Skew { node, offset_s } => self.skew(*node, *offset_s).await,
             Fault::Unskew { node } => self.skew(*node, 0).await,
+            Fault::BitRot { node, flips, seed } => {
+                crate::bitrot::rot(&self.nodes, *node, *flips, *seed)
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 

@@ -359,7 +359,7 @@ pub fn replay_command(args: &RunArgs) -> String {
     )
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
     let res = http.get(url).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
     if !res.status().is_success() {
         return None;

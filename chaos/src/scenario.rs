@@ -113,6 +113,18 @@ pub enum Fault {
         /// Node index.
         node: usize,
     },
+    /// SIGKILL the node, flip `flips` bits of its store files at offsets
+    /// drawn from `seed`, start it; if it exits with the damaged-store
+    /// status, run the documented recovery and start it again; then wait
+    /// until it has caught up ([`crate::bitrot`]). Closes itself.
+    BitRot {
+        /// Node index.
+        node: usize,
+        /// Bits flipped.
+        flips: u32,
+        /// Seed of the offsets.
+        seed: u64,
+    },
 }
 
 impl Fault {
@@ -136,7 +148,9 @@ impl Fault {
             | Self::ActorKill { .. }
             | Self::Heal
             | Self::FreeDisk { .. }
-            | Self::Unskew { .. } => None,
+            | Self::Unskew { .. }
+            // Kill, rot and start again in one step: over when it returns.
+            | Self::BitRot { .. } => None,
         }
     }
 }
@@ -298,6 +312,13 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "partition-oneway",
         summary: "a random minority loses what it sends to the rest, or hears nothing from it, for 9-15 s; healed, then again",
         needs: Needs::Netns,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "bit-rot",
+        summary: "every ~10 s (after the last one caught up) SIGKILL a random node, flip 1-128 bits of its store files, start it; quarantine the store if it exits damaged",
+        needs: Needs::Processes,
         jobs: JobLoad::Light,
         min_nodes: 3,
     },
@@ -484,6 +505,23 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
             };
             Fault::OneWay { from, to }
         }),
+        "bit-rot" => {
+            // One node at a time: the nemesis waits for each to catch up
+            // before the next, so two replicas never rot together.
+            while let Some(next) = jittered(&mut rng, t, 10_000, duration_ms) {
+                let node = rng.random_range(0..nodes);
+                let flips = BIT_ROT_FLIPS[rng.random_range(0..BIT_ROT_FLIPS.len())];
+                steps.push(step(
+                    next,
+                    Fault::BitRot {
+                        node,
+                        flips,
+                        seed: rng.random(),
+                    },
+                ));
+                t = next;
+            }
+        }
         _ => {}
     }
     steps
@@ -523,6 +561,11 @@ fn shuffled(rng: &mut ChaCha8Rng, nodes: usize) -> Vec<usize> {
     all.shuffle(rng);
     all
 }
+
+/// How many bits a bit-rot fault flips, drawn per fault: one flip mostly
+/// makes sled drop the tail of its log silently, many mostly make its
+/// recovery panic or report corruption (docs/chaos.md).
+const BIT_ROT_FLIPS: [u32; 4] = [1, 8, 32, 128];
 
 fn step(at_ms: u64, fault: Fault) -> Step {
     Step { at_ms, fault }
@@ -580,7 +623,7 @@ mod tests {
                                 open.remove(i);
                             }
                         }
-                        Fault::Restart { .. } | Fault::ActorKill { .. } => {}
+                        Fault::Restart { .. } | Fault::ActorKill { .. } | Fault::BitRot { .. } => {}
                     }
                 }
                 assert!(

@@ -1,13 +1,15 @@
 //! Client-side subcommands: `cluster up` (a local cluster of real node
 //! processes), `members` (the membership view of a running node) and the
 //! file commands (`put`, `get`, `ls`, `stat`, `rm`) and the job commands
-//! (`jobs submit|status|ls|cancel`, `queues`).
+//! (`jobs submit|status|ls|cancel`, `queues`), and `store quarantine` (a
+//! stopped node's damaged store moved aside).
 
 pub mod cert;
 pub mod cluster_up;
 pub mod files;
 pub mod jobs;
 pub mod members;
+pub mod store;
 pub mod token;
 
 use std::path::Path;

@@ -38,7 +38,7 @@ pub use backoff::Backoff;
 pub use client::SupervisorRef;
 pub use error::{SpecError, SupervisorError};
 pub use intensity::{RestartVerdict, RestartWindow};
-pub use panic_hook::install_quiet_panic_hook;
+pub use panic_hook::{catch_panic, install_quiet_panic_hook};
 pub use snapshot::{ChildCounts, ChildInfo, ChildSnapshot, ChildState, SupervisorSnapshot};
 pub use spec::{
     validate_specs, ChildId, ChildKind, ChildSpec, CrashMessage, Restart, Shutdown, StartContext,

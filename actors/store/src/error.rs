@@ -14,6 +14,17 @@ pub enum StoreError {
     /// sled reported corruption.
     #[error("storage corruption: {0}")]
     Corruption(String),
+    /// The store could not be opened because its files are damaged: sled's
+    /// recovery panicked or reported corruption. Nothing short of moving
+    /// the store aside (`hypha store quarantine`, docs/storage.md) lets the
+    /// node start again.
+    #[error("the store at {dir} is damaged: {cause}")]
+    Damaged {
+        /// The store's directory.
+        dir: String,
+        /// What sled said (its panic message or error).
+        cause: String,
+    },
     /// The data directory was written by a newer, incompatible Hypha.
     #[error("data format version {found} is not supported (this build reads up to {supported})")]
     UnsupportedFormat {

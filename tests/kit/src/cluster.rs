@@ -107,6 +107,12 @@ impl Cluster {
 
     /// As [`Cluster::spawn`], node `i` also given `extra` flags.
     pub fn spawn_with(&self, i: usize, extra: &[&str]) -> NodeProcess {
+        spawn_command(self.command(i, extra))
+    }
+
+    /// The command [`Cluster::spawn_with`] runs, for a test that expects
+    /// the start to fail ([`crate::spawn_or_exit`]).
+    pub fn command(&self, i: usize, extra: &[&str]) -> std::process::Command {
         let name = format!("n{i}");
         let config = self.config.as_ref().map(|c| c.to_str().unwrap().to_owned());
         let seed = self.pinned_seed.clone().or_else(|| {
@@ -122,7 +128,7 @@ impl Cluster {
         }
         args.extend(self.extra_args.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        spawn_command(node_command(&self.root.join(&name), &args))
+        node_command(&self.root.join(&name), &args)
     }
 
     /// The gossip address a node started now would join through.

@@ -182,6 +182,16 @@ pub enum FleetError {
     Http(#[source] reqwest::Error),
 }
 
+/// How a start that may end in an expected exit went
+/// ([`Fleet::start_or_exit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The node serves.
+    Serving,
+    /// It exited with the expected status.
+    Exited(i32),
+}
+
 /// What the fleet last did to a node, so that an exit can be judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -274,28 +284,83 @@ impl Fleet {
     /// Start the node (no-op if it has a process) and wait (≤ 30 s) until
     /// it prints its admin URL and answers `/health`.
     pub async fn start(&self, node: usize) -> Result<(), FleetError> {
-        let log_from = {
-            let mut slot = self.slot(node)?;
-            if slot.child.is_some() {
-                return Ok(());
-            }
-            let spec = self.spec(node).ok_or(FleetError::NoNode(node))?;
-            // The log is appended to: this start's lines begin here.
-            let log_from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
-            let child = spec
-                .command(node)?
-                .spawn()
-                .map_err(|source| FleetError::Io {
-                    node: self.label(node),
-                    what: "spawning hypha",
-                    source,
-                })?;
-            slot.child = Some(child);
-            slot.expect = Expect::Running;
-            slot.url = None;
-            log_from
+        match self.spawn(node, Expect::Running)? {
+            Some(log_from) => self.wait_serving(node, log_from, START_LIMIT).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Start the node and wait (≤ 30 s) until it serves, or until it
+    /// exits with status `code`: an outcome the caller expects (a damaged
+    /// store, say), not a death; the node is left stopped. Any other exit
+    /// while starting is [`FleetError::ExitedWhileStarting`].
+    pub async fn start_or_exit(&self, node: usize, code: i32) -> Result<Started, FleetError> {
+        // Not Running until it serves: `reap` must not count the expected
+        // exit as a death.
+        let Some(log_from) = self.spawn(node, Expect::Stopped)? else {
+            return Err(FleetError::NotRunning(format!(
+                "{} (already running)",
+                self.label(node)
+            )));
         };
-        self.wait_serving(node, log_from, START_LIMIT).await
+        let started = move || async move {
+            if let Some(url) = self.printed_url(node, log_from) {
+                let health = self.http.get(format!("{url}/health")).send().await;
+                if health.is_ok_and(|r| r.status().is_success()) {
+                    return Some(self.slot(node).map(|mut slot| {
+                        slot.expect = Expect::Running;
+                        Started::Serving
+                    }));
+                }
+            }
+            let mut slot = match self.slot(node) {
+                Ok(slot) => slot,
+                Err(err) => return Some(Err(err)),
+            };
+            let status = match slot.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status,
+                _ => return None,
+            };
+            slot.child = None;
+            Some(match status.code() {
+                Some(exit) if exit == code => Ok(Started::Exited(exit)),
+                _ => Err(FleetError::ExitedWhileStarting {
+                    node: self.label(node),
+                    log: self.log_name(node),
+                }),
+            })
+        };
+        match poll(START_LIMIT, Duration::from_millis(50), started).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(FleetError::NotServing {
+                node: self.label(node),
+                limit: START_LIMIT,
+            }),
+        }
+    }
+
+    /// Spawn the node's process, expecting `expect` of it; where this
+    /// start's lines begin in its log, or `None` if it already runs.
+    fn spawn(&self, node: usize, expect: Expect) -> Result<Option<u64>, FleetError> {
+        let mut slot = self.slot(node)?;
+        if slot.child.is_some() {
+            return Ok(None);
+        }
+        let spec = self.spec(node).ok_or(FleetError::NoNode(node))?;
+        // The log is appended to: this start's lines begin here.
+        let log_from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
+        let child = spec
+            .command(node)?
+            .spawn()
+            .map_err(|source| FleetError::Io {
+                node: self.label(node),
+                what: "spawning hypha",
+                source,
+            })?;
+        slot.child = Some(child);
+        slot.expect = expect;
+        slot.url = None;
+        Ok(Some(log_from))
     }
 
     async fn wait_serving(

@@ -13,6 +13,7 @@
 //!   `wait_until`), never sleeping and hoping.
 //! - [`http`]: admin API clients, node documents and Prometheus samples.
 //! - [`certs`]: the test cluster CA and each node's link certificate.
+//! - [`bitrot`]: seeded bit flips in a stopped node's store files.
 //!
 //! The command line of a node comes from [`hypha::launch`], which
 //! `hypha cluster up` uses too. A failing helper panics (it fails the test
@@ -20,6 +21,7 @@
 //! chaos harness reports as its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bitrot;
 pub mod certs;
 pub mod cluster;
 pub mod fleet;
@@ -31,7 +33,9 @@ pub mod process;
 pub use certs::{test_ca_dir, test_tls_dir};
 pub use http::{block_on, client, get_json, metric, metric_of, wait_for_owners, Api};
 pub use poll::{eventually, wait_until};
-pub use process::{admin_url_in, node_command, spawn_command, spawn_node, NodeProcess};
+pub use process::{
+    admin_url_in, node_command, spawn_command, spawn_node, spawn_or_exit, NodeProcess, Spawned,
+};
 
 /// The admin token every test node accepts.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";

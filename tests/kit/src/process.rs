@@ -103,7 +103,31 @@ pub fn spawn_node(dir: &Path, extra: &[&str]) -> NodeProcess {
 }
 
 /// Spawn a prepared node command and wait (≤ 30 s) for its admin URL.
-pub fn spawn_command(mut cmd: Command) -> NodeProcess {
+pub fn spawn_command(cmd: Command) -> NodeProcess {
+    match spawn_or_exit(cmd) {
+        Spawned::Serving(node) => node,
+        Spawned::Exited { status, stderr } => {
+            panic!("node exited ({status}) before printing its admin URL: {stderr}")
+        }
+    }
+}
+
+/// How a node start ended.
+pub enum Spawned {
+    /// It printed its admin URL.
+    Serving(NodeProcess),
+    /// It exited first (a refused start).
+    Exited {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Everything it wrote to stderr.
+        stderr: String,
+    },
+}
+
+/// Spawn a prepared node command; wait (≤ 30 s) until it prints its admin
+/// URL or exits.
+pub fn spawn_or_exit(mut cmd: Command) -> Spawned {
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -111,9 +135,11 @@ pub fn spawn_command(mut cmd: Command) -> NodeProcess {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = admin_url_in(&line) {
-                let _ = url_tx.send(url.to_owned());
+                let _ = url_tx.send(Some(url.to_owned()));
             }
         }
+        // Standard output closed: the process is exiting.
+        let _ = url_tx.send(None);
     });
     let (err_tx, err_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -123,10 +149,19 @@ pub fn spawn_command(mut cmd: Command) -> NodeProcess {
     });
     let url = url_rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("node printed its admin URL");
-    NodeProcess {
+        .expect("node printed its admin URL or exited");
+    let mut node = NodeProcess {
         child,
-        url,
+        url: url.clone().unwrap_or_default(),
         stderr: err_rx,
+    };
+    match url {
+        Some(_) => Spawned::Serving(node),
+        None => {
+            let status = node.wait_exit(Duration::from_secs(30));
+            // The reader thread ends with the pipe; collect what it read.
+            let stderr = node.stderr.iter().collect::<Vec<_>>().join("\n");
+            Spawned::Exited { status, stderr }
+        }
     }
 }

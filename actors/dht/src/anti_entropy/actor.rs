@@ -20,7 +20,7 @@ use super::confirmed::Confirmed;
 use super::messages::{AntiEntropyMessage, TaskDone};
 use super::run::{Direction, HandOff, Report, Runner};
 use super::schedule::{
-    Completeness, Exchanged, PeerResult, Role, Schedule, ScheduleSettings, Task,
+    Completeness, Exchanged, PeerResult, Role, Schedule, ScheduleSettings, Task, ViewState,
 };
 use super::view::PartitionView;
 use crate::keyspace::Partition;
@@ -162,7 +162,12 @@ impl AntiEntropyState {
             return;
         };
         let is_live = |m: &MemberKey| placement.is_live(m);
-        let caught_up = self.schedule.caught_up(&is_live);
+        let view = if placement.settled() {
+            ViewState::Settled
+        } else {
+            ViewState::Unsettled
+        };
+        let caught_up = self.schedule.caught_up(view, &is_live);
         metrics::gauge!("hypha_ae_partitions_caught_up").set(caught_up.len() as f64);
         self.args.caught_up.replace(caught_up);
     }

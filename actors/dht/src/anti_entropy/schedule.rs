@@ -19,13 +19,28 @@
 //!   exchange it started found equal roots or repaired every difference).
 //!   It stays so while the node remains a replica, whoever else joins or
 //!   leaves the set: what it holds only grows. Quorum reads count a
-//!   replica's answer only for partitions it has caught up on.
+//!   replica's answer only for partitions it has caught up on. Nothing is
+//!   caught up from a placement built before the node's view settled: a
+//!   (re)started node first sees only itself, where every partition has no
+//!   co-replica to pull from, and the latch would then have held once its
+//!   peers appeared — with a store that may be empty (quarantined) or
+//!   rolled back.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use hypha_cluster::membership::MemberKey;
+
+/// Whether the placement the schedule follows was built from a settled
+/// view ([`crate::router::Settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewState {
+    /// Settled: replica sets name the peers this node will pull from.
+    Settled,
+    /// Not yet: sets may leave out peers not heard from since the start.
+    Unsettled,
+}
 
 /// Timing of the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -497,9 +512,17 @@ impl Schedule {
     /// The partitions this node has caught up on (module doc), latching
     /// those that just did: every live peer has been pulled from. A peer
     /// that is not live is not waited for (it may be gone for good), so a
-    /// replica whose co-replicas are all down counts as caught up.
-    pub fn caught_up(&mut self, is_live: &dyn Fn(&MemberKey) -> bool) -> BTreeSet<u16> {
+    /// replica whose co-replicas are all down counts as caught up — but
+    /// only once the view has settled; before, nothing is.
+    pub fn caught_up(
+        &mut self,
+        view: ViewState,
+        is_live: &dyn Fn(&MemberKey) -> bool,
+    ) -> BTreeSet<u16> {
         let mut out = BTreeSet::new();
+        if view == ViewState::Unsettled {
+            return out;
+        }
         for status in self.parts.values_mut() {
             if status.role != Role::Replica {
                 continue;
@@ -619,7 +642,10 @@ mod tests {
         let sets = vec![vec![member(0), member(1), member(2)], vec![member(0)]];
         s.place(&sets, 1_000);
         // A lone replica has no one to pull from.
-        assert_eq!(s.caught_up(&all_live), BTreeSet::from([1]));
+        assert_eq!(
+            s.caught_up(ViewState::Settled, &all_live),
+            BTreeSet::from([1])
+        );
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
         let partial = Exchanged {
             complete: Completeness::Partial,
@@ -627,29 +653,61 @@ mod tests {
         };
         s.exchanged(0, &member(2), partial, 1_200, 0);
         assert!(
-            !s.caught_up(&all_live).contains(&0),
+            !s.caught_up(ViewState::Settled, &all_live).contains(&0),
             "member 2 left entries"
         );
         s.exchanged(0, &member(2), ex(PeerResult::Failed, 0, 2_000), 2_100, 0);
-        assert!(!s.caught_up(&all_live).contains(&0));
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
         s.exchanged(0, &member(2), ex(PeerResult::Repaired, 4, 3_000), 3_100, 0);
-        assert!(s.caught_up(&all_live).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
         // Another member joins the set: what was pulled is still here.
         let joined = vec![vec![member(0), member(1), member(4)], vec![member(0)]];
         s.place(&joined, 4_000);
-        assert!(s.caught_up(&all_live).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
         // This node leaves the set and comes back: it starts over.
         s.place(
             &[vec![member(1), member(2), member(4)], vec![member(0)]],
             5_000,
         );
-        assert!(!s.caught_up(&all_live).contains(&0));
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
         s.place(&joined, 6_000);
-        assert!(!s.caught_up(&all_live).contains(&0));
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
         // A peer that is not live is not waited for.
         let only_1 = |m: &MemberKey| *m == member(1);
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 6_000), 6_100, 0);
-        assert!(s.caught_up(&only_1).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &only_1).contains(&0));
+    }
+
+    #[test]
+    fn a_restarted_node_catches_up_only_from_its_settled_view() {
+        let me = member(0);
+        let alone = vec![vec![me.clone()]];
+        let full = vec![vec![me.clone(), member(1), member(2)]];
+        // The first placement after a start holds only this node; its view
+        // has not settled, so no partition counts as caught up, however
+        // lone it looks.
+        let mut s = Schedule::new(me.clone(), settings());
+        s.place(&alone, 0);
+        assert!(s.caught_up(ViewState::Unsettled, &all_live).is_empty());
+        s.place(&full, 500);
+        assert!(
+            !s.caught_up(ViewState::Settled, &all_live).contains(&0),
+            "its peers have not been pulled from"
+        );
+        s.exchanged(0, &member(1), ex(PeerResult::Repaired, 5, 600), 700, 0);
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
+        s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 600), 800, 0);
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
+        // What the gate prevents: the lone latch holding once peers appear.
+        let mut ungated = Schedule::new(me, settings());
+        ungated.place(&alone, 0);
+        assert!(ungated
+            .caught_up(ViewState::Settled, &all_live)
+            .contains(&0));
+        ungated.place(&full, 500);
+        assert!(ungated
+            .caught_up(ViewState::Settled, &all_live)
+            .contains(&0));
     }
 
     #[test]
@@ -659,20 +717,20 @@ mod tests {
         s.place(&sets, 1_000);
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
         s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 1_000), 1_100, 0);
-        assert!(s.caught_up(&all_live).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
         // The lease came back at 9 s: nothing is caught up, and every
         // peer is due at once.
         s.restart_catch_up(9_000);
-        assert!(!s.caught_up(&all_live).contains(&0));
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
         let (tasks, _) = s.due(9_000, &all_live, &BTreeSet::new(), 10);
         assert_eq!(exchanges(&tasks), vec![(0, member(1)), (0, member(2))]);
         // An exchange that started before the lease came back (it ran
         // during the break, on the minority side) does not count.
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 8_500), 9_100, 0);
         s.exchanged(0, &member(2), ex(PeerResult::Equal, 0, 9_000), 9_100, 0);
-        assert!(!s.caught_up(&all_live).contains(&0));
+        assert!(!s.caught_up(ViewState::Settled, &all_live).contains(&0));
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 9_200), 9_300, 0);
-        assert!(s.caught_up(&all_live).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
     }
 
     #[test]
@@ -686,19 +744,19 @@ mod tests {
         let only_1 = |m: &MemberKey| *m == member(1);
         s.exchanged(0, &member(1), ex(PeerResult::Equal, 0, 2_000), 2_100, 0);
         assert!(
-            !s.caught_up(&only_1).contains(&0),
+            !s.caught_up(ViewState::Settled, &only_1).contains(&0),
             "member 1 may have missed the same writes"
         );
         // The set moves on without member 2 (its Down grace ended): the
         // newcomer is pulled from, and then it is caught up.
         s.place(&[vec![member(0), member(1), member(3)]], 9_000);
         s.exchanged(0, &member(3), ex(PeerResult::Repaired, 2, 9_000), 9_100, 0);
-        assert!(s.caught_up(&all_live).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &all_live).contains(&0));
         // Once caught up, the usual rule is back: a later restart of the
         // exchange's view does not wait for members that are down.
         s.place(&[vec![member(0), member(1), member(4)]], 10_000);
         let not_4 = |m: &MemberKey| *m != member(4);
-        assert!(s.caught_up(&not_4).contains(&0));
+        assert!(s.caught_up(ViewState::Settled, &not_4).contains(&0));
     }
 
     #[test]
