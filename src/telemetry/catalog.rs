@@ -197,6 +197,11 @@ pub const CATALOG: &[MetricDef] = &[
         "Reloads of the gossip keyring, by SIGHUP or POST /v1/node/gossip/keys/reload.",
     ),
     gauge(
+        "hypha_cluster_majority_lease",
+        &[],
+        "1 while this node holds its majority lease (a majority of the cluster answered its pings within cluster.lease_ms), else 0: at 0 it acknowledges no write.",
+    ),
+    gauge(
         "hypha_cluster_links",
         &[],
         "Ready (authenticated) node-to-node links; updated when a link becomes ready or disconnects.",
@@ -289,13 +294,13 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         "hypha_dht_quorum_failures_total",
-        &[("op", &["read", "write", "not_settled"])],
-        "File operations that missed their quorum, or were refused while the view settles after start.",
+        &[("op", &["read", "write", "not_settled", "no_majority"])],
+        "File operations that missed their quorum, were refused while the view settles after start, or were refused without the majority lease.",
     ),
     counter(
         "hypha_dht_writes_refused_total",
         &[("kind", &["chunk", "manifest"])],
-        "Chunk and manifest writes this node refused for a partition it does not hold (not_replica).",
+        "Chunk and manifest writes this node refused: for a partition it does not hold (not_replica), or without its majority lease (unavailable).",
     ),
     counter(
         "hypha_dht_read_repairs_total",
