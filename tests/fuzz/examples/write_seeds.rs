@@ -1,5 +1,5 @@
 //! Writes every target's seeds as the starting corpus of `cargo fuzz run`
-//! (`fuzz/corpus/<target>/seed-N`): `cargo run -p hypha-fuzz --example
+//! (`tests/fuzz/corpus/<target>/seed-N`): `cargo run -p hypha-fuzz --example
 //! write_seeds` before a long run.
 
 fn main() -> std::io::Result<()> {
