@@ -55,6 +55,21 @@ pub struct Lease {
     answered: BTreeMap<String, Instant>,
     /// Since when the lease has been held without a break.
     held_since: Option<Instant>,
+    /// When the lease runs out as the answers stand, kept up to date by
+    /// [`Lease::answered`] and [`Lease::observe`]: every acknowledgement
+    /// asks, so it is not worked out again per ask.
+    expiry: Expiry,
+}
+
+/// When the lease runs out, as the answers stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// A cluster of one needs no answer.
+    Alone,
+    /// At this instant.
+    At(Instant),
+    /// Fewer answers than needed.
+    Short,
 }
 
 /// A break in the lease (module doc).
@@ -120,6 +135,7 @@ impl Lease {
             cluster: BTreeSet::new(),
             answered: BTreeMap::new(),
             held_since: Some(now),
+            expiry: Expiry::Alone,
         }
     }
 
@@ -137,12 +153,11 @@ impl Lease {
     }
 
     /// When the lease, as the answers stand, runs out: the `need`-th
-    /// latest send time of an answered ping, plus the lease. `None` with
-    /// fewer answers than needed; far in the future for a cluster of one.
-    fn until(&self, now: Instant) -> Option<Instant> {
+    /// latest send time of an answered ping, plus the lease.
+    fn expiry(&self) -> Expiry {
         let need = self.need();
         if need == 0 {
-            return Some(now + ALONE);
+            return Expiry::Alone;
         }
         let mut sent: Vec<Instant> = self
             .cluster
@@ -150,7 +165,18 @@ impl Lease {
             .filter_map(|id| self.answered.get(id).copied())
             .collect();
         sent.sort_unstable_by(|a, b| b.cmp(a));
-        sent.get(need - 1).map(|t| *t + self.lease)
+        sent.get(need - 1)
+            .map_or(Expiry::Short, |t| Expiry::At(*t + self.lease))
+    }
+
+    /// The expiry as an instant at `now`: `None` with fewer answers than
+    /// needed; far in the future for a cluster of one.
+    fn until(&self, now: Instant) -> Option<Instant> {
+        match self.expiry {
+            Expiry::Alone => Some(now + ALONE),
+            Expiry::At(until) => Some(until),
+            Expiry::Short => None,
+        }
     }
 
     /// Where the lease stands at `now`, noting breaks (moments when it
@@ -235,6 +261,7 @@ impl Lease {
         if sent > *latest {
             *latest = sent;
         }
+        self.expiry = self.expiry();
         self.standing(now);
     }
 
@@ -264,6 +291,7 @@ impl Lease {
             self.answered.retain(|id, _| seen.contains(id));
         }
         self.cluster.extend(seen);
+        self.expiry = self.expiry();
         self.standing(now);
     }
 }
