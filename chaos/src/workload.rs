@@ -159,22 +159,8 @@ pub async fn write(
 /// code and message (why a 503 was a 503: `no_majority`,
 /// `quorum_unavailable`, …), cut to a line.
 async fn answer_detail(r: reqwest::Response) -> String {
-    let status = r.status().to_string();
-    let body = r.text().await.unwrap_or_default();
-    let error = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("error")?;
-            Some(format!(
-                "{} {}",
-                e.get("code")?.as_str()?,
-                e.get("message")?.as_str()?
-            ))
-        });
-    match error {
-        Some(error) => format!("{status} {}", error.chars().take(200).collect::<String>()),
-        None => status,
-    }
+    let line = hypha::commands::files::api_error(r).await.to_string();
+    line.chars().take(240).collect()
 }
 
 /// GET `key` through `node`; the content's hash, `None` if absent.

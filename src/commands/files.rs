@@ -103,8 +103,9 @@ async fn preflight(api: &Api, upload_bytes: Option<u64>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node's error as one line: status, code and message.
-async fn api_error(response: reqwest::Response) -> anyhow::Error {
+/// The node's error as one line: status, code and message (the chaos
+/// harness records refusals with it too).
+pub async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().unwrap_or("error");
