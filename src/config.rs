@@ -101,8 +101,13 @@ impl Default for HttpLimits {
             header_read_timeout_ms: 5_000,
             max_connections: 1_024,
             drain_timeout_ms: 2_000,
-            rate_limit_per_s: 500,
-            rate_limit_burst: 1_000,
+            // Far above what a node serves (8.5 k small GETs a second
+            // on 2 cores): the default never throttles one client below
+            // the node's capacity; overload is bounded by
+            // `max_connections` and the queues behind it. Shared clusters
+            // set each tenant's share (docs/security.md).
+            rate_limit_per_s: 100_000,
+            rate_limit_burst: 100_000,
             auth_failures_per_min: 30,
             auth_failure_burst: 10,
             allowed_hosts: Vec::new(),
@@ -344,23 +349,72 @@ fn parse_default(addr: &str) -> SocketAddr {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+/// The file, and whether it sets any replication knob of `[dht]`.
+fn read_file(path: &Path) -> Result<(FileConfig, Replication), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|err| ConfigError::Parse {
+    let parse_error = |err: toml::de::Error| ConfigError::Parse {
         path: path.to_owned(),
         message: err.to_string(),
-    })
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;
+    let replication = match table.get("dht").and_then(toml::Value::as_table) {
+        Some(dht) if REPLICATION_KEYS.iter().any(|k| dht.contains_key(*k)) => Replication::Set,
+        _ => Replication::Default,
+    };
+    let file = FileConfig::deserialize(table).map_err(parse_error)?;
+    Ok((file, replication))
+}
+
+/// The `[dht]` keys that size replication.
+const REPLICATION_KEYS: [&str; 3] = ["replicas", "write_quorum", "read_quorum"];
+
+/// Whether the config file chose R and W itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replication {
+    Default,
+    Set,
+}
+
+/// R, W and the read quorum a node runs with. A `--dev` node without
+/// seeds is a cluster of one: with the defaults (R = 3, W = 2) it would
+/// refuse every write for want of a second replica, so unless the file
+/// chose them it keeps one copy and acknowledges it (R = W = 1).
+fn sized_for_cluster(
+    dht: DhtSettings,
+    mode: Mode,
+    seeds: &[String],
+    replication: Replication,
+) -> DhtSettings {
+    match (mode, seeds.is_empty(), replication) {
+        (Mode::Dev, true, Replication::Default) => DhtSettings {
+            replicas: 1,
+            write_quorum: 1,
+            read_quorum: 1,
+            ..dht
+        },
+        _ => dht,
+    }
 }
 
 impl NodeConfig {
     /// Resolve flags and environment (already merged by clap) over the file.
     pub fn resolve(args: &NodeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        let (file, replication) = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => (FileConfig::default(), Replication::Default),
+        };
+        let mode = if args.dev {
+            Mode::Dev
+        } else {
+            Mode::Production
+        };
+        let seeds = if args.seeds.is_empty() {
+            file.seeds.clone().unwrap_or_default()
+        } else {
+            args.seeds.clone()
         };
         let config = Self {
             node_name: args.node_name.clone().or(file.node_name),
@@ -387,11 +441,8 @@ impl NodeConfig {
                     .or(file.listen.bulk)
                     .unwrap_or_else(|| parse_default(DEFAULT_BULK_LISTEN)),
             },
-            seeds: if args.seeds.is_empty() {
-                file.seeds.unwrap_or_default()
-            } else {
-                args.seeds.clone()
-            },
+            dht: sized_for_cluster(file.dht, mode, &seeds, replication),
+            seeds,
             secrets: SecretSources {
                 cookie_file: args.cookie_file.clone().or(file.cookie_file),
                 admin_token_file: args.admin_token_file.clone().or(file.auth.admin_token_file),
@@ -423,15 +474,10 @@ impl NodeConfig {
                 },
                 ..file.cluster
             },
-            dht: file.dht,
             anti_entropy: file.anti_entropy,
             storage: file.storage,
             work: file.work,
-            mode: if args.dev {
-                Mode::Dev
-            } else {
-                Mode::Production
-            },
+            mode,
         };
         config.validate()?;
         Ok(config)
@@ -583,6 +629,32 @@ mod tests {
         ] {
             assert!(addr.parse::<SocketAddr>().is_ok());
         }
+    }
+
+    #[test]
+    fn a_lone_dev_node_keeps_one_copy_unless_told_otherwise() {
+        let rf = |c: &NodeConfig| (c.dht.replicas, c.dht.write_quorum, c.dht.read_quorum);
+        let lone = NodeConfig::resolve(&args(&["--dev"])).unwrap();
+        assert_eq!(rf(&lone), (1, 1, 1));
+        let seeded = NodeConfig::resolve(&args(&["--dev", "--seed", "127.0.0.1:7072"])).unwrap();
+        assert_eq!(rf(&seeded), (3, 2, 2));
+        let production = NodeConfig::resolve(&args(&[])).unwrap();
+        assert_eq!(rf(&production), (3, 2, 2));
+
+        let dir = tempfile::tempdir().unwrap();
+        let chosen = dir.path().join("chosen.toml");
+        std::fs::write(&chosen, "[dht]\nreplicas = 2\n").unwrap();
+        let c = NodeConfig::resolve(&args(&["--dev", "--config", chosen.to_str().unwrap()]));
+        assert_eq!(rf(&c.unwrap()), (2, 2, 2), "the file's choice stands");
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "[dht]\nrpc_timeout_ms = 900\n").unwrap();
+        let c =
+            NodeConfig::resolve(&args(&["--dev", "--config", other.to_str().unwrap()])).unwrap();
+        assert_eq!((rf(&c), c.dht.rpc_timeout_ms), ((1, 1, 1), 900));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[dht]\nreplicas = \"three\"\n").unwrap();
+        let err = NodeConfig::resolve(&args(&["--config", bad.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("invalid config file"), "{err}");
     }
 
     #[test]

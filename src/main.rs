@@ -195,6 +195,15 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
         node.name, node.id, node.generation
     );
     println!("hypha: admin API at {}", node.admin_url());
+    let lone = if config.dht.replicas == 1 && config.seeds.is_empty() {
+        " (a lone node: one copy of each file; [dht] replicas and write_quorum change it)"
+    } else {
+        ""
+    };
+    println!(
+        "hypha: replication R = {}, W = {}{lone}",
+        config.dht.replicas, config.dht.write_quorum
+    );
     if config.mode == Mode::Dev {
         for (what, secret) in &secrets.generated {
             println!(

@@ -247,7 +247,8 @@ pub async fn start_with(
     };
     crate::config::validate_node_name(&name)?;
     let db_dir = data_dir.join(DB_DIR);
-    let engine = tokio::task::spawn_blocking(move || SledEngine::open(&db_dir))
+    let durability = config.storage.durability;
+    let engine = tokio::task::spawn_blocking(move || SledEngine::open_with(&db_dir, durability))
         .await
         .map_err(|e| NodeError::Store(StoreError::Io(e.to_string())))?
         .map_err(|e| store_error(&data_dir, e))?;

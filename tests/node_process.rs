@@ -119,6 +119,71 @@ fn dev_mode_generates_and_announces_secrets() {
     assert!(text.contains("generated a throwaway admin token"), "{text}");
 }
 
+/// `hypha` run as a client of the node at `url` with the admin token.
+fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hypha"))
+        .args(args)
+        .env("HYPHA_URL", url)
+        .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One `--dev` node is a working node: it stores with one copy (R = W = 1,
+/// announced), runs a job to its end, and stops at once on Ctrl-C, as no
+/// peer waits for a hand-off (it used to refuse every write for want of a
+/// second replica, and to wait 11 s for the hand-off when stopped).
+#[test]
+fn a_lone_dev_node_stores_computes_and_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = spawn_node(dir.path(), &["--dev"]);
+    let url = node.url.clone();
+    let src = dir.path().join("hello.txt");
+    std::fs::write(&src, "hello lone node\n").unwrap();
+    let put = stdout_of(&cli(
+        &url,
+        &["put", src.to_str().unwrap(), "/dev/hello.txt"],
+    ));
+    assert!(put.contains("1 acks"), "{put}");
+    let got = stdout_of(&cli(&url, &["get", "/dev/hello.txt"]));
+    assert_eq!(got, "hello lone node\n");
+    let job = stdout_of(&cli(
+        &url,
+        &[
+            "jobs",
+            "submit",
+            "-q",
+            "dev",
+            "-k",
+            "wordcount",
+            "--file",
+            "/dev/hello.txt",
+            "--wait",
+        ],
+    ));
+    assert!(job.contains("\"words\":3"), "{job}");
+
+    let asked = std::time::Instant::now();
+    node.signal("INT");
+    let status = node.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    println!("a lone node stopped {took:?} after SIGINT");
+    assert!(status.success(), "{status}: {}", node.stderr_text());
+    // Generous against a loaded machine; the hand-off wait it replaces
+    // took 10 s (the bound) plus the gossip grace.
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+}
+
 #[test]
 fn a_data_dir_in_use_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,8 @@ use serde_json::Value;
 struct ClusterUp {
     child: Child,
     dir: tempfile::TempDir,
+    /// What it printed up to "cluster up:".
+    said: Vec<String>,
 }
 
 impl ClusterUp {
@@ -50,12 +52,16 @@ impl ClusterUp {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(90);
-        let cluster = Self { child, dir };
+        let mut cluster = Self {
+            child,
+            dir,
+            said: Vec::new(),
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) if line.contains("cluster up:") => return cluster,
-                Ok(_) => {}
+                Ok(line) => cluster.said.push(line),
                 Err(_) => panic!("`hypha cluster up` did not report the cluster up"),
             }
         }
@@ -317,4 +323,47 @@ fn check_left(token_file: &Path) {
         embedded.as_ref().is_some_and(|m| m["state"] != "up"),
         "{embedded:?}"
     );
+}
+
+/// `hypha` as a client of a `cluster up` node.
+fn cli(cluster: &ClusterUp, url: &str, args: &[&str]) -> String {
+    let token = std::fs::read_to_string(cluster.path("admin-token")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hypha"))
+        .args(args)
+        .env("HYPHA_URL", url)
+        .env("HYPHA_ADMIN_TOKEN", token.trim())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hypha {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cluster up` with fewer nodes than the default R = 3 picks R and W that
+/// can work, says so, and the cluster stores and serves files (it used to
+/// refuse every write, "1 of 2 replicas").
+#[test]
+fn a_cluster_up_of_one_or_two_nodes_stores_files() {
+    for (nodes, base, sizing) in [(1, 27580, "R = 1, W = 1"), (2, 27560, "R = 2, W = 2")] {
+        let cluster = ClusterUp::start(nodes, base);
+        let said = cluster.said.join("\n");
+        assert!(said.contains(sizing), "{nodes} node(s): {said}");
+        let src = cluster.path("small.txt");
+        std::fs::write(&src, format!("kept by {nodes}\n")).unwrap();
+        let first = format!("http://127.0.0.1:{base}");
+        let put = cli(
+            &cluster,
+            &first,
+            &["put", src.to_str().unwrap(), "/small.txt"],
+        );
+        assert!(put.contains(&format!("{nodes} acks")), "{put}");
+        let last = format!("http://127.0.0.1:{}", base + 10 * (nodes - 1));
+        assert_eq!(
+            cli(&cluster, &last, &["get", "/small.txt"]),
+            format!("kept by {nodes}\n")
+        );
+    }
 }

@@ -93,11 +93,61 @@ fn shared_secret(env: &str, dir: &Path, file: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-/// The secrets every node of a local cluster shares.
+/// The secrets (and the configuration file, if any) every node of a
+/// local cluster shares.
 struct Shared {
     cookie: String,
     admin_token: String,
     token_key_file: PathBuf,
+    config: Option<PathBuf>,
+}
+
+/// R, W and the read quorum of a cluster too small for the defaults
+/// (R = 3, W = 2), with why: with fewer than three nodes there are not
+/// three replicas to place, and writes would be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizing {
+    /// Replicas (R).
+    pub replicas: usize,
+    /// Write quorum (W).
+    pub write_quorum: usize,
+    /// Read quorum.
+    pub read_quorum: usize,
+    /// What the operator should know about it.
+    pub why: &'static str,
+}
+
+/// The sizing for `nodes`, or None when the defaults work (3 or more).
+pub fn sizing(nodes: u16) -> Option<Sizing> {
+    match nodes {
+        1 => Some(Sizing {
+            replicas: 1,
+            write_quorum: 1,
+            read_quorum: 1,
+            why: "one node keeps one copy of each file",
+        }),
+        // Two copies, both written before an acknowledgement: a lone
+        // survivor still serves every acknowledged file. It cannot write:
+        // one of two is not a majority (the fence, docs/dht.md).
+        2 => Some(Sizing {
+            replicas: 2,
+            write_quorum: 2,
+            read_quorum: 1,
+            why: "every file on both nodes; with one node stopped, reads go on and writes wait for it",
+        }),
+        _ => None,
+    }
+}
+
+/// Write the sizing as a node configuration file in `dir`.
+fn write_sizing(dir: &Path, sizing: Sizing) -> anyhow::Result<PathBuf> {
+    let path = dir.join("sizing.toml");
+    let text = format!(
+        "# Written by `hypha cluster up`: {}.\n[dht]\nreplicas = {}\nwrite_quorum = {}\nread_quorum = {}\n",
+        sizing.why, sizing.replicas, sizing.write_quorum, sizing.read_quorum
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChild> {
@@ -111,7 +161,12 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     let seed = Ports::numbered(plan.base_port, 0)?.gossip();
     let mut launch = NodeLaunch::new(&data, listen, &shared.cookie, &shared.admin_token);
     launch.name = Some(name.clone());
-    launch.seeds = vec![format!("{loopback}:{seed}")];
+    launch.config = shared.config.clone();
+    // Node 0 is every node's seed. Alone, it has none: a seeded node
+    // waits for a peer before it serves files.
+    if plan.nodes > 1 {
+        launch.seeds = vec![format!("{loopback}:{seed}")];
+    }
     launch.links = match plan.links {
         LinkSecurity::MutualTls => {
             super::cert::ensure_node(&plan.dir.join("tls-ca"), &name, &tls_dir, &data)?;
@@ -162,10 +217,21 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
     if !token_key_file.exists() {
         super::token::key(&token_key_file)?;
     }
+    let config = match sizing(plan.nodes) {
+        Some(sizing) => {
+            println!(
+                "hypha: {} node(s): R = {}, W = {}: {}",
+                plan.nodes, sizing.replicas, sizing.write_quorum, sizing.why
+            );
+            Some(write_sizing(&plan.dir, sizing)?)
+        }
+        None => None,
+    };
     let shared = Shared {
         cookie,
         admin_token: token.clone(),
         token_key_file,
+        config,
     };
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {
@@ -350,6 +416,22 @@ async fn stop_all(nodes: &mut [NodeChild]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_clusters_get_a_replication_that_can_write() {
+        let one = sizing(1).unwrap();
+        assert_eq!((one.replicas, one.write_quorum, one.read_quorum), (1, 1, 1));
+        let two = sizing(2).unwrap();
+        assert_eq!((two.replicas, two.write_quorum, two.read_quorum), (2, 2, 1));
+        assert_eq!(sizing(3), None);
+        assert_eq!(sizing(9), None);
+        for nodes in 1..=2 {
+            let s = sizing(nodes).unwrap();
+            assert!(s.replicas <= usize::from(nodes));
+            // Every acknowledged write is on the replicas a read asks.
+            assert!(s.write_quorum + s.read_quorum > s.replicas);
+        }
+    }
 
     #[test]
     fn prometheus_scrapes_https_nodes_trusting_the_cluster_ca() {

@@ -8,12 +8,15 @@
 //! actor's view (format check, counters) from the open database in
 //! microseconds instead of replaying sled's log.
 //!
-//! Durability: a write is acknowledged only after a sled `flush` that
-//! covers it returned (writes queued together share one flush) (see `docs/storage.md` for what that does and does not survive).
+//! Durability: a write is acknowledged only after a flush that covers it
+//! returned: sled's flush, then the `fsync`s that make it power-safe
+//! ([`durability`]); writes queued together share one (group commit, see
+//! `docs/storage.md` for what that does and does not survive).
 
 mod actor;
 mod batch;
 mod client;
+pub mod durability;
 mod engine;
 mod error;
 mod messages;

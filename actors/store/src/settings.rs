@@ -13,12 +13,30 @@ use crate::writer::DiskReserve;
 pub struct StorageSettings {
     /// Writes that add data are refused (507) below this much free disk.
     pub min_free_bytes: u64,
+    /// What an acknowledged write survives.
+    pub durability: Durability,
+}
+
+/// What an acknowledged write survives (`storage.durability`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The machine losing power: every acknowledgement follows an `fsync`
+    /// of what it wrote (shared by the writes of one group commit).
+    #[default]
+    PowerLoss,
+    /// Only the node process dying: sled's flush hands the writes to the
+    /// operating system, whose cache a power cut loses (sled fsyncs its
+    /// log every 500 ms, and never its large values). For disposable data
+    /// or disks with power-loss protection; measured in docs/benchmarks.md.
+    ProcessCrash,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
             min_free_bytes: 128 << 20,
+            durability: Durability::PowerLoss,
         }
     }
 }

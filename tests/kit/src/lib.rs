@@ -29,6 +29,7 @@ pub mod http;
 pub mod paths;
 pub mod poll;
 pub mod process;
+pub mod volatile_fs;
 
 pub use certs::{test_ca_dir, test_tls_dir};
 pub use http::{block_on, client, get_json, metric, metric_of, wait_for_owners, Api};
