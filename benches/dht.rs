@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hypha_store::settings::Durability;
 use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
 use hypha_testkit::cluster::Cluster;
 use hypha_testkit::http::metrics_text;
@@ -34,8 +35,14 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
 /// a durable write costs when nothing shares its flush): writes per
 /// second, and CPU µs per write (this process, sled's threads included;
 /// opening the database is not counted).
-fn raw_sled_puts(dir: &Path, tree: Tree, len: usize, n: usize) -> (f64, f64) {
-    let engine = SledEngine::open(dir).unwrap();
+fn raw_sled_puts(
+    dir: &Path,
+    durability: Durability,
+    tree: Tree,
+    len: usize,
+    n: usize,
+) -> (f64, f64) {
+    let engine = SledEngine::open_with(dir, durability).unwrap();
     engine.check_format().unwrap();
     let value = bytes(len, len as u64);
     let cpu_before = cpu_s("self");
@@ -96,9 +103,11 @@ fn cpu_line(c: &Cluster, before: (f64, f64), ops: usize) -> String {
     )
 }
 
-/// `n` nodes, each seeded by the first, Up and placing files on all.
-fn start_cluster(n: usize) -> Cluster {
-    let c = Cluster::start(n, "[storage]\nmin_free_bytes = 0\n");
+/// `n` nodes, each seeded by the first, Up and placing files on all,
+/// acknowledging writes as `durability` says.
+fn start_cluster(n: usize, durability: &str) -> Cluster {
+    let config = format!("[storage]\nmin_free_bytes = 0\ndurability = \"{durability}\"\n");
+    let c = Cluster::start(n, &config);
     c.wait_all_up(n, Duration::from_secs(30));
     c
 }
@@ -202,6 +211,7 @@ async fn dump_metrics(http: &reqwest::Client, url: &str) {
     for line in text.lines().filter(|l| {
         (l.starts_with("hypha_dht_rpc_duration_seconds{")
             || l.starts_with("hypha_store_")
+            || l.starts_with("hypha_ae_exchanges_total")
             || l.starts_with("hypha_http_request_duration_seconds{"))
             && !l.contains("quantile=\"0\"")
     }) {
@@ -210,19 +220,32 @@ async fn dump_metrics(http: &reqwest::Client, url: &str) {
 }
 
 fn main() {
-    let raw_dir = tempfile::tempdir().unwrap();
+    let raw = |durability, tree, len, n| {
+        let dir = tempfile::tempdir().unwrap();
+        raw_sled_puts(dir.path(), durability, tree, len, n)
+    };
     // 1 MiB values: what a chunk write costs (MB/s = writes/s).
-    let (sled_mb_s, _) = raw_sled_puts(raw_dir.path(), Tree::DhtChunks, 1 << 20, 128);
-    let small_dir = tempfile::tempdir().unwrap();
-    let (flushes_s, flush_cpu_us) = raw_sled_puts(small_dir.path(), Tree::DhtManifests, 4096, 500);
+    let chunks = sized("HYPHA_BENCH_RAW_CHUNKS", 128, 8);
+    let smalls = sized("HYPHA_BENCH_RAW_SMALL", 500, 20);
+    let (sled_mb_s, _) = raw(Durability::PowerLoss, Tree::DhtChunks, 1 << 20, chunks);
+    let (loose_mb_s, _) = raw(Durability::ProcessCrash, Tree::DhtChunks, 1 << 20, chunks);
+    let (flushes_s, flush_cpu_us) = raw(Durability::PowerLoss, Tree::DhtManifests, 4096, smalls);
+    let (loose_s, loose_cpu_us) = raw(Durability::ProcessCrash, Tree::DhtManifests, 4096, smalls);
     let tcp_mb_s = raw_loopback_mb_s();
     println!(
-        "raw: sled 1 MiB put+flush {sled_mb_s:.0} MB/s; sled 4 KiB put+flush {flushes_s:.0}/s \
-         ({:.2} ms each, {flush_cpu_us:.0} µs CPU each); loopback TCP {tcp_mb_s:.0} MB/s",
-        1e3 / flushes_s
+        "raw, one writer, a flush per write: sled 1 MiB {sled_mb_s:.0} MB/s power-safe, \
+         {loose_mb_s:.0} MB/s flush only; sled 4 KiB {flushes_s:.0}/s power-safe \
+         ({:.2} ms, {flush_cpu_us:.0} µs CPU each), {loose_s:.0}/s flush only \
+         ({:.2} ms, {loose_cpu_us:.0} µs CPU each); loopback TCP {tcp_mb_s:.0} MB/s",
+        1e3 / flushes_s,
+        1e3 / loose_s
     );
 
-    let c = start_cluster(3);
+    // HYPHA_BENCH_DURABILITY=process_crash runs every phase on a cluster
+    // that acknowledges after sled's flush alone.
+    let durability =
+        std::env::var("HYPHA_BENCH_DURABILITY").unwrap_or_else(|_| "power_loss".into());
+    let c = start_cluster(3, &durability);
     let big = sized("HYPHA_BENCH_BIG_FILES", 4, 1);
     let ops = sized("HYPHA_BENCH_SMALL_OPS", 4_000, 40);
     let concurrency = sized("HYPHA_BENCH_CONCURRENCY", 32, 4);
@@ -246,7 +269,7 @@ fn main() {
         })
         .await;
         println!(
-            "4 KiB PUT: {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({ops} ops, {concurrency} in flight)",
+            "4 KiB PUT ({durability}): {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({ops} ops, {concurrency} in flight)",
             percentile(&lat, 50.0),
             percentile(&lat, 99.0)
         );
@@ -275,5 +298,26 @@ fn main() {
              while 64 MiB files stream p50 {busy50:.2} ms p99 {busy99:.2} ms (x{:.1})",
             busy99 / idle99
         );
+    });
+    drop(c);
+    // The cost of power-safe acknowledgements: the same small PUTs on a
+    // cluster that acknowledges after sled's flush alone, in this run.
+    let c = start_cluster(3, "process_crash");
+    rt.block_on(async {
+        let http = client();
+        let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
+        let small = bytes(4096, 5);
+        let cpu = cluster_cpu_s(&c);
+        let (rate, lat) = small_ops(ops, concurrency, |i| {
+            let (http, url, body) = (&http, &urls[i % urls.len()], small.clone());
+            async move { put(http, url, &format!("small/{i}"), body).await }
+        })
+        .await;
+        println!(
+            "4 KiB PUT (flush only, storage.durability = process_crash): {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0)
+        );
+        println!("  {}", cpu_line(&c, cpu, ops));
     });
 }

@@ -245,6 +245,16 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "Write batches flushed together per group commit.",
     ),
+    histogram(
+        "hypha_store_sync_seconds",
+        &[],
+        "Time a group commit spent in the fsyncs that make it power-safe (after sled's flush).",
+    ),
+    counter(
+        "hypha_store_synced_blobs_total",
+        &[],
+        "Blob files (values over ~128 KiB, sled's own files) fsynced by group commits.",
+    ),
     gauge(
         "hypha_store_free_bytes",
         &[],

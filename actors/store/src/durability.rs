@@ -177,7 +177,11 @@ impl SyncedFiles {
                 "an earlier fsync failed, so what is on disk is unknown: restart the node".into(),
             ));
         }
+        let started = std::time::Instant::now();
         let synced = self.sync_planned();
+        // A duration for an operator, read from the system clock: no
+        // decision depends on it.
+        metrics::histogram!("hypha_store_sync_seconds").record(started.elapsed().as_secs_f64());
         if synced.is_err() {
             self.failed.store(true, Ordering::Release);
         }
@@ -199,6 +203,7 @@ impl SyncedFiles {
                 Err(err) => return Err(StoreError::Io(format!("{}: {err}", path.display()))),
             }
         }
+        metrics::counter!("hypha_store_synced_blobs_total").increment(plan.blobs.len() as u64);
         if plan.blobs_dir {
             self.sync_file(&self.blobs_dir, BLOBS_DIR)?;
         }

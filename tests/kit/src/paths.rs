@@ -25,7 +25,11 @@ fn profile_dir() -> &'static PathBuf {
 
 /// The `hypha` binary built with the running tests.
 pub fn hypha_bin() -> PathBuf {
-    let bin = profile_dir().join("hypha");
+    // `HYPHA_BIN` runs a bench (or test) against another build: an A/B
+    // comparison of two binaries with the same client, in one sitting.
+    let bin = std::env::var_os("HYPHA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().join("hypha"));
     assert!(
         bin.is_file(),
         "no hypha binary at {} (cargo test or cargo bench of the hypha package \
