@@ -66,8 +66,26 @@ pub struct DataApis {
 
 /// Shared, read-only state of the handlers. It holds only handles that stay
 /// valid across actor restarts (names to resolve, not actor refs).
+///
+/// One `Arc`: axum clones the state into every layer of every request,
+/// and cloning the fields one by one (a dozen `Arc`s, strings, channel
+/// handles) was ~1.7% of a node's CPU on small requests
+/// (docs/benchmarks.md). Fields read through `Deref`; the builders below
+/// change them before the state is shared.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateFields>);
+
+impl std::ops::Deref for AppState {
+    type Target = StateFields;
+
+    fn deref(&self) -> &StateFields {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct StateFields {
     pub(crate) facts: Arc<NodeFacts>,
     pub(crate) tokens: Arc<TokenTable>,
     pub(crate) rate: Arc<rate::TokenRateLimit>,
@@ -104,7 +122,7 @@ impl AppState {
         data: DataApis,
     ) -> Self {
         let DataApis { dht, work } = data;
-        Self {
+        Self(Arc::new(StateFields {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
             rate: Arc::new(rate::TokenRateLimit::new(0, 0)),
@@ -122,32 +140,39 @@ impl AppState {
             tls: None,
             admin_tls: None,
             gossip_keys: None,
-        }
+        }))
+    }
+
+    /// The fields, to change while the state is being built (a copy if
+    /// it is already shared).
+    fn fields_mut(&mut self) -> &mut StateFields {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Read the time from `clock` (the node's) instead of the system's.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock_origin = clock.now();
-        self.clock = clock;
+        let fields = self.fields_mut();
+        fields.clock_origin = clock.now();
+        fields.clock = clock;
         self
     }
 
     /// Serve the gossip keyring's status and reloads.
     pub fn with_gossip_keys(mut self, keys: crate::gossip_keys::GossipKeys) -> Self {
-        self.gossip_keys = Some(keys);
+        self.fields_mut().gossip_keys = Some(keys);
         self
     }
 
     /// The node-link TLS material, for its status and reload routes.
     pub fn with_link_tls(mut self, tls: Option<LinkTls>) -> Self {
-        self.tls = tls;
+        self.fields_mut().tls = tls;
         self
     }
 
     /// The admin listener's certificate, for the TLS status and reload
     /// routes.
     pub fn with_admin_tls(mut self, tls: Option<tls::AdminTls>) -> Self {
-        self.admin_tls = tls;
+        self.fields_mut().admin_tls = tls;
         self
     }
 
@@ -163,12 +188,13 @@ impl AppState {
 
 /// The admin router with limits and metrics.
 pub fn router(mut state: AppState, limits: &HttpLimits) -> Router {
-    state.rate = Arc::new(rate::TokenRateLimit::new(
+    let fields = state.fields_mut();
+    fields.rate = Arc::new(rate::TokenRateLimit::new(
         limits.rate_limit_per_s,
         limits.rate_limit_burst,
     ));
-    state.hosts = Arc::new(host::AllowedHosts::new(&limits.allowed_hosts));
-    state.auth_failures = Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(
+    fields.hosts = Arc::new(host::AllowedHosts::new(&limits.allowed_hosts));
+    fields.auth_failures = Arc::new(std::sync::Mutex::new(rate::FailureLimit::new(
         limits.auth_failures_per_min,
         limits.auth_failure_burst,
     )));
