@@ -261,19 +261,7 @@ fn main() {
             100.0 * get_mb_s / tcp_mb_s
         );
         let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
-        let small = bytes(4096, 5);
-        let cpu = cluster_cpu_s(&c);
-        let (rate, lat) = small_ops(ops, concurrency, |i| {
-            let (http, url, body) = (&http, &urls[i % urls.len()], small.clone());
-            async move { put(http, url, &format!("small/{i}"), body).await }
-        })
-        .await;
-        println!(
-            "4 KiB PUT ({durability}): {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({ops} ops, {concurrency} in flight)",
-            percentile(&lat, 50.0),
-            percentile(&lat, 99.0)
-        );
-        println!("  {}", cpu_line(&c, cpu, ops));
+        small_puts(&c, &http, ops, concurrency, &durability).await;
         if std::env::var_os("HYPHA_BENCH_DUMP_METRICS").is_some() {
             dump_metrics(&http, &urls[0]).await;
         }
@@ -303,21 +291,36 @@ fn main() {
     // The cost of power-safe acknowledgements: the same small PUTs on a
     // cluster that acknowledges after sled's flush alone, in this run.
     let c = start_cluster(3, "process_crash");
-    rt.block_on(async {
-        let http = client();
-        let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
-        let small = bytes(4096, 5);
-        let cpu = cluster_cpu_s(&c);
-        let (rate, lat) = small_ops(ops, concurrency, |i| {
-            let (http, url, body) = (&http, &urls[i % urls.len()], small.clone());
-            async move { put(http, url, &format!("small/{i}"), body).await }
-        })
-        .await;
-        println!(
-            "4 KiB PUT (flush only, storage.durability = process_crash): {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
-            percentile(&lat, 50.0),
-            percentile(&lat, 99.0)
-        );
-        println!("  {}", cpu_line(&c, cpu, ops));
-    });
+    rt.block_on(small_puts(
+        &c,
+        &client(),
+        ops,
+        concurrency,
+        "flush only, storage.durability = process_crash",
+    ));
+}
+
+/// `ops` 4 KiB PUTs of new names, `concurrency` in flight, spread over
+/// the nodes: rate, latency and CPU per op, printed under `label`.
+async fn small_puts(
+    c: &Cluster,
+    http: &reqwest::Client,
+    ops: usize,
+    concurrency: usize,
+    label: &str,
+) {
+    let urls: Vec<String> = c.alive().into_iter().map(|i| c.url(i)).collect();
+    let small = bytes(4096, 5);
+    let cpu = cluster_cpu_s(c);
+    let (rate, lat) = small_ops(ops, concurrency, |i| {
+        let (url, body) = (&urls[i % urls.len()], small.clone());
+        async move { put(http, url, &format!("small/{i}"), body).await }
+    })
+    .await;
+    println!(
+        "4 KiB PUT ({label}): {rate:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({ops} ops, {concurrency} in flight)",
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0)
+    );
+    println!("  {}", cpu_line(c, cpu, ops));
 }

@@ -25,7 +25,7 @@ use fuser::{
 };
 
 pub use model::Model;
-use model::{Content, Errno};
+use model::{Content, Errno, Kind};
 
 /// Attributes are not cached by the kernel: every change goes through here.
 const TTL: Duration = Duration::ZERO;
@@ -105,6 +105,14 @@ impl Fuse {
     fn attr(&self, ino: u64) -> Result<FileAttr, Errno> {
         self.with(|m| attr_of(m, ino))
     }
+
+    /// Make `name` in `parent`; its attributes.
+    fn make(&self, parent: u64, name: &OsStr, kind: Kind, mode: u32) -> Result<FileAttr, Errno> {
+        self.with(|m| {
+            m.create(parent, name, kind, mode)
+                .and_then(|i| attr_of(m, i))
+        })
+    }
 }
 
 fn attr_of(model: &Model, ino: u64) -> Result<FileAttr, Errno> {
@@ -145,10 +153,7 @@ impl Filesystem for Fuse {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        match self.attr(ino) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(errno) => reply.error(errno),
-        }
+        answer_attr(self.attr(ino), reply);
     }
 
     fn setattr(
@@ -178,10 +183,7 @@ impl Filesystem for Fuse {
             }
             attr_of(m, ino)
         });
-        match changed {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(errno) => reply.error(errno),
-        }
+        answer_attr(changed, reply);
     }
 
     fn mkdir(
@@ -193,10 +195,7 @@ impl Filesystem for Fuse {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.with(|m| {
-            m.create(parent, name, true, mode)
-                .and_then(|i| attr_of(m, i))
-        }) {
+        match self.make(parent, name, Kind::Dir, mode) {
             Ok(attr) => reply.entry(&TTL, &attr, 0),
             Err(errno) => reply.error(errno),
         }
@@ -338,13 +337,17 @@ impl Filesystem for Fuse {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.with(|m| {
-            m.create(parent, name, false, mode)
-                .and_then(|i| attr_of(m, i))
-        }) {
+        match self.make(parent, name, Kind::File, mode) {
             Ok(attr) => reply.created(&TTL, &attr, 0, 0, 0),
             Err(errno) => reply.error(errno),
         }
+    }
+}
+
+fn answer_attr(result: Result<FileAttr, Errno>, reply: ReplyAttr) {
+    match result {
+        Ok(attr) => reply.attr(&TTL, &attr),
+        Err(errno) => reply.error(errno),
     }
 }
 

@@ -52,6 +52,15 @@ pub struct Inode {
     pub mode: u32,
 }
 
+/// What [`Model::create`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An empty regular file.
+    File,
+    /// An empty directory.
+    Dir,
+}
+
 /// Why an operation failed, as an errno.
 pub type Errno = i32;
 
@@ -172,23 +181,16 @@ impl Model {
     }
 
     /// Make a file (empty) or directory.
-    pub fn create(
-        &mut self,
-        dir: u64,
-        name: &OsStr,
-        is_dir: bool,
-        mode: u32,
-    ) -> Result<u64, Errno> {
+    pub fn create(&mut self, dir: u64, name: &OsStr, kind: Kind, mode: u32) -> Result<u64, Errno> {
         if self.entries(dir)?.contains_key(name) {
             return Err(EEXIST);
         }
-        let content = if is_dir {
-            Content::Dir(BTreeMap::new())
-        } else {
-            Content::File(FileData {
+        let content = match kind {
+            Kind::Dir => Content::Dir(BTreeMap::new()),
+            Kind::File => Content::File(FileData {
                 resized: true,
                 ..FileData::default()
-            })
+            }),
         };
         Ok(self.add(dir, name, content, mode))
     }
@@ -382,7 +384,7 @@ mod tests {
         let backing = tempfile::tempdir()?;
         let mut m = Model::load(backing.path())?;
         let a = m
-            .create(ROOT, &name("a"), false, 0o644)
+            .create(ROOT, &name("a"), Kind::File, 0o644)
             .map_err(io::Error::from_raw_os_error)?;
         m.write(a, 0, b"synced")
             .map_err(io::Error::from_raw_os_error)?;
@@ -390,7 +392,7 @@ mod tests {
         m.write(a, 0, b"LOST")
             .map_err(io::Error::from_raw_os_error)?;
         let b = m
-            .create(ROOT, &name("b"), false, 0o644)
+            .create(ROOT, &name("b"), Kind::File, 0o644)
             .map_err(io::Error::from_raw_os_error)?;
         m.write(b, 0, b"never synced")
             .map_err(io::Error::from_raw_os_error)?;
@@ -415,7 +417,7 @@ mod tests {
         let e = io::Error::from_raw_os_error;
         let backing = tempfile::tempdir()?;
         let mut m = Model::load(backing.path())?;
-        let t = m.create(ROOT, &name("tmp"), false, 0o644).map_err(e)?;
+        let t = m.create(ROOT, &name("tmp"), Kind::File, 0o644).map_err(e)?;
         m.write(t, 0, b"v1").map_err(e)?;
         m.sync(t).map_err(e)?;
         m.rename(ROOT, &name("tmp"), ROOT, &name("final"))
@@ -435,8 +437,8 @@ mod tests {
         let e = io::Error::from_raw_os_error;
         let backing = tempfile::tempdir()?;
         let mut m = Model::load(backing.path())?;
-        let d = m.create(ROOT, &name("d"), true, 0o755).map_err(e)?;
-        let f = m.create(d, &name("log"), false, 0o644).map_err(e)?;
+        let d = m.create(ROOT, &name("d"), Kind::Dir, 0o755).map_err(e)?;
+        let f = m.create(d, &name("log"), Kind::File, 0o644).map_err(e)?;
         m.write(f, 0, &[1; 10]).map_err(e)?;
         m.sync(f).map_err(e)?;
         m.write(f, 4, &[2; 2]).map_err(e)?;
