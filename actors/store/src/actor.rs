@@ -1,21 +1,17 @@
-//! The store actor's shell: reads run on blocking threads, several at a
-//! time (sled is thread-safe; a bounded number in flight), and writes go to
-//! the group-commit writer thread, which acknowledges each only after a
-//! flush covering it.
+//! The store actor's shell: reads go to the reader threads (a small pool
+//! on one bounded queue; sled is thread-safe), and writes go to the
+//! group-commit writer thread, which acknowledges each only after a flush
+//! covering it.
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::task::JoinSet;
 
 use super::engine::KvEngine;
 use super::error::StoreError;
 use super::messages::StoreMessage;
+use super::reader::Readers;
 use super::writer::{DiskReserve, WriteJob, Writer};
-
-/// Reads in flight at once; the actor waits for one to finish before
-/// starting another beyond this.
-const MAX_READS_IN_FLIGHT: usize = 32;
 
 /// The store behaviour.
 pub struct Store;
@@ -33,7 +29,7 @@ pub struct StoreArgs {
 pub struct StoreState {
     engine: Arc<dyn KvEngine>,
     writer: Writer,
-    reads: JoinSet<()>,
+    readers: Readers,
 }
 
 /// Run `f` against the engine on a blocking thread.
@@ -55,14 +51,11 @@ impl StoreState {
         T: Send + 'static,
         F: FnOnce(&dyn KvEngine) -> Result<T, StoreError> + Send + 'static,
     {
-        while self.reads.try_join_next().is_some() {}
-        if self.reads.len() >= MAX_READS_IN_FLIGHT {
-            let _ = self.reads.join_next().await;
-        }
-        let engine = self.engine.clone();
-        self.reads.spawn_blocking(move || {
-            let _ = reply.send(f(engine.as_ref()));
-        });
+        self.readers
+            .submit(Box::new(move |engine: &dyn KvEngine| {
+                let _ = reply.send(f(engine));
+            }))
+            .await;
     }
 }
 
@@ -80,10 +73,11 @@ impl Actor for Store {
         let version = blocking(&args.engine, |e| e.check_format()).await?;
         tracing::debug!(format_version = version, "store ready");
         let writer = Writer::start(args.engine.clone(), args.reserve)?;
+        let readers = Readers::start(args.engine.clone())?;
         Ok(StoreState {
             engine: args.engine,
             writer,
-            reads: JoinSet::new(),
+            readers,
         })
     }
 
@@ -92,9 +86,13 @@ impl Actor for Store {
         _myself: ActorRef<StoreMessage>,
         state: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
-        while state.reads.join_next().await.is_some() {}
+        let mut readers = std::mem::replace(&mut state.readers, Readers::stopped());
         let mut writer = std::mem::replace(&mut state.writer, Writer::stopped());
-        tokio::task::spawn_blocking(move || writer.stop()).await?;
+        tokio::task::spawn_blocking(move || {
+            readers.stop();
+            writer.stop();
+        })
+        .await?;
         blocking(&state.engine, |e| e.flush()).await?;
         Ok(())
     }

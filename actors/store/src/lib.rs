@@ -20,6 +20,7 @@ pub mod durability;
 mod engine;
 mod error;
 mod messages;
+mod reader;
 pub mod settings;
 mod writer;
 
