@@ -346,7 +346,8 @@ async fn wait_formed(
                 Ok(doc) => members::count_in_state(&doc, "up"),
                 Err(_) => 0,
             };
-            all &= up == usize::from(expected);
+            all =
+                all && up == usize::from(expected) && serves_files(&client, &node.url, token).await;
         }
         if all {
             return Ok(());
@@ -355,6 +356,18 @@ async fn wait_formed(
             bail!("the cluster did not form within {FORM_TIMEOUT:?}; see the node logs");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the node at `url` answers file requests: a read of a name
+/// nobody wrote is a 404 once its placement has settled, a 503
+/// `node_joining` before. Members can show Up a moment before that, and
+/// "cluster up" promises that a `hypha put` works at once.
+async fn serves_files(client: &reqwest::Client, url: &str, token: &str) -> bool {
+    let probe = format!("{}/v1/files/cluster-up-probe", url.trim_end_matches('/'));
+    match client.get(probe).bearer_auth(token).send().await {
+        Ok(response) => matches!(response.status().as_u16(), 200 | 404),
+        Err(_) => false,
     }
 }
 
