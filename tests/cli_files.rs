@@ -6,30 +6,15 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{node_command, spawn_command, ADMIN_TOKEN, READ_TOKEN};
 use serde_json::Value;
 
-fn hypha(url: &str, token: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hypha"));
-    cmd.args(args)
-        .env("HYPHA_URL", url)
-        .env_remove("HYPHA_ADMIN_TOKEN");
-    if let Some(token) = token {
-        cmd.env("HYPHA_ADMIN_TOKEN", token);
-    }
-    cmd.output().unwrap()
-}
+use common::hypha_cli as hypha;
 
 fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&common::cli_stdout(out)).unwrap()
 }
 
 #[test]

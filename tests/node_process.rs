@@ -119,24 +119,10 @@ fn dev_mode_generates_and_announces_secrets() {
     assert!(text.contains("generated a throwaway admin token"), "{text}");
 }
 
-/// `hypha` run as a client of the node at `url` with the admin token.
-fn cli(url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hypha"))
-        .args(args)
-        .env("HYPHA_URL", url)
-        .env("HYPHA_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap()
-}
-
-fn stdout_of(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// `hypha` run as a client of the node at `url` with the admin token;
+/// what it printed, once it succeeded.
+fn cli(url: &str, args: &[&str]) -> String {
+    cli_stdout(&hypha_cli(url, Some(ADMIN_TOKEN), args))
 }
 
 /// One `--dev` node is a working node: it stores with one copy (R = W = 1,
@@ -150,14 +136,11 @@ fn a_lone_dev_node_stores_computes_and_stops_at_once() {
     let url = node.url.clone();
     let src = dir.path().join("hello.txt");
     std::fs::write(&src, "hello lone node\n").unwrap();
-    let put = stdout_of(&cli(
-        &url,
-        &["put", src.to_str().unwrap(), "/dev/hello.txt"],
-    ));
+    let put = cli(&url, &["put", src.to_str().unwrap(), "/dev/hello.txt"]);
     assert!(put.contains("1 acks"), "{put}");
-    let got = stdout_of(&cli(&url, &["get", "/dev/hello.txt"]));
+    let got = cli(&url, &["get", "/dev/hello.txt"]);
     assert_eq!(got, "hello lone node\n");
-    let job = stdout_of(&cli(
+    let job = cli(
         &url,
         &[
             "jobs",
@@ -170,7 +153,7 @@ fn a_lone_dev_node_stores_computes_and_stops_at_once() {
             "/dev/hello.txt",
             "--wait",
         ],
-    ));
+    );
     assert!(job.contains("\"words\":3"), "{job}");
 
     let asked = std::time::Instant::now();

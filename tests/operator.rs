@@ -325,21 +325,11 @@ fn check_left(token_file: &Path) {
     );
 }
 
-/// `hypha` as a client of a `cluster up` node.
+/// `hypha` as a client of a `cluster up` node; what it printed, once it
+/// succeeded.
 fn cli(cluster: &ClusterUp, url: &str, args: &[&str]) -> String {
     let token = std::fs::read_to_string(cluster.path("admin-token")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hypha"))
-        .args(args)
-        .env("HYPHA_URL", url)
-        .env("HYPHA_ADMIN_TOKEN", token.trim())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hypha {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::cli_stdout(&common::hypha_cli(url, Some(token.trim()), args))
 }
 
 /// `cluster up` with fewer nodes than the default R = 3 picks R and W that

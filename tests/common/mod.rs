@@ -90,3 +90,27 @@ pub fn corrupt_chunks(data_dir: &Path, partition: u16, pick: impl Fn(&[u8]) -> b
     engine.flush().unwrap();
     flipped
 }
+
+/// `hypha ARGS` as a client of the node at `url`, with `token` as its
+/// admin token (none: no token at all, whatever the environment holds).
+pub fn hypha_cli(url: &str, token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hypha"));
+    cmd.args(args)
+        .env("HYPHA_URL", url)
+        .env_remove("HYPHA_ADMIN_TOKEN");
+    if let Some(token) = token {
+        cmd.env("HYPHA_ADMIN_TOKEN", token);
+    }
+    cmd.output().unwrap()
+}
+
+/// What a client command printed, after checking that it succeeded.
+pub fn cli_stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -160,13 +160,10 @@ impl SyncedFiles {
     /// What sled wrote while it made or recovered the database, before the
     /// watch: its config file and the directories' entries.
     fn sync_startup(&self) -> Result<(), StoreError> {
-        let conf = self.dir.join(CONF_FILE);
-        if conf.exists() {
-            sync_path(&conf)?;
-        }
-        self.sync_file(&self.blobs_dir, BLOBS_DIR)?;
-        self.sync_file(&self.db_dir, "the database directory")?;
-        self.sync_file(&self.log, LOG_FILE)
+        fsync_path(&self.dir.join(CONF_FILE))?;
+        fsync(&self.blobs_dir, BLOBS_DIR)?;
+        fsync(&self.db_dir, "the database directory")?;
+        fsync(&self.log, LOG_FILE)
     }
 
     /// Make everything sled has flushed so far power-safe. Call after
@@ -195,29 +192,19 @@ impl SyncedFiles {
                 .map_err(|e| StoreError::Io(format!("syncfs of the store's file system: {e}")));
         }
         for name in &plan.blobs {
-            let path = self.dir.join(BLOBS_DIR).join(name);
-            match File::open(&path) {
-                Ok(blob) => self.sync_file(&blob, &path.display().to_string())?,
-                // Collected by sled since: nothing left to make durable.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(StoreError::Io(format!("{}: {err}", path.display()))),
-            }
+            // A blob collected by sled since leaves nothing to make durable.
+            fsync_path(&self.dir.join(BLOBS_DIR).join(name))?;
         }
         metrics::counter!("hypha_store_synced_blobs_total").increment(plan.blobs.len() as u64);
         if plan.blobs_dir {
-            self.sync_file(&self.blobs_dir, BLOBS_DIR)?;
+            fsync(&self.blobs_dir, BLOBS_DIR)?;
         }
         if plan.db_dir {
-            self.sync_file(&self.db_dir, "the database directory")?;
+            fsync(&self.db_dir, "the database directory")?;
         }
         self.log
             .sync_data()
             .map_err(|e| StoreError::Io(format!("fdatasync of the store's log: {e}")))
-    }
-
-    fn sync_file(&self, file: &File, what: &str) -> Result<(), StoreError> {
-        file.sync_all()
-            .map_err(|e| StoreError::Io(format!("fsync of {what}: {e}")))
     }
 
     /// Every event queued since the last call.
@@ -263,10 +250,19 @@ impl Watch {
     }
 }
 
-fn sync_path(path: &Path) -> Result<(), StoreError> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::Io(format!("fsync of {}: {e}", path.display())))
+/// `fsync` an open file; `what` names it in the error.
+fn fsync(file: &File, what: &str) -> Result<(), StoreError> {
+    file.sync_all()
+        .map_err(|e| StoreError::Io(format!("fsync of {what}: {e}")))
+}
+
+/// `fsync` the file at `path`, if it exists.
+fn fsync_path(path: &Path) -> Result<(), StoreError> {
+    match File::open(path) {
+        Ok(file) => fsync(&file, &path.display().to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(StoreError::Io(format!("{}: {err}", path.display()))),
+    }
 }
 
 #[cfg(test)]

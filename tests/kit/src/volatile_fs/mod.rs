@@ -98,7 +98,7 @@ struct Fuse {
 
 impl Fuse {
     fn with<T>(&self, f: impl FnOnce(&mut Model) -> Result<T, Errno>) -> Result<T, Errno> {
-        let mut model = self.model.lock().map_err(|_| 5)?;
+        let mut model = self.model.lock().map_err(|_| model::EIO)?;
         f(&mut model)
     }
 
@@ -285,7 +285,7 @@ impl Filesystem for Fuse {
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
         match self.attr(ino) {
             Ok(attr) if attr.kind == FileType::Directory => reply.opened(0, 0),
-            Ok(_) => reply.error(20),
+            Ok(_) => reply.error(model::ENOTDIR),
             Err(errno) => reply.error(errno),
         }
     }

@@ -73,17 +73,21 @@ pub struct Model {
 }
 
 fn io_errno(err: &io::Error) -> Errno {
-    err.raw_os_error().unwrap_or(libc_eio())
+    err.raw_os_error().unwrap_or(EIO)
 }
 
-const fn libc_eio() -> Errno {
-    5
-}
-const ENOENT: Errno = 2;
-const EEXIST: Errno = 17;
-const ENOTDIR: Errno = 20;
-const EISDIR: Errno = 21;
-const ENOTEMPTY: Errno = 39;
+/// The errno values the model answers with (Linux's).
+pub const ENOENT: Errno = 2;
+/// I/O error.
+pub const EIO: Errno = 5;
+/// Exists already.
+pub const EEXIST: Errno = 17;
+/// Not a directory.
+pub const ENOTDIR: Errno = 20;
+/// Is a directory.
+pub const EISDIR: Errno = 21;
+/// Directory not empty.
+pub const ENOTEMPTY: Errno = 39;
 
 impl Model {
     /// The tree as `backing` holds it now (what survived the last cut).
@@ -258,7 +262,7 @@ impl Model {
     /// Write `bytes` at `offset` (in memory only).
     pub fn write(&mut self, ino: u64, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
         let file = self.file_mut(ino)?;
-        let start = usize::try_from(offset).map_err(|_| libc_eio())?;
+        let start = usize::try_from(offset).map_err(|_| EIO)?;
         let end = start + bytes.len();
         if end > file.data.len() {
             file.data.resize(end, 0);
@@ -272,8 +276,7 @@ impl Model {
     /// Set a file's length (in memory only).
     pub fn truncate(&mut self, ino: u64, len: u64) -> Result<(), Errno> {
         let file = self.file_mut(ino)?;
-        file.data
-            .resize(usize::try_from(len).map_err(|_| libc_eio())?, 0);
+        file.data.resize(usize::try_from(len).map_err(|_| EIO)?, 0);
         file.resized = true;
         Ok(())
     }
