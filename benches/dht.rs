@@ -9,6 +9,11 @@
 //! cargo bench --bench dht
 //! HYPHA_BENCH_BIG_FILES=4 HYPHA_BENCH_SMALL_OPS=4000 HYPHA_BENCH_CONCURRENCY=32
 //! ```
+//! Each cluster is measured once it has settled: every node caught up on
+//! every partition, its start-up anti-entropy round over. That round costs
+//! ~2 s of CPU on 3 nodes; measured while it runs, it doubled the CPU per
+//! 4 KiB GET (docs/benchmarks.md).
+//!
 //! Figures are recorded in docs/benchmarks.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,6 +31,11 @@ use hypha_testkit::cluster::Cluster;
 use hypha_testkit::http::metrics_text;
 use hypha_testkit::ADMIN_TOKEN;
 use support::{client, cpu_s, median, percentile, put, sized, small_ops};
+
+/// Partitions of the default keyspace: every node replicates all of them here.
+fn partitions() -> usize {
+    1 << hypha_dht::settings::DhtSettings::default().partition_bits
+}
 
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     hypha_testkit::pseudo_random(len, seed)
@@ -109,6 +119,11 @@ fn start_cluster(n: usize, durability: &str) -> Cluster {
     let config = format!("[storage]\nmin_free_bytes = 0\ndurability = \"{durability}\"\n");
     let c = Cluster::start(n, &config);
     c.wait_all_up(n, Duration::from_secs(30));
+    let waited = c.wait_caught_up(partitions(), Duration::from_secs(60));
+    println!(
+        "cluster ({durability}) settled: every node caught up on every partition {:.1} s after all were Up",
+        waited.as_secs_f64()
+    );
     c
 }
 

@@ -192,6 +192,14 @@ fn main() {
     let slots = env_usize("HYPHA_BENCH_SLOTS", 16);
     let cluster = Cluster::start(3, &config(slots));
     cluster.wait_all_up(3, Duration::from_secs(60));
+    // Measured once settled: the start-up anti-entropy round is over
+    // (every node replicates every partition here).
+    let partitions = 1 << hypha_dht::settings::DhtSettings::default().partition_bits;
+    let waited = cluster.wait_caught_up(partitions, Duration::from_secs(60));
+    println!(
+        "cluster settled {:.1} s after all were Up",
+        waited.as_secs_f64()
+    );
     let urls: Vec<String> = (0..3).map(|i| cluster.url(i)).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -6,6 +6,9 @@
 //! - `restart/store`: the same for the sled-backed store actor answering a read.
 //! - `cast/one_actor`: casts per second into one actor.
 //!
+//! The measuring client runs as a task on the runtime's two workers, like
+//! the OTP baseline's client process on its two schedulers.
+//!
 //! Before criterion runs, a fixed-size sample of each restart is taken and
 //! its mean, p50 and p99 printed, since criterion reports no tail latency.
 //! `benches/otp_restart.escript` measures the same restart in Erlang/OTP for
@@ -174,25 +177,41 @@ fn store_spec(engine: Arc<SledEngine>) -> ChildSpec {
 fn bench_restart<P: Probe + 'static>(c: &mut Criterion, name: &str, spec: ChildSpec, probe: P) {
     let rt = runtime();
     let sup = rt.block_on(start::<P>(spec));
-    let samples = rt.block_on(async {
-        let mut v = Vec::with_capacity(SAMPLES);
-        for _ in 0..SAMPLES {
-            v.push(restart_once(&sup, &probe).await);
+    let probe = Arc::new(probe);
+    let samples = on_worker(&rt, {
+        let (sup, probe) = (sup.clone(), probe.clone());
+        async move {
+            let mut v = Vec::with_capacity(SAMPLES);
+            for _ in 0..SAMPLES {
+                v.push(restart_once(&sup, &*probe).await);
+            }
+            v
         }
-        v
     });
     report(name, samples);
     c.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
+            let (sup, probe) = (sup.clone(), probe.clone());
+            on_worker(&rt, async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += restart_once(&sup, &probe).await;
+                    total += restart_once(&sup, &*probe).await;
                 }
                 total
             })
         })
     });
+}
+
+/// Run the measuring client as a task on the runtime's workers, as the OTP
+/// baseline's client is a process on its schedulers. `block_on` would run it
+/// on the bench's main thread instead, so that every hop to and from the
+/// actors became a wake-up across threads and the figure measured that.
+fn on_worker<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    client: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(rt.spawn(client)).unwrap()
 }
 
 fn bench_cast(c: &mut Criterion) {

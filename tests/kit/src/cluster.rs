@@ -190,6 +190,29 @@ impl Cluster {
         }
     }
 
+    /// Wait until every live node has caught up on `partitions`
+    /// partitions: its start-up anti-entropy round is over, and its answers
+    /// count toward read quorums. Benchmarks wait for this, so that they
+    /// measure a settled cluster, not that round (docs/benchmarks.md);
+    /// the time it took.
+    pub fn wait_caught_up(&self, partitions: usize, limit: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        let caught_up = |i: &usize| metric(&self.url(*i), "hypha_ae_partitions_caught_up");
+        let every = Duration::from_millis(100);
+        let done = || {
+            let all = self
+                .alive()
+                .iter()
+                .all(|i| caught_up(i) >= partitions as f64);
+            all.then_some(())
+        };
+        if poll_blocking(limit, every, done).is_err() {
+            let seen: Vec<f64> = self.alive().iter().map(caught_up).collect();
+            panic!("nodes did not catch up on {partitions} partitions: {seen:?}");
+        }
+        started.elapsed()
+    }
+
     /// Wait until every live node sees `n` members Up (placement aside).
     pub fn wait_members_up(&self, n: usize, limit: Duration) {
         let every = Duration::from_millis(50);
