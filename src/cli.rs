@@ -73,7 +73,7 @@ pub struct SubmitArgs {
     /// Queue name.
     #[arg(long, short = 'q')]
     pub queue: String,
-    /// Job kind (echo, sleep, checksum, wordcount, grep, exec if enabled).
+    /// Job kind (echo, sleep, checksum, wordcount, grep, wasm; exec if enabled).
     #[arg(long, short = 'k')]
     pub kind: String,
     /// Inline payload (text).

@@ -130,6 +130,10 @@ pub enum NodeError {
     /// The gossip keyring could not be built.
     #[error("gossip keys: {0}")]
     GossipKeys(String),
+    /// The WebAssembly sandbox could not start (`work.wasm = false` turns
+    /// the kind off).
+    #[error("wasm sandbox: {0}")]
+    Wasm(#[from] hypha_wasm::runtime::StartError),
     /// The supervision tree failed to start.
     #[error("supervision tree failed to start: {0}")]
     Tree(String),
@@ -333,7 +337,7 @@ pub async fn start_with(
         &channels,
         cores,
         clock.clone(),
-    );
+    )?;
     for (kind, handler) in extensions.jobs {
         work.register_shared(&kind, handler);
     }

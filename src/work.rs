@@ -20,6 +20,7 @@ use hypha_core::clock::SharedClock;
 use hypha_dht::files::Files;
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
+use hypha_wasm::WasmRuntime;
 use hypha_work::client::{RpcError, WorkClient, WorkHandler};
 use hypha_work::handler::Registry;
 use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
@@ -27,6 +28,7 @@ use hypha_work::log::{JobLog, LogError};
 use hypha_work::queues::{Queues, QueuesArgs, QueuesMessage};
 use hypha_work::service::{work_group, WorkService, WorkServiceArgs};
 use hypha_work::settings::WorkSettings;
+use hypha_work::wasm::WasmKind;
 use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
 use hypha_work::workers::{Workers, WorkersArgs, WorkersMessage};
 use hypha_work::{self as work, owner_of};
@@ -287,7 +289,7 @@ impl WorkParts {
         membership: &MembershipChannels,
         cores: u32,
         clock: SharedClock,
-    ) -> Self {
+    ) -> Result<Self, hypha_wasm::runtime::StartError> {
         let handler = WorkHandler::new(
             actor_name(node, work::QUEUES_ROLE),
             actor_name(node, work::WORKERS_ROLE),
@@ -295,9 +297,13 @@ impl WorkParts {
         );
         let client = WorkClient::new(me.clone(), handler.clone());
         let log = JobLog::new(files.clone());
-        let registry = Registry::builtins(&settings.exec());
+        let mut registry = Registry::builtins(&settings.exec());
+        if let Some(ceilings) = settings.wasm_ceilings() {
+            let sandbox = WasmRuntime::new(ceilings, settings.wasm_cache_modules)?;
+            registry.register("wasm", WasmKind::new(Arc::new(sandbox)));
+        }
         let membership_name = actor_name(node, membership::ROLE);
-        Self {
+        Ok(Self {
             admin: WorkAdmin {
                 client: client.clone(),
                 log: log.clone(),
@@ -332,7 +338,7 @@ impl WorkParts {
                 group: work_group(&me),
                 handler,
             },
-        }
+        })
     }
 
     /// Add a job kind (embedding); call before [`WorkParts::spec`].

@@ -68,22 +68,57 @@ impl JobInput {
                 let b = b.clone();
                 Ok(futures::stream::once(async move { Ok(b) }).boxed())
             }
-            Payload::File(name) => {
-                let files = self
-                    .files
-                    .as_ref()
-                    .ok_or_else(|| JobError::Input("no file access on this node".into()))?;
-                let opened = files
-                    .open(name, None, ReadConsistency::Available)
-                    .await
-                    .map_err(|e| JobError::Input(e.to_string()))?;
-                Ok(opened
-                    .body
-                    .map(|r| r.map_err(|e| JobError::Input(e.to_string())))
-                    .boxed())
-            }
+            Payload::File(name) => self.open(name).await,
         }
     }
+
+    /// The stored file `name` as a stream of verified bytes.
+    async fn open(
+        &self,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Vec<u8>, JobError>>, JobError> {
+        let files = self
+            .files
+            .as_ref()
+            .ok_or_else(|| JobError::Input("no file access on this node".into()))?;
+        let opened = files
+            .open(name, None, ReadConsistency::Available)
+            .await
+            .map_err(|e| JobError::Input(format!("{name}: {e}")))?;
+        Ok(opened
+            .body
+            .map(|r| r.map_err(|e| JobError::Input(e.to_string())))
+            .boxed())
+    }
+
+    /// The payload, whole; more than `max_bytes` is refused.
+    pub async fn read_payload(&self, max_bytes: usize) -> Result<Vec<u8>, JobError> {
+        collect_at_most(self.stream().await?, max_bytes, "the input").await
+    }
+
+    /// The stored file `name`, whole; more than `max_bytes` is refused.
+    pub async fn read_file(&self, name: &str, max_bytes: usize) -> Result<Vec<u8>, JobError> {
+        collect_at_most(self.open(name).await?, max_bytes, name).await
+    }
+}
+
+/// Gather `stream` into one buffer, refusing more than `max_bytes`.
+async fn collect_at_most(
+    mut stream: BoxStream<'static, Result<Vec<u8>, JobError>>,
+    max_bytes: usize,
+    what: &str,
+) -> Result<Vec<u8>, JobError> {
+    let mut all = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        if all.len() + piece.len() > max_bytes {
+            return Err(JobError::BadInput(format!(
+                "{what} is over {max_bytes} bytes"
+            )));
+        }
+        all.extend_from_slice(&piece);
+    }
+    Ok(all)
 }
 
 /// A kind of job. Implement it and register it under a name

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod queues;
 pub mod service;
 pub mod settings;
+pub mod wasm;
 pub mod wire;
 pub mod workers;
 

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::handler::{ArgvPolicy, ExecCommand, ExecSettings};
+use crate::job::MAX_INLINE_BYTES;
 use crate::placement::{self as policy, PlacementPolicy};
 use crate::workers::WorkerSettings;
 use hypha_core::settings::{check, SettingsError};
+use hypha_wasm::Ceilings;
 
 /// Work-queue settings (`[work]`, docs/jobs.md).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -44,6 +46,19 @@ pub struct WorkSettings {
     pub exec_allow: BTreeMap<String, ExecEntry>,
     /// Output beyond this fails an `exec` attempt.
     pub exec_max_output_bytes: usize,
+    /// The `wasm` kind (sandboxed WebAssembly): on unless false.
+    pub wasm: bool,
+    /// Ceilings of one `wasm` attempt; a job may ask for less, never more:
+    /// fuel (about one per WebAssembly instruction), …
+    pub wasm_max_fuel: u64,
+    /// … wall time, …
+    pub wasm_max_wall_ms: u64,
+    /// … linear memory, …
+    pub wasm_max_memory_bytes: u64,
+    /// … and stdout (at most the 256 KiB a job's result may hold).
+    pub wasm_max_output_bytes: usize,
+    /// Compiled modules each node keeps (LRU, by content hash).
+    pub wasm_cache_modules: usize,
 }
 
 impl Default for WorkSettings {
@@ -61,6 +76,12 @@ impl Default for WorkSettings {
             default_timeout_ms: 60_000,
             exec_allow: BTreeMap::new(),
             exec_max_output_bytes: 1 << 20,
+            wasm: true,
+            wasm_max_fuel: Ceilings::default().fuel,
+            wasm_max_wall_ms: Ceilings::default().wall_ms,
+            wasm_max_memory_bytes: Ceilings::default().memory_bytes,
+            wasm_max_output_bytes: Ceilings::default().output_bytes,
+            wasm_cache_modules: 64,
         }
     }
 }
@@ -151,7 +172,42 @@ impl WorkSettings {
             entries().all(|e| e.command().is_some()),
             "work.exec_allow",
             "argv must be none, operands or free",
+        )?;
+        self.validate_wasm()
+    }
+
+    fn validate_wasm(&self) -> Result<(), SettingsError> {
+        check(
+            self.wasm_max_fuel > 0 && self.wasm_max_wall_ms > 0,
+            "work.wasm_max_*",
+            "fuel and wall time must be at least 1",
+        )?;
+        check(
+            self.wasm_max_memory_bytes >= 64 << 10,
+            "work.wasm_max_memory_bytes",
+            "must be at least one 64 KiB page",
+        )?;
+        check(
+            (1..=MAX_INLINE_BYTES).contains(&self.wasm_max_output_bytes),
+            "work.wasm_max_output_bytes",
+            "must be 1 to 262144 (a job result's limit)",
+        )?;
+        check(
+            self.wasm_cache_modules > 0,
+            "work.wasm_cache_modules",
+            "must be at least 1",
         )
+    }
+
+    /// The `wasm` kind's ceilings, or `None` when the kind is off.
+    pub fn wasm_ceilings(&self) -> Option<Ceilings> {
+        self.wasm.then(|| Ceilings {
+            fuel: self.wasm_max_fuel,
+            wall_ms: self.wasm_max_wall_ms,
+            memory_bytes: self.wasm_max_memory_bytes,
+            output_bytes: self.wasm_max_output_bytes,
+            stderr_bytes: Ceilings::default().stderr_bytes,
+        })
     }
 
     /// The placement policy named by `placement` (least-loaded if the
@@ -223,6 +279,30 @@ mod tests {
             s.exec_allow.insert("wc".into(), entry);
         };
         assert_eq!(broken(relative), Err("work.exec_allow"));
+        assert_eq!(broken(|s| s.wasm_max_fuel = 0), Err("work.wasm_max_*"));
+        assert_eq!(
+            broken(|s| s.wasm_max_memory_bytes = 1024),
+            Err("work.wasm_max_memory_bytes")
+        );
+        assert_eq!(
+            broken(|s| s.wasm_max_output_bytes = MAX_INLINE_BYTES + 1),
+            Err("work.wasm_max_output_bytes")
+        );
+        assert_eq!(
+            broken(|s| s.wasm_cache_modules = 0),
+            Err("work.wasm_cache_modules")
+        );
+    }
+
+    #[test]
+    fn the_wasm_kind_is_on_by_default_and_off_when_asked() {
+        let on = WorkSettings::default().wasm_ceilings();
+        assert_eq!(on, Some(Ceilings::default()));
+        let off = WorkSettings {
+            wasm: false,
+            ..WorkSettings::default()
+        };
+        assert_eq!(off.wasm_ceilings(), None);
     }
 
     #[test]

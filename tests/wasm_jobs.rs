@@ -1,0 +1,149 @@
+//! The `wasm` job kind through a real node process and the CLI: a module
+//! stored as a file runs over a stored input and its result is right
+//! (checked against the same count in Rust); hostile modules fail with
+//! their reason while the node's supervision tree sees no restart and a
+//! normal job alongside completes.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const WASI: &str = "wasi_snapshot_preview1";
+
+fn cli(url: &str, args: &[&str]) -> String {
+    cli_stdout(&hypha_cli(url, Some(ADMIN_TOKEN), args))
+}
+
+/// Store `text` as the file `name` through the CLI.
+fn put(url: &str, dir: &Path, name: &str, text: &str) {
+    let src = dir.join(name.replace('/', "_"));
+    std::fs::write(&src, text).unwrap();
+    let out = cli(url, &["put", src.to_str().unwrap(), name]);
+    assert!(out.contains("acks"), "{out}");
+}
+
+/// Submit a `wasm` job and wait for its end; the final record.
+fn run_wasm(url: &str, module: &str, input: &[&str], args: &[&str]) -> Value {
+    let module_arg = format!("module={module}");
+    let mut argv = vec![
+        "jobs",
+        "submit",
+        "-q",
+        "wasm",
+        "-k",
+        "wasm",
+        "-a",
+        &module_arg,
+        "--max-attempts",
+        "1",
+    ];
+    argv.extend_from_slice(input);
+    for a in args {
+        argv.extend_from_slice(&["-a", a]);
+    }
+    argv.extend_from_slice(&["--wait", "--json"]);
+    let out = cli(url, &argv);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn restarts(tree: &Value) -> u64 {
+    let own = tree["restarts"].as_u64().unwrap_or(0);
+    let children = tree["children"].as_array().map_or(0, |cs| {
+        cs.iter()
+            .map(|c| c["restarts"].as_u64().unwrap_or(0) + c.get("supervisor").map_or(0, restarts))
+            .sum()
+    });
+    own + children
+}
+
+#[test]
+fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = spawn_node(dir.path(), &["--dev"]);
+    let url = node.url.clone();
+    let api = Api::new(&url);
+
+    let wordcount = include_str!("../actors/wasm/examples/wordcount.wat");
+    put(&url, dir.path(), "apps/wordcount.wat", wordcount);
+    let text = "the quick brown fox\njumps over\tthe lazy dog\n".repeat(500);
+    put(&url, dir.path(), "data/fox.txt", &text);
+    let done = run_wasm(&url, "apps/wordcount.wat", &["--file", "data/fox.txt"], &[]);
+    let native = text.split_ascii_whitespace().count();
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        done["result"].as_str().map(str::trim),
+        Some(native.to_string().as_str()),
+        "{done}"
+    );
+
+    let spin =
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+    let grow = r#"(module (memory (export "memory") 1) (func (export "_start")
+        (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable))"#;
+    let flood = format!(
+        r#"(module (import "{WASI}" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1) (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 64)) (i32.store (i32.const 4) (i32.const 1024))
+        (loop $l (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16))) (br $l))))"#
+    );
+    let trap = r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+    let before = restarts(&block_on(api.json("/v1/actors", Some(ADMIN_TOKEN))));
+    let hostile: [(&str, &str, &[&str], &str); 5] = [
+        ("apps/spin.wat", spin, &["fuel=1000000"], "cpu_limit"),
+        ("apps/slow.wat", spin, &["wall_ms=200"], "time_limit"),
+        (
+            "apps/grow.wat",
+            grow,
+            &["memory_bytes=4194304"],
+            "memory_limit",
+        ),
+        (
+            "apps/flood.wat",
+            &flood,
+            &["output_bytes=10000"],
+            "output_limit",
+        ),
+        ("apps/trap.wat", trap, &[], "trap"),
+    ];
+    for (name, wat, args, reason) in hostile {
+        put(&url, dir.path(), name, wat);
+        let failed = run_wasm(&url, name, &["--payload", ""], args);
+        assert_eq!(failed["state"], "dead_letter", "{failed}");
+        let error = failed["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(reason),
+            "{name}: expected {reason}, got {failed}"
+        );
+        // A normal job alongside still runs.
+        let job = cli(
+            &url,
+            &[
+                "jobs",
+                "submit",
+                "-q",
+                "plain",
+                "-k",
+                "wordcount",
+                "--payload",
+                "a b c",
+                "--wait",
+            ],
+        );
+        assert!(job.contains("\"words\":3"), "{job}");
+    }
+    let after = restarts(&block_on(api.json("/v1/actors", Some(ADMIN_TOKEN))));
+    assert_eq!(before, after, "hostile modules caused restarts");
+
+    let above = run_wasm(
+        &url,
+        "apps/trap.wat",
+        &["--payload", ""],
+        &["fuel=99999999999999"],
+    );
+    let error = above["error"].as_str().unwrap_or_default();
+    assert!(error.contains("above this node's ceiling"), "{above}");
+}
