@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use hypha_testkit::cluster::Cluster;
 use hypha_testkit::http::metrics_text;
-use hypha_testkit::poll::poll;
-use hypha_testkit::ADMIN_TOKEN;
 use hypha_work::job::{Constraints, JobSpec, Payload};
 use hypha_work::placement::{Candidate, LeastLoaded, Locality, PlacementPolicy};
 use serde_json::json;
-use support::{client, cpu_s, env_usize, percentile, put, sized, small_ops};
+use support::{
+    client, counter, env_usize, nodes_cpu_s, percentile, put, sized, small_ops, submit_job,
+    wait_completed,
+};
 
 fn config(slots: usize) -> String {
     format!("[work]\nslots = {slots}\n\n[storage]\nmin_free_bytes = 0\n")
@@ -82,20 +83,6 @@ fn time_policy(policy: &dyn PlacementPolicy, n: usize, calls: usize) -> (f64, f6
     (percentile(&us, 50.0), percentile(&us, 99.0))
 }
 
-/// Sum over the nodes of every sample of `name` (no labels).
-async fn counter(http: &reqwest::Client, urls: &[String], name: &str) -> f64 {
-    let mut sum = 0.0;
-    for url in urls {
-        sum += metrics_text(http, url)
-            .await
-            .lines()
-            .filter(|l| l.split(' ').next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
-    }
-    sum
-}
-
 /// A histogram's cumulative buckets summed over the nodes: (le, count)
 /// ascending, `+Inf` last.
 async fn histogram(http: &reqwest::Client, urls: &[String], name: &str) -> Vec<(f64, f64)> {
@@ -142,32 +129,12 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> (f64, f64) {
 
 /// Submit one no-op job; panics unless a node acknowledges it.
 async fn submit(http: &reqwest::Client, url: &str, queue: &str) {
-    let res = http
-        .post(format!("{url}/v1/jobs"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "queue": queue, "kind": "echo", "payload": "" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
-}
-
-/// Poll (≤ `limit`) until the nodes have completed `target` jobs in all.
-async fn wait_completed(http: &reqwest::Client, urls: &[String], target: f64, limit: Duration) {
-    let done = move || async move {
-        (counter(http, urls, "hypha_jobs_completed_total").await >= target).then_some(())
-    };
-    if poll(limit, Duration::from_millis(20), done).await.is_err() {
-        panic!("jobs did not complete in {limit:?}");
-    }
-}
-
-fn cluster_cpu_s(cluster: &Cluster) -> f64 {
-    cluster
-        .pids()
-        .iter()
-        .map(|pid| cpu_s(&pid.to_string()))
-        .sum()
+    submit_job(
+        http,
+        url,
+        &json!({ "queue": queue, "kind": "echo", "payload": "" }),
+    )
+    .await;
 }
 
 fn placement_in_process() {
@@ -224,7 +191,7 @@ fn main() {
         }
         wait_completed(&http, &urls, queues as f64, Duration::from_secs(60)).await;
         let done_before = counter(&http, &urls, "hypha_jobs_completed_total").await;
-        let cpu_before = cluster_cpu_s(&cluster);
+        let cpu_before = nodes_cpu_s(&cluster);
         let started = Instant::now();
         let (submit_rate, submit_lat) = small_ops(jobs, concurrency, |i| {
             let (http, url, queue) = (&http, &urls[i % urls.len()], &queue_names[i % queues]);
@@ -240,7 +207,7 @@ fn main() {
         .await;
         let elapsed_s = started.elapsed().as_secs_f64();
         let job_rate = jobs as f64 / elapsed_s;
-        let cpu_us = 1e6 * (cluster_cpu_s(&cluster) - cpu_before) / jobs as f64;
+        let cpu_us = 1e6 * (nodes_cpu_s(&cluster) - cpu_before) / jobs as f64;
         println!(
             "no-op jobs: {job_rate:.0} jobs/s end to end ({jobs} jobs over {queues} queues, \
              {concurrency} submits in flight, {slots} slots/node, {elapsed_s:.1} s) \

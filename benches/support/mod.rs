@@ -97,3 +97,52 @@ where
     lat.sort_by(|a, b| a.total_cmp(b));
     (rate, lat)
 }
+
+/// Submit one job (`body` as `POST /v1/jobs` takes it); panics unless a
+/// node acknowledges it.
+pub async fn submit_job(http: &reqwest::Client, url: &str, body: &serde_json::Value) {
+    let res = http
+        .post(format!("{url}/v1/jobs"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+}
+
+/// Sum over the nodes of every sample of `name` (no labels).
+pub async fn counter(http: &reqwest::Client, urls: &[String], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for url in urls {
+        sum += hypha_testkit::http::metrics_text(http, url)
+            .await
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
+}
+
+/// Poll (≤ `limit`) until the nodes have completed `target` jobs in all.
+pub async fn wait_completed(http: &reqwest::Client, urls: &[String], target: f64, limit: Duration) {
+    let done = move || async move {
+        (counter(http, urls, "hypha_jobs_completed_total").await >= target).then_some(())
+    };
+    if hypha_testkit::poll::poll(limit, Duration::from_millis(20), done)
+        .await
+        .is_err()
+    {
+        panic!("jobs did not complete in {limit:?}");
+    }
+}
+
+/// CPU seconds used so far by every node process of `cluster`.
+pub fn nodes_cpu_s(cluster: &hypha_testkit::cluster::Cluster) -> f64 {
+    cluster
+        .pids()
+        .iter()
+        .map(|pid| cpu_s(&pid.to_string()))
+        .sum()
+}
