@@ -22,7 +22,7 @@ use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use hypha_wasm::WasmRuntime;
 use hypha_work::client::{RpcError, WorkClient, WorkHandler};
-use hypha_work::handler::Registry;
+use hypha_work::handler::{JobInput, Registry};
 use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
 use hypha_work::log::{JobLog, LogError};
 use hypha_work::queues::{Queues, QueuesArgs, QueuesMessage};
@@ -71,6 +71,7 @@ impl From<LogError> for JobsError {
 pub struct WorkAdmin {
     client: WorkClient,
     log: JobLog,
+    files: Files,
     placement: watch::Receiver<Arc<Placement>>,
     registry: Registry,
     /// Defaults for submits.
@@ -123,17 +124,25 @@ impl WorkAdmin {
     pub async fn submit(&self, spec: JobSpec) -> Result<(JobRecord, bool), JobsError> {
         spec.validate()
             .map_err(|e| JobsError::BadRequest(e.to_string()))?;
-        if self.registry.get(&spec.kind).is_none() {
+        let Some(handler) = self.registry.get(&spec.kind) else {
             return Err(JobsError::BadRequest(format!(
                 "unknown kind `{}`; this node runs {:?}",
                 spec.kind,
                 self.kinds()
             )));
-        }
+        };
         let id = match &spec.idempotency_key {
             Some(key) => JobId::for_key(&spec.queue, key),
             None => JobId::random(),
         };
+        let mut job = JobInput::new(id, 0, spec, Some(self.files.clone()));
+        handler
+            .prepare(&mut job)
+            .await
+            .map_err(|e| JobsError::BadRequest(e.to_string()))?;
+        let spec = job.spec;
+        spec.validate()
+            .map_err(|e| JobsError::BadRequest(e.to_string()))?;
         let queue = spec.queue.clone();
         match self
             .ask_owner(&queue, WorkRequest::Submit { id, spec })
@@ -307,6 +316,7 @@ impl WorkParts {
             admin: WorkAdmin {
                 client: client.clone(),
                 log: log.clone(),
+                files: files.clone(),
                 placement: placement.clone(),
                 registry: registry.clone(),
                 defaults: settings.clone(),

@@ -74,6 +74,9 @@ fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
     let done = run_wasm(&url, "apps/wordcount.wat", &["--file", "data/fox.txt"], &[]);
     let native = text.split_ascii_whitespace().count();
     assert_eq!(done["state"], "done", "{done}");
+    // Pinned at submit by content hash.
+    let hash = blake3::hash(wordcount.as_bytes()).to_hex().to_string();
+    assert_eq!(done["args"]["module_hash"], hash, "{done}");
     assert_eq!(
         done["result"].as_str().map(str::trim),
         Some(native.to_string().as_str()),
@@ -138,12 +141,31 @@ fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
     let after = restarts(&block_on(api.json("/v1/actors", Some(ADMIN_TOKEN))));
     assert_eq!(before, after, "hostile modules caused restarts");
 
-    let above = run_wasm(
+    // Refused at submit (400), before anything is durable: limits above
+    // the ceiling, a module that does not validate, a missing module.
+    put(
         &url,
-        "apps/trap.wat",
-        &["--payload", ""],
-        &["fuel=99999999999999"],
+        dir.path(),
+        "apps/broken.wat",
+        "(module (func (export \"_start\") i32.add))",
     );
-    let error = above["error"].as_str().unwrap_or_default();
-    assert!(error.contains("above this node's ceiling"), "{above}");
+    let refusals = [
+        (
+            "apps/trap.wat",
+            "fuel=99999999999999",
+            "above this node's ceiling",
+        ),
+        ("apps/broken.wat", "fuel=1000", "invalid_module"),
+        ("apps/absent.wat", "fuel=1000", "apps/absent.wat"),
+    ];
+    for (module, arg, expected) in refusals {
+        let module = format!("module={module}");
+        let argv = [
+            "jobs", "submit", "-q", "wasm", "-k", "wasm", "-a", &module, "-a", arg,
+        ];
+        let out = hypha_cli(&url, Some(ADMIN_TOKEN), &argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{module} was accepted");
+        assert!(stderr.contains(expected), "{module}: {stderr}");
+    }
 }

@@ -203,6 +203,14 @@ impl WasmRuntime {
         blake3::hash(bytes).to_hex().to_string()
     }
 
+    /// The module with content hash `hash`, if this node has it compiled.
+    pub fn cached(&self, hash: &str) -> Option<Compiled> {
+        let hit = self.lock_cache().get(hash).cloned();
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        metrics::counter!("hypha_wasm_compile_cache_total", "result" => result).increment(1);
+        hit
+    }
+
     /// Compile `bytes` (binary or text format), or take it from the cache.
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, Failure> {
         let hash = Self::hash(bytes);

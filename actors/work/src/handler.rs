@@ -129,6 +129,14 @@ pub trait JobHandler: Send + Sync + 'static {
     /// [`MAX_INLINE_BYTES`]). Dropping the future stops the attempt
     /// (timeout, cancel), so hold nothing that must outlive it.
     async fn run(&self, input: JobInput) -> Result<Vec<u8>, JobError>;
+
+    /// Check (and complete) a job at submit, on the node that takes it,
+    /// before it is durable: an error refuses the submit (400). `job` has
+    /// attempt 0 and may read stored files. By default, nothing to do.
+    async fn prepare(&self, job: &mut JobInput) -> Result<(), JobError> {
+        let _ = job;
+        Ok(())
+    }
 }
 
 /// Kind name → handler, per node.

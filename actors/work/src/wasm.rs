@@ -3,7 +3,12 @@
 //! stdin; its stdout is the job's result.
 //!
 //! A job names its module and the module's command line in its arguments:
-//! - `module`: the stored file holding the module (binary or text format);
+//! - `module`: the stored file holding the module (binary or text format),
+//!   pinned at submit: the node that takes the job compiles the module (a
+//!   module that does not validate is refused with 400) and records its
+//!   content hash as `module_hash`; a worker that has that hash compiled
+//!   runs it without reading the file, and one that reads a file whose
+//!   content changed since refuses to run the new content;
 //! - `arg1`, `arg2`, …: the module's arguments, in that order (the
 //!   program name, `argv[0]`, is the module's hash);
 //! - `env.NAME`: the variable `NAME` of its environment (and nothing else);
@@ -21,7 +26,7 @@ use async_trait::async_trait;
 
 use crate::handler::{JobError, JobHandler, JobInput};
 use crate::job::MAX_INLINE_BYTES;
-use hypha_wasm::{Limits, RunError, WasmRuntime};
+use hypha_wasm::{Compiled, Limits, RunError, WasmRuntime};
 
 /// Largest module file a job may name.
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
@@ -29,6 +34,8 @@ pub const MAX_MODULE_BYTES: usize = 64 << 20;
 pub const MAX_STDIN_BYTES: usize = 64 << 20;
 /// Stderr bytes quoted in a failed attempt's error.
 const STDERR_TAIL_BYTES: usize = 1024;
+/// The argument the submit pins the module's content hash in.
+pub const MODULE_HASH_ARG: &str = "module_hash";
 
 /// The `wasm` kind, over one node's sandbox.
 pub struct WasmKind {
@@ -95,33 +102,73 @@ fn failed(err: RunError) -> JobError {
     }
 }
 
-#[async_trait]
-impl JobHandler for WasmKind {
-    async fn run(&self, input: JobInput) -> Result<Vec<u8>, JobError> {
-        let spec = &input.spec;
-        let limits = Limits::for_job(&spec.args, spec.timeout_ms, self.runtime.ceilings())
-            .map_err(|e| JobError::BadInput(e.to_string()))?;
-        let args = module_args(&spec.args)?;
-        let env = module_env(&spec.args);
-        let module = input
+impl WasmKind {
+    /// The job's module compiled: from the cache by its pinned hash, else
+    /// read from its file (which must still hold the pinned content).
+    async fn module(&self, input: &JobInput) -> Result<Compiled, JobError> {
+        let pinned = input.spec.args.get(MODULE_HASH_ARG);
+        if let Some(hit) = pinned.and_then(|hash| self.runtime.cached(hash)) {
+            return Ok(hit);
+        }
+        let bytes = input
             .read_file(input.arg("module")?, MAX_MODULE_BYTES)
             .await?;
+        if let Some(pinned) = pinned {
+            let stored = WasmRuntime::hash(&bytes);
+            if &stored != pinned {
+                return Err(JobError::BadInput(format!(
+                    "the module file changed since submit: pinned {pinned}, now {stored}"
+                )));
+            }
+        }
+        self.compile(bytes).await
+    }
+
+    /// Compile on a blocking thread; a module that does not validate is
+    /// bad input.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled, JobError> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+            .await
+            .map_err(|e| JobError::Failed(format!("host_error: the compile thread failed: {e}")))?
+            .map_err(|failure| JobError::BadInput(failure.to_string()))
+    }
+
+    fn limits(&self, spec: &crate::job::JobSpec) -> Result<Limits, JobError> {
+        Limits::for_job(&spec.args, spec.timeout_ms, self.runtime.ceilings())
+            .map_err(|e| JobError::BadInput(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl JobHandler for WasmKind {
+    /// Refuse what cannot run (limits, arguments, a module that does not
+    /// validate) and pin the module's content hash.
+    async fn prepare(&self, job: &mut JobInput) -> Result<(), JobError> {
+        self.limits(&job.spec)?;
+        module_args(&job.spec.args)?;
+        let bytes = job.read_file(job.arg("module")?, MAX_MODULE_BYTES).await?;
+        let compiled = self.compile(bytes).await?;
+        job.spec.args.insert(MODULE_HASH_ARG.into(), compiled.hash);
+        Ok(())
+    }
+
+    async fn run(&self, input: JobInput) -> Result<Vec<u8>, JobError> {
+        let limits = self.limits(&input.spec)?;
+        let args = module_args(&input.spec.args)?;
+        let env = module_env(&input.spec.args);
+        let compiled = self.module(&input).await?;
         let stdin = input.read_payload(MAX_STDIN_BYTES).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         let _stop = CancelOnDrop(cancel.clone());
         let runtime = self.runtime.clone();
-        // Compiling and running are CPU-bound: off the async workers.
+        // Running is CPU-bound: off the async workers.
         let ran = tokio::task::spawn_blocking(move || {
-            let compiled = runtime
-                .compile(&module)
-                .map_err(|failure| JobError::BadInput(failure.to_string()))?;
-            runtime
-                .run(&compiled, stdin, &args, &env, &limits, &cancel)
-                .map_err(failed)
+            runtime.run(&compiled, stdin, &args, &env, &limits, &cancel)
         })
         .await
         .map_err(|e| JobError::Failed(format!("host_error: the sandbox thread failed: {e}")))?;
-        let out = ran?;
+        let out = ran.map_err(failed)?;
         if out.stdout.len() > MAX_INLINE_BYTES {
             return Err(JobError::Failed(format!(
                 "output_limit: results are at most {MAX_INLINE_BYTES} bytes"
