@@ -4,9 +4,10 @@
 //!
 //! How each limit holds against hostile code:
 //! - CPU: fuel. Every instruction costs fuel; at zero the module traps.
-//! - Wall time and cancellation: epoch interruption. A ticker thread
-//!   advances the engine's epoch every [`TICK_MS`]; each tick the store's
-//!   callback checks the attempt's cancel flag and its wall time.
+//! - Wall time and cancellation: epoch interruption. While any run is in
+//!   progress, a ticker thread advances the engine's epoch every
+//!   [`TICK_MS`]; each tick the store's callback checks the attempt's
+//!   cancel flag and its wall time.
 //! - Memory: a resource limiter that refuses growth (and so also a module
 //!   that declares too much memory up front) and records that it did.
 //! - Output: stdout and stderr are bounded in-memory pipes; a write past
@@ -19,7 +20,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -129,26 +130,68 @@ impl ResourceLimiter for Guard {
 /// programs are a few thousand).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
-/// Advances the engine's epoch until dropped.
+/// Advances the engine's epoch while runs are active, until dropped. An
+/// idle node's ticker sleeps on a condition variable instead of waking a
+/// hundred times a second.
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickerState>,
     thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct TickerState {
+    /// Runs in progress, and whether the ticker should end.
+    inner: Mutex<(usize, bool)>,
+    wake: Condvar,
+}
+
+impl TickerState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One run in progress; the ticker runs while any exists.
+struct Active<'a>(&'a TickerState);
+
+impl<'a> Active<'a> {
+    fn begin(state: &'a TickerState) -> Self {
+        state.lock().0 += 1;
+        state.wake.notify_one();
+        Self(state)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.lock().0 -= 1;
+    }
 }
 
 impl Ticker {
     fn start(engine: Engine) -> Result<Self, std::io::Error> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let shared = Arc::new(TickerState::default());
+        let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("hypha-wasm-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(TICK_MS));
-                    engine.increment_epoch();
+            .spawn(move || loop {
+                {
+                    let mut guard = state.lock();
+                    while guard.0 == 0 && !guard.1 {
+                        guard = state
+                            .wake
+                            .wait(guard)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if guard.1 {
+                        return;
+                    }
                 }
+                std::thread::sleep(Duration::from_millis(TICK_MS));
+                engine.increment_epoch();
             })?;
         Ok(Self {
-            stop,
+            shared,
             thread: Some(thread),
         })
     }
@@ -156,7 +199,8 @@ impl Ticker {
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.lock().1 = true;
+        self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -169,7 +213,7 @@ pub struct WasmRuntime {
     linker: Linker<RunState>,
     cache: Mutex<LruCache<String, Compiled>>,
     ceilings: Ceilings,
-    _ticker: Ticker,
+    ticker: Ticker,
 }
 
 impl WasmRuntime {
@@ -185,7 +229,7 @@ impl WasmRuntime {
             .map_err(|e| StartError::Engine(e.to_string()))?;
         let capacity = NonZeroUsize::new(cache_modules).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
-            _ticker: Ticker::start(engine.clone())?,
+            ticker: Ticker::start(engine.clone())?,
             engine,
             linker,
             cache: Mutex::new(LruCache::new(capacity)),
@@ -271,7 +315,9 @@ impl WasmRuntime {
                 stderr: Vec::new(),
             })?;
         let started = Instant::now();
+        let active = Active::begin(&self.ticker.shared);
         let result = self.start(&mut store, module);
+        drop(active);
         metrics::histogram!("hypha_wasm_run_seconds").record(started.elapsed().as_secs_f64());
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         metrics::counter!("hypha_wasm_fuel_used_total").increment(fuel_used);

@@ -114,6 +114,11 @@ fn a_command_reads_stdin_and_writes_stdout() {
     let out = run(&rt, &echo(), &input, &limits(&[])).unwrap();
     assert_eq!(out.stdout, input);
     assert!(out.fuel_used > 0);
+    assert_eq!(
+        rt.ticker.shared.lock().0,
+        0,
+        "the ticker idles between runs"
+    );
 }
 
 #[test]
