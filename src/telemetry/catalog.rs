@@ -93,6 +93,20 @@ impl MetricDef {
     }
 }
 
+/// Why a wasm attempt failed (`hypha_wasm::Failure::code`, beyond the
+/// two refused at submit).
+const WASM_FAILURES: &[&str] = &[
+    "cpu_limit",
+    "time_limit",
+    "memory_limit",
+    "output_limit",
+    "trap",
+    "exit",
+    "link_error",
+    "cancelled",
+    "host_error",
+];
+
 /// Public member states (`MemberState::as_str`).
 const MEMBER_STATES: &[&str] = &["joining", "up", "suspect", "down", "left"];
 /// Replica RPC kinds (`dht::transport::kind`).
@@ -542,6 +556,37 @@ pub const CATALOG: &[MetricDef] = &[
         "hypha_jobs_reports_dropped_total",
         &[],
         "Attempt results dropped unreported: the buffer was full or report_give_up_ms passed.",
+    ),
+    // The wasm job kind's sandbox (actors/wasm).
+    counter(
+        "hypha_wasm_compile_cache_total",
+        &[("result", &["hit", "miss"])],
+        "Lookups of a wasm job's module in this node's compile cache.",
+    ),
+    histogram(
+        "hypha_wasm_compile_seconds",
+        &[],
+        "Compiling a wasm module (a cache miss).",
+    ),
+    histogram(
+        "hypha_wasm_instantiate_seconds",
+        &[],
+        "Instantiating a compiled wasm module for one attempt.",
+    ),
+    histogram(
+        "hypha_wasm_run_seconds",
+        &[],
+        "One wasm attempt in the sandbox, instantiate to end.",
+    ),
+    counter(
+        "hypha_wasm_fuel_used_total",
+        &[],
+        "Fuel burned by wasm attempts (about one per WebAssembly instruction).",
+    ),
+    counter(
+        "hypha_wasm_failures_total",
+        &[("reason", WASM_FAILURES)],
+        "Failed wasm attempts, by reason.",
     ),
     // Admin HTTP API.
     counter(
