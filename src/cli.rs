@@ -65,6 +65,41 @@ pub enum JobsCommand {
     Ls(JobsLsArgs),
     /// Cancel a job that has not finished.
     Cancel(JobArgs),
+    /// Run a `wasm` module over every stored file under a prefix: one job
+    /// per file, idempotent by module hash and input, so a re-run skips
+    /// what was done.
+    Map(MapArgs),
+}
+
+/// Flags of `hypha jobs map`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MapArgs {
+    /// The stored WebAssembly module (binary or text format).
+    #[arg(long)]
+    pub module: String,
+    /// Every stored file whose name starts with this is one input.
+    #[arg(long)]
+    pub prefix: String,
+    /// Store each result as a file: this prefix, then the input's name
+    /// after `--prefix`.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Queue name.
+    #[arg(long, short = 'q', default_value = "map")]
+    pub queue: String,
+    /// Module argument `key=value` (repeatable): `arg1=…`, `env.NAME=…`,
+    /// limits such as `fuel=…`.
+    #[arg(long = "arg", short = 'a')]
+    pub args: Vec<String>,
+    /// Attempts per input before dead-lettering (node default if unset).
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Wait until every job finished and print each outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Flags of `hypha jobs submit`.

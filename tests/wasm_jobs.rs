@@ -169,3 +169,44 @@ fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
         assert!(stderr.contains(expected), "{module}: {stderr}");
     }
 }
+
+/// `hypha jobs map`: one job per stored file under a prefix, results
+/// stored as files under `--out`, each right; a re-run submits nothing new.
+#[test]
+fn jobs_map_runs_a_module_over_every_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = spawn_node(dir.path(), &["--dev"]);
+    let url = node.url.clone();
+    let wordcount = include_str!("../actors/wasm/examples/wordcount.wat");
+    put(&url, dir.path(), "apps/wordcount.wat", wordcount);
+    let texts: Vec<String> = (0..6).map(|i| "word ".repeat(i * 7 + 1)).collect();
+    for (i, text) in texts.iter().enumerate() {
+        put(&url, dir.path(), &format!("texts/t{i}.txt"), text);
+    }
+    let argv = [
+        "jobs",
+        "map",
+        "--module",
+        "apps/wordcount.wat",
+        "--prefix",
+        "texts/",
+        "--out",
+        "counts/",
+        "--wait",
+        "--json",
+    ];
+    for run in ["first", "again"] {
+        let out: Value = serde_json::from_str(&cli(&url, &argv)).unwrap();
+        let jobs = out["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), texts.len(), "{run}: {out}");
+        for job in jobs {
+            assert_eq!(job["state"], "done", "{run}: {job}");
+            assert_eq!(job["existing"], run == "again", "{run}: {job}");
+        }
+    }
+    for (i, text) in texts.iter().enumerate() {
+        let stored = cli(&url, &["get", &format!("counts/t{i}.txt")]);
+        let native = text.split_ascii_whitespace().count();
+        assert_eq!(stored.trim(), native.to_string(), "counts/t{i}.txt");
+    }
+}

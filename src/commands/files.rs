@@ -117,7 +117,7 @@ pub async fn api_error(response: reqwest::Response) -> anyhow::Error {
 
 /// Percent-encode a file name for the URL path; `/` stays, so nested
 /// names read naturally in logs.
-fn encode_name(name: &str) -> String {
+pub(crate) fn encode_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for byte in name.bytes() {
         match byte {
@@ -303,17 +303,21 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hypha ls [PREFIX]`: follows cursors until done or `--limit` files.
-pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.api)?;
-    let want = args.limit.unwrap_or(usize::MAX);
+/// Stored files under `prefix` with `labels`, following cursors until
+/// done or `want` files; whether some partition did not answer.
+pub(crate) async fn list_files(
+    api: &Api,
+    prefix: &str,
+    labels: &[String],
+    want: usize,
+) -> anyhow::Result<(Vec<Value>, bool, Option<String>)> {
     let mut files: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
     let mut incomplete = false;
     loop {
         let page_size = LIST_PAGE.min(want - files.len());
-        let mut query = labels_query(&args.labels)?;
-        query.push(("prefix", args.prefix.clone()));
+        let mut query = labels_query(labels)?;
+        query.push(("prefix", prefix.to_owned()));
         query.push(("limit", page_size.to_string()));
         if let Some(c) = &cursor {
             query.push(("cursor", c.clone()));
@@ -324,9 +328,16 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
         files.extend(doc["files"].as_array().cloned().unwrap_or_default());
         cursor = doc["next_cursor"].as_str().map(str::to_owned);
         if cursor.is_none() || files.len() >= want {
-            break;
+            return Ok((files, incomplete, cursor));
         }
     }
+}
+
+/// `hypha ls [PREFIX]`: follows cursors until done or `--limit` files.
+pub async fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let want = args.limit.unwrap_or(usize::MAX);
+    let (files, incomplete, cursor) = list_files(&api, &args.prefix, &args.labels, want).await?;
     match api.output {
         Output::Json => print_json(&serde_json::json!({
             "files": files,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use super::files::{print_json, Api, Output};
-use crate::cli::{ApiArgs, JobArgs, JobsCommand, JobsLsArgs, SubmitArgs};
+use super::files::{list_files, print_json, Api, Output};
+use crate::cli::{ApiArgs, JobArgs, JobsCommand, JobsLsArgs, MapArgs, SubmitArgs};
 
 /// How often `--wait` asks whether the job finished.
 const WAIT_POLL: Duration = Duration::from_millis(200);
@@ -21,6 +21,7 @@ pub async fn run(cmd: JobsCommand) -> anyhow::Result<()> {
         JobsCommand::Status(args) => status(args).await,
         JobsCommand::Ls(args) => ls(args).await,
         JobsCommand::Cancel(args) => cancel(args).await,
+        JobsCommand::Map(args) => map(args).await,
     }
 }
 
@@ -190,6 +191,145 @@ pub async fn queues(args: ApiArgs) -> anyhow::Result<()> {
             q["dead_letters"],
             q["owner"].as_str().unwrap_or("-"),
         );
+    }
+    Ok(())
+}
+
+/// One input of `hypha jobs map` and what became of it.
+struct Mapped {
+    input: String,
+    job: Value,
+    existing: bool,
+}
+
+/// Progress on one line of stderr, when it is a terminal.
+fn progress(what: &str, done: usize, total: usize) {
+    use std::io::{IsTerminal, Write};
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{what} {done}/{total}");
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// The idempotency key of `input` under the module with `hash`: a re-run
+/// of the same module over the same file names the same job.
+fn map_key(hash: &str, input: &str) -> String {
+    format!("map:{}:{input}", &hash[..hash.len().min(32)])
+}
+
+async fn map(args: MapArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let module_path = format!("/v1/files/{}", super::files::encode_name(&args.module));
+    let module = api
+        .send(api.request(reqwest::Method::GET, &module_path))
+        .await?
+        .bytes()
+        .await?;
+    let hash = blake3::hash(&module).to_hex().to_string();
+    let (files, incomplete, _) = list_files(&api, &args.prefix, &[], usize::MAX).await?;
+    if incomplete {
+        bail!(
+            "some partitions did not answer the listing of {}; retry",
+            args.prefix
+        );
+    }
+    let inputs: Vec<String> = files
+        .iter()
+        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+        .collect();
+    let extra = parse_args(&args.args)?;
+    let mut mapped = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let mut job_args = extra.clone();
+        job_args.insert("module".into(), args.module.clone());
+        if let Some(out) = &args.out {
+            let rest = input.strip_prefix(&args.prefix).unwrap_or(input);
+            job_args.insert("out".into(), format!("{out}{rest}"));
+        }
+        let mut body = json!({
+            "queue": args.queue, "kind": "wasm", "file": input, "args": job_args,
+            "idempotency_key": map_key(&hash, input),
+        });
+        if let Some(n) = args.max_attempts {
+            body["max_attempts"] = Value::from(n);
+        }
+        let response = api
+            .send(api.request(reqwest::Method::POST, "/v1/jobs").json(&body))
+            .await?;
+        let existing = response.status() == reqwest::StatusCode::OK;
+        let job: Value = response.json().await?;
+        mapped.push(Mapped {
+            input: input.clone(),
+            job,
+            existing,
+        });
+        progress("submitted", i + 1, inputs.len());
+    }
+    if args.wait {
+        wait_all(&api, &mut mapped).await?;
+    }
+    report(&api, &mapped, args.wait)
+}
+
+/// Poll every unfinished job until all have finished.
+async fn wait_all(api: &Api, mapped: &mut [Mapped]) -> anyhow::Result<()> {
+    let finished = |m: &Mapped| {
+        matches!(
+            m.job["state"].as_str(),
+            Some("done" | "dead_letter" | "cancelled")
+        )
+    };
+    loop {
+        for m in mapped.iter_mut().filter(|m| !finished(m)) {
+            let id = m.job["id"].as_str().unwrap_or_default().to_owned();
+            m.job = get_json(api, &format!("/v1/jobs/{id}")).await?;
+        }
+        let done = mapped.iter().filter(|m| finished(m)).count();
+        progress("finished", done, mapped.len());
+        if done == mapped.len() {
+            return Ok(());
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+fn report(api: &Api, mapped: &[Mapped], waited: bool) -> anyhow::Result<()> {
+    let failed = mapped
+        .iter()
+        .filter(|m| m.job["state"] == "dead_letter")
+        .count();
+    if api.output == Output::Json {
+        let rows: Vec<Value> = mapped
+            .iter()
+            .map(|m| {
+                json!({
+                    "input": m.input, "id": m.job["id"], "existing": m.existing,
+                    "state": m.job["state"], "result": m.job["result"], "error": m.job["error"],
+                })
+            })
+            .collect();
+        print_json(&json!({ "jobs": rows, "failed": failed }))?;
+    } else {
+        for m in mapped {
+            let outcome = match (waited, m.job["error"].as_str()) {
+                (true, Some(e)) => e.to_owned(),
+                (true, None) => m.job["result"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                (false, _) if m.existing => "already submitted".to_owned(),
+                (false, _) => "submitted".to_owned(),
+            };
+            let state = m.job["state"].as_str().unwrap_or_default();
+            println!("{}  {state}  {outcome}", m.input);
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} inputs failed", mapped.len());
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use thiserror::Error;
 
 use super::job::{JobId, JobSpec, Payload, MAX_INLINE_BYTES};
-use hypha_dht::files::{Files, ReadConsistency};
+use hypha_dht::files::{Files, PutMeta, ReadConsistency};
 
 /// Why an attempt failed (the job is retried, then dead-lettered).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -99,6 +99,25 @@ impl JobInput {
     /// The stored file `name`, whole; more than `max_bytes` is refused.
     pub async fn read_file(&self, name: &str, max_bytes: usize) -> Result<Vec<u8>, JobError> {
         collect_at_most(self.open(name).await?, max_bytes, name).await
+    }
+
+    /// Store `bytes` as the file `name` (acknowledged at W), labelled
+    /// with this job's id.
+    pub async fn store_file(&self, name: &str, bytes: Vec<u8>) -> Result<(), JobError> {
+        let files = self
+            .files
+            .as_ref()
+            .ok_or_else(|| JobError::Failed("no file access on this node".into()))?;
+        let meta = PutMeta {
+            content_type: "application/octet-stream".into(),
+            labels: BTreeMap::from([("job".to_owned(), self.id.to_string())]),
+        };
+        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
+        files
+            .put(name, meta, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::Failed(format!("storing the result as {name}: {e}")))
     }
 }
 

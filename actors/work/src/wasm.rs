@@ -12,6 +12,8 @@
 //! - `arg1`, `arg2`, …: the module's arguments, in that order (the
 //!   program name, `argv[0]`, is the module's hash);
 //! - `env.NAME`: the variable `NAME` of its environment (and nothing else);
+//! - `out`: store stdout as this file (acknowledged at W before the attempt
+//!   ends); the job's result is then `{"stored": out, "bytes": n}`;
 //! - `fuel`, `memory_bytes`, `output_bytes`, `wall_ms`: its limits
 //!   ([`hypha_wasm::limits`]), each at most the node's ceiling.
 //!
@@ -36,6 +38,13 @@ pub const MAX_STDIN_BYTES: usize = 64 << 20;
 const STDERR_TAIL_BYTES: usize = 1024;
 /// The argument the submit pins the module's content hash in.
 pub const MODULE_HASH_ARG: &str = "module_hash";
+/// The argument naming the file stdout is stored as.
+pub const OUT_ARG: &str = "out";
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
 
 /// The `wasm` kind, over one node's sandbox.
 pub struct WasmKind {
@@ -169,6 +178,13 @@ impl JobHandler for WasmKind {
         .await
         .map_err(|e| JobError::Failed(format!("host_error: the sandbox thread failed: {e}")))?;
         let out = ran.map_err(failed)?;
+        if let Some(name) = input.spec.args.get(OUT_ARG) {
+            let bytes = out.stdout.len();
+            input.store_file(name, out.stdout).await?;
+            return Ok(
+                format!(r#"{{"stored":{},"bytes":{bytes}}}"#, json_string(name)).into_bytes(),
+            );
+        }
         if out.stdout.len() > MAX_INLINE_BYTES {
             return Err(JobError::Failed(format!(
                 "output_limit: results are at most {MAX_INLINE_BYTES} bytes"
