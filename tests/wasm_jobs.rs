@@ -14,6 +14,18 @@ use serde_json::Value;
 
 const WASI: &str = "wasi_snapshot_preview1";
 
+/// One node process at a time in this file. A node given port 0 learns a
+/// free port by binding and releasing it, then binds it again for real;
+/// two nodes starting at once can be handed the same port in between (a
+/// gate saw `Address already in use` on the node-link port).
+static ONE_NODE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_node_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_NODE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn cli(url: &str, args: &[&str]) -> String {
     cli_stdout(&hypha_cli(url, Some(ADMIN_TOKEN), args))
 }
@@ -62,6 +74,7 @@ fn restarts(tree: &Value) -> u64 {
 
 #[test]
 fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
+    let _one = one_node_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let node = spawn_node(dir.path(), &["--dev"]);
     let url = node.url.clone();
@@ -174,6 +187,7 @@ fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
 /// stored as files under `--out`, each right; a re-run submits nothing new.
 #[test]
 fn jobs_map_runs_a_module_over_every_file_once() {
+    let _one = one_node_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let node = spawn_node(dir.path(), &["--dev"]);
     let url = node.url.clone();
