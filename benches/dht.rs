@@ -30,7 +30,7 @@ use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
 use hypha_testkit::cluster::Cluster;
 use hypha_testkit::http::metrics_text;
 use hypha_testkit::ADMIN_TOKEN;
-use support::{client, cpu_s, median, percentile, put, sized, small_ops};
+use support::{client, cpu_s, median, nodes_cpu_s, percentile, put, sized, small_ops};
 
 /// Partitions of the default keyspace: every node replicates all of them here.
 fn partitions() -> usize {
@@ -95,8 +95,7 @@ fn raw_loopback_mb_s() -> f64 {
 
 /// CPU seconds used so far by every node process and by this client.
 fn cluster_cpu_s(c: &Cluster) -> (f64, f64) {
-    let nodes = c.pids().iter().map(|pid| cpu_s(&pid.to_string())).sum();
-    (nodes, cpu_s("self"))
+    (nodes_cpu_s(c), cpu_s("self"))
 }
 
 /// What `ops` operations cost in CPU, and the rate this machine's cores

@@ -248,10 +248,13 @@ impl WasmRuntime {
     }
 
     /// The module with content hash `hash`, if this node has it compiled.
+    /// Counts hits only: a miss is followed by [`WasmRuntime::compile`],
+    /// which counts it, so one lookup is never counted twice.
     pub fn cached(&self, hash: &str) -> Option<Compiled> {
         let hit = self.lock_cache().get(hash).cloned();
-        let result = if hit.is_some() { "hit" } else { "miss" };
-        metrics::counter!("hypha_wasm_compile_cache_total", "result" => result).increment(1);
+        if hit.is_some() {
+            metrics::counter!("hypha_wasm_compile_cache_total", "result" => "hit").increment(1);
+        }
         hit
     }
 
