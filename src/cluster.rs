@@ -42,21 +42,41 @@ pub enum Proto {
     Udp,
 }
 
+/// A socket bound to resolve port 0, kept until every port of the node is
+/// resolved.
+pub enum Held {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A UDP socket.
+    Udp(UdpSocket),
+}
+
 /// Port 0 means "any free port": pick one now, because the address is
 /// published through gossip before the actor binds it. (Another process
-/// could take it in between; the actor's bind then fails loudly.)
-pub fn resolve_port(addr: SocketAddr, proto: Proto) -> Result<SocketAddr, NodeError> {
+/// could take it in between; the actor's bind then fails loudly.) The
+/// socket is returned so the caller holds it while it resolves the node's
+/// other ports: released at once, the kernel could hand the same port to
+/// the node's next listener (seen: node links and bulk on one port).
+pub fn resolve_port(
+    addr: SocketAddr,
+    proto: Proto,
+) -> Result<(SocketAddr, Option<Held>), NodeError> {
     if addr.port() != 0 {
-        return Ok(addr);
+        return Ok((addr, None));
     }
-    let bound = match proto {
-        Proto::Tcp => TcpListener::bind(addr).and_then(|l| l.local_addr()),
-        Proto::Udp => UdpSocket::bind(addr).and_then(|s| s.local_addr()),
-    };
-    bound.map_err(|source| NodeError::Bind {
+    let bind_error = |source| NodeError::Bind {
         addr: addr.to_string(),
         source,
-    })
+    };
+    let held = match proto {
+        Proto::Tcp => Held::Tcp(TcpListener::bind(addr).map_err(bind_error)?),
+        Proto::Udp => Held::Udp(UdpSocket::bind(addr).map_err(bind_error)?),
+    };
+    let local = match &held {
+        Held::Tcp(l) => l.local_addr(),
+        Held::Udp(s) => s.local_addr(),
+    };
+    Ok((local.map_err(bind_error)?, Some(held)))
 }
 
 /// Everything the cluster supervisor's children are built from.

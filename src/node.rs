@@ -285,12 +285,18 @@ pub async fn start_with(
         source,
     })?;
     let store_client = StoreClient::new(&name, CALL_TIMEOUT);
+    // All three held at once, so none is handed out twice; released below,
+    // before the actors bind them.
+    let cluster_port = resolve_port(config.listen.cluster, Proto::Tcp)?;
+    let gossip_port = resolve_port(config.listen.gossip, Proto::Udp)?;
+    let bulk_port = resolve_port(config.listen.bulk, Proto::Tcp)?;
     let listen = Listen {
         http: http_addr,
-        cluster: resolve_port(config.listen.cluster, Proto::Tcp)?,
-        gossip: resolve_port(config.listen.gossip, Proto::Udp)?,
-        bulk: resolve_port(config.listen.bulk, Proto::Tcp)?,
+        cluster: cluster_port.0,
+        gossip: gossip_port.0,
+        bulk: bulk_port.0,
     };
+    drop((cluster_port.1, gossip_port.1, bulk_port.1));
     // One clock per node, handed to every part that reads the time.
     let clock = SharedClock::system();
     let facts = NodeFacts {
