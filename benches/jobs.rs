@@ -50,6 +50,7 @@ fn spec() -> JobSpec {
             min_cores: 1,
             ..Constraints::default()
         },
+        then: Vec::new(),
     }
 }
 
@@ -65,6 +66,7 @@ fn candidates(n: usize) -> Vec<Candidate> {
             busy: (i * 7 % 16) as u32,
             load_avg_1m: (i % 5) as f64 * 0.3,
             holds_input: i % 11 == 0,
+            warm: false,
         })
         .collect()
 }

@@ -65,6 +65,8 @@ pub enum JobsCommand {
     Ls(JobsLsArgs),
     /// Cancel a job that has not finished.
     Cancel(JobArgs),
+    /// Show the chain a job starts: each step's state, node and error.
+    Chain(JobArgs),
     /// Run a `wasm` module over every stored file under a prefix: one job
     /// per file, idempotent by module hash and input, so a re-run skips
     /// what was done.
@@ -94,6 +96,10 @@ pub struct MapArgs {
     /// Attempts per input before dead-lettering (node default if unset).
     #[arg(long)]
     pub max_attempts: Option<u32>,
+    /// A follow-up step, `"KIND key=value …"` (repeatable, in order):
+    /// it runs on the result of the step before, in the same queue.
+    #[arg(long = "then")]
+    pub then: Vec<String>,
     /// Wait until every job finished and print each outcome.
     #[arg(long)]
     pub wait: bool,
@@ -132,7 +138,11 @@ pub struct SubmitArgs {
     /// Per-attempt timeout in ms (node default if unset).
     #[arg(long)]
     pub timeout_ms: Option<u64>,
-    /// Wait until the job finishes and print its result.
+    /// A follow-up step, `"KIND key=value …"` (repeatable, in order):
+    /// it runs on the result of the step before, in the same queue.
+    #[arg(long = "then")]
+    pub then: Vec<String>,
+    /// Wait until the job (and its chain) finishes and print the result.
     #[arg(long)]
     pub wait: bool,
     /// Node and output options.

@@ -14,21 +14,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use hypha_cluster::membership::{self, MemberKey, MembershipChannels};
 use hypha_core::actor_name;
 use hypha_core::clock::SharedClock;
-use hypha_dht::files::Files;
+use hypha_dht::files::{Files, FilesError, ListQuery, ReadConsistency};
 use hypha_dht::placement::Placement;
 use hypha_supervisors::{ChildSpec, Strategy, SupervisorFlags};
 use hypha_wasm::WasmRuntime;
+use hypha_work::chain::ChainStatus;
 use hypha_work::client::{RpcError, WorkClient, WorkHandler};
+use hypha_work::fanout::{MapPlan, MAX_MAP_INPUTS};
 use hypha_work::handler::{JobInput, Registry};
-use hypha_work::job::{JobId, JobRecord, JobSpec, JobState};
+use hypha_work::job::{JobId, JobRecord, JobSpec, JobState, Step};
 use hypha_work::log::{JobLog, LogError};
 use hypha_work::queues::{Queues, QueuesArgs, QueuesMessage};
 use hypha_work::service::{work_group, WorkService, WorkServiceArgs};
 use hypha_work::settings::WorkSettings;
-use hypha_work::wasm::WasmKind;
+use hypha_work::wasm::{WasmKind, MAX_MODULE_BYTES};
 use hypha_work::wire::{ErrorCode, QueueFigures, WorkRequest, WorkResponse};
 use hypha_work::workers::{Workers, WorkersArgs, WorkersMessage};
 use hypha_work::{self as work, owner_of};
@@ -140,7 +143,8 @@ impl WorkAdmin {
             .prepare(&mut job)
             .await
             .map_err(|e| JobsError::BadRequest(e.to_string()))?;
-        let spec = job.spec;
+        let mut spec = job.spec;
+        self.prepare_chain(&mut spec).await?;
         spec.validate()
             .map_err(|e| JobsError::BadRequest(e.to_string()))?;
         let queue = spec.queue.clone();
@@ -152,6 +156,136 @@ impl WorkAdmin {
             other => Err(JobsError::Unavailable(format!(
                 "unexpected answer {other:?}"
             ))),
+        }
+    }
+
+    /// Submit, with each follow-up step checked (and completed: a wasm
+    /// step's module is pinned) by its kind as the job itself is.
+    async fn prepare_chain(&self, spec: &mut JobSpec) -> Result<(), JobsError> {
+        for step in &mut spec.then {
+            let Some(handler) = self.registry.get(&step.kind) else {
+                return Err(JobsError::BadRequest(format!(
+                    "then: unknown kind `{}`; this node runs {:?}",
+                    step.kind,
+                    self.kinds()
+                )));
+            };
+            let mut probe = spec_for_step(&spec.queue, step);
+            probe.timeout_ms = spec.timeout_ms;
+            let mut job = JobInput::new(JobId([0; 16]), 0, probe, Some(self.files.clone()));
+            handler
+                .prepare(&mut job)
+                .await
+                .map_err(|e| JobsError::BadRequest(format!("then ({}): {e}", step.kind)))?;
+            step.args = job.spec.args;
+        }
+        Ok(())
+    }
+
+    /// A chain's status, from the job that starts it: every step's state
+    /// and worker, where it stopped and why.
+    pub async fn chain(&self, id: JobId) -> Result<(ChainStatus, JobRecord), JobsError> {
+        let mut records = vec![self.status(id).await?];
+        while let Some(next) = records.last().and_then(hypha_work::chain::next_id) {
+            if records.len() > hypha_work::job::MAX_CHAIN_STEPS {
+                break;
+            }
+            match self.log.get(next).await? {
+                Some(_) => records.push(self.status(next).await?),
+                None => break,
+            }
+        }
+        let status = hypha_work::chain::status(&records)
+            .ok_or_else(|| JobsError::NotFound(format!("no job {id}")))?;
+        let last = records
+            .pop()
+            .ok_or_else(|| JobsError::NotFound(format!("no job {id}")))?;
+        Ok((status, last))
+    }
+
+    /// Fan `plan`'s module out over the stored files under its prefix:
+    /// one job per input (at most [`MAX_MAP_INPUTS`]), 16 submits at a
+    /// time. A re-run answers the jobs that exist.
+    pub async fn map(&self, mut plan: MapPlan) -> Result<(MapPlan, Vec<Mapped>), JobsError> {
+        let module = self.read_module(&plan.module).await?;
+        plan.module_hash = blake3::hash(&module).to_hex().to_string();
+        let inputs = self.inputs(&plan).await?;
+        let plan_ref = &plan;
+        let mapped = futures::stream::iter(inputs)
+            .map(|input| async move {
+                let outcome = self.submit(plan_ref.spec(&input)).await;
+                Mapped { input, outcome }
+            })
+            .buffer_unordered(MAP_SUBMITS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        Ok((plan, mapped))
+    }
+
+    async fn read_module(&self, name: &str) -> Result<Vec<u8>, JobsError> {
+        let opened = self
+            .files
+            .open(name, None, ReadConsistency::Available)
+            .await
+            .map_err(|e| match e {
+                FilesError::NotFound(_) => JobsError::BadRequest(format!("module {name}: {e}")),
+                e => JobsError::Unavailable(format!("module {name}: {e}")),
+            })?;
+        let mut body = opened.body;
+        let mut bytes = Vec::new();
+        while let Some(piece) = body.next().await {
+            bytes.extend(piece.map_err(|e| JobsError::Unavailable(e.to_string()))?);
+            if bytes.len() > MAX_MODULE_BYTES {
+                return Err(JobsError::BadRequest(format!(
+                    "module {name} is over {MAX_MODULE_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The input files of `plan`, sorted; refused when the listing is
+    /// incomplete (a partition did not answer) or too long.
+    async fn inputs(&self, plan: &MapPlan) -> Result<Vec<String>, JobsError> {
+        let mut query = ListQuery {
+            prefix: plan.prefix.clone(),
+            after: String::new(),
+            limit: 1000,
+            labels: Default::default(),
+            min_size: None,
+            max_size: None,
+            modified_after_ms: None,
+            modified_before_ms: None,
+        };
+        let mut inputs = Vec::new();
+        loop {
+            let (page, incomplete) = self
+                .files
+                .list(&query)
+                .await
+                .map_err(|e| JobsError::Unavailable(format!("listing {}: {e}", plan.prefix)))?;
+            if incomplete {
+                return Err(JobsError::Unavailable(format!(
+                    "some partitions did not answer the listing of {}; retry",
+                    plan.prefix
+                )));
+            }
+            inputs.extend(
+                page.entries
+                    .into_iter()
+                    .map(|e| e.name)
+                    .filter(|n| plan.is_input(n)),
+            );
+            if inputs.len() > MAX_MAP_INPUTS {
+                return Err(JobsError::BadRequest(format!(
+                    "more than {MAX_MAP_INPUTS} files under {}; map a narrower prefix",
+                    plan.prefix
+                )));
+            }
+            match page.next_cursor {
+                Some(cursor) => query.after = cursor,
+                None => return Ok(inputs),
+            }
         }
     }
 
@@ -271,6 +405,34 @@ impl WorkAdmin {
         out.sort_by(|a, b| a.queue.cmp(&b.queue).then(b.loaded.cmp(&a.loaded)));
         out.dedup_by(|a, b| a.queue == b.queue);
         Ok(out)
+    }
+}
+
+/// Submits of one fan-out in flight at once.
+const MAP_SUBMITS_IN_FLIGHT: usize = 16;
+
+/// One input of a fan-out and how its submit went: the job (and whether
+/// it existed already), or why it was refused.
+pub struct Mapped {
+    /// The input file.
+    pub input: String,
+    /// The job and `true` when it existed, or the refusal.
+    pub outcome: Result<(JobRecord, bool), JobsError>,
+}
+
+/// A follow-up step as a job of its own (what its kind checks at submit).
+fn spec_for_step(queue: &str, step: &Step) -> JobSpec {
+    JobSpec {
+        queue: queue.to_owned(),
+        kind: step.kind.clone(),
+        payload: hypha_work::job::Payload::Bytes(Vec::new()),
+        args: step.args.clone(),
+        idempotency_key: None,
+        priority: 0,
+        max_attempts: 1,
+        timeout_ms: 1,
+        constraints: Default::default(),
+        then: Vec::new(),
     }
 }
 

@@ -62,16 +62,6 @@ fn run_wasm(url: &str, module: &str, input: &[&str], args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn restarts(tree: &Value) -> u64 {
-    let own = tree["restarts"].as_u64().unwrap_or(0);
-    let children = tree["children"].as_array().map_or(0, |cs| {
-        cs.iter()
-            .map(|c| c["restarts"].as_u64().unwrap_or(0) + c.get("supervisor").map_or(0, restarts))
-            .sum()
-    });
-    own + children
-}
-
 #[test]
 fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
     let _one = one_node_at_a_time();

@@ -1,6 +1,6 @@
-//! `hypha jobs submit | status | ls | cancel` and `hypha queues`: clients
-//! of a node's `/v1/jobs` and `/v1/queues` API. `--json` prints the API's
-//! own JSON answer.
+//! `hypha jobs submit | status | ls | cancel | chain | map` and `hypha
+//! queues`: clients of a node's `/v1/jobs` and `/v1/queues` API. `--json`
+//! prints the API's own JSON answer.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use super::files::{list_files, print_json, Api, Output};
+use super::files::{print_json, Api, Output};
 use crate::cli::{ApiArgs, JobArgs, JobsCommand, JobsLsArgs, MapArgs, SubmitArgs};
 
 /// How often `--wait` asks whether the job finished.
@@ -21,6 +21,7 @@ pub async fn run(cmd: JobsCommand) -> anyhow::Result<()> {
         JobsCommand::Status(args) => status(args).await,
         JobsCommand::Ls(args) => ls(args).await,
         JobsCommand::Cancel(args) => cancel(args).await,
+        JobsCommand::Chain(args) => chain(args).await,
         JobsCommand::Map(args) => map(args).await,
     }
 }
@@ -31,6 +32,20 @@ fn parse_args(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             a.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .with_context(|| format!("argument {a:?} is not key=value"))
+        })
+        .collect()
+}
+
+/// `--then "KIND key=value …"` as the API's steps.
+fn parse_steps(raw: &[String]) -> anyhow::Result<Vec<Value>> {
+    raw.iter()
+        .map(|step| {
+            let mut words = step.split_whitespace();
+            let kind = words
+                .next()
+                .with_context(|| format!("--then {step:?} names no kind"))?;
+            let args: Vec<String> = words.map(str::to_owned).collect();
+            Ok(json!({ "kind": kind, "args": parse_args(&args)? }))
         })
         .collect()
 }
@@ -50,6 +65,7 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         "kind": args.kind,
         "args": parse_args(&args.args)?,
         "priority": args.priority,
+        "then": parse_steps(&args.then)?,
     });
     let fields = [
         ("payload", args.payload.map(Value::from)),
@@ -71,6 +87,9 @@ async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     if !args.wait {
         return show(&api, &job, Detail::IdOnly);
+    }
+    if !args.then.is_empty() {
+        return wait_chain(&api, &id).await;
     }
     loop {
         let doc = get_json(&api, &format!("/v1/jobs/{id}")).await?;
@@ -125,6 +144,52 @@ fn show(api: &Api, job: &Value, detail: Detail) -> anyhow::Result<()> {
         bail!("job dead-lettered");
     }
     Ok(())
+}
+
+async fn chain(args: JobArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.api)?;
+    let doc = get_json(&api, &format!("/v1/jobs/{}/chain", args.id)).await?;
+    show_chain(&api, &doc)
+}
+
+/// Poll a chain until it is done, failed or cancelled, then show it.
+async fn wait_chain(api: &Api, id: &str) -> anyhow::Result<()> {
+    loop {
+        let doc = get_json(api, &format!("/v1/jobs/{id}/chain")).await?;
+        if doc["state"] != "running" {
+            return show_chain(api, &doc);
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+fn show_chain(api: &Api, doc: &Value) -> anyhow::Result<()> {
+    if api.output == Output::Json {
+        print_json(doc)?;
+    } else {
+        println!("chain {}", doc["state"].as_str().unwrap_or_default());
+        for s in doc["steps"].as_array().into_iter().flatten() {
+            println!(
+                "  step {} {:<10} {:<12} on {}  {}",
+                s["index"],
+                s["kind"].as_str().unwrap_or_default(),
+                s["state"].as_str().unwrap_or("not started"),
+                s["worker"].as_str().unwrap_or("-"),
+                s["id"].as_str().unwrap_or_default(),
+            );
+            if let Some(e) = s["error"].as_str() {
+                println!("    error: {e}");
+            }
+        }
+        if let Some(r) = doc["result"].as_str() {
+            println!("{r}");
+        }
+    }
+    match doc["state"].as_str() {
+        Some("failed") => bail!("the chain stopped at step {}", doc["stopped_at"]),
+        Some("cancelled") => bail!("the chain was cancelled at step {}", doc["stopped_at"]),
+        _ => Ok(()),
+    }
 }
 
 async fn status(args: JobArgs) -> anyhow::Result<()> {
@@ -202,6 +267,14 @@ struct Mapped {
     existing: bool,
 }
 
+/// A line of stderr, when it is a terminal.
+fn progress_note(what: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("{what}");
+    }
+}
+
 /// Progress on one line of stderr, when it is a terminal.
 fn progress(what: &str, done: usize, total: usize) {
     use std::io::{IsTerminal, Write};
@@ -214,60 +287,44 @@ fn progress(what: &str, done: usize, total: usize) {
     }
 }
 
-/// The idempotency key of `input` under the module with `hash`: a re-run
-/// of the same module over the same file names the same job.
-fn map_key(hash: &str, input: &str) -> String {
-    format!("map:{}:{input}", &hash[..hash.len().min(32)])
-}
-
 async fn map(args: MapArgs) -> anyhow::Result<()> {
     let api = Api::new(&args.api)?;
-    let module_path = format!("/v1/files/{}", super::files::encode_name(&args.module));
-    let module = api
-        .send(api.request(reqwest::Method::GET, &module_path))
+    let mut body = json!({
+        "queue": args.queue, "module": args.module, "prefix": args.prefix,
+        "args": parse_args(&args.args)?, "then": parse_steps(&args.then)?,
+    });
+    if let Some(out) = &args.out {
+        body["out"] = Value::from(out.as_str());
+    }
+    if let Some(n) = args.max_attempts {
+        body["max_attempts"] = Value::from(n);
+    }
+    progress_note(&format!(
+        "submitting one job per file under {}",
+        args.prefix
+    ));
+    let doc: Value = api
+        .send(
+            api.request(reqwest::Method::POST, "/v1/jobs/map")
+                .json(&body),
+        )
         .await?
-        .bytes()
+        .json()
         .await?;
-    let hash = blake3::hash(&module).to_hex().to_string();
-    let (files, incomplete, _) = list_files(&api, &args.prefix, &[], usize::MAX).await?;
-    if incomplete {
-        bail!(
-            "some partitions did not answer the listing of {}; retry",
-            args.prefix
-        );
-    }
-    let inputs: Vec<String> = files
-        .iter()
-        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+    let mut mapped: Vec<Mapped> = doc["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| Mapped {
+            input: row["input"].as_str().unwrap_or_default().to_owned(),
+            job: match row["error"].as_str() {
+                Some(e) => json!({ "state": "refused", "error": e }),
+                None => row["job"].clone(),
+            },
+            existing: row["existing"].as_bool().unwrap_or(false),
+        })
         .collect();
-    let extra = parse_args(&args.args)?;
-    let mut mapped = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        let mut job_args = extra.clone();
-        job_args.insert("module".into(), args.module.clone());
-        if let Some(out) = &args.out {
-            let rest = input.strip_prefix(&args.prefix).unwrap_or(input);
-            job_args.insert("out".into(), format!("{out}{rest}"));
-        }
-        let mut body = json!({
-            "queue": args.queue, "kind": "wasm", "file": input, "args": job_args,
-            "idempotency_key": map_key(&hash, input),
-        });
-        if let Some(n) = args.max_attempts {
-            body["max_attempts"] = Value::from(n);
-        }
-        let response = api
-            .send(api.request(reqwest::Method::POST, "/v1/jobs").json(&body))
-            .await?;
-        let existing = response.status() == reqwest::StatusCode::OK;
-        let job: Value = response.json().await?;
-        mapped.push(Mapped {
-            input: input.clone(),
-            job,
-            existing,
-        });
-        progress("submitted", i + 1, inputs.len());
-    }
+    progress("submitted", mapped.len(), mapped.len());
     if args.wait {
         wait_all(&api, &mut mapped).await?;
     }
@@ -279,7 +336,7 @@ async fn wait_all(api: &Api, mapped: &mut [Mapped]) -> anyhow::Result<()> {
     let finished = |m: &Mapped| {
         matches!(
             m.job["state"].as_str(),
-            Some("done" | "dead_letter" | "cancelled")
+            Some("done" | "dead_letter" | "cancelled" | "refused")
         )
     };
     loop {
@@ -299,7 +356,7 @@ async fn wait_all(api: &Api, mapped: &mut [Mapped]) -> anyhow::Result<()> {
 fn report(api: &Api, mapped: &[Mapped], waited: bool) -> anyhow::Result<()> {
     let failed = mapped
         .iter()
-        .filter(|m| m.job["state"] == "dead_letter")
+        .filter(|m| matches!(m.job["state"].as_str(), Some("dead_letter" | "refused")))
         .count();
     if api.output == Output::Json {
         let rows: Vec<Value> = mapped

@@ -114,3 +114,15 @@ pub fn cli_stdout(out: &std::process::Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Restarts in a `/v1/actors` tree: the supervisor's own and every
+/// child's, all the way down.
+pub fn restarts(tree: &serde_json::Value) -> u64 {
+    let own = tree["restarts"].as_u64().unwrap_or(0);
+    let children = tree["children"].as_array().map_or(0, |cs| {
+        cs.iter()
+            .map(|c| c["restarts"].as_u64().unwrap_or(0) + c.get("supervisor").map_or(0, restarts))
+            .sum()
+    });
+    own + children
+}

@@ -14,16 +14,7 @@ pub fn ensure(binary: &str, packages: &[&str]) -> Option<PathBuf> {
     }
     let root = nix_is_root();
     if root {
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if let Err(err) = status {
-            eprintln!("apt-get: {err}");
-        }
+        apt_install(packages);
     }
     let found = which(binary);
     if found.is_none() {
@@ -35,6 +26,19 @@ pub fn ensure(binary: &str, packages: &[&str]) -> Option<PathBuf> {
         eprintln!("{why}");
     }
     found
+}
+
+fn apt_install(packages: &[&str]) {
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(err) = status {
+        eprintln!("apt-get: {err}");
+    }
 }
 
 fn which(binary: &str) -> Option<PathBuf> {
@@ -62,4 +66,51 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Debian's packages that build C into WASI preview 1 modules.
+const WASI_C_PACKAGES: [&str; 4] = [
+    "clang-14",
+    "lld-14",
+    "wasi-libc",
+    "libclang-rt-14-dev-wasm32",
+];
+
+/// Where Debian's wasi-libc puts its C library.
+const WASI_LIBC: &str = "/usr/lib/wasm32-wasi/libc.a";
+
+/// Build the C example `source` (under `actors/wasm/examples/`) into a
+/// WebAssembly module with clang and wasi-libc, as its header's recipe
+/// says; `None` when the compiler cannot be had ([`ensure`]'s rules).
+pub fn build_wasm_example(source: &str) -> Option<Vec<u8>> {
+    if !std::path::Path::new(WASI_LIBC).is_file() {
+        // clang may be there without the WASI parts: install them all.
+        apt_install(&WASI_C_PACKAGES);
+    }
+    let clang = ensure("clang-14", &WASI_C_PACKAGES)?;
+    if !std::path::Path::new(WASI_LIBC).is_file() {
+        let why = format!("SKIPPED: {WASI_LIBC} is missing (Debian's wasi-libc)");
+        assert!(std::env::var_os("HYPHA_REQUIRE_TOOLS").is_none(), "{why}");
+        eprintln!("{why}");
+        return None;
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("actors/wasm/examples")
+        .join(source);
+    let out_dir = tempfile::tempdir().expect("a temporary directory");
+    let out = out_dir.path().join("module.wasm");
+    let built = Command::new(clang)
+        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall"])
+        .args(["-Wl,--strip-all", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("clang runs");
+    assert!(
+        built.status.success(),
+        "clang {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    Some(std::fs::read(out).expect("the built module"))
 }

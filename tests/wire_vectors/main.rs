@@ -1,8 +1,9 @@
 //! Test vectors of the two protocols on the shared RPC layer (issue 24):
 //! one encoded sample of every request, every response and every refusal a
-//! service sends, for DHT wire version 1 and work wire version 1, recorded
-//! from the code before the layer was shared. Peers of other builds read
-//! these bytes: they must never change within a version.
+//! service sends, for DHT wire version 1 (recorded from the code before
+//! the layer was shared) and work wire version 2 (chains and kept logs,
+//! recorded when it was introduced). Peers of other builds read these
+//! bytes: they must never change within a version.
 
 mod dht;
 mod work;
@@ -78,10 +79,15 @@ fn dht_messages_keep_their_version_one_bytes() {
 }
 
 #[test]
-fn work_messages_keep_their_version_one_bytes() {
+fn work_messages_keep_their_version_two_bytes() {
     let (valid, out_of_range) = work::valid_and_out_of_range();
     let refused = refused::<WorkWire>(&valid, &out_of_range);
     let found = encodings::<WorkWire>(work::requests(), work::responses(), refused);
+    if std::env::var_os("HYPHA_PRINT_VECTORS").is_some() {
+        for (name, hex) in &found {
+            println!("    (\"{name}\", \"{hex}\"),");
+        }
+    }
     assert_eq!(found, pinned(work::VECTORS));
 }
 

@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use thiserror::Error;
 
-use super::job::{JobId, JobSpec, Payload, MAX_INLINE_BYTES};
+use super::job::{JobId, JobSpec, Payload, MAX_INLINE_BYTES, MAX_LOG_BYTES};
 use hypha_dht::files::{Files, PutMeta, ReadConsistency};
 
 /// Why an attempt failed (the job is retried, then dead-lettered).
@@ -38,6 +38,32 @@ pub struct JobInput {
     /// The submitted job.
     pub spec: JobSpec,
     files: Option<Files>,
+    log: AttemptLog,
+}
+
+/// What an attempt leaves in its job's record besides the result (a wasm
+/// module's stderr): the last [`MAX_LOG_BYTES`]. Shared between the
+/// handler and the worker that reports the attempt.
+#[derive(Clone, Default)]
+pub struct AttemptLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl AttemptLog {
+    /// Keep `bytes` as the log (its tail, when longer than the bound).
+    pub fn keep(&self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(MAX_LOG_BYTES)..];
+        if let Ok(mut log) = self.0.lock() {
+            log.clear();
+            log.extend_from_slice(tail);
+        }
+    }
+
+    /// The log kept so far.
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
 }
 
 impl JobInput {
@@ -48,7 +74,14 @@ impl JobInput {
             attempt,
             spec,
             files,
+            log: AttemptLog::default(),
         }
+    }
+
+    /// The attempt's log: what [`AttemptLog::keep`] is given ends up in
+    /// the job's record, on success as on failure.
+    pub fn log(&self) -> &AttemptLog {
+        &self.log
     }
 
     /// An argument, or a clear error naming it.
@@ -571,6 +604,7 @@ mod tests {
             max_attempts: 1,
             timeout_ms: 1_000,
             constraints: Constraints::default(),
+            then: Vec::new(),
         };
         JobInput::new(JobId([0; 16]), 1, spec, None)
     }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Version of the stored [`JobRecord`]; bump on incompatible change.
-pub const RECORD_VERSION: u16 = 1;
+/// Version 1 (before chains and kept logs) still decodes
+/// (`log::decode_record`).
+pub const RECORD_VERSION: u16 = 2;
 /// Longest queue name.
 pub const MAX_QUEUE_NAME: usize = 64;
 /// Longest kind name.
@@ -26,6 +28,14 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub const MAX_TIMEOUT_MS: u64 = 24 * 3_600_000;
 /// Attempts kept in a record's history (the oldest are dropped).
 pub const MAX_HISTORY: usize = 32;
+/// Most follow-up steps a job may name (a chain is at most this + 1 jobs).
+pub const MAX_CHAIN_STEPS: usize = 8;
+/// Most bytes of all follow-up steps' arguments together, so a record
+/// stays well under the log's 1 MiB read bound.
+pub const MAX_CHAIN_ARG_BYTES: usize = 64 * 1024;
+/// Most bytes of an attempt's log (a wasm module's stderr) kept in the
+/// record; the tail is kept.
+pub const MAX_LOG_BYTES: usize = 16 * 1024;
 
 /// A job id: 128 bits, shown as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -103,6 +113,16 @@ pub struct Constraints {
     pub min_disk_bytes: u64,
 }
 
+/// A follow-up step of a chain: run after the job before it succeeds,
+/// with that job's result as its input (docs/jobs.md, "Chains").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Handler name.
+    pub kind: String,
+    /// Handler arguments.
+    pub args: BTreeMap<String, String>,
+}
+
 /// What a client submits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -125,6 +145,9 @@ pub struct JobSpec {
     pub timeout_ms: u64,
     /// Where it may run.
     pub constraints: Constraints,
+    /// Follow-up steps, in order: when this job is done, the first runs
+    /// (in the same queue) on its result, carrying the rest.
+    pub then: Vec<Step>,
 }
 
 /// Why a specification is refused.
@@ -178,17 +201,8 @@ impl JobSpec {
             }
             _ => {}
         }
-        if self.args.len() > MAX_ARGS
-            || self
-                .args
-                .iter()
-                .any(|(k, v)| k.len() > MAX_ARG_BYTES || v.len() > MAX_ARG_BYTES)
-        {
-            return Err(invalid(
-                "args",
-                format!("at most {MAX_ARGS}, each key and value at most {MAX_ARG_BYTES} bytes"),
-            ));
-        }
+        validate_args(&self.args)?;
+        self.validate_chain()?;
         if let Some(key) = &self.idempotency_key {
             if key.is_empty() || key.len() > 256 {
                 return Err(invalid("idempotency_key", "must be 1-256 bytes"));
@@ -202,6 +216,46 @@ impl JobSpec {
         }
         Ok(())
     }
+
+    fn validate_chain(&self) -> Result<(), SpecError> {
+        if self.then.len() > MAX_CHAIN_STEPS {
+            return Err(invalid(
+                "then",
+                format!("at most {MAX_CHAIN_STEPS} follow-up steps"),
+            ));
+        }
+        let mut arg_bytes = 0;
+        for step in &self.then {
+            validate_name("then.kind", &step.kind, MAX_KIND_NAME)?;
+            validate_args(&step.args)?;
+            arg_bytes += step
+                .args
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        }
+        if arg_bytes > MAX_CHAIN_ARG_BYTES {
+            return Err(invalid(
+                "then",
+                format!("the steps' arguments are over {MAX_CHAIN_ARG_BYTES} bytes together"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_args(args: &BTreeMap<String, String>) -> Result<(), SpecError> {
+    if args.len() > MAX_ARGS
+        || args
+            .iter()
+            .any(|(k, v)| k.len() > MAX_ARG_BYTES || v.len() > MAX_ARG_BYTES)
+    {
+        return Err(invalid(
+            "args",
+            format!("at most {MAX_ARGS}, each key and value at most {MAX_ARG_BYTES} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a job is in its life.
@@ -314,6 +368,10 @@ pub struct JobRecord {
     pub result: Vec<u8>,
     /// Why it was dead-lettered, or the last failure.
     pub error: Option<String>,
+    /// The latest ended attempt's log (a wasm module's stderr), its last
+    /// [`MAX_LOG_BYTES`].
+    #[serde(with = "serde_bytes")]
+    pub log: Vec<u8>,
 }
 
 impl JobRecord {
@@ -330,6 +388,7 @@ impl JobRecord {
             finished_ms: None,
             result: Vec::new(),
             error: None,
+            log: Vec::new(),
         }
     }
 
@@ -417,6 +476,7 @@ pub(crate) fn echo_spec(queue: &str, max_attempts: u32) -> JobSpec {
         max_attempts,
         timeout_ms: 1_000,
         constraints: Constraints::default(),
+        then: Vec::new(),
     }
 }
 
@@ -442,6 +502,7 @@ mod tests {
             max_attempts: 3,
             timeout_ms: 1_000,
             constraints: Constraints::default(),
+            then: Vec::new(),
         }
     }
 

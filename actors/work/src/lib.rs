@@ -5,14 +5,17 @@
 //! heartbeat. When the owner goes Down the next-closest member becomes the
 //! owner and rebuilds the book from the log. Delivery is at-least-once.
 //!
-//! Pure parts: [`job`], [`book`], [`placement`], [`wire`]. Actors:
+//! Pure parts: [`job`], [`book`], [`chain`], [`fanout`], [`placement`],
+//! [`wire`]. Actors:
 //! [`queues::Queues`] (the owner side), [`workers::Workers`] (the bounded
 //! pool that runs jobs), [`service::WorkService`] (the remotable endpoint
 //! peers call). Job kinds: [`handler`]. The design and its measurements
 //! are in docs/jobs.md.
 
 pub mod book;
+pub mod chain;
 pub mod client;
+pub mod fanout;
 pub mod handler;
 pub mod job;
 pub mod log;

@@ -17,6 +17,8 @@ use super::job::{
 use hypha_core::codec;
 use hypha_dht::files::{Files, FilesError, ListQuery, PutMeta, ReadConsistency};
 
+mod legacy;
+
 /// Largest record read back (payload and result are each at most 256 KiB).
 const MAX_RECORD_BYTES: usize = 1 << 20;
 /// Names per listing page.
@@ -53,12 +55,13 @@ pub fn encode_record(record: &JobRecord) -> Result<Vec<u8>, codec::CodecError> {
 pub fn decode_record(bytes: &[u8]) -> Result<JobRecord, String> {
     let (version, body) =
         codec::split_version(bytes).ok_or_else(|| "shorter than its header".to_string())?;
-    if version != RECORD_VERSION {
-        return Err(format!(
-            "record version {version}; this node reads {RECORD_VERSION}"
-        ));
+    match version {
+        RECORD_VERSION => codec::decode(body).map_err(|e| e.to_string()),
+        1 => legacy::decode_v1(body),
+        _ => Err(format!(
+            "record version {version}; this node reads 1 to {RECORD_VERSION}"
+        )),
     }
-    codec::decode(body).map_err(|e| e.to_string())
 }
 
 impl JobLog {
@@ -92,14 +95,19 @@ impl JobLog {
         Ok(())
     }
 
-    /// The stored record of `id`, if any.
+    /// The stored record of `id`, if any, from the replicas that answer.
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, LogError> {
+        self.get_with(id, ReadConsistency::Available).await
+    }
+
+    /// The stored record of `id`, if any, read with `consistency`.
+    pub async fn get_with(
+        &self,
+        id: JobId,
+        consistency: ReadConsistency,
+    ) -> Result<Option<JobRecord>, LogError> {
         let name = record_name(id);
-        let opened = match self
-            .files
-            .open(&name, None, ReadConsistency::Available)
-            .await
-        {
+        let opened = match self.files.open(&name, None, consistency).await {
             Ok(o) => o,
             Err(FilesError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -1,12 +1,17 @@
 //! Where a job runs: the [`PlacementPolicy`] trait over the candidates an
 //! owner sees (advertised capacity, labels, free worker slots, load), the
-//! constraint filter every policy shares, and the two policies the node
-//! ships — least-loaded (default) and locality (prefer a node that holds
-//! the job's input file). Pure.
+//! constraint filter every policy shares, the two policies the node ships
+//! — least-loaded (default) and locality (prefer a node that holds the
+//! job's input file) — and [`WarmCode`], the owner's memory of which
+//! workers ran which code lately. Both policies prefer a worker that is
+//! warm for the job's code (a wasm module it has compiled and cached),
+//! when one has a free slot: that attempt skips the module's read and
+//! compile. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::job::JobSpec;
+use super::wasm::MODULE_HASH_ARG;
 
 /// A worker an owner could offer a job to.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +35,9 @@ pub struct Candidate {
     pub load_avg_1m: f64,
     /// Holds a replica of the job's input file.
     pub holds_input: bool,
+    /// Ran the job's code lately ([`WarmCode`]): likely to hold it
+    /// compiled.
+    pub warm: bool,
 }
 
 impl Candidate {
@@ -94,12 +102,14 @@ impl PlacementPolicy for LeastLoaded {
     }
 
     fn choose(&self, job: &JobSpec, candidates: &[Candidate]) -> Option<usize> {
-        least_loaded(job, candidates, |_| true)
+        least_loaded(job, candidates, |c| c.warm)
+            .or_else(|| least_loaded(job, candidates, |_| true))
     }
 }
 
-/// Prefer a node holding a replica of the input file (no transfer), the
-/// least loaded among them; else least-loaded anywhere.
+/// Prefer a node warm for the job's code and holding a replica of its
+/// input file, then one warm for the code, then one holding the input (no
+/// transfer), the least loaded among them; else least-loaded anywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Locality;
 
@@ -109,8 +119,70 @@ impl PlacementPolicy for Locality {
     }
 
     fn choose(&self, job: &JobSpec, candidates: &[Candidate]) -> Option<usize> {
-        least_loaded(job, candidates, |c| c.holds_input)
+        least_loaded(job, candidates, |c| c.warm && c.holds_input)
+            .or_else(|| least_loaded(job, candidates, |c| c.warm))
+            .or_else(|| least_loaded(job, candidates, |c| c.holds_input))
             .or_else(|| least_loaded(job, candidates, |_| true))
+    }
+}
+
+/// The code a job runs, when it names any (a wasm job's pinned module
+/// hash): what makes a worker warm for it.
+pub fn code_of(job: &JobSpec) -> Option<&str> {
+    job.args.get(MODULE_HASH_ARG).map(String::as_str)
+}
+
+/// Which workers ran which code lately, as far as this owner placed it: at
+/// most `max_codes` codes (least recently used dropped) and the latest
+/// `max_workers` workers of each. A hint, not a fact: a worker's compile
+/// cache evicts on its own, and a worker that restarted is cold again
+/// (it has a new generation, so a new name).
+#[derive(Debug, Clone)]
+pub struct WarmCode {
+    codes: VecDeque<(String, VecDeque<String>)>,
+    max_codes: usize,
+    max_workers: usize,
+}
+
+impl WarmCode {
+    /// Empty, with its bounds.
+    pub fn new(max_codes: usize, max_workers: usize) -> Self {
+        Self {
+            codes: VecDeque::new(),
+            max_codes: max_codes.max(1),
+            max_workers: max_workers.max(1),
+        }
+    }
+
+    /// `worker` took a job running `code`.
+    pub fn ran(&mut self, code: &str, worker: &str) {
+        let mut workers = match self.codes.iter().position(|(c, _)| c == code) {
+            Some(i) => self.codes.remove(i).map(|(_, w)| w).unwrap_or_default(),
+            None => VecDeque::new(),
+        };
+        workers.retain(|w| w != worker);
+        workers.push_front(worker.to_owned());
+        workers.truncate(self.max_workers);
+        self.codes.push_front((code.to_owned(), workers));
+        self.codes.truncate(self.max_codes);
+    }
+
+    /// Whether `worker` ran `code` lately.
+    pub fn is_warm(&self, code: &str, worker: &str) -> bool {
+        self.codes
+            .iter()
+            .find(|(c, _)| c == code)
+            .is_some_and(|(_, w)| w.iter().any(|w| w == worker))
+    }
+
+    /// Codes remembered.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
     }
 }
 
@@ -139,6 +211,7 @@ mod tests {
             max_attempts: 1,
             timeout_ms: 1,
             constraints,
+            then: Vec::new(),
         }
     }
 
@@ -153,6 +226,7 @@ mod tests {
             busy,
             load_avg_1m: 0.5,
             holds_input: holds,
+            warm: false,
         }
     }
 
@@ -178,6 +252,44 @@ mod tests {
             ..Constraints::default()
         };
         assert_eq!(LeastLoaded.choose(&job(big), &nodes), None);
+    }
+
+    #[test]
+    fn a_warm_worker_with_room_is_preferred_by_both_policies() {
+        let mut nodes = vec![
+            node("a", 0, "x", true),
+            node("b", 3, "x", false),
+            node("c", 4, "x", false),
+        ];
+        nodes[1].warm = true;
+        nodes[2].warm = true;
+        let j = job(Constraints::default());
+        assert_eq!(LeastLoaded.choose(&j, &nodes), Some(1));
+        assert_eq!(Locality.choose(&j, &nodes), Some(1));
+        // Warm but full (c) is never chosen; none warm with room: as before.
+        nodes[1].busy = 4;
+        assert_eq!(LeastLoaded.choose(&j, &nodes), Some(0));
+        assert_eq!(Locality.choose(&j, &nodes), Some(0));
+    }
+
+    #[test]
+    fn warm_code_is_bounded_and_most_recent_first() {
+        let mut w = WarmCode::new(2, 2);
+        w.ran("m1", "a.1");
+        w.ran("m1", "b.1");
+        w.ran("m1", "c.1");
+        assert!(!w.is_warm("m1", "a.1"), "only the latest 2 workers");
+        assert!(w.is_warm("m1", "b.1") && w.is_warm("m1", "c.1"));
+        w.ran("m2", "a.1");
+        w.ran("m1", "a.1");
+        w.ran("m3", "a.1");
+        assert_eq!(w.len(), 2);
+        assert!(!w.is_warm("m2", "a.1"), "least recently used code dropped");
+        assert!(w.is_warm("m1", "a.1") && w.is_warm("m3", "a.1"));
+        let mut wasm = job(Constraints::default());
+        assert_eq!(code_of(&wasm), None);
+        wasm.args.insert(MODULE_HASH_ARG.into(), "m1".into());
+        assert_eq!(code_of(&wasm), Some("m1"));
     }
 
     #[test]

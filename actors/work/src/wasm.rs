@@ -38,8 +38,7 @@ pub const MAX_STDIN_BYTES: usize = 64 << 20;
 const STDERR_TAIL_BYTES: usize = 1024;
 /// The argument the submit pins the module's content hash in.
 pub const MODULE_HASH_ARG: &str = "module_hash";
-/// The argument naming the file stdout is stored as.
-pub const OUT_ARG: &str = "out";
+pub use crate::chain::OUT_ARG;
 
 /// `s` as a JSON string literal.
 fn json_string(s: &str) -> String {
@@ -177,7 +176,11 @@ impl JobHandler for WasmKind {
         })
         .await
         .map_err(|e| JobError::Failed(format!("host_error: the sandbox thread failed: {e}")))?;
-        let out = ran.map_err(failed)?;
+        let out = ran.map_err(|e| {
+            input.log().keep(&e.stderr);
+            failed(e)
+        })?;
+        input.log().keep(&out.stderr);
         if let Some(name) = input.spec.args.get(OUT_ARG) {
             let bytes = out.stdout.len();
             input.store_file(name, out.stdout).await?;

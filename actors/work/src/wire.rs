@@ -1,16 +1,19 @@
-//! The work service's network messages, version 1: separate from every
+//! The work service's network messages, version 2 (chains: a job spec's
+//! follow-up steps, an attempt's kept log): separate from every
 //! local actor message; [`WorkWire`] makes them an instance of the shared
 //! [`rpc`] layer (a 2-byte version, then [`hypha_core::codec`]), validated
 //! on decode with the bounds checked here. Variants are only ever appended.
 
 use serde::{Deserialize, Serialize};
 
-use super::job::{AttemptEnd, JobId, JobRecord, JobSpec, JobState, MAX_INLINE_BYTES};
+use super::job::{
+    AttemptEnd, JobId, JobRecord, JobSpec, JobState, MAX_INLINE_BYTES, MAX_LOG_BYTES,
+};
 use hypha_core::codec::CodecError;
 use hypha_core::rpc::{self, frame, Protocol};
 
 /// Version of this protocol.
-pub const WORK_WIRE_VERSION: u16 = 1;
+pub const WORK_WIRE_VERSION: u16 = 2;
 /// Most (job, attempt) pairs in one heartbeat.
 pub const MAX_HEARTBEAT_JOBS: usize = 1024;
 /// Most jobs in one list answer.
@@ -133,6 +136,9 @@ pub enum WorkRequest {
         /// Output (done jobs).
         #[serde(with = "serde_bytes")]
         result: Vec<u8>,
+        /// The attempt's log (a wasm module's stderr), its tail.
+        #[serde(with = "serde_bytes")]
+        log: Vec<u8>,
     },
     /// To a worker: stop this job (cancelled).
     Abort {
@@ -252,6 +258,9 @@ fn validate(request: &WorkRequest) -> Result<(), WireError> {
         }
         WorkRequest::Finished { result, .. } if result.len() > MAX_INLINE_BYTES => {
             Err(bad(format!("result over {MAX_INLINE_BYTES} bytes")))
+        }
+        WorkRequest::Finished { log, .. } if log.len() > MAX_LOG_BYTES => {
+            Err(bad(format!("log over {MAX_LOG_BYTES} bytes")))
         }
         _ => Ok(()),
     }

@@ -362,6 +362,21 @@ fn entries() -> Vec<Entry> {
         )
         .body(BodyKind::Json),
         entry(
+            M::POST,
+            "/v1/jobs/map",
+            WRITE,
+            "submit one wasm job per stored file under a prefix",
+            post(jobs::map),
+        )
+        .body(BodyKind::Json),
+        entry(
+            M::GET,
+            "/v1/jobs/{id}/chain",
+            READ,
+            "every step of the chain a job starts",
+            get(jobs::chain),
+        ),
+        entry(
             M::GET,
             "/v1/jobs/{id}",
             READ,

@@ -308,6 +308,10 @@ fn sample_spec() -> JobSpec {
         max_attempts: 3,
         timeout_ms: 1_000,
         constraints: Default::default(),
+        then: vec![hypha_work::job::Step {
+            kind: "echo".into(),
+            args: Default::default(),
+        }],
     }
 }
 

@@ -152,7 +152,8 @@ impl Book {
 
     /// `worker` reports attempt `attempt` ended. A success is taken from
     /// any attempt of a job not yet terminal (the work is done, whoever
-    /// did it); a failure only from the current lease holder.
+    /// did it); a failure only from the current lease holder, or from the
+    /// worker the job is offered to, for the attempt the offer starts.
     pub fn finished(
         &mut self,
         worker: &str,
@@ -182,8 +183,22 @@ impl Book {
                 .terminate(id, JobState::Done, now_ms)
                 .map_or(Finish::Unknown, |r| Finish::Changed(Box::new(r)));
         }
-        if !holder {
+        // The worker the job is offered to took it, and the attempt ended
+        // (a module that traps at once) before its answer to the offer
+        // reached this owner: the report travels on its own call and can
+        // overtake it. Ignored, the job would wait out a lease it has no
+        // holder for, and fail as `leaseexpired` instead of its reason
+        // (`tests/wasm_cluster.rs` saw a chain step dead-lettered so).
+        let offered_this = e.record.state == JobState::Offered
+            && e.offered_to.as_deref() == Some(worker)
+            && attempt == e.record.attempts + 1;
+        if !holder && !offered_this {
             return Finish::Ignored;
+        }
+        if offered_this {
+            if let Some(e) = self.jobs.get_mut(id) {
+                e.record.note_attempt(worker, attempt, now_ms);
+            }
         }
         self.retry_or_dead(id, attempt, end, now_ms)
             .map_or(Finish::Unknown, |r| Finish::Changed(Box::new(r)))

@@ -22,6 +22,7 @@ fn record(n: u8, max_attempts: u32, priority: i32) -> JobRecord {
         max_attempts,
         timeout_ms: 1_000,
         constraints: Constraints::default(),
+        then: Vec::new(),
     };
     JobRecord::new(JobId([n; 16]), spec, 0)
 }
@@ -82,6 +83,43 @@ fn an_attempt_heard_of_before_the_offer_answer_is_in_the_history() {
         assert_eq!(r.history.len(), 1, "{r:?}");
         assert_eq!((r.history[0].number, &r.history[0].end), (1, &end));
     }
+    b.check().unwrap();
+}
+
+#[test]
+fn a_failure_heard_of_before_the_offer_answer_counts() {
+    let mut b = Book::new(LEASE_MS);
+    b.insert(record(1, 2, 0), 0).unwrap();
+    b.offer(&id(1), "a.1", 0).unwrap();
+    // Another worker, or an attempt the offer does not start: ignored.
+    let other = AttemptEnd::Failed("trap".into());
+    assert_eq!(
+        b.finished("b.1", &id(1), 1, other.clone(), vec![], 5),
+        Finish::Ignored
+    );
+    assert_eq!(
+        b.finished("a.1", &id(1), 2, other.clone(), vec![], 5),
+        Finish::Ignored
+    );
+    let failed = b.finished("a.1", &id(1), 1, other.clone(), vec![], 10);
+    let Finish::Changed(r) = failed else {
+        panic!("{failed:?}")
+    };
+    assert_eq!((r.state, r.attempts), (JobState::Queued, 1));
+    assert_eq!(r.error.as_deref(), Some("trap"));
+    assert_eq!(r.history[0].end, other);
+    // The answer that comes after finds the job no longer offered.
+    assert!(b.accepted(&id(1), "a.1", 20).is_err());
+    b.check().unwrap();
+    // The last attempt dead-letters it with its reason, not a lease's.
+    b.offer(&id(1), "a.1", 30).unwrap();
+    let Finish::Changed(r) = b.finished("a.1", &id(1), 2, other, vec![], 40) else {
+        panic!("the second attempt's failure counts");
+    };
+    assert_eq!(
+        (r.state, r.error.as_deref()),
+        (JobState::DeadLetter, Some("trap"))
+    );
     b.check().unwrap();
 }
 

@@ -50,6 +50,8 @@ pub enum QueuesMessage {
         record: JobRecord,
         /// Whether it was written.
         ok: bool,
+        /// The next step of its chain as the log holds it, once durable.
+        next: Option<Box<JobRecord>>,
     },
     /// A worker answered an offer.
     OfferAnswered {

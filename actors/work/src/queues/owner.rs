@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use hypha_dht::files::ReadConsistency;
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::task::JoinSet;
 
@@ -79,7 +80,13 @@ impl Owner {
                 result,
                 reply,
             } => self.core.submitted(now_ms, record, existing, result, reply),
-            QueuesMessage::Persisted { record, ok } => self.core.persisted(record, ok),
+            QueuesMessage::Persisted { record, ok, next } => {
+                let mut fx = self.core.persisted(record, ok);
+                if let (true, Some(next)) = (ok, next) {
+                    fx.extend(self.core.chained(now_ms, *next));
+                }
+                fx
+            }
             QueuesMessage::OfferAnswered {
                 queue,
                 id,
@@ -131,7 +138,7 @@ impl Owner {
                     register,
                     reply,
                 } => self.submit(record, register, reply),
-                Effect::Write { record } => self.write(record),
+                Effect::Write { record, next } => self.write(record, next),
                 Effect::Offer {
                     queue,
                     id,
@@ -169,18 +176,19 @@ impl Owner {
         });
     }
 
-    fn write(&mut self, record: JobRecord) {
+    fn write(&mut self, record: JobRecord, next: Option<Box<JobRecord>>) {
         let log = self.args.log.clone();
         let myself = self.myself.clone();
         self.tasks.spawn(async move {
-            let ok = match log.put(&record).await {
-                Ok(()) => true,
+            let written = write_chained(&log, &record, next).await;
+            let (ok, next) = match written {
+                Ok(next) => (true, next),
                 Err(e) => {
                     tracing::warn!(job = %record.id, "job record not written: {e}");
-                    false
+                    (false, None)
                 }
             };
-            let _ = myself.cast(QueuesMessage::Persisted { record, ok });
+            let _ = myself.cast(QueuesMessage::Persisted { record, ok, next });
         });
     }
 
@@ -246,6 +254,28 @@ impl Owner {
 /// Make a submitted job durable: a job whose idempotency key names one
 /// already in the log is answered with that one; the queue is registered
 /// first if the owner has not seen it in the registry.
+/// Write `record`, first making the next step of its chain durable unless
+/// the log (read by quorum, so a step that ran is never reset) holds it.
+/// Answers the next step as the log holds it.
+async fn write_chained(
+    log: &crate::log::JobLog,
+    record: &JobRecord,
+    next: Option<Box<JobRecord>>,
+) -> Result<Option<Box<JobRecord>>, crate::log::LogError> {
+    let next = match next {
+        None => None,
+        Some(next) => match log.get_with(next.id, ReadConsistency::Quorum).await? {
+            Some(stored) => Some(Box::new(stored)),
+            None => {
+                log.put(&next).await?;
+                Some(next)
+            }
+        },
+    };
+    log.put(record).await?;
+    Ok(next)
+}
+
 async fn write_submit(
     log: &crate::log::JobLog,
     record: JobRecord,

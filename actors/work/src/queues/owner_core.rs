@@ -24,7 +24,12 @@ use std::sync::Arc;
 use crate::book::{Book, BookError, Verdict};
 use crate::job::{JobId, JobRecord, JobState};
 use crate::owner_of;
-use crate::placement::PlacementPolicy;
+use crate::placement::{PlacementPolicy, WarmCode};
+
+/// Modules whose warm workers an owner remembers.
+const WARM_CODES: usize = 256;
+/// Workers remembered per module.
+const WARM_WORKERS_PER_CODE: usize = 8;
 use crate::wire::{ErrorCode, QueueFigures, WireError, WorkRequest, WorkResponse};
 use hypha_cluster::membership::{ClusterView, MemberKey};
 use hypha_dht::placement::Placement;
@@ -66,6 +71,10 @@ pub enum Effect<R> {
     Write {
         /// The record.
         record: JobRecord,
+        /// The next step of its chain (a done job that names one): made
+        /// durable first, unless the log holds it already (read by
+        /// quorum), then reported with [`OwnerCore::chained`].
+        next: Option<Box<JobRecord>>,
     },
     /// Offer a job to a worker, then report [`OwnerCore::offer_answered`].
     Offer {
@@ -138,6 +147,8 @@ pub struct OwnerCore<R> {
     /// A scan of the queue registry has completed since this incarnation began.
     scanned_once: bool,
     busy_until_ms: HashMap<String, u64>,
+    /// Which workers ran which wasm module lately (placement prefers them).
+    warm: WarmCode,
 }
 
 /// Effects collected while handling one event.
@@ -184,6 +195,7 @@ impl<R> OwnerCore<R> {
             scanning: false,
             scanned_once: false,
             busy_until_ms: HashMap::new(),
+            warm: WarmCode::new(WARM_CODES, WARM_WORKERS_PER_CODE),
         }
     }
 

@@ -72,6 +72,7 @@ struct Report {
     attempt: u32,
     end: AttemptEnd,
     result: Vec<u8>,
+    log: Vec<u8>,
     since_ms: u64,
     sending: bool,
 }
@@ -135,27 +136,17 @@ impl WorkersState {
         let myself = self.myself.clone();
         let timeout = Duration::from_millis(spec.timeout_ms);
         self.jobs.spawn(async move {
-            let (end, result) = match handler {
+            let (end, result, log) = match handler {
                 None => (
                     AttemptEnd::Failed(format!("no handler for kind `{}` on this node", spec.kind)),
+                    Vec::new(),
                     Vec::new(),
                 ),
                 Some(h) => {
                     let input = JobInput::new(id, attempt, spec, Some(files));
-                    match tokio::time::timeout(timeout, h.run(input)).await {
-                        Ok(Ok(out)) if out.len() <= MAX_INLINE_BYTES => {
-                            (AttemptEnd::Succeeded, out)
-                        }
-                        Ok(Ok(out)) => (
-                            AttemptEnd::Failed(format!(
-                                "result of {} bytes exceeds {MAX_INLINE_BYTES}",
-                                out.len()
-                            )),
-                            Vec::new(),
-                        ),
-                        Ok(Err(e)) => (AttemptEnd::Failed(e.to_string()), Vec::new()),
-                        Err(_) => (AttemptEnd::TimedOut, Vec::new()),
-                    }
+                    let log = input.log().clone();
+                    let (end, result) = outcome(tokio::time::timeout(timeout, h.run(input)).await);
+                    (end, result, log.take())
                 }
             };
             let _ = myself.cast(WorkersMessage::Ended {
@@ -163,6 +154,7 @@ impl WorkersState {
                 attempt,
                 end,
                 result,
+                log,
             });
         })
     }
@@ -175,7 +167,7 @@ impl WorkersState {
         }
     }
 
-    fn ended(&mut self, id: JobId, attempt: u32, end: AttemptEnd, result: Vec<u8>) {
+    fn ended(&mut self, id: JobId, attempt: u32, end: AttemptEnd, result: Vec<u8>, log: Vec<u8>) {
         let Some(r) = self.running.remove(&id) else {
             return;
         };
@@ -195,6 +187,7 @@ impl WorkersState {
                 attempt,
                 end,
                 result,
+                log,
                 since_ms: self.args.clock.wall_ms(),
                 sending: false,
             },
@@ -238,6 +231,7 @@ impl WorkersState {
                 attempt: r.attempt,
                 end: r.end.clone(),
                 result: r.result.clone(),
+                log: r.log.clone(),
             };
             let client = self.args.client.clone();
             let timeout_ms = self.args.settings.rpc_timeout_ms;
@@ -308,6 +302,24 @@ impl WorkersState {
     }
 }
 
+/// How an attempt ended, from its handler's answer within the timeout.
+fn outcome(
+    ran: Result<Result<Vec<u8>, crate::handler::JobError>, tokio::time::error::Elapsed>,
+) -> (AttemptEnd, Vec<u8>) {
+    match ran {
+        Ok(Ok(out)) if out.len() <= MAX_INLINE_BYTES => (AttemptEnd::Succeeded, out),
+        Ok(Ok(out)) => (
+            AttemptEnd::Failed(format!(
+                "result of {} bytes exceeds {MAX_INLINE_BYTES}",
+                out.len()
+            )),
+            Vec::new(),
+        ),
+        Ok(Err(e)) => (AttemptEnd::Failed(e.to_string()), Vec::new()),
+        Err(_) => (AttemptEnd::TimedOut, Vec::new()),
+    }
+}
+
 fn log_failure(id: JobId, err: Option<RpcError>) {
     if let Some(e) = err {
         tracing::debug!(job = %id, "report not acknowledged yet: {e}");
@@ -365,7 +377,8 @@ impl Actor for Workers {
                 attempt,
                 end,
                 result,
-            } => state.ended(id, attempt, end, result),
+                log,
+            } => state.ended(id, attempt, end, result, log),
             WorkersMessage::Tick => state.tick(),
             WorkersMessage::Reported(id) => {
                 state.unreported.remove(&id);

@@ -25,6 +25,8 @@ pub enum WorkersMessage {
         end: AttemptEnd,
         /// Output.
         result: Vec<u8>,
+        /// The attempt's kept log.
+        log: Vec<u8>,
     },
     /// Timer: heartbeats, unacknowledged reports, published load.
     Tick,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{abort_on, Effect, Effects, OwnerCore};
 use crate::job::{JobId, JobSpec};
-use crate::placement::Candidate;
+use crate::placement::{code_of, Candidate};
 use crate::wire::{OfferAnswer, WorkRequest};
 use hypha_cluster::membership::MemberKey;
 
@@ -67,8 +67,10 @@ impl<R> OwnerCore<R> {
                     return offers;
                 }
                 let held = r.spec.payload.file().map(holders).unwrap_or_default();
+                let code = code_of(&r.spec);
                 for c in candidates.iter_mut() {
                     c.holds_input = held.contains(&c.worker);
+                    c.warm = code.is_some_and(|code| self.warm.is_warm(code, &c.worker));
                 }
                 if let Some(i) = self.policy.choose(&r.spec, &candidates) {
                     candidates[i].busy += 1;
@@ -135,6 +137,9 @@ impl<R> OwnerCore<R> {
         };
         match answer {
             Ok(OfferAnswer::Accepted) => {
+                if let Some(code) = o.book.get(&id).and_then(|r| code_of(&r.spec)) {
+                    self.warm.ran(code, worker);
+                }
                 if o.book.accepted(&id, worker, now_ms).is_err() {
                     // Cancelled or finished meanwhile.
                     abort_on(worker, id, &mut fx);
@@ -188,6 +193,7 @@ impl<R> OwnerCore<R> {
                     busy,
                     load_avg_1m: load.load_avg_1m,
                     holds_input: false,
+                    warm: false,
                 })
             })
             .collect()

@@ -155,10 +155,12 @@ impl Fix {
 
     /// Submit a job and make it durable; the queue's (empty) log loads.
     fn submitted(&mut self, queue: &str, n: u8, max_attempts: u32) -> JobRecord {
-        let (to, fx) = self.ask(WorkRequest::Submit {
-            id: id(n),
-            spec: spec(queue, max_attempts),
-        });
+        self.submitted_spec(n, spec(queue, max_attempts))
+    }
+
+    /// Submit `spec` as job `n` and make it durable.
+    fn submitted_spec(&mut self, n: u8, spec: crate::job::JobSpec) -> JobRecord {
+        let (to, fx) = self.ask(WorkRequest::Submit { id: id(n), spec });
         for e in &fx {
             if let Effect::Load { queue } = e {
                 self.core.loaded(self.now_ms, queue, Vec::new(), 0, true);
@@ -240,6 +242,7 @@ impl Fix {
             attempt,
             end,
             result: b"ok".to_vec(),
+            log: Vec::new(),
         })
     }
 }
@@ -312,7 +315,7 @@ fn answers(fx: Effects<u32>) -> Vec<(u32, WorkResponse)> {
 fn writes(fx: &Effects<u32>) -> Vec<JobRecord> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Write { record } => Some(record.clone()),
+            Effect::Write { record, .. } => Some(record.clone()),
             _ => None,
         })
         .collect()
@@ -684,6 +687,53 @@ fn a_success_is_answered_once_the_done_record_is_durable() {
     assert_eq!(f.status(&q, 1), None);
 }
 
+#[test]
+fn a_done_step_writes_its_follow_up_first_and_the_follow_up_is_offered() {
+    let (mut f, q) = started();
+    let mut chained = spec(&q, 3);
+    chained.then = vec![crate::job::Step {
+        kind: "echo".into(),
+        args: BTreeMap::new(),
+    }];
+    f.submitted_spec(1, chained);
+    let w = f.leased(&q, 1);
+    let (to, fx) = f.finish(&q, 1, w, 1, AttemptEnd::Succeeded);
+    let Some(Effect::Write { record, next }) =
+        fx.iter().find(|e| matches!(e, Effect::Write { .. }))
+    else {
+        panic!("a write");
+    };
+    let next = *next
+        .clone()
+        .expect("the follow-up goes with the done record");
+    assert_eq!(record.state, JobState::Done);
+    assert_eq!(Some(next.id), crate::chain::next_id(record));
+    assert_eq!(
+        next.spec.payload,
+        crate::job::Payload::Bytes(b"ok".to_vec())
+    );
+    let mut fx = f.core.persisted(record.clone(), true);
+    fx.extend(f.core.chained(f.now_ms, next.clone()));
+    assert!(matches!(&answers(fx)[..], [(t, WorkResponse::Ok)] if *t == to));
+    let (_, fx) = f.ask(WorkRequest::Status {
+        queue: q.clone(),
+        id: next.id,
+    });
+    assert!(matches!(
+        &answers(fx)[..],
+        [(_, WorkResponse::Record(Some(r)))] if r.state == JobState::Queued
+    ));
+    assert!(offers(&f.tick()).iter().any(|(j, _)| *j == next.id));
+    // Found done in the log (a rerun of the step): not queued again.
+    let (mut g, q2) = started();
+    g.submitted(&q2, 2, 3);
+    let mut done = next;
+    done.spec.queue = q2;
+    done.state = JobState::Done;
+    assert!(g.core.chained(g.now_ms, done).is_empty());
+    g.core.check().expect("invariants");
+}
+
 fn answers_of(fx: &Effects<u32>) -> Vec<u32> {
     fx.iter()
         .filter_map(|e| match e {
@@ -1014,7 +1064,7 @@ impl World {
                     prop_assert!(self.asked.contains_key(&to), "reply to an unknown caller");
                     prop_assert!(self.answered.insert(to), "caller {} answered twice", to);
                 }
-                Effect::Write { record } => {
+                Effect::Write { record, .. } => {
                     prop_assert!(
                         !self.writes.iter().any(|w| w.id == record.id),
                         "two writes in flight for {}",

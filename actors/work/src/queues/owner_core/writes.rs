@@ -6,6 +6,7 @@
 
 use super::{abort_on, book_error, refuse, reply, Effect, Effects, OwnerCore};
 use crate::book::Finish;
+use crate::chain;
 use crate::job::{AttemptEnd, JobId, JobRecord, JobSpec, JobState};
 use crate::wire::{ErrorCode, WorkRequest, WorkResponse};
 use hypha_cluster::membership::{ClusterView, MemberKey, MemberState};
@@ -104,6 +105,7 @@ impl<R> OwnerCore<R> {
             attempt,
             end,
             result,
+            log,
         } = report
         else {
             return;
@@ -121,15 +123,17 @@ impl<R> OwnerCore<R> {
             .book
             .finished(&worker, &id, attempt, end, result.clone(), now_ms)
         {
-            Finish::Changed(record) => {
+            Finish::Changed(mut record) => {
                 count_transition(&record, !succeeded);
+                record.log = log;
                 self.persist(*record, Some((to, WorkResponse::Ok)), fx);
             }
             Finish::Unknown if succeeded => {
                 // Not in the book (this owner is new and has not loaded it,
                 // or it finished here already and was forgotten): record
                 // the result; last writer wins over an older queued record.
-                let record = done_elsewhere(id, spec, &worker, attempt, result, now_ms);
+                let mut record = done_elsewhere(id, spec, &worker, attempt, result, now_ms);
+                record.log = log;
                 count_transition(&record, false);
                 self.persist(record, Some((to, WorkResponse::Ok)), fx);
             }
@@ -187,7 +191,8 @@ impl<R> OwnerCore<R> {
             return;
         }
         self.writing.insert(id, None);
-        fx.push(Effect::Write { record });
+        let next = chain::next_record(&record).map(Box::new);
+        fx.push(Effect::Write { record, next });
     }
 
     /// A record write ended: the next one for the job goes out; a terminal
@@ -227,6 +232,22 @@ impl<R> OwnerCore<R> {
             }
         }
         fx
+    }
+
+    /// The next step of a chain is in the log (written now, or found
+    /// there): it joins the book unless it has finished or is there.
+    pub fn chained(&mut self, now_ms: u64, next: JobRecord) -> Effects<R> {
+        if next.state.is_terminal() {
+            return Vec::new();
+        }
+        let Some(o) = self.owned.get_mut(&next.spec.queue) else {
+            return Vec::new();
+        };
+        if o.book.get(&next.id).is_none() && o.book.insert(next, now_ms).is_ok() {
+            metrics::counter!("hypha_jobs_submitted_total").increment(1);
+            metrics::counter!("hypha_jobs_chained_total").increment(1);
+        }
+        Vec::new()
     }
 
     /// Timer, first half: expire leases, requeue Down workers' jobs, retry
