@@ -232,6 +232,39 @@ fn the_console_shows_the_cluster_and_a_restart_without_console_errors() {
     )));
     println!("{VICTIM}: restarts {before} -> {restarts} shown in the page");
 
+    // A wasm job submitted here: its module is compiled at submit on this
+    // node, and the WebAssembly panel (read from /metrics) shows it.
+    rt.block_on(async {
+        let http = common::client();
+        let put = http
+            .put(format!("{url}/v1/files/apps/trap.wat"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .body(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{}", put.status());
+        let job = serde_json::json!({
+            "queue": "console", "kind": "wasm", "args": {"module": "apps/trap.wat"},
+            "max_attempts": 1,
+        });
+        let submit = http
+            .post(format!("{url}/v1/jobs"))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .json(&job)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(submit.status(), 201);
+    });
+    rt.block_on(browser.wait(
+        "the WebAssembly panel",
+        Duration::from_secs(30),
+        "const s = document.getElementById('wasm-summary'); \
+         return s !== null && s.textContent.includes('module lookups') \
+         && document.querySelector('#wasm tr[data-wasm=\"cache\"]') !== null;",
+    ));
+
     let png = rt.block_on(browser.screenshot());
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console.png");
     std::fs::write(&shot, &png).unwrap();

@@ -456,6 +456,11 @@ pub const CATALOG: &[MetricDef] = &[
         "New jobs made durable by the owner of their queue.",
     ),
     counter(
+        "hypha_jobs_chained_total",
+        &[],
+        "Next steps of chains that the owner of their queue created and queued.",
+    ),
+    counter(
         "hypha_jobs_completed_total",
         &[],
         "Jobs that reached done, counted by the owner of their queue.",

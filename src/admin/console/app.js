@@ -36,14 +36,15 @@
     queues: 'get /v1/queues',
     jobs: 'get /v1/jobs',
     submit: 'post /v1/jobs',
+    metrics: 'get /metrics',
   };
   // Routes that only exist on some builds: called only if the spec lists them.
   const OPTIONAL = new Set([ROUTE.policy, ROUTE.tls]);
 
   // Panels, in the order they load; `node` fills the top bar.
-  const PANELS = ['node', 'members', 'supervision', 'partitions', 'files', 'jobs'];
+  const PANELS = ['node', 'members', 'supervision', 'partitions', 'files', 'jobs', 'wasm'];
   const FIRST = ['node', 'members'];         // loaded first: they detect a dead node cheaply
-  const SLOW = new Set(['partitions', 'files']);
+  const SLOW = new Set(['partitions', 'files', 'wasm']);
   const PANEL_ROUTE = {
     node: ROUTE.node,
     members: ROUTE.members,
@@ -51,6 +52,7 @@
     partitions: ROUTE.partitions,
     files: ROUTE.files,
     jobs: ROUTE.queues,
+    wasm: ROUTE.metrics,
   };
   // Panels whose routes answer 503 until the node's membership view settled.
   const NEEDS_SETTLED = new Set(['files', 'jobs']);
@@ -589,7 +591,17 @@
     return res;
   }
 
+  // The node's own `hypha_wasm_*` series from its Prometheus text: the
+  // compile cache, sandbox times, fuel and failures by reason.
+  async function loadWasm() {
+    const res = await api('GET', '/metrics', { as: 'text', auth: false });
+    if (!res.ok) return res;
+    renderWasm(parseMetrics(typeof res.data === 'string' ? res.data : '', 'hypha_wasm_'));
+    return res;
+  }
+
   const LOADERS = {
+    wasm: loadWasm,
     node: loadNode,
     members: loadMembers,
     supervision: loadSupervision,
@@ -1198,6 +1210,11 @@
         job.input_file ? [h('dt', null, 'Input file'), h('dd', { class: 'mono' }, str(job.input_file))] : null,
         args.length ? [h('dt', null, 'Args'), h('dd', null, labelChips(job.args))] : null,
         job.error ? [h('dt', null, 'Error'), h('dd', { class: 'tone-text-bad pre' }, str(job.error))] : null,
+        job.log ? [h('dt', null, 'Log (stderr)'), h('dd', { class: 'pre mono' }, short(str(job.log), 4000))] : null,
+        Array.isArray(job.then) && job.then.length
+          ? [h('dt', null, 'Then'), h('dd', null, job.then.map((st) => str(st.kind)).join(' → '),
+            job.next ? h('span', { class: 'muted mono' }, ` (next: ${short(str(job.next), 10)})`) : null)]
+          : null,
         [h('dt', null, 'Result'), h('dd', { class: 'pre mono' },
           job.result != null ? short(job.result, 4000) : num(job.result_bytes) ? `${fmtBytes(job.result_bytes)} (binary; GET /v1/jobs/{id}/result)` : '—')]),
       hist.length
@@ -1246,6 +1263,64 @@
     const parts = [`${j.queues.length} queues`, `${j.queue}: ${jobs.length}${jobs.length >= JOB_LIMIT ? '+' : ''} jobs (oldest first)`];
     for (const [s, c] of Object.entries(counts)) parts.push(`${c} ${s}`);
     $('jobs-summary').textContent = parts.join(' · ');
+  }
+
+  // ------------------------------------------------------------------- wasm
+
+  // Prometheus text lines `name{labels} value` whose name starts with
+  // `prefix`, as {name, labels, value}.
+  function parseMetrics(text, prefix) {
+    const out = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const labels = {};
+      for (const pair of (m[3] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]] = pair[2];
+      out.push({ name: m[1], labels, value: Number(m[4]) });
+    }
+    return out;
+  }
+
+  function renderWasm(series) {
+    const sum = (name, pred) => series
+      .filter((x) => x.name === name && (!pred || pred(x.labels)))
+      .reduce((a, x) => a + (Number.isFinite(x.value) ? x.value : 0), 0);
+    const mean = (name) => {
+      const count = sum(`${name}_count`);
+      return count ? `${fmtSecs(sum(`${name}_sum`) / count)} mean of ${count}` : '—';
+    };
+    const quantile = (name, q) => {
+      const x = series.find((s) => s.name === name && s.labels.quantile === q);
+      return x && Number.isFinite(x.value) ? fmtSecs(x.value) : '—';
+    };
+    const hits = sum('hypha_wasm_compile_cache_total', (l) => l.result === 'hit');
+    const misses = sum('hypha_wasm_compile_cache_total', (l) => l.result === 'miss');
+    const rows = [
+      ['Compile cache', `${hits} hits, ${misses} misses${hits + misses ? ` (${Math.round(100 * hits / (hits + misses))}% hits)` : ''}`, 'cache'],
+      ['Compile', `${mean('hypha_wasm_compile_seconds')}; p50 ${quantile('hypha_wasm_compile_seconds', '0.5')}`, 'compile'],
+      ['Instantiate', `${mean('hypha_wasm_instantiate_seconds')}; p50 ${quantile('hypha_wasm_instantiate_seconds', '0.5')}, p99 ${quantile('hypha_wasm_instantiate_seconds', '0.99')}`, 'instantiate'],
+      ['Run', `${mean('hypha_wasm_run_seconds')}; p50 ${quantile('hypha_wasm_run_seconds', '0.5')}, p99 ${quantile('hypha_wasm_run_seconds', '0.99')}`, 'run'],
+      ['Fuel used', String(sum('hypha_wasm_fuel_used_total')), 'fuel'],
+    ].map(([k, v, key]) => h('tr', { 'data-wasm': key }, td(k, 'strong'), td(v, 'num')));
+    const failures = series
+      .filter((x) => x.name === 'hypha_wasm_failures_total' && x.value > 0)
+      .sort((a, b) => b.value - a.value)
+      .map((x) => h('tr', { 'data-wasm-failure': str(x.labels.reason), 'data-count': String(x.value) },
+        td(badge(str(x.labels.reason), 'bad')), td(String(x.value), 'num')));
+    fill($('wasm-body'),
+      table(['This node', ''], rows),
+      failures.length
+        ? table(['Limit kills and failures', 'Attempts'], failures, 'inner')
+        : h('p', { class: 'muted small' }, 'No wasm attempt has failed on this node.'));
+    $('wasm-summary').textContent = hits + misses ? `${hits + misses} module lookups` : 'no wasm jobs yet';
+  }
+
+  function fmtSecs(s) {
+    if (!Number.isFinite(s)) return '—';
+    if (s < 1e-3) return `${Math.round(s * 1e6)} µs`;
+    if (s < 1) return `${(s * 1e3).toFixed(1)} ms`;
+    return `${s.toFixed(2)} s`;
   }
 
   async function submitJob(e) {
