@@ -171,6 +171,39 @@ fn wasm_jobs_compute_and_hostile_modules_fail_with_their_reason() {
         assert!(!out.status.success(), "{module} was accepted");
         assert!(stderr.contains(expected), "{module}: {stderr}");
     }
+
+    // 1 MiB of stdout: past what a job's record holds, so without `out`
+    // it is output_limit; with `out` it is stored whole as a file.
+    let mib = format!(
+        r#"(module (import "{WASI}" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1) (func (export "_start") (local $i i32)
+        (i32.store (i32.const 0) (i32.const 64)) (i32.store (i32.const 4) (i32.const 1024))
+        (loop $l (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 1024))))))"#
+    );
+    put(&url, dir.path(), "apps/mib.wat", &mib);
+    let inline = run_wasm(&url, "apps/mib.wat", &["--payload", ""], &[]);
+    assert!(
+        inline["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("output_limit"),
+        "{inline}"
+    );
+    let stored = run_wasm(
+        &url,
+        "apps/mib.wat",
+        &["--payload", ""],
+        &["out=big/mib.bin"],
+    );
+    assert_eq!(stored["state"], "done", "{stored}");
+    let bytes = block_on(async {
+        let res = api.get("/v1/files/big/mib.bin", Some(ADMIN_TOKEN)).await;
+        res.bytes().await.unwrap()
+    });
+    assert_eq!(bytes.len(), 1 << 20);
+    assert!(bytes.iter().all(|b| *b == 0));
 }
 
 /// `hypha jobs map`: one job per stored file under a prefix, results

@@ -19,7 +19,9 @@ pub struct Ceilings {
     pub wall_ms: u64,
     /// Most linear memory one attempt may hold.
     pub memory_bytes: u64,
-    /// Most bytes one attempt may write to stdout.
+    /// Most bytes one attempt may write to stdout (the `wasm` kind holds
+    /// a result kept in the job's record to 256 KiB, one stored as a file
+    /// to this).
     pub output_bytes: usize,
     /// Most bytes of stderr kept; writing more fails the attempt.
     pub stderr_bytes: usize,
@@ -31,7 +33,7 @@ impl Default for Ceilings {
             fuel: 10_000_000_000,
             wall_ms: 60_000,
             memory_bytes: 256 << 20,
-            output_bytes: 256 << 10,
+            output_bytes: 64 << 20,
             stderr_bytes: 16 << 10,
         }
     }

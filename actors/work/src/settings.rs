@@ -10,11 +10,14 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::handler::{ArgvPolicy, ExecCommand, ExecSettings};
-use crate::job::MAX_INLINE_BYTES;
 use crate::placement::{self as policy, PlacementPolicy};
 use crate::workers::WorkerSettings;
 use hypha_core::settings::{check, SettingsError};
 use hypha_wasm::Ceilings;
+
+/// Largest stdout ceiling: a module's stdout is held in memory until it is
+/// stored, so this bounds a worker's memory per slot.
+pub const MAX_WASM_OUTPUT_BYTES: usize = 1 << 30;
 
 /// Work-queue settings (`[work]`, docs/jobs.md).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -55,7 +58,8 @@ pub struct WorkSettings {
     pub wasm_max_wall_ms: u64,
     /// … linear memory, …
     pub wasm_max_memory_bytes: u64,
-    /// … and stdout (at most the 256 KiB a job's result may hold).
+    /// … and stdout: a result stored as a file (`out`) may be this large;
+    /// one kept in the job's record is at most 256 KiB whatever this is.
     pub wasm_max_output_bytes: usize,
     /// Compiled modules each node keeps (LRU, by content hash).
     pub wasm_cache_modules: usize,
@@ -188,9 +192,9 @@ impl WorkSettings {
             "must be at least one 64 KiB page",
         )?;
         check(
-            (1..=MAX_INLINE_BYTES).contains(&self.wasm_max_output_bytes),
+            (1..=MAX_WASM_OUTPUT_BYTES).contains(&self.wasm_max_output_bytes),
             "work.wasm_max_output_bytes",
-            "must be 1 to 262144 (a job result's limit)",
+            "must be 1 to 1073741824 (stdout is held in memory until stored)",
         )?;
         check(
             self.wasm_cache_modules > 0,
@@ -285,7 +289,7 @@ mod tests {
             Err("work.wasm_max_memory_bytes")
         );
         assert_eq!(
-            broken(|s| s.wasm_max_output_bytes = MAX_INLINE_BYTES + 1),
+            broken(|s| s.wasm_max_output_bytes = MAX_WASM_OUTPUT_BYTES + 1),
             Err("work.wasm_max_output_bytes")
         );
         assert_eq!(

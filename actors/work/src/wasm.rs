@@ -142,9 +142,15 @@ impl WasmKind {
             .map_err(|failure| JobError::BadInput(failure.to_string()))
     }
 
+    /// The job's limits; a result kept in the record (no `out`) holds at
+    /// most [`MAX_INLINE_BYTES`] of stdout, whatever the ceiling.
     fn limits(&self, spec: &crate::job::JobSpec) -> Result<Limits, JobError> {
-        Limits::for_job(&spec.args, spec.timeout_ms, self.runtime.ceilings())
-            .map_err(|e| JobError::BadInput(e.to_string()))
+        let mut limits = Limits::for_job(&spec.args, spec.timeout_ms, self.runtime.ceilings())
+            .map_err(|e| JobError::BadInput(e.to_string()))?;
+        if !spec.args.contains_key(OUT_ARG) {
+            limits.output_bytes = limits.output_bytes.min(MAX_INLINE_BYTES);
+        }
+        Ok(limits)
     }
 }
 
