@@ -52,6 +52,52 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Depth, in-flight and dead-letter counts of every queue.
     Queues(ApiArgs),
+    /// The S3 endpoint's access keys.
+    #[command(subcommand)]
+    S3(S3Command),
+}
+
+/// `hypha s3 …`
+#[derive(Debug, Subcommand)]
+pub enum S3Command {
+    /// Access keys: make, list, delete.
+    #[command(subcommand)]
+    Key(S3KeyCommand),
+}
+
+/// `hypha s3 key …`
+#[derive(Debug, Subcommand)]
+pub enum S3KeyCommand {
+    /// Make an access key; prints the key id and its secret (shown once).
+    Create(S3KeyCreateArgs),
+    /// List access keys (never their secrets).
+    Ls(ApiArgs),
+    /// Delete an access key.
+    Rm(S3KeyArgs),
+}
+
+/// Flags of `hypha s3 key create`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3KeyCreateArgs {
+    /// What the key may do: read, write or admin.
+    #[arg(long, default_value = "write")]
+    pub role: String,
+    /// Who or what the key is for.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha s3 key rm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3KeyArgs {
+    /// The access key id.
+    pub access_key: String,
+    /// Node and output options.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `hypha jobs …`
@@ -444,6 +490,10 @@ pub struct NodeArgs {
     /// Bulk-link address: chunk transfers between nodes (TCP).
     #[arg(long, env = "HYPHA_BULK_LISTEN")]
     pub bulk_listen: Option<SocketAddr>,
+    /// Serve the S3-compatible API on this address (off unless set;
+    /// `cluster up` sets it). docs/s3.md.
+    #[arg(long, env = "HYPHA_S3_LISTEN")]
+    pub s3_listen: Option<SocketAddr>,
     /// Gossip seed `host:port` (repeat, or comma-separate in HYPHA_SEEDS).
     #[arg(long = "seed", env = "HYPHA_SEEDS", value_delimiter = ',')]
     pub seeds: Vec<String>,

@@ -197,6 +197,7 @@ struct ListenFile {
     cluster: Option<SocketAddr>,
     gossip: Option<SocketAddr>,
     bulk: Option<SocketAddr>,
+    s3: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +253,8 @@ pub struct Listen {
     pub gossip: SocketAddr,
     /// Bulk links (chunk transfers between nodes).
     pub bulk: SocketAddr,
+    /// The S3-compatible endpoint, when served (docs/s3.md).
+    pub s3: Option<SocketAddr>,
 }
 
 /// Where secrets come from (read by [`crate::secrets`]).
@@ -440,6 +443,7 @@ impl NodeConfig {
                     .bulk_listen
                     .or(file.listen.bulk)
                     .unwrap_or_else(|| parse_default(DEFAULT_BULK_LISTEN)),
+                s3: args.s3_listen.or(file.listen.s3),
             },
             dht: sized_for_cluster(file.dht, mode, &seeds, replication),
             seeds,

@@ -1,5 +1,5 @@
 //! The launch plan of one `hypha node` child process: its data directory,
-//! name, four listen addresses, seeds, link security, configuration file
+//! name, five listen addresses, seeds, link security, configuration file
 //! and shared secrets, turned into one command line.
 //!
 //! Every launcher of node processes builds its command here: `hypha
@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The four addresses a node listens on, as `host:port` strings.
+/// The addresses a node listens on, as `host:port` strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// The admin API (`--http-listen`).
@@ -24,12 +24,14 @@ pub struct Listen {
     pub gossip: String,
     /// Bulk transfers (`--bulk-listen`).
     pub bulk: String,
+    /// The S3 endpoint (`--s3-listen`).
+    pub s3: String,
 }
 
 /// Where a port plan puts a node's four ports relative to its first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
-    /// The admin API's port; links, gossip and bulk take the next three.
+    /// The admin API's port; links, gossip, bulk and S3 take the next four.
     pub first: u16,
 }
 
@@ -40,13 +42,13 @@ pub struct PortOutOfRange;
 
 impl Ports {
     /// Node `i` of a cluster whose node 0 serves HTTP on `base`: node `i`
-    /// takes `base + 10 i` and the three after it (`hypha cluster up`).
+    /// takes `base + 10 i` and the four after it (`hypha cluster up`).
     pub fn numbered(base: u16, i: u16) -> Result<Self, PortOutOfRange> {
         let first = i
             .checked_mul(10)
             .and_then(|p| base.checked_add(p))
             .ok_or(PortOutOfRange)?;
-        first.checked_add(3).ok_or(PortOutOfRange)?;
+        first.checked_add(4).ok_or(PortOutOfRange)?;
         Ok(Self { first })
     }
 
@@ -75,6 +77,7 @@ impl Listen {
             cluster: addr(1),
             gossip: addr(2),
             bulk: addr(3),
+            s3: addr(4),
         }
     }
 }
@@ -148,7 +151,8 @@ impl NodeLaunch {
         cmd.args(["--http-listen", &self.listen.http])
             .args(["--cluster-listen", &self.listen.cluster])
             .args(["--gossip-listen", &self.listen.gossip])
-            .args(["--bulk-listen", &self.listen.bulk]);
+            .args(["--bulk-listen", &self.listen.bulk])
+            .args(["--s3-listen", &self.listen.s3]);
         if !self.seeds.is_empty() {
             cmd.args(["--seed", &self.seeds.join(",")]);
         }
@@ -219,6 +223,8 @@ mod tests {
                 "127.0.0.2:7082",
                 "--bulk-listen",
                 "127.0.0.2:7083",
+                "--s3-listen",
+                "127.0.0.2:7084",
                 "--seed",
                 "127.0.0.1:7072,127.0.0.3:7072",
                 "--plaintext-links",

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
         Command::Rm(args) => run_client(commands::files::rm(args)),
         Command::Jobs(cmd) => run_client(commands::jobs::run(cmd)),
         Command::Queues(args) => run_client(commands::jobs::queues(args)),
+        Command::S3(cmd) => run_client(commands::s3::run(cmd)),
     }
 }
 
@@ -195,6 +196,9 @@ fn announce(node: &node::RunningNode, config: &NodeConfig, secrets: &secrets::Se
         node.name, node.id, node.generation
     );
     println!("hypha: admin API at {}", node.admin_url());
+    if let Some(s3) = node.s3_url() {
+        println!("hypha: S3 endpoint at {s3} (keys: hypha s3 key create)");
+    }
     let lone = if config.dht.replicas == 1 && config.seeds.is_empty() {
         " (a lone node: one copy of each file; [dht] replicas and write_quorum change it)"
     } else {

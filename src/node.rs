@@ -161,6 +161,8 @@ pub struct RunningNode {
     pub name: String,
     /// Admin HTTP address as bound.
     pub http_addr: std::net::SocketAddr,
+    /// The S3 endpoint's address as bound, when it serves one.
+    pub s3_addr: Option<std::net::SocketAddr>,
     /// Boot counter: 1 on the first start of a data directory.
     pub generation: u64,
     /// This process as a cluster member.
@@ -290,11 +292,20 @@ pub async fn start_with(
     let cluster_port = resolve_port(config.listen.cluster, Proto::Tcp)?;
     let gossip_port = resolve_port(config.listen.gossip, Proto::Udp)?;
     let bulk_port = resolve_port(config.listen.bulk, Proto::Tcp)?;
+    let s3_listener = match config.listen.s3 {
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|source| NodeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?),
+        None => None,
+    };
+    let s3_addr = s3_listener.as_ref().and_then(|l| l.local_addr().ok());
     let listen = Listen {
         http: http_addr,
         cluster: cluster_port.0,
         gossip: gossip_port.0,
         bulk: bulk_port.0,
+        s3: s3_addr,
     };
     drop((cluster_port.1, gossip_port.1, bulk_port.1));
     // One clock per node, handed to every part that reads the time.
@@ -347,6 +358,17 @@ pub async fn start_with(
     for (kind, handler) in extensions.jobs {
         work.register_shared(&kind, handler);
     }
+    let s3_keys = hypha_s3::KeyStore::new(
+        dht.files.clone(),
+        hypha_s3::keys::SealKey::from_cookie(cluster.link_cookie.as_bytes()),
+    );
+    let s3 = s3_listener.map(|listener| HttpArgs {
+        listener: Arc::new(listener),
+        router: crate::s3::router(dht.files.clone(), s3_keys.clone()),
+        limits: config.http.clone(),
+        tls: admin_tls.clone(),
+        clock: clock.clone(),
+    });
     let root_name = actor_name(&name, "root");
     let state = AppState::new(
         facts,
@@ -358,6 +380,7 @@ pub async fn start_with(
         DataApis {
             dht: dht.admin.clone(),
             work: work.admin.clone(),
+            s3_keys,
         },
     )
     .with_link_tls(cluster.tls.clone())
@@ -377,7 +400,7 @@ pub async fn start_with(
         cluster.spec(),
         dht.spec(),
         work.spec(),
-        admin_spec(http),
+        admin_spec(http, s3),
     ];
     if !extensions.children.is_empty() {
         let flags =
@@ -400,6 +423,7 @@ pub async fn start_with(
         leave: LeavePlan::of(config, &name),
         name,
         http_addr,
+        s3_addr,
         generation,
         member: me,
         root,
@@ -464,16 +488,22 @@ fn store_spec(node: &str, engine: SledEngine, reserve: DiskReserve) -> ChildSpec
     .crash_message::<StoreMessage>()
 }
 
-fn admin_spec(http: HttpArgs) -> ChildSpec {
-    let drain_ms = http.limits.drain_timeout_ms;
-    let server = ChildSpec::actor("http", move |_ctx| (None, HttpServer, http.clone()))
-        .shutdown(Shutdown::Timeout {
-            timeout_ms: drain_ms.saturating_mul(3).max(1),
-        })
-        .crash_message::<HttpMessage>();
+/// The admin API's server and, when served, the S3 endpoint's: the same
+/// server behaviour on two listeners, each restarting alone.
+fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>) -> ChildSpec {
+    let server = |name: &'static str, args: HttpArgs| {
+        let drain_ms = args.limits.drain_timeout_ms;
+        ChildSpec::actor(name, move |_ctx| (None, HttpServer, args.clone()))
+            .shutdown(Shutdown::Timeout {
+                timeout_ms: drain_ms.saturating_mul(3).max(1),
+            })
+            .crash_message::<HttpMessage>()
+    };
+    let mut children = vec![server("http", http)];
+    children.extend(s3.map(|args| server("s3", args)));
     let flags =
         SupervisorFlags::new(Strategy::OneForOne).intensity(ADMIN_MAX_RESTARTS, ADMIN_PERIOD_MS);
-    ChildSpec::supervisor("admin", flags, vec![server])
+    ChildSpec::supervisor("admin", flags, children)
 }
 
 /// The node's generation (boot count) as stored.

@@ -62,6 +62,8 @@ pub struct DataApis {
     pub dht: DhtAdmin,
     /// Jobs and queues.
     pub work: WorkAdmin,
+    /// S3 access keys.
+    pub s3_keys: hypha_s3::KeyStore,
 }
 
 /// Shared, read-only state of the handlers. It holds only handles that stay
@@ -103,6 +105,7 @@ pub struct StateFields {
     pub(crate) files: Files,
     pub(crate) dht: DhtAdmin,
     pub(crate) work: WorkAdmin,
+    pub(crate) s3_keys: hypha_s3::KeyStore,
     pub(crate) tls: Option<LinkTls>,
     /// The admin listener's certificate, when it serves HTTPS.
     pub(crate) admin_tls: Option<tls::AdminTls>,
@@ -121,7 +124,7 @@ impl AppState {
         membership: MembershipChannels,
         data: DataApis,
     ) -> Self {
-        let DataApis { dht, work } = data;
+        let DataApis { dht, work, s3_keys } = data;
         Self(Arc::new(StateFields {
             facts: Arc::new(facts),
             tokens: Arc::new(tokens),
@@ -137,6 +140,7 @@ impl AppState {
             files: dht.files.clone(),
             dht,
             work,
+            s3_keys,
             tls: None,
             admin_tls: None,
             gossip_keys: None,

@@ -73,6 +73,8 @@ fn needs_ca(plan: &UpPlan) -> bool {
 struct NodeChild {
     name: String,
     url: String,
+    /// Its S3 endpoint.
+    s3: String,
     child: Child,
 }
 
@@ -196,6 +198,7 @@ fn spawn_node(plan: &UpPlan, i: u16, shared: &Shared) -> anyhow::Result<NodeChil
     Ok(NodeChild {
         name,
         url: plan.admin.url(&launch.listen.http),
+        s3: plan.admin.url(&launch.listen.s3),
         child,
     })
 }
@@ -248,7 +251,10 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         return Err(err);
     }
     for node in &nodes {
-        println!("hypha: {} admin API at {}", node.name, node.url);
+        println!(
+            "hypha: {} admin API at {}, S3 at {}",
+            node.name, node.url, node.s3
+        );
     }
     if let Some(ca) = &ca {
         println!(
@@ -290,6 +296,11 @@ pub async fn run(plan: UpPlan) -> anyhow::Result<()> {
         "hypha: more tokens: hypha token create --key-file {} --cluster-id {} --role read --subject me",
         shared.token_key_file.display(),
         plan.cluster_id
+    );
+    println!(
+        "hypha: S3 keys: HYPHA_ADMIN_TOKEN=$(cat {}) hypha s3 key create --role write --url {}{ca_arg}",
+        plan.dir.join("admin-token").display(),
+        nodes[0].url
     );
     println!("hypha: Ctrl-C stops every node");
     watch_until_signal(&mut nodes).await;

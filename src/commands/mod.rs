@@ -1,7 +1,8 @@
 //! Client-side subcommands: `cluster up` (a local cluster of real node
 //! processes), `members` (the membership view of a running node) and the
 //! file commands (`put`, `get`, `ls`, `stat`, `rm`) and the job commands
-//! (`jobs submit|status|ls|cancel`, `queues`), and `store quarantine` (a
+//! (`jobs submit|status|ls|cancel`, `queues`), `s3 key` (the S3 access
+//! keys), and `store quarantine` (a
 //! stopped node's damaged store moved aside).
 
 pub mod cert;
@@ -9,6 +10,7 @@ pub mod cluster_up;
 pub mod files;
 pub mod jobs;
 pub mod members;
+pub mod s3;
 pub mod store;
 pub mod token;
 

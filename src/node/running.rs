@@ -69,6 +69,17 @@ impl RunningNode {
         }
     }
 
+    /// The S3 endpoint's base URL, when the node serves one (over HTTPS
+    /// when the admin API is).
+    pub fn s3_url(&self) -> Option<String> {
+        let scheme = if self.admin_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.s3_addr.map(|a| format!("{scheme}://{a}"))
+    }
+
     /// Wait until the root supervisor ends by itself (escalation).
     pub async fn wait(&mut self) -> NodeExit {
         node_exit((&mut self.root.exit).await)

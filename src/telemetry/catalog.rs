@@ -93,6 +93,10 @@ impl MetricDef {
     }
 }
 
+/// The S3 operations the endpoint implements, and `other` (answered
+/// `NotImplemented`); `hypha_s3::store::op_label` maps onto these.
+const S3_OPERATIONS: &[&str] = &hypha_s3::store::OPERATION_LABELS;
+
 /// Why a wasm attempt failed (`hypha_wasm::Failure::code`, beyond the
 /// two refused at submit).
 const WASM_FAILURES: &[&str] = &[
@@ -592,6 +596,22 @@ pub const CATALOG: &[MetricDef] = &[
         "hypha_wasm_failures_total",
         &[("reason", WASM_FAILURES)],
         "Failed wasm attempts, by reason.",
+    ),
+    // S3 endpoint.
+    counter(
+        "hypha_s3_requests_total",
+        &[("op", S3_OPERATIONS)],
+        "Signed S3 requests by operation, counted when their key was checked.",
+    ),
+    counter(
+        "hypha_s3_responses_total",
+        &[("status", &["2xx", "3xx", "4xx", "5xx"])],
+        "S3 responses by status class.",
+    ),
+    histogram(
+        "hypha_s3_request_seconds",
+        &[],
+        "One S3 request, received to answered (the body streamed after).",
     ),
     // Admin HTTP API.
     counter(

@@ -114,3 +114,42 @@ pub fn build_wasm_example(source: &str) -> Option<Vec<u8>> {
     );
     Some(std::fs::read(out).expect("the built module"))
 }
+
+/// A Python 3 that imports every module of `modules`, installing
+/// `packages` from PyPI with pip when one is missing; `None` (after saying
+/// why) when that fails, unless `HYPHA_REQUIRE_TOOLS` is set.
+pub fn python_with(modules: &[&str], packages: &[&str]) -> Option<PathBuf> {
+    let python = which("python3")?;
+    let imports = format!("import {}", modules.join(", "));
+    let has = |py: &PathBuf| {
+        Command::new(py)
+            .args(["-c", &imports])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        let _ = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    if has(&python) {
+        return Some(python);
+    }
+    let why = format!(
+        "SKIPPED: Python modules {modules:?} are missing and pip could not install {packages:?}"
+    );
+    assert!(std::env::var_os("HYPHA_REQUIRE_TOOLS").is_none(), "{why}");
+    eprintln!("{why}");
+    None
+}

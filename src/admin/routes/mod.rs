@@ -14,6 +14,7 @@ mod files;
 mod health;
 mod jobs;
 mod node;
+mod s3;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -275,6 +276,30 @@ fn entries() -> Vec<Entry> {
             "the live supervision tree",
             get(actors::tree),
         ),
+        entry(
+            M::POST,
+            "/v1/s3/keys",
+            ADMIN,
+            "make an S3 access key (its secret is shown once)",
+            post(s3::create),
+        )
+        .body(BodyKind::Json)
+        .ok(201),
+        entry(
+            M::GET,
+            "/v1/s3/keys",
+            ADMIN,
+            "list S3 access keys (no secrets)",
+            get(s3::list),
+        ),
+        entry(
+            M::DELETE,
+            "/v1/s3/keys/{access_key}",
+            ADMIN,
+            "delete an S3 access key",
+            delete(s3::delete),
+        )
+        .ok(204),
         entry(
             M::POST,
             "/v1/chaos/actors/{*path}",

@@ -31,6 +31,8 @@ pub(super) struct NodeInfo {
     cluster: String,
     gossip: String,
     bulk: String,
+    /// The S3 endpoint, when this node serves one.
+    s3: Option<String>,
     labels: BTreeMap<String, String>,
 }
 
@@ -47,6 +49,7 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>
         cluster: facts.listen.cluster.to_string(),
         gossip: facts.listen.gossip.to_string(),
         bulk: facts.listen.bulk.to_string(),
+        s3: facts.listen.s3.map(|a| a.to_string()),
         labels: read_labels(&state.store).await?,
     }))
 }

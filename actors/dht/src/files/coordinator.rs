@@ -84,6 +84,17 @@ pub struct Opened {
     pub body: BoxStream<'static, Result<Vec<u8>, FilesError>>,
 }
 
+/// Labels and content type within their bounds.
+fn check_meta(meta: &PutMeta) -> Result<(), FilesError> {
+    validate_labels(&meta.labels).map_err(|e| FilesError::BadRequest(e.to_string()))?;
+    let ct_ok = meta.content_type.len() <= MAX_CONTENT_TYPE_BYTES
+        && meta.content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !ct_ok {
+        return Err(FilesError::BadRequest("bad content type".into()));
+    }
+    Ok(())
+}
+
 /// Count a failed file operation by why (`write`, `read`: quorum lost;
 /// `not_settled`).
 fn count_failure(op: &'static str) {
@@ -264,13 +275,27 @@ impl Files {
         B: AsRef<[u8]>,
         E: std::fmt::Display,
     {
+        check_meta(&meta)?;
+        self.put_then(name, body, move || meta).await
+    }
+
+    /// [`Files::put`] with the metadata made once the body has been read:
+    /// an S3 object's ETag is the MD5 of its bytes, known only then. A
+    /// metadata that does not pass [`validate_labels`] or the content-type
+    /// bound fails the write after the upload (nothing becomes visible).
+    pub async fn put_then<S, B, E, F>(
+        &self,
+        name: &str,
+        body: S,
+        meta: F,
+    ) -> Result<PutReport, FilesError>
+    where
+        S: Stream<Item = Result<B, E>> + Send + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+        F: FnOnce() -> PutMeta,
+    {
         validate_name(name).map_err(|e| FilesError::BadRequest(e.to_string()))?;
-        validate_labels(&meta.labels).map_err(|e| FilesError::BadRequest(e.to_string()))?;
-        let ct_ok = meta.content_type.len() <= MAX_CONTENT_TYPE_BYTES
-            && meta.content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if !ct_ok {
-            return Err(FilesError::BadRequest("bad content type".into()));
-        }
         let (partition, replicas) = self.write_targets(name)?;
         // The read learns the version to keep `created` from and to stamp
         // the new one after, and checks that a quorum of replicas that
@@ -287,6 +312,8 @@ impl Files {
         );
         let content = upload?;
         let existing = existing.inspect_err(|_| count_failure("write"))?.newest;
+        let meta = meta();
+        check_meta(&meta)?;
         self.commit(name, meta, replicas, content, existing).await
     }
 
