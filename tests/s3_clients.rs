@@ -3,9 +3,10 @@
 //! operation (`tests/s3/boto3_check.py`), and the AWS CLI (`awscli` from
 //! PyPI, run as `python3 -m awscli`): `mb`, a `sync` of a 300-file tree
 //! and a second `sync` that transfers nothing, a 100 MiB multipart `cp`
-//! both ways, `ls`, `rm`, `rb`; then a `sync` during which a node is
-//! killed with SIGKILL, retried until it completes, and checked file by
-//! file against the local tree.
+//! both ways, `ls`, `rm`, `rb`; rclone (`copy`, `check`) and s3cmd (`ls`,
+//! `put`, `get`) from Debian; then a `sync` during which a node is killed
+//! with SIGKILL, retried until it completes, checked by `rclone check`
+//! (0 differences: it compares MD5s with the ETags) and file by file.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::tools::python_with;
+use common::tools::{ensure, python_with};
 use common::{block_on, Api, ADMIN_TOKEN};
 use serde_json::Value;
 
@@ -130,6 +131,10 @@ fn s3_clients_work_against_three_nodes() {
     let Some(python) = python_with(&["boto3", "awscli"], &["boto3", "awscli"]) else {
         return;
     };
+    let (Some(rclone), Some(s3cmd)) = (ensure("rclone", &["rclone"]), ensure("s3cmd", &["s3cmd"]))
+    else {
+        return;
+    };
     let mut cluster = Cluster::start(3, CONFIG);
     cluster.wait_all_up(3, Duration::from_secs(60));
     let url = cluster.url(0);
@@ -159,7 +164,113 @@ fn s3_clients_work_against_three_nodes() {
 
     let dir = tempfile::tempdir().unwrap();
     aws_cli_round_trip(&python, &endpoint, &writer, dir.path());
-    sync_through_a_killed_node(&python, &mut cluster, &writer, dir.path());
+    let tools = Tools {
+        python,
+        rclone,
+        s3cmd,
+    };
+    rclone_and_s3cmd(&tools, &endpoint, &writer, dir.path());
+    sync_through_a_killed_node(&tools, &mut cluster, &writer, dir.path());
+}
+
+struct Tools {
+    python: PathBuf,
+    rclone: PathBuf,
+    s3cmd: PathBuf,
+}
+
+/// rclone with a remote `hy:` on `endpoint`, configured in its environment.
+fn rclone(tools: &Tools, endpoint: &str, key: &Key, args: &[&str]) -> Output {
+    Command::new(&tools.rclone)
+        .args(args)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_HY_TYPE", "s3")
+        .env("RCLONE_CONFIG_HY_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_HY_ENDPOINT", endpoint)
+        .env("RCLONE_CONFIG_HY_REGION", "us-east-1")
+        .env("RCLONE_CONFIG_HY_ACCESS_KEY_ID", &key.access)
+        .env("RCLONE_CONFIG_HY_SECRET_ACCESS_KEY", &key.secret)
+        // A CA bundle in the environment makes rclone refuse its transport.
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap()
+}
+
+fn s3cmd(tools: &Tools, endpoint: &str, key: &Key, args: &[&str]) -> Output {
+    let host = endpoint.trim_start_matches("http://");
+    Command::new(&tools.s3cmd)
+        .args(["--no-ssl", "--config", "/dev/null", "--region", "us-east-1"])
+        .arg(format!("--host={host}"))
+        .arg(format!("--host-bucket={host}"))
+        .arg(format!("--access_key={}", key.access))
+        .arg(format!("--secret_key={}", key.secret))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `rclone copy` then `rclone check` of a tree; s3cmd lists, puts, gets.
+fn rclone_and_s3cmd(tools: &Tools, endpoint: &str, key: &Key, dir: &Path) {
+    let local = dir.join("rclone-tree");
+    tree(&local, 120, 3);
+    let src = local.to_str().unwrap();
+    ok(
+        rclone(tools, endpoint, key, &["mkdir", "hy:rclone"]),
+        "rclone mkdir",
+    );
+    ok(
+        rclone(tools, endpoint, key, &["copy", src, "hy:rclone/tree"]),
+        "rclone copy",
+    );
+    let check = rclone(tools, endpoint, key, &["check", src, "hy:rclone/tree"]);
+    let said = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(
+        check.status.success() && said.contains("0 differences found"),
+        "{said}"
+    );
+    let listed = ok(
+        s3cmd(
+            tools,
+            endpoint,
+            key,
+            &["ls", "--recursive", "s3://rclone/tree/"],
+        ),
+        "s3cmd ls",
+    );
+    assert_eq!(listed.lines().count(), 120, "{listed}");
+    let one = local.join("d0/f000.bin");
+    ok(
+        s3cmd(
+            tools,
+            endpoint,
+            key,
+            &["put", one.to_str().unwrap(), "s3://rclone/s3cmd/f000.bin"],
+        ),
+        "s3cmd put",
+    );
+    let back = dir.join("s3cmd.back");
+    ok(
+        s3cmd(
+            tools,
+            endpoint,
+            key,
+            &[
+                "get",
+                "--force",
+                "s3://rclone/s3cmd/f000.bin",
+                back.to_str().unwrap(),
+            ],
+        ),
+        "s3cmd get",
+    );
+    assert!(std::fs::read(&one).unwrap() == std::fs::read(&back).unwrap());
+    // A changed file is found by rclone (the ETag is the MD5).
+    std::fs::write(local.join("d1/f001.bin"), b"changed").unwrap();
+    let check = rclone(tools, endpoint, key, &["check", src, "hy:rclone/tree"]);
+    assert!(
+        !check.status.success(),
+        "rclone check missed a changed file"
+    );
 }
 
 fn aws_cli_round_trip(python: &Path, endpoint: &str, key: &Key, dir: &Path) {
@@ -269,10 +380,10 @@ fn aws_cli_round_trip(python: &Path, endpoint: &str, key: &Key, dir: &Path) {
 
 /// A sync while node 2 is killed: retried until it succeeds, then every
 /// file reads back the same and a further sync has nothing to do.
-fn sync_through_a_killed_node(python: &Path, cluster: &mut Cluster, key: &Key, dir: &Path) {
+fn sync_through_a_killed_node(tools: &Tools, cluster: &mut Cluster, key: &Key, dir: &Path) {
     let url = cluster.url(0);
     let endpoint = s3_endpoint(&url);
-    let aws_cmd = |args: &[&str]| aws(python, &endpoint, key, args);
+    let aws_cmd = |args: &[&str]| aws(&tools.python, &endpoint, key, args);
     ok(aws_cmd(&["s3", "mb", "s3://chaos"]).output().unwrap(), "mb");
     let local = dir.join("chaos");
     tree(&local, 300, 2);
@@ -327,6 +438,18 @@ fn sync_through_a_killed_node(python: &Path, cluster: &mut Cluster, key: &Key, d
         "dry run",
     );
     assert_eq!(dry.trim(), "", "files still differ: {dry}");
+    let check = rclone(
+        tools,
+        &endpoint,
+        key,
+        &["check", local.to_str().unwrap(), "hy:chaos/tree"],
+    );
+    let said = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(
+        check.status.success() && said.contains("0 differences found"),
+        "{said}"
+    );
+    eprintln!("rclone check after the kill: 0 differences, 300 files");
     let down = dir.join("chaos.back");
     ok(
         aws_cmd(&[
