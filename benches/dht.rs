@@ -24,7 +24,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use hypha_store::settings::Durability;
 use hypha_store::{KvEngine, SledEngine, Tree, WriteBatch};
 use hypha_testkit::cluster::Cluster;
@@ -133,15 +132,7 @@ async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    // Counted and dropped as they arrive, like the raw loopback reader:
-    // gathering 64 MiB into one buffer would measure the client's copies.
-    let mut body = res.bytes_stream();
-    let mut len = 0;
-    while let Some(piece) = body.next().await {
-        len += piece.unwrap().len();
-    }
-    len
+    support::drain(res).await
 }
 
 async fn stat_ms(http: &reqwest::Client, url: &str, name: &str) -> f64 {

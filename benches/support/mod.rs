@@ -75,6 +75,19 @@ pub async fn put(http: &reqwest::Client, url: &str, name: &str, body: Vec<u8>) {
     assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
 }
 
+/// The bytes of a 200 answer, counted and dropped as they arrive (as a
+/// raw loopback reader would: gathering 64 MiB into one buffer would
+/// measure the client's copies).
+pub async fn drain(res: reqwest::Response) -> usize {
+    assert_eq!(res.status().as_u16(), 200);
+    let mut body = res.bytes_stream();
+    let mut len = 0;
+    while let Some(piece) = body.next().await {
+        len += piece.unwrap().len();
+    }
+    len
+}
+
 /// Run `ops` requests with `concurrency` in flight; ops/s and latencies
 /// (ms, ascending).
 pub async fn small_ops<F, Fut>(ops: usize, concurrency: usize, op: F) -> (f64, Vec<f64>)

@@ -119,6 +119,14 @@ check(sorted(c["Key"] for c in top["Contents"]) == ["big.bin", "copy.txt", "pres
 v1 = s3.list_objects(Bucket="boto", Prefix="many/", MaxKeys=4)
 check(v1["IsTruncated"] and len(v1["Contents"]) == 4, "ListObjects v1")
 
+odd = "odd/plus+key and space"
+s3.put_object(Bucket="boto", Key=odd, Body=b"odd")
+check(odd in [c["Key"] for c in s3.list_objects_v2(Bucket="boto", Prefix="odd/")["Contents"]],
+      "a key with + and a space lists as itself (encoding-type=url)")
+versions = s3.list_object_versions(Bucket="boto", Prefix="odd/")["Versions"]
+check([(v["Key"], v["VersionId"]) for v in versions] == [(odd, "null")], "ListObjectVersions: one null version")
+check(s3.list_objects_v2(Bucket="boto", MaxKeys=0)["IsTruncated"] is False, "max-keys=0")
+
 check(code_of(lambda: s3.delete_bucket(Bucket="boto")) == "BucketNotEmpty", "BucketNotEmpty")
 every = [c["Key"] for c in s3.list_objects_v2(Bucket="boto")["Contents"]]
 out = s3.delete_objects(Bucket="boto", Delete={"Objects": [{"Key": k} for k in every]})

@@ -89,6 +89,22 @@ impl Collector {
     }
 }
 
+/// `text` as a listing answers it with `encoding-type=url`: every byte
+/// but the unreserved ones and `/` percent-encoded (a `+` is `%2B`, a
+/// space `%20`), which clients decode. boto3 and the AWS CLI ask for it
+/// on every listing, and decode `+` as a space if it comes raw.
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A continuation token for resuming after `key` (opaque to clients).
 pub fn token(after: &str) -> String {
     hex::encode(after.as_bytes())
@@ -166,6 +182,13 @@ mod tests {
             seen.sort();
             assert_eq!(seen, ["a.txt", "d/", "photos/", "z"], "max {max}");
         }
+    }
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_escapes_plus_and_space() {
+        assert_eq!(url_encode("asdf+b"), "asdf%2Bb");
+        assert_eq!(url_encode("quux ab/thud"), "quux%20ab/thud");
+        assert_eq!(url_encode("é"), "%C3%A9");
     }
 
     #[test]

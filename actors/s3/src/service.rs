@@ -3,7 +3,9 @@
 //! through the files API; operations not implemented here answer s3s's
 //! `NotImplemented`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hypha_dht::files::{ByteRange, Files, FilesError, ListQuery, PutMeta, ReadConsistency};
@@ -14,6 +16,13 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 use crate::listing::{self, Collector, Feed};
 use crate::naming::{self, bucket_files, bucket_record, object_file, STORED_HEADERS};
 use crate::objects::{self, files_error, modified_of, Conditions};
+
+/// The label of a bucket record naming the access key (lowercased) that
+/// made it.
+const OWNER_LABEL: &str = "s3.owner";
+
+/// The one version id of every object: buckets are never versioned.
+const NULL_VERSION: &str = "null";
 
 /// Keys per listing page asked of the files layer.
 const LIST_PAGE: usize = 1000;
@@ -26,21 +35,56 @@ const MAX_BUCKETS: usize = 1000;
 #[derive(Clone)]
 pub struct HyphaS3 {
     pub(crate) files: Files,
+    /// Buckets seen to exist, and when: a write into a bucket checks its
+    /// record at most every [`BUCKET_SEEN_MS`] (a quorum read each time
+    /// cost a small PUT a fifth of its rate).
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// How long a bucket seen to exist is taken to exist. A bucket deleted on
+/// another node can take a write for this long after (the object then
+/// sits under a prefix no bucket names; recreating the bucket shows it).
+const BUCKET_SEEN_MS: u64 = 5_000;
 
 impl HyphaS3 {
     /// S3 over `files`.
     pub fn new(files: Files) -> Self {
-        Self { files }
+        Self {
+            files,
+            seen: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn seen_lately(&self, bucket: &str) -> bool {
+        let fresh = Duration::from_millis(BUCKET_SEEN_MS);
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(bucket).map(|at| at.elapsed() < fresh))
+            .unwrap_or(false)
+    }
+
+    fn forget_bucket(&self, bucket: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(bucket);
+        }
     }
 
     async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
         naming::check_bucket(bucket).map_err(|_| s3_error!(NoSuchBucket))?;
-        if objects::exists(&self.files, &bucket_record(bucket)).await? {
-            Ok(())
-        } else {
-            Err(s3_error!(NoSuchBucket))
+        if self.seen_lately(bucket) {
+            return Ok(());
         }
+        if !objects::exists(&self.files, &bucket_record(bucket)).await? {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() > 10_000 {
+                seen.clear();
+            }
+            seen.insert(bucket.to_owned(), Instant::now());
+        }
+        Ok(())
     }
 
     fn file_of(bucket: &str, key: &str) -> S3Result<String> {
@@ -75,6 +119,10 @@ impl HyphaS3 {
         let base = bucket_files(bucket);
         let max = usize::try_from(max_keys.clamp(0, MAX_KEYS)).unwrap_or(0);
         let mut c = Collector::new(prefix, delimiter, max);
+        if max == 0 {
+            // `max-keys=0` asks for nothing, and S3 answers it untruncated.
+            return Ok((c, Vec::new()));
+        }
         let mut objects_out = Vec::new();
         let mut query = ListQuery {
             prefix: format!("{base}{prefix}"),
@@ -132,12 +180,46 @@ impl HyphaS3 {
     }
 }
 
-fn prefixes(c: &Collector) -> Option<Vec<CommonPrefix>> {
+/// How keys and prefixes go into a listing's answer.
+#[derive(Clone, Copy)]
+enum KeyEncoding {
+    Raw,
+    Url,
+}
+
+impl KeyEncoding {
+    fn of(requested: Option<&EncodingType>) -> Self {
+        match requested {
+            Some(e) if e.as_str().eq_ignore_ascii_case("url") => Self::Url,
+            _ => Self::Raw,
+        }
+    }
+
+    fn apply(self, text: String) -> String {
+        match self {
+            Self::Raw => text,
+            Self::Url => listing::url_encode(&text),
+        }
+    }
+
+    fn opt(self, text: Option<String>) -> Option<String> {
+        text.map(|t| self.apply(t))
+    }
+
+    fn objects(self, mut objects: Vec<Object>) -> Vec<Object> {
+        for o in &mut objects {
+            o.key = self.opt(o.key.take());
+        }
+        objects
+    }
+}
+
+fn prefixes(c: &Collector, enc: KeyEncoding) -> Option<Vec<CommonPrefix>> {
     (!c.prefixes.is_empty()).then(|| {
         c.prefixes
             .iter()
             .map(|p| CommonPrefix {
-                prefix: Some(p.clone()),
+                prefix: Some(enc.apply(p.clone())),
             })
             .collect()
     })
@@ -216,16 +298,27 @@ impl S3 for HyphaS3 {
         let bucket = req.input.bucket;
         naming::check_bucket(&bucket)
             .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string()))?;
+        // The key that made a bucket is its owner: another key creating
+        // the same name is told it exists, its owner that it has it.
+        let owner = req
+            .credentials
+            .map(|c| c.access_key.to_ascii_lowercase())
+            .unwrap_or_default();
         let record = bucket_record(&bucket);
-        if objects::exists(&self.files, &record).await? {
-            return Err(s3_error!(BucketAlreadyOwnedByYou));
+        match self.files.stat(&record, ReadConsistency::Quorum).await {
+            Ok((m, _)) if m.labels.get(OWNER_LABEL) == Some(&owner) => {
+                return Err(s3_error!(BucketAlreadyOwnedByYou))
+            }
+            Ok(_) => return Err(s3_error!(BucketAlreadyExists)),
+            Err(FilesError::NotFound(_)) => {}
+            Err(e) => return Err(files_error(e)),
         }
         let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(
             bucket.clone().into_bytes(),
         )]);
         let meta = PutMeta {
             content_type: "application/x-hypha-s3-bucket".into(),
-            labels: BTreeMap::new(),
+            labels: BTreeMap::from([(OWNER_LABEL.to_owned(), owner)]),
         };
         self.files
             .put(&record, meta, body)
@@ -246,6 +339,7 @@ impl S3 for HyphaS3 {
         if !c.keys.is_empty() {
             return Err(s3_error!(BucketNotEmpty));
         }
+        self.forget_bucket(&bucket);
         self.files
             .delete(&bucket_record(&bucket))
             .await
@@ -301,17 +395,21 @@ impl S3 for HyphaS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let (name, m) = self.object(&input.bucket, &input.key).await?;
+        let name = Self::file_of(&input.bucket, &input.key)?;
         let conditions = Conditions {
             if_match: input.if_match.as_deref(),
             if_none_match: input.if_none_match.as_deref(),
             if_modified_since: input.if_modified_since.as_ref(),
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         };
-        conditions.check(&m)?;
+        // A ranged read needs the size first; a whole one opens at once
+        // (one manifest read, not two: a stat first cost a 4 KiB GET a
+        // third of its rate).
         let range = match &input.range {
             None => None,
             Some(r) => {
+                let (_, m) = self.object(&input.bucket, &input.key).await?;
+                conditions.check(&m)?;
                 let bytes = r.check(m.size).map_err(|_| s3_error!(InvalidRange))?;
                 Some(ByteRange {
                     start: bytes.start,
@@ -319,16 +417,17 @@ impl S3 for HyphaS3 {
                 })
             }
         };
-        let opened = self
-            .files
-            .open(&name, range, ReadConsistency::Quorum)
-            .await
-            .map_err(files_error)?;
-        if opened.manifest.modified != m.modified {
-            // Overwritten between the stat and the read: answer the newer
-            // version only if its preconditions hold too.
-            conditions.check(&opened.manifest)?;
-        }
+        let opened = match self.files.open(&name, range, ReadConsistency::Quorum).await {
+            Ok(o) => o,
+            Err(FilesError::NotFound(_)) => {
+                self.require_bucket(&input.bucket).await?;
+                return Err(s3_error!(NoSuchKey));
+            }
+            Err(e) => return Err(files_error(e)),
+        };
+        // Checked against the version being sent (for a ranged read, again:
+        // it may have been overwritten since the stat).
+        conditions.check(&opened.manifest)?;
         let m = opened.manifest;
         let length = opened.range.end - opened.range.start;
         let content_range = range.map(|_| {
@@ -415,12 +514,11 @@ impl S3 for HyphaS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for id in input.delete.objects {
-            let outcome = match Self::file_of(&input.bucket, &id.key) {
-                Err(e) => Err(e),
-                Ok(name) => match self.files.delete(&name).await {
-                    Ok(()) | Err(FilesError::NotFound(_)) => Ok(()),
-                    Err(e) => Err(files_error(e)),
-                },
+            let versioned = id.version_id.as_deref().is_some_and(|v| v != NULL_VERSION);
+            let outcome = if versioned {
+                Err(s3_error!(NoSuchVersion))
+            } else {
+                self.delete_one(&input.bucket, &id.key).await
             };
             match outcome {
                 Ok(()) if quiet => {}
@@ -563,18 +661,19 @@ impl S3 for HyphaS3 {
             )
             .await?;
         let key_count = i32::try_from(c.keys.len() + c.prefixes.len()).unwrap_or(i32::MAX);
+        let enc = KeyEncoding::of(input.encoding_type.as_ref());
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: input.prefix,
-            delimiter: input.delimiter,
+            prefix: enc.opt(input.prefix),
+            delimiter: enc.opt(input.delimiter.filter(|d| !d.is_empty())),
             max_keys: Some(max_keys.clamp(0, MAX_KEYS)),
             key_count: Some(key_count),
             is_truncated: Some(c.truncated),
             continuation_token: input.continuation_token,
             next_continuation_token: c.resume_after().map(listing::token),
-            start_after: input.start_after,
-            common_prefixes: prefixes(&c),
-            contents: Some(contents),
+            start_after: enc.opt(input.start_after),
+            common_prefixes: prefixes(&c, enc),
+            contents: Some(enc.objects(contents)),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -608,16 +707,68 @@ impl S3 for HyphaS3 {
                 .map(|p| listing::past(p))
                 .or_else(|| c.keys.last().cloned())
         });
+        let enc = KeyEncoding::of(input.encoding_type.as_ref());
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: input.prefix,
-            delimiter: input.delimiter,
-            marker: input.marker,
+            prefix: enc.opt(input.prefix),
+            delimiter: enc.opt(input.delimiter.filter(|d| !d.is_empty())),
+            marker: enc.opt(input.marker),
             max_keys: Some(max_keys.clamp(0, MAX_KEYS)),
             is_truncated: Some(c.truncated),
-            next_marker: next_marker.flatten(),
-            common_prefixes: prefixes(&c),
-            contents: Some(contents),
+            next_marker: enc.opt(next_marker.flatten()),
+            common_prefixes: prefixes(&c, enc),
+            contents: Some(enc.objects(contents)),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    /// Buckets are never versioned: every object is its one version,
+    /// `null`, as S3 lists the objects of a bucket that never had
+    /// versioning on (backup tools and cleanup scripts ask this).
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = input.key_marker.clone().unwrap_or_default();
+        let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
+        let (c, contents) = self
+            .collect(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                max_keys,
+                &after,
+            )
+            .await?;
+        let enc = KeyEncoding::of(input.encoding_type.as_ref());
+        let versions = enc
+            .objects(contents)
+            .into_iter()
+            .map(|o| ObjectVersion {
+                key: o.key,
+                size: o.size,
+                e_tag: o.e_tag,
+                last_modified: o.last_modified,
+                is_latest: Some(true),
+                version_id: Some(NULL_VERSION.into()),
+                ..Default::default()
+            })
+            .collect();
+        let next = c.resume_after().map(str::to_owned);
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: enc.opt(input.prefix),
+            delimiter: enc.opt(input.delimiter.filter(|d| !d.is_empty())),
+            key_marker: enc.opt(input.key_marker),
+            max_keys: Some(max_keys.clamp(0, MAX_KEYS)),
+            is_truncated: Some(c.truncated),
+            next_version_id_marker: next.as_ref().map(|_| NULL_VERSION.to_owned()),
+            next_key_marker: enc.opt(next),
+            common_prefixes: prefixes(&c, enc),
+            versions: Some(versions),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -670,6 +821,15 @@ impl S3 for HyphaS3 {
 }
 
 impl HyphaS3 {
+    /// Delete one object; what is absent is deleted already.
+    async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let name = Self::file_of(bucket, key)?;
+        match self.files.delete(&name).await {
+            Ok(()) | Err(FilesError::NotFound(_)) => Ok(()),
+            Err(e) => Err(files_error(e)),
+        }
+    }
+
     pub(crate) async fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
         self.require_bucket(bucket).await
     }
