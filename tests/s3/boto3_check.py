@@ -6,10 +6,12 @@ ListObjectsV2 with a delimiter and pages, DeleteObjects, and the S3 error
 codes clients branch on. Exits non-zero on the first mismatch.
 """
 import hashlib
+import http.client
 import io
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -126,6 +128,15 @@ check(odd in [c["Key"] for c in s3.list_objects_v2(Bucket="boto", Prefix="odd/")
 versions = s3.list_object_versions(Bucket="boto", Prefix="odd/")["Versions"]
 check([(v["Key"], v["VersionId"]) for v in versions] == [(odd, "null")], "ListObjectVersions: one null version")
 check(s3.list_objects_v2(Bucket="boto", MaxKeys=0)["IsTruncated"] is False, "max-keys=0")
+
+# Declared 3 MiB, none sent: the answer comes before any body byte is read.
+conn = http.client.HTTPConnection(urllib.parse.urlparse(os.environ["S3_ENDPOINT"]).netloc, timeout=10)
+conn.putrequest("POST", "/boto?delete")
+conn.putheader("Content-Length", str(3 << 20))
+conn.endheaders()
+answer = conn.getresponse()
+check(answer.status == 400 and b"MaxMessageLengthExceeded" in answer.read(), "an oversized XML body is refused unread")
+conn.close()
 
 check(code_of(lambda: s3.delete_bucket(Bucket="boto")) == "BucketNotEmpty", "BucketNotEmpty")
 every = [c["Key"] for c in s3.list_objects_v2(Bucket="boto")["Contents"]]
