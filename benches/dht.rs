@@ -125,16 +125,6 @@ fn start_cluster(n: usize, durability: &str) -> Cluster {
     c
 }
 
-async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
-    let res = http
-        .get(format!("{url}/v1/files/{name}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    support::drain(res).await
-}
-
 async fn stat_ms(http: &reqwest::Client, url: &str, name: &str) -> f64 {
     let started = Instant::now();
     let res = http
@@ -165,7 +155,7 @@ async fn big_files(c: &Cluster, http: &reqwest::Client, files: usize) -> (f64, f
         put_mb_s.push(mb / started.elapsed().as_secs_f64());
         let url = &c.url((i + 1) % c.nodes.len());
         let started = Instant::now();
-        assert_eq!(get(http, url, &format!("big/{i}")).await, size);
+        assert_eq!(support::get(http, url, &format!("big/{i}")).await, size);
         get_mb_s.push(mb / started.elapsed().as_secs_f64());
     }
     (median(put_mb_s), median(get_mb_s))
@@ -186,7 +176,7 @@ async fn control_latency(c: &Cluster, http: &reqwest::Client, streaming: bool) -
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 put(&http, &urls[1 + i % 2], "stream", body.clone()).await;
-                let _ = get(&http, &urls[2 - i % 2], "stream").await;
+                let _ = support::get(&http, &urls[2 - i % 2], "stream").await;
                 i += 1;
             }
         }))
@@ -274,7 +264,7 @@ fn main() {
         let (rate, lat) = small_ops(ops, concurrency, |i| {
             let (http, url) = (&http, &urls[(i + 1) % urls.len()]);
             async move {
-                assert_eq!(get(http, url, &format!("small/{i}")).await, 4096);
+                assert_eq!(support::get(http, url, &format!("small/{i}")).await, 4096);
             }
         })
         .await;

@@ -114,16 +114,6 @@ async fn s3_get(http: &reqwest::Client, endpoint: &str, key: &Key, path: &str) -
     .await
 }
 
-async fn native_get(http: &reqwest::Client, url: &str, name: &str) -> usize {
-    let res = http
-        .get(format!("{url}/v1/files/{name}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    drain(res).await
-}
-
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     hypha_testkit::pseudo_random(len, seed)
 }
@@ -194,7 +184,7 @@ async fn big_one(
     let got = if s3 {
         s3_get(http, &e.s3[r], key, &format!("/bench/big/{i}")).await
     } else {
-        native_get(http, &e.admin[r], &format!("native/big/{i}")).await
+        support::get(http, &e.admin[r], &format!("native/big/{i}")).await
     };
     assert_eq!(got, size);
     (put_mb_s, mb / started.elapsed().as_secs_f64())
@@ -246,7 +236,7 @@ async fn small(
             let got = if s3 {
                 s3_get(http, &e.s3[n], key, &format!("/bench/small/{round}/{i}")).await
             } else {
-                native_get(http, &e.admin[n], &format!("native/small/{round}/{i}")).await
+                support::get(http, &e.admin[n], &format!("native/small/{round}/{i}")).await
             };
             assert_eq!(got, 4096);
         }

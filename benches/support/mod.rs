@@ -88,6 +88,17 @@ pub async fn drain(res: reqwest::Response) -> usize {
     len
 }
 
+/// Read a file through a node: its size, the bytes dropped as they come.
+pub async fn get(http: &reqwest::Client, url: &str, name: &str) -> usize {
+    let res = http
+        .get(format!("{url}/v1/files/{name}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    drain(res).await
+}
+
 /// Run `ops` requests with `concurrency` in flight; ops/s and latencies
 /// (ms, ascending).
 pub async fn small_ops<F, Fut>(ops: usize, concurrency: usize, op: F) -> (f64, Vec<f64>)

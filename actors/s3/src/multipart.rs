@@ -15,7 +15,7 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 use serde::{Deserialize, Serialize};
 
 use crate::naming::{self, part_file, parts_prefix, upload_record, ETAG_LABEL};
-use crate::objects::{self, files_error, modified_of};
+use crate::objects::{self, files_error};
 use crate::service::{read_small, HyphaS3};
 
 /// Most parts in one upload (as S3).
@@ -57,8 +57,8 @@ pub(crate) async fn create(
     s3: &HyphaS3,
     input: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
-    s3.bucket_exists(&input.bucket).await?;
-    HyphaS3::object_name(&input.bucket, &input.key)?;
+    s3.require_bucket(&input.bucket).await?;
+    HyphaS3::file_of(&input.bucket, &input.key)?;
     let headers: BTreeMap<&'static str, String> = naming::STORED_HEADERS
         .into_iter()
         .zip([
@@ -199,7 +199,7 @@ pub(crate) async fn complete(
         order.push(summary.name.clone());
         md5s.push(md5);
     }
-    let name = HyphaS3::object_name(&rec.bucket, &rec.key)?;
+    let name = HyphaS3::file_of(&rec.bucket, &rec.key)?;
     let etag = naming::multipart_etag(&md5s);
     let files = s3.files.clone();
     let body = futures::stream::iter(order.clone())
@@ -212,7 +212,7 @@ pub(crate) async fn complete(
             Err(e) => futures::stream::once(async move { Err::<Vec<u8>, FilesError>(e) }).boxed(),
         })
         .map(|p| p.map(bytes::Bytes::from));
-    let (report, _) = objects::put_streamed(
+    objects::put_streamed(
         &s3.files,
         &name,
         Box::pin(body),
@@ -227,7 +227,6 @@ pub(crate) async fn complete(
         stored.values().map(|s| s.name.clone()),
     )
     .await;
-    let _ = modified_of(&report.manifest);
     Ok(CompleteMultipartUploadOutput {
         bucket: Some(rec.bucket),
         key: Some(rec.key),

@@ -52,13 +52,35 @@ pub fn list_query(prefix: &str, after: &str, limit: usize) -> hypha_dht::files::
     }
 }
 
-/// A file's manifest, read by quorum.
-pub async fn stat(files: &Files, name: &str) -> Result<Manifest, S3Error> {
-    files
-        .stat(name, ReadConsistency::Quorum)
-        .await
-        .map(|(m, _)| m)
-        .map_err(files_error)
+/// Why a small record file could not be read whole.
+pub enum RecordError {
+    /// The files refused or failed.
+    Files(FilesError),
+    /// It is larger than any record of its kind.
+    TooLarge,
+}
+
+/// A small record file (a bucket, an upload, an access key) read whole by
+/// quorum; `None` when there is none.
+pub async fn read_record(
+    files: &Files,
+    name: &str,
+    max_bytes: usize,
+) -> Result<Option<Vec<u8>>, RecordError> {
+    let opened = match files.open(name, None, ReadConsistency::Quorum).await {
+        Ok(o) => o,
+        Err(FilesError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(RecordError::Files(e)),
+    };
+    let mut body = opened.body;
+    let mut bytes = Vec::new();
+    while let Some(piece) = body.next().await {
+        bytes.extend(piece.map_err(RecordError::Files)?);
+        if bytes.len() > max_bytes {
+            return Err(RecordError::TooLarge);
+        }
+    }
+    Ok(Some(bytes))
 }
 
 /// Whether the file exists (by quorum).

@@ -70,7 +70,7 @@ impl HyphaS3 {
         }
     }
 
-    async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+    pub(crate) async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
         naming::check_bucket(bucket).map_err(|_| s3_error!(NoSuchBucket))?;
         if self.seen_lately(bucket) {
             return Ok(());
@@ -87,7 +87,7 @@ impl HyphaS3 {
         Ok(())
     }
 
-    fn file_of(bucket: &str, key: &str) -> S3Result<String> {
+    pub(crate) fn file_of(bucket: &str, key: &str) -> S3Result<String> {
         naming::check_key(key)
             .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string()))?;
         Ok(object_file(bucket, key))
@@ -829,33 +829,16 @@ impl HyphaS3 {
             Err(e) => Err(files_error(e)),
         }
     }
-
-    pub(crate) async fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
-        self.require_bucket(bucket).await
-    }
-
-    pub(crate) fn object_name(bucket: &str, key: &str) -> S3Result<String> {
-        Self::file_of(bucket, key)
-    }
 }
 
 /// Read a small record file whole (bucket and upload records).
 pub(crate) async fn read_small(files: &Files, name: &str, max: usize) -> S3Result<Option<Vec<u8>>> {
-    let opened = match files.open(name, None, ReadConsistency::Quorum).await {
-        Ok(o) => o,
-        Err(FilesError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(files_error(e)),
-    };
-    let mut body = opened.body;
-    let mut bytes = Vec::new();
-    while let Some(piece) = body.next().await {
-        bytes.extend(piece.map_err(files_error)?);
-        if bytes.len() > max {
-            return Err(s3_error!(
-                InternalError,
-                "a record is larger than it can be"
-            ));
-        }
-    }
-    Ok(Some(bytes))
+    objects::read_record(files, name, max)
+        .await
+        .map_err(|e| match e {
+            objects::RecordError::Files(e) => files_error(e),
+            objects::RecordError::TooLarge => {
+                s3_error!(InternalError, "a record is larger than it can be")
+            }
+        })
 }

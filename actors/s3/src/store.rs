@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use hypha_dht::files::{Files, FilesError, PutMeta, ReadConsistency};
+use hypha_dht::files::{Files, FilesError, PutMeta};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Result};
@@ -169,23 +168,16 @@ impl KeyStore {
         if !keys::plausible_access_key(access_key) {
             return Ok(None);
         }
-        let opened = match self
-            .files
-            .open(&key_record(access_key), None, ReadConsistency::Quorum)
-            .await
-        {
-            Ok(o) => o,
-            Err(FilesError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut body = opened.body;
-        let mut bytes = Vec::new();
-        while let Some(piece) = body.next().await {
-            bytes.extend(piece?);
-            if bytes.len() > MAX_RECORD_BYTES {
-                return Err(KeyError::Corrupt("larger than any key record".into()).into());
+        let name = key_record(access_key);
+        let read = crate::objects::read_record(&self.files, &name, MAX_RECORD_BYTES);
+        let bytes = match read.await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(crate::objects::RecordError::Files(e)) => return Err(e.into()),
+            Err(crate::objects::RecordError::TooLarge) => {
+                return Err(KeyError::Corrupt("larger than any key record".into()).into())
             }
-        }
+        };
         Ok(Some(keys::decode(&bytes)?))
     }
 
