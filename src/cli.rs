@@ -537,4 +537,13 @@ pub struct NodeArgs {
     /// Development mode: generate (and print) a cookie and admin token when none is given.
     #[arg(long)]
     pub dev: bool,
+    /// A label `KEY=VALUE` (repeatable), over the config file's `[labels]`;
+    /// `zone=…` places replicas across zones (docs/dht.md, "Zones").
+    #[arg(
+        long = "label",
+        value_name = "KEY=VALUE",
+        env = "HYPHA_LABELS",
+        value_delimiter = ','
+    )]
+    pub labels: Vec<String>,
 }

@@ -21,7 +21,7 @@ use thiserror::Error;
 use crate::cli::NodeArgs;
 
 pub use hypha_cluster::settings::{ClusterSettings, LinkSecurity};
-pub use hypha_dht::settings::{AntiEntropySettings, DhtSettings};
+pub use hypha_dht::settings::{AntiEntropySettings, DhtSettings, PlacementSettings};
 pub use hypha_store::settings::StorageSettings;
 pub use hypha_work::settings::{ExecEntry, ExecTable, WorkSettings};
 
@@ -235,6 +235,8 @@ struct FileConfig {
     #[serde(default)]
     dht: DhtSettings,
     #[serde(default)]
+    placement: PlacementSettings,
+    #[serde(default)]
     anti_entropy: AntiEntropySettings,
     #[serde(default)]
     storage: StorageSettings,
@@ -273,6 +275,21 @@ pub struct SecretSources {
     pub open_reads: bool,
 }
 
+/// The config file's labels with the `--label KEY=VALUE` flags over them.
+fn merge_labels(
+    mut labels: BTreeMap<String, String>,
+    flags: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    for flag in flags {
+        let (key, value) = flag.split_once('=').ok_or_else(|| ConfigError::Invalid {
+            setting: "labels",
+            message: format!("--label {flag:?} is not KEY=VALUE"),
+        })?;
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(labels)
+}
+
 /// A fully resolved node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -298,6 +315,8 @@ pub struct NodeConfig {
     pub cluster: ClusterSettings,
     /// DHT and files.
     pub dht: DhtSettings,
+    /// Zone rules of placement (pinned prefixes).
+    pub placement: PlacementSettings,
     /// Replica repair.
     pub anti_entropy: AntiEntropySettings,
     /// Local storage.
@@ -459,7 +478,7 @@ impl NodeConfig {
                 open_reads: args.open_reads || file.auth.open_reads,
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            labels: file.labels,
+            labels: merge_labels(file.labels, &args.labels)?,
             http: HttpLimits {
                 tls_dir: args.http_tls_dir.clone().or(file.http.tls_dir.clone()),
                 ..file.http
@@ -478,6 +497,7 @@ impl NodeConfig {
                 },
                 ..file.cluster
             },
+            placement: file.placement,
             anti_entropy: file.anti_entropy,
             storage: file.storage,
             work: file.work,
@@ -531,6 +551,7 @@ impl NodeConfig {
         self.http.validate()?;
         self.cluster.validate()?;
         self.dht.validate()?;
+        self.placement.validate(&self.dht)?;
         // The fence (docs/dht.md): a partition moves away from a member
         // only after its Down grace, which must outlast the member's
         // majority lease, so that the old replica has stopped

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 use hypha_dht::settings::{AntiEntropySettings, DhtSettings};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, NodeConfig};
 
 const DHT_MAX_RESTARTS: u32 = 5;
 const DHT_PERIOD_MS: u64 = 10_000;
@@ -111,8 +111,7 @@ pub struct Joined {
 impl DhtParts {
     /// Build the parts for one node.
     pub fn new(
-        settings: &DhtSettings,
-        ae: &AntiEntropySettings,
+        config: &NodeConfig,
         node: &str,
         id: NodeId,
         me: MemberKey,
@@ -125,9 +124,10 @@ impl DhtParts {
             clock,
             fence,
         } = membership;
-        let rules = settings.placement_rules()?;
+        let (settings, ae) = (&config.dht, &config.anti_entropy);
+        let rules = settings.placement_rules(&config.placement)?;
         let (placement_tx, placement_rx) =
-            watch::channel(Arc::new(Placement::alone(me.clone(), rules)));
+            watch::channel(Arc::new(Placement::alone(me.clone(), rules.clone())));
         let store = DhtStore::new(
             StoreClient::new(node, Duration::from_millis(STORE_TIMEOUT_MS)),
             rules.partitioning,

@@ -329,8 +329,7 @@ pub async fn start_with(
         preauth: config.cluster.preauth,
     };
     let dht = DhtParts::new(
-        &config.dht,
-        &config.anti_entropy,
+        config,
         &name,
         id,
         me.clone(),

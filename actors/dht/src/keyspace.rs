@@ -78,18 +78,78 @@ impl fmt::Display for Key {
     }
 }
 
-/// How the keyspace is cut: the top `bits` of a key name its partition.
+/// Most name prefixes that can be pinned to zones.
+pub const MAX_PINS: usize = 8;
+/// Longest pinned prefix, in bytes.
+pub const MAX_PIN_PREFIX_BYTES: usize = 64;
+
+/// A pinned name prefix, kept inline so that [`Partitioning`] stays
+/// `Copy` (it is passed by value all over the DHT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PinPrefix {
+    len: u8,
+    bytes: [u8; MAX_PIN_PREFIX_BYTES],
+}
+
+impl PinPrefix {
+    const EMPTY: Self = Self {
+        len: 0,
+        bytes: [0; MAX_PIN_PREFIX_BYTES],
+    };
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// How the keyspace is cut: the top `bits` of a key name its *base*
+/// partition. Each pinned prefix (docs/dht.md, "Zones") adds a *class*
+/// of as many partitions again: a file whose name starts with pin `i`
+/// lives in partition `base + (i + 1) × 2^bits`, which has the base
+/// partition's id (so the same XOR neighbourhood) but its own replica set
+/// drawn from the pin's zones, its own digests and its own store keys.
+/// Pinned files therefore never share a partition — nor an anti-entropy
+/// exchange — with files that may live anywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partitioning {
     bits: u8,
+    pins: u8,
+    prefixes: [PinPrefix; MAX_PINS],
 }
 
 impl Partitioning {
-    /// `bits` in 1..=16 (2 to 65,536 partitions).
+    /// `bits` in 1..=16 (2 to 65,536 partitions), nothing pinned.
     pub fn new(bits: u8) -> Option<Self> {
-        (1..=MAX_PARTITION_BITS)
-            .contains(&bits)
-            .then_some(Self { bits })
+        (1..=MAX_PARTITION_BITS).contains(&bits).then_some(Self {
+            bits,
+            pins: 0,
+            prefixes: [PinPrefix::EMPTY; MAX_PINS],
+        })
+    }
+
+    /// The same cut with `prefixes` pinned (class `i + 1` is
+    /// `prefixes[i]`). `None` when there are more than [`MAX_PINS`], one
+    /// is empty, longer than [`MAX_PIN_PREFIX_BYTES`] or repeated, or the
+    /// classes would not fit the `u16` partition numbers.
+    pub fn with_pins(self, prefixes: &[&str]) -> Option<Self> {
+        let fits = u64::from(self.base_count()) * (prefixes.len() as u64 + 1) <= 1 << 16;
+        if prefixes.len() > MAX_PINS || !fits {
+            return None;
+        }
+        let mut out = Self::new(self.bits)?;
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let bytes = prefix.as_bytes();
+            if bytes.is_empty()
+                || bytes.len() > MAX_PIN_PREFIX_BYTES
+                || prefixes[..i].contains(prefix)
+            {
+                return None;
+            }
+            out.prefixes[i].len = bytes.len() as u8;
+            out.prefixes[i].bytes[..bytes.len()].copy_from_slice(bytes);
+        }
+        out.pins = prefixes.len() as u8;
+        Some(out)
     }
 
     /// Bits used.
@@ -97,21 +157,53 @@ impl Partitioning {
         self.bits
     }
 
-    /// Number of partitions.
-    pub fn count(&self) -> u32 {
+    /// Number of base partitions (2^bits).
+    pub fn base_count(&self) -> u32 {
         1u32 << self.bits
     }
 
-    /// The partition holding `key`.
+    /// Number of partitions, pinned classes included.
+    pub fn count(&self) -> u32 {
+        self.base_count() * (u32::from(self.pins) + 1)
+    }
+
+    /// The base partition holding `key`.
     pub fn partition_of(&self, key: &Key) -> Partition {
         let top = u16::from_be_bytes([key.0[0], key.0[1]]);
         Partition(top >> (16 - u32::from(self.bits)))
     }
 
-    /// The partition's id: its number in the top bits, zeros below. Its
-    /// replica set is the members closest to this point.
+    /// The partition holding the file `name` whose key is `key`: its base
+    /// partition in the class of the longest pinned prefix it starts with.
+    pub fn partition_of_name(&self, name: &str, key: &Key) -> Partition {
+        let base = self.partition_of(key);
+        let class = self.prefixes[..usize::from(self.pins)]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| name.as_bytes().starts_with(p.as_bytes()))
+            .max_by_key(|(_, p)| p.len)
+            .map_or(0, |(i, _)| i + 1);
+        // Fits: `with_pins` checked base_count × (pins + 1) ≤ 2^16.
+        Partition(base.0 + (class as u32 * self.base_count()) as u16)
+    }
+
+    /// The pin class of a partition: 0 for files that may live anywhere,
+    /// `i + 1` for those under pinned prefix `i`.
+    pub fn class_of(&self, partition: Partition) -> usize {
+        (u32::from(partition.0) / self.base_count()) as usize
+    }
+
+    /// The prefix pinned as class `class` (1-based), if any.
+    pub fn pin_prefix(&self, class: usize) -> Option<&str> {
+        let pin = self.prefixes[..usize::from(self.pins)].get(class.checked_sub(1)?)?;
+        std::str::from_utf8(pin.as_bytes()).ok()
+    }
+
+    /// The partition's id: its base number in the top bits, zeros below.
+    /// Its replica set is the members closest to this point.
     pub fn partition_id(&self, partition: Partition) -> Key {
-        let top = (u32::from(partition.0) << (16 - u32::from(self.bits))) as u16;
+        let base = u32::from(partition.0) % self.base_count();
+        let top = (base << (16 - u32::from(self.bits))) as u16;
         let mut out = [0u8; KEY_BYTES];
         out[..2].copy_from_slice(&top.to_be_bytes());
         Key(out)
@@ -196,6 +288,42 @@ mod tests {
             brute.truncate(r);
             prop_assert_eq!(got, brute);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn a_pinned_name_lands_in_its_class_beside_its_base_partition(
+            name in "[a-z/]{0,12}",
+            bits in 1u8..=12,
+        ) {
+            let p = Partitioning::new(bits).unwrap().with_pins(&["eu/", "eu/de/", "ap"]).unwrap();
+            let key = Key::hash(name.as_bytes());
+            let part = p.partition_of_name(&name, &key);
+            prop_assert!(p.contains(part));
+            prop_assert_eq!(p.partition_id(part), p.partition_id(p.partition_of(&key)));
+            let want = if name.starts_with("eu/de/") { 2 }
+                else if name.starts_with("eu/") { 1 }
+                else if name.starts_with("ap") { 3 }
+                else { 0 };
+            prop_assert_eq!(p.class_of(part), want);
+        }
+    }
+
+    #[test]
+    fn pins_are_bounded_and_distinct() {
+        let p = Partitioning::new(10).unwrap();
+        assert_eq!(p.with_pins(&["eu/"]).unwrap().count(), 2048);
+        assert_eq!(p.with_pins(&["eu/"]).unwrap().pin_prefix(1), Some("eu/"));
+        assert_eq!(p.with_pins(&["eu/"]).unwrap().pin_prefix(2), None);
+        assert_eq!(p.pin_prefix(0), None);
+        assert!(p.with_pins(&["a", "a"]).is_none());
+        assert!(p.with_pins(&[""]).is_none());
+        assert!(p.with_pins(&[&"x".repeat(65)]).is_none());
+        assert!(p
+            .with_pins(&["a", "b", "c", "d", "e", "f", "g", "h", "i"])
+            .is_none());
+        assert!(Partitioning::new(16).unwrap().with_pins(&["a"]).is_none());
+        assert!(Partitioning::new(15).unwrap().with_pins(&["a"]).is_some());
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Manifest {
 
     /// The partition holding this manifest.
     pub fn partition(&self, p: &Partitioning) -> Partition {
-        p.partition_of(&name_key(&self.name))
+        p.partition_of_name(&self.name, &name_key(&self.name))
     }
 
     /// Whether this is a live file.

@@ -13,17 +13,27 @@
 //! place (new nodes) and Left members are not owners: the former start
 //! owning once linked, the latter handed off before leaving.
 //!
+//! Zones (docs/dht.md, "Zones"): owners are taken in [`zones::spread_order`],
+//! so a partition's R replicas sit in R distinct zones when the cluster
+//! has that many; a partition in a pinned class (a pinned name prefix,
+//! [`Partitioning::with_pins`]) draws only from owners in the pin's zones.
+//!
 //! Built from the full membership view, so placement is local (one hop);
 //! the routing table beside it serves find-node for partial views. Pure:
 //! the router actor rebuilds it on every view change and grace expiry.
 
+pub mod zones;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::admission::RoleHistory;
-use super::keyspace::{closest, Key, Partition, Partitioning};
+use super::keyspace::{Key, Partition, Partitioning};
 use super::manifest::name_key;
 use super::routing::{RoutingTable, K};
 use hypha_cluster::membership::{ClusterView, MemberKey, MemberState};
+pub use zones::ZoneSet;
+use zones::UNLABELLED;
 
 /// The placement a node uses now.
 #[derive(Debug, Clone)]
@@ -39,6 +49,11 @@ pub struct Placement {
     /// (W − 1): the rest must remain to hand the data on.
     max_replaced: usize,
     live: Vec<MemberKey>,
+    /// Each known member's zone label ([`UNLABELLED`] if none or not yet
+    /// heard).
+    zones: BTreeMap<MemberKey, String>,
+    /// Zones of each pinned class (index = class − 1).
+    pins: Arc<Vec<ZoneSet>>,
     routing: RoutingTable<MemberKey>,
     settled: bool,
     /// How long partitions this node stopped being near stay writable
@@ -48,7 +63,7 @@ pub struct Placement {
 }
 
 /// Facts placement is built from besides the view.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlacementRules {
     /// Partitioning of the keyspace.
     pub partitioning: Partitioning,
@@ -60,6 +75,26 @@ pub struct PlacementRules {
     /// Replicas that acknowledge a write (W): a partition moves away from
     /// absent members only while R − W + 1 of its home replicas remain.
     pub write_quorum: usize,
+    /// The zones of each pinned prefix, in the order of the prefixes in
+    /// `partitioning` (class `i + 1` is `pins[i]`).
+    pub pins: Arc<Vec<ZoneSet>>,
+}
+
+/// How spread a partition's replicas are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// Distinct zones among its replicas.
+    pub zones: usize,
+    /// Distinct zones it could have: min(R, zones among the owners it may
+    /// draw from).
+    pub possible: usize,
+}
+
+impl Spread {
+    /// Whether the replicas are in as many zones as the cluster allows.
+    pub fn is_full(&self) -> bool {
+        self.zones >= self.possible
+    }
 }
 
 /// A node id (hex) as a key; malformed ids are not placed.
@@ -76,6 +111,8 @@ impl Placement {
             home: vec![(point, me.clone())],
             max_replaced: rules.write_quorum.saturating_sub(1),
             live: vec![me.clone()],
+            zones: BTreeMap::new(),
+            pins: rules.pins.clone(),
             routing: RoutingTable::new(point, K),
             me,
             partitioning: rules.partitioning,
@@ -120,19 +157,76 @@ impl Placement {
         self.write_grace_ms
     }
 
-    /// This node's place among the owners of `partition` by distance
-    /// (1 = closest; within R means a replica); `None` if this node owns
-    /// nothing (a malformed id).
+    /// This node's place among the owners of `partition` in replica order
+    /// (1 = first; within R means a replica); `None` if this node may not
+    /// hold it (a malformed id, or outside a pinned class's zones).
     pub fn rank_of_me(&self, partition: Partition) -> Option<usize> {
+        let order = self.ordered(partition, self.owners.iter());
+        order.iter().position(|k| k == &self.me).map(|i| i + 1)
+    }
+
+    /// `candidates` that may hold `partition`, in replica order
+    /// ([`zones::spread_order`]).
+    fn ordered<'a>(
+        &self,
+        partition: Partition,
+        candidates: impl Iterator<Item = &'a (Key, MemberKey)>,
+    ) -> Vec<MemberKey> {
         let target = self.partitioning.partition_id(partition);
-        let (mine, _) = self.owners.iter().find(|(_, k)| k == &self.me)?;
-        let mine = target.distance(mine);
-        let closer = self
-            .owners
+        let pin = self.pin_of(partition);
+        let eligible = candidates.filter_map(|(point, key)| {
+            let zone = self.zone_of(key);
+            let allowed = pin.is_none_or(|zones| zones.allows(zone));
+            allowed.then(|| (*point, key.clone(), zone.to_owned()))
+        });
+        zones::spread_order(&target, eligible)
+    }
+
+    /// The zones `partition` is pinned to, if it is in a pinned class.
+    pub fn pin_of(&self, partition: Partition) -> Option<&ZoneSet> {
+        let class = self.partitioning.class_of(partition);
+        self.pins.get(class.checked_sub(1)?)
+    }
+
+    /// A member's zone label ([`UNLABELLED`] if it has none).
+    pub fn zone_of(&self, member: &MemberKey) -> &str {
+        self.zones.get(member).map_or(UNLABELLED, String::as_str)
+    }
+
+    /// How spread the replicas of `partition` are.
+    pub fn spread(&self, partition: Partition) -> Spread {
+        let replicas = self.replicas(partition);
+        let possible = zones::distinct(
+            self.ordered(partition, self.owners.iter())
+                .iter()
+                .map(|m| self.zone_of(m)),
+        );
+        Spread {
+            zones: zones::distinct(replicas.iter().map(|m| self.zone_of(m))),
+            possible: possible.min(self.replicas),
+        }
+    }
+
+    /// Why a write to `partition` cannot meet its pin: fewer than
+    /// `write_quorum` live owners in the pinned zones. `None` for an
+    /// unpinned partition or one that can.
+    pub fn pin_shortfall(&self, partition: Partition, write_quorum: usize) -> Option<String> {
+        let zones = self.pin_of(partition)?;
+        let live = self
+            .ordered(partition, self.owners.iter())
             .iter()
-            .filter(|(point, _)| target.distance(point) < mine)
+            .filter(|m| self.is_live(m))
             .count();
-        Some(closer + 1)
+        (live < write_quorum).then(|| {
+            let prefix = self
+                .partitioning
+                .pin_prefix(self.partitioning.class_of(partition))
+                .unwrap_or_default();
+            format!(
+                "names under {prefix:?} are pinned to zones [{zones}]: {live} live node(s) \
+                 there, {write_quorum} needed for a write"
+            )
+        })
     }
 
     /// Build from a view. `absent_since_ms` holds when this node first saw
@@ -146,10 +240,14 @@ impl Placement {
         absent_since_ms: &BTreeMap<MemberKey, u64>,
         now_ms: u64,
     ) -> Self {
+        let down_grace_ms = rules.down_grace_ms;
         let mut placement = Self::alone(me, rules);
         let mut by_node: BTreeMap<&str, (u8, &MemberKey)> = BTreeMap::new();
         let mut gone: BTreeMap<&str, &MemberKey> = BTreeMap::new();
         for m in &view.members {
+            if let Some(zone) = m.info.as_ref().and_then(|i| i.zone()) {
+                placement.zones.insert(m.key.clone(), zone.to_owned());
+            }
             let rank = match (m.is_self, m.state) {
                 (true, _) | (_, MemberState::Up) | (_, MemberState::Suspect) => 2,
                 (_, MemberState::Down | MemberState::Joining) => {
@@ -158,7 +256,7 @@ impl Placement {
                         (MemberState::Down, None) => now_ms,
                         _ => continue,
                     };
-                    if now_ms.saturating_sub(since) < rules.down_grace_ms {
+                    if now_ms.saturating_sub(since) < down_grace_ms {
                         1
                     } else {
                         gone.entry(m.key.node_id.as_str()).or_insert(&m.key);
@@ -222,12 +320,13 @@ impl Placement {
     /// never saw, and a new set built around that one served reads
     /// without it (`partition-halves`, seed 1).
     pub fn replicas(&self, partition: Partition) -> Vec<MemberKey> {
-        let target = self.partitioning.partition_id(partition);
-        let near = closest(&target, self.owners.iter().cloned(), self.replicas);
+        let mut near = self.ordered(partition, self.owners.iter());
+        near.truncate(self.replicas);
         if self.home.len() == self.owners.len() {
             return near;
         }
-        let home = closest(&target, self.home.iter().cloned(), self.replicas);
+        let mut home = self.ordered(partition, self.home.iter());
+        home.truncate(self.replicas);
         let replaced = home.iter().filter(|m| !near.contains(m)).count();
         if replaced > self.max_replaced {
             home
@@ -239,9 +338,10 @@ impl Placement {
     /// The replica set `partition` would have without `member` (where a
     /// leaving node hands its partitions off to).
     pub fn replicas_without(&self, partition: Partition, member: &MemberKey) -> Vec<MemberKey> {
-        let target = self.partitioning.partition_id(partition);
-        let owners = self.owners.iter().filter(|(_, k)| k != member).cloned();
-        closest(&target, owners, self.replicas)
+        let owners = self.owners.iter().filter(|(_, k)| k != member);
+        let mut set = self.ordered(partition, owners);
+        set.truncate(self.replicas);
+        set
     }
 
     /// Replicas per partition (R) when enough owners exist.
@@ -256,7 +356,7 @@ impl Placement {
 
     /// The partition of a file name and its replica set.
     pub fn replicas_of_name(&self, name: &str) -> (Partition, Vec<MemberKey>) {
-        let partition = self.partitioning.partition_of(&name_key(name));
+        let partition = self.partitioning.partition_of_name(name, &name_key(name));
         (partition, self.replicas(partition))
     }
 
@@ -311,6 +411,7 @@ pub(crate) mod tests {
             replicas: 3,
             down_grace_ms: 1_000,
             write_quorum: 2,
+            pins: Default::default(),
         }
     }
 
@@ -424,5 +525,125 @@ pub(crate) mod tests {
         assert!(!all
             .iter()
             .any(|k| k.node_id == hex::encode([60u8; 32]) && k.generation == 1));
+    }
+
+    fn zoned(i: u8, zone: &str) -> MemberSnapshot {
+        let mut m = member(i, 1, MemberState::Up);
+        m.info = Some(hypha_cluster::membership::info::NodeInfo {
+            version: 1,
+            name: format!("n{i}"),
+            cluster_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            bulk_addr: None,
+            capacity: Default::default(),
+            labels: BTreeMap::from([("zone".into(), zone.into())]),
+        });
+        m
+    }
+
+    /// Six nodes in three zones (two each), `eu/` pinned to `eu-*`,
+    /// `ap/` to `ap-*` (no node there).
+    fn six_in_three_zones() -> (ClusterView, PlacementRules) {
+        let zones = ["eu-1", "eu-2", "us-1"];
+        let members = (0..6u8).map(|i| zoned(i * 40 + 1, zones[usize::from(i % 3)]));
+        let mut rules = rules();
+        rules.partitioning = rules.partitioning.with_pins(&["eu/", "ap/"]).unwrap();
+        rules.pins = Arc::new(vec![
+            ZoneSet::new(&["eu-*".into()]).unwrap(),
+            ZoneSet::new(&["ap-*".into()]).unwrap(),
+        ]);
+        (view(members.collect()), rules)
+    }
+
+    #[test]
+    fn replicas_sit_in_distinct_zones_and_pins_keep_to_theirs() {
+        let (v, rules) = six_in_three_zones();
+        let me = v.members[0].key.clone();
+        let p = Placement::build(me, &v, rules.clone(), &BTreeMap::new(), 0);
+        let base = rules.partitioning.base_count() as u16;
+        for part in 0..base {
+            let set = p.replicas(Partition(part));
+            let zones: Vec<&str> = set.iter().map(|m| p.zone_of(m)).collect();
+            assert_eq!(
+                zones::distinct(zones.iter().copied()),
+                3,
+                "{part}: {zones:?}"
+            );
+            assert!(p.spread(Partition(part)).is_full());
+            assert_eq!(p.pin_shortfall(Partition(part), 2), None);
+            // The pinned twin: same neighbourhood, only eu zones, as
+            // spread as two zones allow.
+            let eu = Partition(part + base);
+            let set = p.replicas(eu);
+            assert_eq!(set.len(), 3);
+            assert!(set.iter().all(|m| p.zone_of(m).starts_with("eu-")));
+            assert_eq!(
+                p.spread(eu),
+                Spread {
+                    zones: 2,
+                    possible: 2
+                }
+            );
+            // Nobody may hold `ap/`: writes get the reason.
+            let ap = Partition(part + 2 * base);
+            assert!(p.replicas(ap).is_empty());
+            let why = p.pin_shortfall(ap, 2).expect("a shortfall");
+            assert!(why.contains("\"ap/\"") && why.contains("ap-*"), "{why}");
+        }
+        let us = v
+            .members
+            .iter()
+            .find(|m| m.info.as_ref().unwrap().zone() == Some("us-1"));
+        let us = Placement::build(us.unwrap().key.clone(), &v, rules, &BTreeMap::new(), 0);
+        assert_eq!(us.rank_of_me(Partition(base)), None, "outside the pin");
+    }
+
+    #[test]
+    fn a_cluster_without_zones_places_by_distance_alone() {
+        let v = view((0..6).map(|i| member(i * 40, 1, MemberState::Up)).collect());
+        let me = v.members[0].key.clone();
+        let p = Placement::build(me, &v, rules(), &BTreeMap::new(), 0);
+        for part in 0..16 {
+            let target = rules().partitioning.partition_id(Partition(part));
+            let all = v
+                .members
+                .iter()
+                .map(|m| (member_point(&m.key).unwrap(), m.key.clone()));
+            let plain = crate::keyspace::closest(&target, all, 3);
+            assert_eq!(p.replicas(Partition(part)), plain);
+            assert_eq!(
+                p.spread(Partition(part)),
+                Spread {
+                    zones: 1,
+                    possible: 1
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn losing_a_zone_keeps_two_zones_per_partition_after_the_grace() {
+        let (mut v, rules) = six_in_three_zones();
+        let mut since = BTreeMap::new();
+        for m in v.members.iter_mut() {
+            if m.info.as_ref().unwrap().zone() == Some("us-1") {
+                m.state = MemberState::Down;
+                since.insert(m.key.clone(), 0);
+            }
+        }
+        let me = v.members[0].key.clone();
+        let p = Placement::build(me, &v, rules, &since, 10_000);
+        for part in 0..16 {
+            let set = p.replicas(Partition(part));
+            assert_eq!(set.len(), 3);
+            assert!(set.iter().all(|m| p.zone_of(m) != "us-1"), "{part}");
+            assert_eq!(
+                p.spread(Partition(part)),
+                Spread {
+                    zones: 2,
+                    possible: 2
+                }
+            );
+        }
     }
 }

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use crate::anti_entropy::run::RunSettings;
 use crate::anti_entropy::schedule::ScheduleSettings;
 use crate::anti_entropy::AeSettings;
-use crate::keyspace::Partitioning;
-use crate::placement::PlacementRules;
+use std::sync::Arc;
+
+use crate::keyspace::{Partitioning, MAX_PINS, MAX_PIN_PREFIX_BYTES};
+use crate::placement::{PlacementRules, ZoneSet};
 use hypha_core::settings::{check, SettingsError};
 
 /// Largest file a node accepts at most (the manifest format's bound).
@@ -122,14 +124,67 @@ impl DhtSettings {
             .ok_or_else(|| SettingsError::new("dht.partition_bits", "must be 1-16"))
     }
 
-    /// What the router places partitions by.
-    pub fn placement_rules(&self) -> Result<PlacementRules, SettingsError> {
+    /// What the router places partitions by, with `placement`'s pins.
+    pub fn placement_rules(
+        &self,
+        placement: &PlacementSettings,
+    ) -> Result<PlacementRules, SettingsError> {
+        let (partitioning, pins) = placement.pins(self.partitioning()?)?;
         Ok(PlacementRules {
-            partitioning: self.partitioning()?,
+            partitioning,
             replicas: self.replicas,
             down_grace_ms: self.down_grace_ms,
             write_quorum: self.write_quorum,
+            pins: Arc::new(pins),
         })
+    }
+}
+
+/// Zone rules of placement (`[placement]`, docs/dht.md "Zones"). Every
+/// node of a cluster must use the same pins: they decide which partition
+/// a name lives in.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlacementSettings {
+    /// Name prefixes pinned to zones (data residency).
+    pub pin: Vec<PinSetting>,
+}
+
+/// One pinned prefix: `[[placement.pin]] prefix = "eu/"`, `zones = ["eu-*"]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PinSetting {
+    /// Files whose names start with this (longest match wins).
+    pub prefix: String,
+    /// Zone names or `prefix*` patterns the files may live in.
+    pub zones: Vec<String>,
+}
+
+impl PlacementSettings {
+    /// The first rule the settings break, if any.
+    pub fn validate(&self, dht: &DhtSettings) -> Result<(), SettingsError> {
+        self.pins(dht.partitioning()?).map(|_| ())
+    }
+
+    /// `base` with the pinned prefixes, and each pin's zones.
+    fn pins(&self, base: Partitioning) -> Result<(Partitioning, Vec<ZoneSet>), SettingsError> {
+        let prefixes: Vec<&str> = self.pin.iter().map(|p| p.prefix.as_str()).collect();
+        let partitioning = base.with_pins(&prefixes).ok_or_else(|| {
+            SettingsError::new(
+                "placement.pin",
+                format!(
+                    "at most {MAX_PINS} distinct, non-empty prefixes of at most \
+                     {MAX_PIN_PREFIX_BYTES} bytes, and 2^partition_bits × (pins + 1) ≤ 65536"
+                ),
+            )
+        })?;
+        let zones = self
+            .pin
+            .iter()
+            .map(|p| ZoneSet::new(&p.zones))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|why| SettingsError::new("placement.pin.zones", why))?;
+        Ok((partitioning, zones))
     }
 }
 

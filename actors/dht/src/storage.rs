@@ -72,7 +72,7 @@ fn index_key_of(partition: Partition, key: &[u8; 32]) -> Vec<u8> {
 /// Store key of a name in the partition index.
 pub fn index_key(partitioning: &Partitioning, name: &str) -> Vec<u8> {
     let key = name_key(name);
-    index_key_of(partitioning.partition_of(&key), &key.0)
+    index_key_of(partitioning.partition_of_name(name, &key), &key.0)
 }
 
 /// Scan page size of internal sweeps.

@@ -38,6 +38,7 @@ impl From<FilesError> for ApiError {
             FilesError::NotSettled => (StatusCode::SERVICE_UNAVAILABLE, "node_joining"),
             FilesError::NoMajority { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_majority"),
             FilesError::Rejoining { .. } => (StatusCode::SERVICE_UNAVAILABLE, "rejoining"),
+            FilesError::Pinned(_) => (StatusCode::SERVICE_UNAVAILABLE, "zone_pin_unmet"),
             FilesError::Body(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             FilesError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
         };

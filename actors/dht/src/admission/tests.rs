@@ -15,6 +15,7 @@ fn rules() -> PlacementRules {
         replicas: 3,
         down_grace_ms: GRACE_MS,
         write_quorum: 2,
+        pins: Default::default(),
     }
 }
 

@@ -460,10 +460,9 @@ impl AntiEntropyState {
         let Some(placement) = &self.seen else {
             return Vec::new();
         };
-        let is_live = |m: &MemberKey| placement.is_live(m);
         self.schedule
             .status()
-            .map(|s| PartitionView::of(s, &self.args.me, &is_live))
+            .map(|s| PartitionView::of(s, &self.args.me, placement))
             .collect()
     }
 

@@ -512,6 +512,7 @@ mod tests {
                     replicas: 3,
                     down_grace_ms: 1_000,
                     write_quorum: 2,
+                    pins: Default::default(),
                 };
                 let (_, rx) = watch::channel(Arc::new(Placement::alone(n.key.clone(), rules)));
                 (

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::replica::snapshot;
 use super::schedule::{PartitionStatus, PeerResult, Role};
 use crate::keyspace::Partition;
+use crate::placement::Placement;
 use crate::storage::DhtStore;
 use hypha_cluster::membership::MemberKey;
 use hypha_store::StoreError;
@@ -22,6 +23,8 @@ pub struct ReplicaView {
     pub is_self: bool,
     /// Up (or this node).
     pub live: bool,
+    /// Its zone label (`null` if it has none).
+    pub zone: Option<String>,
     /// Start of the last exchange with it (Unix ms).
     pub last_exchange_ms: Option<u64>,
     /// How it ended.
@@ -39,6 +42,15 @@ pub struct PartitionView {
     pub role: Role,
     /// Its replica set, closest first.
     pub replicas: Vec<ReplicaView>,
+    /// Whether its replicas are in as many distinct zones as the cluster
+    /// allows (min(R, zones it may draw from)); `false` flags a partition
+    /// that is not spread.
+    pub spread: bool,
+    /// The pinned name prefix whose files it holds, if it is a pinned
+    /// class (docs/dht.md, "Zones").
+    pub pin: Option<String>,
+    /// The zones a pinned partition may live in.
+    pub pin_zones: Option<String>,
     /// Entries held here (files and tombstones).
     pub entries: u64,
     /// Root of this node's digest tree (hex).
@@ -57,8 +69,11 @@ pub struct PartitionView {
 }
 
 impl PartitionView {
-    /// The view of a schedule record; `live` says which members are Up.
-    pub fn of(status: &PartitionStatus, me: &MemberKey, live: &dyn Fn(&MemberKey) -> bool) -> Self {
+    /// The view of a schedule record, with liveness and zones from the
+    /// current `placement`.
+    pub fn of(status: &PartitionStatus, me: &MemberKey, placement: &Placement) -> Self {
+        let partition = Partition(status.partition);
+        let partitioning = placement.partitioning();
         let replicas = status
             .replicas
             .iter()
@@ -68,7 +83,10 @@ impl PartitionView {
                     node_id: m.node_id.clone(),
                     generation: m.generation,
                     is_self: m == me,
-                    live: live(m),
+                    live: placement.is_live(m),
+                    zone: Some(placement.zone_of(m))
+                        .filter(|z| !z.is_empty())
+                        .map(str::to_owned),
                     last_exchange_ms: peer.and_then(|p| p.last_ms),
                     last_result: peer.and_then(|p| p.last),
                     equal_ms: peer.and_then(|p| p.equal_ms),
@@ -79,6 +97,11 @@ impl PartitionView {
             partition: status.partition,
             role: status.role,
             replicas,
+            spread: placement.spread(partition).is_full(),
+            pin: partitioning
+                .pin_prefix(partitioning.class_of(partition))
+                .map(str::to_owned),
+            pin_zones: placement.pin_of(partition).map(|z| z.to_string()),
             entries: 0,
             root: String::new(),
             last_exchange_ms: status.last_exchange_ms(),

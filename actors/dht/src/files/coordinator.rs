@@ -258,6 +258,10 @@ impl Files {
         self.fenced()?;
         let (partition, replicas) = placement.replicas_of_name(name);
         let w = self.inner.config.write_quorum;
+        if let Some(why) = placement.pin_shortfall(partition, w) {
+            count_failure("write");
+            return Err(FilesError::Pinned(why));
+        }
         let live = replicas.iter().filter(|m| placement.is_live(m)).count();
         enough_live(w, replicas.len(), live).inspect_err(|_| count_failure("write"))?;
         Ok((partition, replicas))

@@ -61,6 +61,11 @@ pub enum FilesError {
         /// How long until it acknowledges again.
         wait_ms: u64,
     },
+    /// The name is under a prefix pinned to zones in which fewer than W
+    /// nodes are live (docs/dht.md, "Zones"): the write would have to
+    /// leave the zones, so it is refused.
+    #[error("cannot meet the zone pin: {0}")]
+    Pinned(String),
     /// The upload took longer than the chunk collection grace allows.
     #[error("upload took longer than {0} ms")]
     TooSlow(u64),

@@ -94,7 +94,7 @@ impl RouterState {
         let placement = Placement::build(
             self.args.me.clone(),
             &view,
-            self.args.rules,
+            self.args.rules.clone(),
             &self.absent_since_ms,
             now,
         )

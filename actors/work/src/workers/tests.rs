@@ -87,6 +87,7 @@ fn placement() -> Arc<Placement> {
         replicas: 1,
         down_grace_ms: 1_000,
         write_quorum: 2,
+        pins: Default::default(),
     };
     let view = ClusterView::default();
     Arc::new(Placement::build(me(), &view, rules, &BTreeMap::new(), 0))

@@ -268,6 +268,7 @@ fn rules() -> PlacementRules {
         replicas: 3,
         down_grace_ms: 1_000,
         write_quorum: 2,
+        pins: Default::default(),
     }
 }
 
