@@ -295,6 +295,31 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
         "File bytes served to GET responses.",
     ),
+    counter(
+        "hypha_cache_hits_total",
+        &[],
+        "Chunk reads of files this node does not replicate served from the edge cache.",
+    ),
+    counter(
+        "hypha_cache_misses_total",
+        &[],
+        "Chunk reads of files this node does not replicate that the edge cache did not hold.",
+    ),
+    counter(
+        "hypha_cache_evictions_total",
+        &[],
+        "Chunks the edge cache evicted for room.",
+    ),
+    gauge(
+        "hypha_cache_bytes",
+        &[],
+        "Bytes of chunks the edge cache holds.",
+    ),
+    gauge(
+        "hypha_cache_entries",
+        &[],
+        "Chunks the edge cache holds.",
+    ),
     histogram(
         "hypha_dht_rpc_duration_seconds",
         &[("kind", RPC_KINDS)],

@@ -11,6 +11,7 @@ use crate::anti_entropy::schedule::ScheduleSettings;
 use crate::anti_entropy::AeSettings;
 use std::sync::Arc;
 
+use crate::files::cache::CachePolicy;
 use crate::keyspace::{Partitioning, MAX_PINS, MAX_PIN_PREFIX_BYTES};
 use crate::placement::{PlacementRules, ZoneSet};
 use hypha_core::settings::{check, SettingsError};
@@ -53,6 +54,11 @@ pub struct DhtSettings {
     pub chunk_grace_ms: u64,
     /// Tombstones are kept this long.
     pub tombstone_grace_ms: u64,
+    /// Bytes of chunks a node keeps from reads of files it does not
+    /// replicate (the edge cache; 0 = off).
+    pub cache_max_bytes: u64,
+    /// Which cached chunk goes when the cache is full.
+    pub cache_policy: CachePolicy,
 }
 
 impl Default for DhtSettings {
@@ -72,6 +78,8 @@ impl Default for DhtSettings {
             gc_tick_ms: 1_000,
             chunk_grace_ms: 3_600_000,
             tombstone_grace_ms: 7 * 24 * 3_600_000,
+            cache_max_bytes: 256 << 20,
+            cache_policy: CachePolicy::Lfu,
         }
     }
 }

@@ -2,11 +2,14 @@
 //! node replicates or hands off — replicas, last exchanges, divergence,
 //! confirmation — with this node's entry count and digest root, so that
 //! comparing the answers of all nodes shows whether replicas converged.
+//! `/v1/dht/cache`: the node's edge chunk cache.
 
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::Json;
 use hypha_dht::anti_entropy::view::PartitionView;
 use hypha_dht::anti_entropy::AntiEntropyMessage;
+use hypha_dht::files::CacheStats;
 use serde::Serialize;
 
 use super::files::query_pairs;
@@ -52,4 +55,15 @@ pub(super) async fn partitions(
             .map_err(|e| ApiError::unavailable(format!("store: {e}")))?;
     }
     Ok(Json(Partitions { partitions: views }))
+}
+
+/// `GET /v1/dht/cache` [read].
+pub(super) async fn cache(State(state): State<AppState>) -> Json<CacheStats> {
+    Json(state.dht.files.cache().stats())
+}
+
+/// `DELETE /v1/dht/cache` [admin].
+pub(super) async fn clear_cache(State(state): State<AppState>) -> StatusCode {
+    state.dht.files.cache().clear();
+    StatusCode::NO_CONTENT
 }

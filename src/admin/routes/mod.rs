@@ -326,6 +326,21 @@ fn entries() -> Vec<Entry> {
         .query(&[("partition", "only this partition")]),
         entry(
             M::GET,
+            "/v1/dht/cache",
+            READ,
+            "the edge chunk cache: policy, bounds, hits, misses",
+            get(dht::cache),
+        ),
+        entry(
+            M::DELETE,
+            "/v1/dht/cache",
+            ADMIN,
+            "drop every cached chunk",
+            delete(dht::clear_cache),
+        )
+        .ok(204),
+        entry(
+            M::GET,
             "/v1/files",
             READ,
             "list files, sorted by name",

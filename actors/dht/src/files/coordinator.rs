@@ -6,6 +6,7 @@
 //! from any replica, each verified against its hash before a byte of it is
 //! sent; a replica with a bad or missing copy is repaired from a good one.
 
+use super::cache::ChunkCache;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +117,7 @@ struct Inner {
     tails: Tails,
     clock: SharedClock,
     fence: Fence,
+    cache: ChunkCache,
 }
 
 /// Say which replicas refused a write as not theirs, and why: such a
@@ -150,6 +152,7 @@ impl Files {
                 transport,
                 placement,
                 hlc,
+                cache: ChunkCache::new(config.cache_max_bytes, config.cache_policy),
                 config,
                 tails: Tails::new(MAX_TAILS, clock.clone()),
                 // Alone, the lease is always held: a node built without
@@ -159,6 +162,11 @@ impl Files {
                 clock,
             }),
         }
+    }
+
+    /// This node's edge chunk cache.
+    pub fn cache(&self) -> &ChunkCache {
+        &self.inner.cache
     }
 
     /// The same coordinator, acknowledging only while `fence` holds the

@@ -4,6 +4,7 @@
 //! streaming, deletes as tombstones, cluster-wide listings — and the
 //! collector actor that removes unreferenced chunks and old tombstones.
 
+pub mod cache;
 mod collector;
 mod coordinator;
 mod decide;
@@ -11,6 +12,7 @@ mod error;
 pub mod listing;
 mod quorum;
 
+pub use cache::{CachePolicy, CacheStats, ChunkCache};
 pub use collector::{Collector, CollectorArgs, CollectorMessage};
 pub use coordinator::{ByteRange, Files, FilesConfig, Opened, PutMeta, PutReport, ReadConsistency};
 pub use error::FilesError;

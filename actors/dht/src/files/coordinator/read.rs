@@ -79,7 +79,9 @@ impl Files {
     }
 
     /// One chunk, verified, from the first replica with a good copy;
-    /// replicas found without one are repaired.
+    /// replicas found without one are repaired. On a node that does not
+    /// replicate the file, the edge cache ([`crate::files::cache`]) is
+    /// asked first and keeps what was fetched.
     async fn fetch_chunk(
         &self,
         partition: Partition,
@@ -89,6 +91,13 @@ impl Files {
     ) -> Result<Vec<u8>, FilesError> {
         let mut to_repair = Vec::new();
         let me = self.placement().me().clone();
+        let cache = &self.inner.cache;
+        let edge = cache.enabled() && !sources.contains(&me);
+        if edge {
+            if let Some(bytes) = cache.get(&chunk.hash) {
+                return Ok(bytes);
+            }
+        }
         let request = Request::GetChunk {
             partition: partition.0,
             hash: chunk.hash,
@@ -122,6 +131,9 @@ impl Files {
             };
             let repair = match judge_chunk(copy, chunk, source) {
                 ChunkStep::Serve => {
+                    if edge && *member != me {
+                        cache.insert(chunk.hash, &bytes);
+                    }
                     self.repair_chunk(partition, chunk.hash, &bytes, to_repair)
                         .await;
                     return Ok(bytes);
