@@ -138,6 +138,36 @@ impl HttpLimits {
     }
 }
 
+/// The node's own metrics history for the console's charts
+/// (`GET /v1/node/history`, docs/metrics.md).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// Time between two samples of the history; it keeps the last 720.
+    pub history_interval_ms: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            history_interval_ms: crate::telemetry::history::DEFAULT_INTERVAL_MS,
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// The first rule the settings break, if any.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        // Below 100 ms the sampler would spend its time rendering the
+        // metrics text; above an hour the ring would span a month.
+        check(
+            (100..=3_600_000).contains(&self.history_interval_ms),
+            "telemetry.history_interval_ms",
+            "must be 100 to 3600000",
+        )
+    }
+}
+
 /// What a node's links will use, decided once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkPlan {
@@ -242,6 +272,8 @@ struct FileConfig {
     storage: StorageSettings,
     #[serde(default)]
     work: WorkSettings,
+    #[serde(default)]
+    telemetry: TelemetrySettings,
 }
 
 /// Addresses the node listens on.
@@ -323,6 +355,8 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// Work queues.
     pub work: WorkSettings,
+    /// The in-memory metrics history.
+    pub telemetry: TelemetrySettings,
     /// Dev or production.
     pub mode: Mode,
 }
@@ -501,6 +535,7 @@ impl NodeConfig {
             anti_entropy: file.anti_entropy,
             storage: file.storage,
             work: file.work,
+            telemetry: file.telemetry,
             mode,
         };
         config.validate()?;
@@ -564,6 +599,7 @@ impl NodeConfig {
         self.anti_entropy.validate()?;
         self.work.validate()?;
         self.supervision.validate()?;
+        self.telemetry.validate()?;
         Ok(())
     }
 }

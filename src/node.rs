@@ -19,7 +19,8 @@
 //! │   ├── workers      bounded pool running job attempts
 //! │   └── service      remotable work RPC endpoint
 //! └── admin (one_for_one)
-//!     └── http         axum admin API on the node's listener
+//!     ├── http         axum admin API on the node's listener
+//!     └── history      samples the node's metrics for the console's charts
 //! ```
 //!
 //! The cluster children share state only through channels created here
@@ -61,6 +62,8 @@ use crate::dht::{BulkSettings, DhtParts, Joined};
 use crate::generation::{self, GenerationError};
 use crate::identity::{self, IdentityError};
 use crate::secrets::Secrets;
+use crate::telemetry::history::sampler::{MetricsSource, Sampler, SamplerArgs, SamplerMessage};
+use crate::telemetry::history::History;
 use crate::work::WorkParts;
 use hypha_cluster::membership::{MemberKey, MembershipChannels};
 use hypha_dht::bulk::handshake::BulkKey;
@@ -369,6 +372,12 @@ pub async fn start_with(
         clock: clock.clone(),
     });
     let root_name = actor_name(&name, "root");
+    let history = History::new(config.telemetry.history_interval_ms);
+    let sampler = SamplerArgs {
+        history: history.clone(),
+        source: metrics_source(),
+        clock: clock.clone(),
+    };
     let state = AppState::new(
         facts,
         secrets.tokens.clone(),
@@ -385,6 +394,7 @@ pub async fn start_with(
     .with_link_tls(cluster.tls.clone())
     .with_admin_tls(admin_tls.clone())
     .with_gossip_keys(gossip_keys.clone())
+    .with_history(history.clone())
     .with_clock(clock.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -399,7 +409,7 @@ pub async fn start_with(
         cluster.spec(),
         dht.spec(),
         work.spec(),
-        admin_spec(http, s3),
+        admin_spec(http, s3, sampler),
     ];
     if !extensions.children.is_empty() {
         let flags =
@@ -487,9 +497,16 @@ fn store_spec(node: &str, engine: SledEngine, reserve: DiskReserve) -> ChildSpec
     .crash_message::<StoreMessage>()
 }
 
+/// The node's Prometheus text, for its history sampler.
+fn metrics_source() -> MetricsSource {
+    let handle = crate::telemetry::prometheus();
+    Arc::new(move || handle.as_ref().map(crate::telemetry::render))
+}
+
 /// The admin API's server and, when served, the S3 endpoint's: the same
-/// server behaviour on two listeners, each restarting alone.
-fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>) -> ChildSpec {
+/// server behaviour on two listeners, each restarting alone; and the
+/// sampler of the history the console charts.
+fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>, sampler: SamplerArgs) -> ChildSpec {
     let server = |name: &'static str, args: HttpArgs| {
         let drain_ms = args.limits.drain_timeout_ms;
         ChildSpec::actor(name, move |_ctx| (None, HttpServer, args.clone()))
@@ -500,6 +517,10 @@ fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>) -> ChildSpec {
     };
     let mut children = vec![server("http", http)];
     children.extend(s3.map(|args| server("s3", args)));
+    children.push(
+        ChildSpec::actor("history", move |_ctx| (None, Sampler, sampler.clone()))
+            .crash_message::<SamplerMessage>(),
+    );
     let flags =
         SupervisorFlags::new(Strategy::OneForOne).intensity(ADMIN_MAX_RESTARTS, ADMIN_PERIOD_MS);
     ChildSpec::supervisor("admin", flags, children)

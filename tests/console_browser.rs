@@ -1,9 +1,12 @@
 //! The web console in a real browser: Debian's Chromium, headless,
 //! driven through ChromeDriver's WebDriver API from this test. A 3-node
 //! cluster of real processes serves the page; the test checks that it
-//! loads with no console errors, shows the three members, and shows an
-//! actor's restart after a chaos kill. It saves a screenshot
-//! (`target/tmp/console.png`; `docs/console.png` is one of these).
+//! loads with no console errors, shows the three members, shows an
+//! actor's restart after a chaos kill, draws the node's history as line
+//! charts, and draws one partition-map cell per partition coloured by the
+//! health the API's answer implies. It saves a screenshot of the whole
+//! page (`target/tmp/console.png`; with `HYPHA_UPDATE_SCREENSHOT=1` also
+//! `docs/console.png`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -16,8 +19,19 @@ use common::cluster::Cluster;
 use common::tools::{ensure, Reaped};
 use serde_json::{json, Value};
 
-/// Reads are open, so the page needs no token to show the cluster.
-const CONFIG: &str = "[auth]\nopen_reads = true\n";
+/// Reads are open, so the page needs no token to show the cluster; the
+/// history is sampled every 500 ms so the charts have lines within seconds.
+const CONFIG: &str = "[auth]\nopen_reads = true\n\n[telemetry]\nhistory_interval_ms = 500\n";
+/// The console's charts (`data-chart` of each SVG).
+const CHARTS: &[&str] = &[
+    "requests",
+    "bytes",
+    "latency",
+    "restarts",
+    "membership",
+    "repairs",
+    "queue",
+];
 const DRIVER_PORT: u16 = 27595;
 /// The actor the test kills: restarted by its supervisor, harmless.
 const VICTIM: &str = "node/work/workers";
@@ -99,10 +113,16 @@ impl Browser {
     async fn wait(&self, what: &str, limit: Duration, script: &str) {
         let deadline = Instant::now() + limit;
         while self.eval(script).await != Value::Bool(true) {
-            assert!(
-                Instant::now() < deadline,
-                "page: not within {limit:?}: {what}"
-            );
+            if Instant::now() >= deadline {
+                // What the page says is wrong: shown notices and panel messages.
+                let said = self
+                    .eval(
+                        "return [...document.querySelectorAll('.panel-msg:not([hidden]), #notice:not([hidden])')] \
+                           .map((e) => `${e.id}: ${e.textContent}`);",
+                    )
+                    .await;
+                panic!("page: not within {limit:?}: {what}; the page says {said}");
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -123,6 +143,15 @@ impl Browser {
             .filter(|e| e["level"] == "SEVERE")
             .cloned()
             .collect()
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.command(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
     }
 
     async fn screenshot(&self) -> Vec<u8> {
@@ -161,6 +190,28 @@ fn start_driver(chromedriver: &std::path::Path) -> Reaped {
         std::thread::sleep(Duration::from_millis(100));
     }
     driver
+}
+
+/// The health the console must show for one partition of
+/// `/v1/dht/partitions`, by the rules of its README: `bad` with a replica
+/// down, a failed exchange or differing buckets; `warn` when not caught
+/// up, unconfirmed or handing off; else `ok`.
+fn expected_health(p: &Value) -> &'static str {
+    let replicas = p["replicas"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if replicas
+        .iter()
+        .any(|r| r["live"] == false || r["last_result"] == "failed")
+        || p["divergence"].as_u64().unwrap_or(0) > 0
+    {
+        "bad"
+    } else if p["caught_up"] == false
+        || p["diverged_since_ms"].is_u64()
+        || p["role"] == "handing_off"
+    {
+        "warn"
+    } else {
+        "ok"
+    }
 }
 
 fn restarts_of(url: &str, path: &str) -> u64 {
@@ -265,10 +316,87 @@ fn the_console_shows_the_cluster_and_a_restart_without_console_errors() {
          && document.querySelector('#wasm tr[data-wasm=\"cache\"]') !== null;",
     ));
 
+    // Charts: every line chart has a line of at least two points (the
+    // history is sampled every 500 ms; the page reads it every 2 s).
+    let keys = serde_json::to_string(CHARTS).unwrap();
+    rt.block_on(browser.wait(
+        "every chart drawn with a line of 2+ points",
+        Duration::from_secs(30),
+        &format!(
+            "return {keys}.every((k) => {{ \
+               const lines = document.querySelectorAll(`#charts svg[data-chart=\"${{k}}\"] path.line`); \
+               return lines.length > 0 && [...lines].some((l) => Number(l.dataset.points) >= 2 \
+                 && /^M[0-9.]+,[0-9.]+L/.test(l.getAttribute('d') || '')); }});"
+        ),
+    ));
+
+    // Partition map: one cell per partition the node lists, each with the
+    // health its API answer implies. Polled until page and API agree: the
+    // page reads partitions every 10 s while anti-entropy settles them.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let cells = loop {
+        let api = common::get_json(&url, "/v1/dht/partitions").unwrap();
+        let expected: std::collections::BTreeMap<String, String> = api["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["partition"].to_string(), expected_health(p).to_owned()))
+            .collect();
+        let shown = rt.block_on(browser.eval(
+            "return Object.fromEntries([...document.querySelectorAll('#partition-map svg rect.cell[data-partition]')] \
+               .map((c) => [c.dataset.partition, c.dataset.health]));",
+        ));
+        let shown: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(shown).unwrap_or_default();
+        if !expected.is_empty() && shown == expected {
+            break expected.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partition map never matched the API: {} cells shown, {} partitions; first differences: {:?}",
+            shown.len(),
+            expected.len(),
+            expected
+                .iter()
+                .filter(|(k, v)| shown.get(*k) != Some(*v))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let declared = rt.block_on(
+        browser.eval("return document.querySelector('#partition-map svg').dataset.cells"),
+    );
+    assert_eq!(declared, Value::String(cells.to_string()));
+    println!("partition map: {cells} cells, each with the API's health");
+    // A click on a cell selects that partition in the table.
+    rt.block_on(browser.eval(
+        "document.querySelector('#partition-map rect.cell[data-partition]') \
+           .dispatchEvent(new MouseEvent('click', { bubbles: true }));",
+    ));
+    rt.block_on(browser.wait(
+        "the clicked partition selected in the table",
+        Duration::from_secs(5),
+        "const c = document.querySelector('#partition-map rect.cell.focused'); \
+         return c !== null && document.querySelector( \
+           `#partitions tr.selected[data-partition=\"${c.dataset.partition}\"]`) !== null;",
+    ));
+    rt.block_on(browser.eval("document.getElementById('partitions-unfocus').click();"));
+
+    let notice = rt.block_on(browser.eval("return document.getElementById('notice').hidden"));
+    assert_eq!(notice, Value::Bool(true), "the page shows an error notice");
+
+    // Tall enough for the charts, the members, the tree and the map.
+    rt.block_on(browser.resize(1440, 2400));
     let png = rt.block_on(browser.screenshot());
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console.png");
     std::fs::write(&shot, &png).unwrap();
     println!("screenshot: {} ({} bytes)", shot.display(), png.len());
+    if std::env::var_os("HYPHA_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console.png");
+        std::fs::write(&docs, &png).unwrap();
+        println!("screenshot: {}", docs.display());
+    }
     let errors = rt.block_on(browser.console_errors());
     rt.block_on(browser.close());
     assert!(errors.is_empty(), "console errors: {errors:#?}");

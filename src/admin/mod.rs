@@ -111,6 +111,8 @@ pub struct StateFields {
     pub(crate) admin_tls: Option<tls::AdminTls>,
     /// The gossip keyring, when the node seals gossip (always, outside tests).
     pub(crate) gossip_keys: Option<crate::gossip_keys::GossipKeys>,
+    /// The node's recent metrics samples (`/v1/node/history`).
+    pub(crate) history: crate::telemetry::history::History,
 }
 
 impl AppState {
@@ -144,6 +146,7 @@ impl AppState {
             tls: None,
             admin_tls: None,
             gossip_keys: None,
+            history: crate::telemetry::history::History::default(),
         }))
     }
 
@@ -164,6 +167,12 @@ impl AppState {
     /// Serve the gossip keyring's status and reloads.
     pub fn with_gossip_keys(mut self, keys: crate::gossip_keys::GossipKeys) -> Self {
         self.fields_mut().gossip_keys = Some(keys);
+        self
+    }
+
+    /// Serve this node's metrics history (filled by its sampler).
+    pub fn with_history(mut self, history: crate::telemetry::history::History) -> Self {
+        self.fields_mut().history = history;
         self
     }
 

@@ -3,8 +3,11 @@
 //! Both are process-wide by nature (one subscriber, one `metrics` recorder).
 //! Several nodes in one process (tests) therefore share one registry; a
 //! production process runs one node. Every metric is listed in [`catalog`].
+//! [`history`] keeps each node's own recent samples of a few of them for
+//! the console's charts.
 
 pub mod catalog;
+pub mod history;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;

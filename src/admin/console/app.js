@@ -37,17 +37,19 @@
     jobs: 'get /v1/jobs',
     submit: 'post /v1/jobs',
     metrics: 'get /metrics',
+    history: 'get /v1/node/history',
   };
   // Routes that only exist on some builds: called only if the spec lists them.
-  const OPTIONAL = new Set([ROUTE.policy, ROUTE.tls]);
+  const OPTIONAL = new Set([ROUTE.policy, ROUTE.tls, ROUTE.history]);
 
   // Panels, in the order they load; `node` fills the top bar.
-  const PANELS = ['node', 'members', 'supervision', 'partitions', 'files', 'jobs', 'wasm'];
+  const PANELS = ['node', 'members', 'charts', 'supervision', 'partitions', 'files', 'jobs', 'wasm'];
   const FIRST = ['node', 'members'];         // loaded first: they detect a dead node cheaply
   const SLOW = new Set(['partitions', 'files', 'wasm']);
   const PANEL_ROUTE = {
     node: ROUTE.node,
     members: ROUTE.members,
+    charts: ROUTE.history,
     supervision: ROUTE.actors,
     partitions: ROUTE.partitions,
     files: ROUTE.files,
@@ -85,7 +87,8 @@
     names: new Map(),    // node id -> member name
     peersJoining: false,
     tree: { collapsed: new Set() },
-    parts: { problemsOnly: true, data: null },
+    parts: { problemsOnly: true, data: null, focus: null },
+    hist: { samples: [], next: 0, interval: null, capacity: 720 },
     files: {
       prefix: '', cursor: '', back: [], next: null, internal: false,
       listed: new Map(), selected: null, stat: null, statErr: '', statBusy: false, degraded: false,
@@ -113,12 +116,16 @@
 
   // Build an element. Strings become text nodes; attributes go through
   // setAttribute, so API data is never parsed as HTML.
-  function h(tag, attrs, ...kids) {
-    const el = document.createElement(tag);
+  const h = (tag, attrs, ...kids) => dress(document.createElement(tag), attrs, kids);
+  // The same for SVG (the charts and the partition map are drawn by hand).
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const sv = (tag, attrs, ...kids) => dress(document.createElementNS(SVG_NS, tag), attrs, kids);
+
+  function dress(el, attrs, kids) {
     if (attrs) {
       for (const [k, v] of Object.entries(attrs)) {
         if (v == null || v === false) continue;
-        if (k === 'class') el.className = v;
+        if (k === 'class') el.setAttribute('class', v);
         else if (k === 'text') el.textContent = String(v);
         else if (k === 'style') for (const [p, pv] of Object.entries(v)) el.style.setProperty(p, pv);
         else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
@@ -420,6 +427,9 @@
       setPanelMsg(name, msg, S.auth === 'refused' ? 'bad' : 'warn');
     }
     fill($('members-body'));
+    fill($('charts-body'));
+    $('charts-summary').textContent = '';
+    fill($('partition-map'));
     $('member-count').textContent = '0';
     $('members-summary').textContent = '';
     fill($('supervision-body'));
@@ -600,7 +610,34 @@
     return res;
   }
 
+  // The node's own history (GET /v1/node/history): only the samples since
+  // the last answer are asked for; a node that restarted numbers them from
+  // 0 again, and then the history is read whole.
+  async function loadCharts() {
+    const hist = S.hist;
+    const res = await api('GET', '/v1/node/history', {
+      query: [['since_seq', hist.samples.length ? hist.next : '']],
+    });
+    if (!res.ok) return res;
+    const d = res.data || {};
+    const next = num(d.next_seq) ?? 0;
+    const interval = num(d.interval_ms);
+    if (hist.samples.length && (next < hist.next || interval !== hist.interval)) {
+      hist.samples = [];
+      hist.next = 0;
+      return loadCharts();
+    }
+    const fresh = (Array.isArray(d.samples) ? d.samples : []).filter((x) => num(x.seq) != null && x.seq >= hist.next);
+    hist.capacity = num(d.capacity) || hist.capacity;
+    hist.samples = hist.samples.concat(fresh).slice(-hist.capacity);
+    hist.next = next;
+    hist.interval = interval;
+    renderCharts();
+    return res;
+  }
+
   const LOADERS = {
+    charts: loadCharts,
     wasm: loadWasm,
     node: loadNode,
     members: loadMembers,
@@ -918,24 +955,188 @@
     if (set.has(key)) set.delete(key); else set.add(key);
   }
 
+  // ----------------------------------------------------------------- charts
+
+  // One chart per entry: the sample fields it draws (one line each) and
+  // how its values read. Counts are per sampling interval; a count axis
+  // goes to 2 at least, so that its middle line is a whole number.
+  const fmtRate = (v) => (v == null ? '—' : `${v < 10 ? v.toFixed(1) : Math.round(v)}/s`);
+  const fmtCount = (v) => (v == null ? '—' : String(Math.round(v)));
+  const fmtMs = (v) => (v == null ? '—' : fmtSecs(v / 1000));
+  const CHARTS = [
+    { key: 'requests', title: 'Requests', lines: [['http_requests_per_s', 'requests']], fmt: fmtRate },
+    { key: 'bytes', title: 'File bytes', lines: [['files_written_bytes_per_s', 'in (written)'], ['files_read_bytes_per_s', 'out (read)']], fmt: (v) => (v == null ? '—' : `${fmtBytes(Math.round(v))}/s`) },
+    { key: 'latency', title: 'Request latency', lines: [['http_p50_ms', 'p50'], ['http_p99_ms', 'p99']], fmt: fmtMs },
+    { key: 'restarts', title: 'Actor restarts', lines: [['restarts', 'per interval']], fmt: fmtCount, whole: true },
+    { key: 'membership', title: 'Membership changes', lines: [['membership_changes', 'per interval']], fmt: fmtCount, whole: true },
+    { key: 'repairs', title: 'Anti-entropy repairs', lines: [['ae_entries_repaired', 'entries per interval']], fmt: fmtCount, whole: true },
+    { key: 'queue', title: 'Job queue depth', lines: [['jobs_queued', 'queued'], ['jobs_in_flight', 'in flight']], fmt: fmtCount, whole: true },
+  ];
+  // Drawing area of one chart (SVG user units; the chart scales to its box).
+  const CH = { w: 340, h: 120, left: 52, right: 8, top: 8, bottom: 18 };
+
+  // 1, 2 or 5 times a power of ten, at least v: the top of a y axis.
+  function niceCeil(v) {
+    if (!(v > 0)) return 1;
+    const p = 10 ** Math.floor(Math.log10(v));
+    const f = v / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+  }
+
+  function renderCharts() {
+    const samples = S.hist.samples;
+    const interval = num(S.hist.interval);
+    const span = samples.length > 1 ? samples[samples.length - 1].t_unix_ms - samples[0].t_unix_ms : 0;
+    $('charts-summary').textContent = `${samples.length} samples${span ? ` over ${fmtDur(span)}` : ''}${interval ? `, one every ${fmtDur(interval)}` : ''} · kept in this node's memory (last ${S.hist.capacity})`;
+    fill($('charts-body'), CHARTS.map((def) => lineChart(def, samples, interval)));
+  }
+
+  // A line chart of `def.lines` over the samples' times: y from 0 to a
+  // round maximum (three labelled grid lines), x from the oldest sample
+  // to the newest. A missing value (no request in an interval: no
+  // latency) is skipped and its neighbours joined: a lone point between
+  // gaps would not show.
+  function lineChart(def, samples, interval) {
+    const last = samples[samples.length - 1];
+    // The latest value a sample has (an interval without requests has no
+    // latency: the one before it is shown).
+    const latest = (field) => {
+      for (let i = samples.length - 1; i >= 0; i -= 1) if (num(samples[i][field]) != null) return samples[i][field];
+      return null;
+    };
+    const now = def.lines.map(([field, label], i) => h('span', { class: 'chart-now' },
+      h('i', { class: `swatch s${i}` }), `${label} `, h('strong', null, def.fmt(latest(field)))));
+    const head = h('div', { class: 'chart-head' }, h('h3', null, def.title), now);
+    const svg = sv('svg', {
+      class: 'chart', viewBox: `0 0 ${CH.w} ${CH.h}`, role: 'img', 'aria-label': def.title, 'data-chart': def.key,
+    });
+    const plotW = CH.w - CH.left - CH.right;
+    const plotH = CH.h - CH.top - CH.bottom;
+    if (samples.length < 2) {
+      svg.append(sv('text', { x: CH.w / 2, y: CH.h / 2, class: 'chart-empty', 'text-anchor': 'middle' },
+        `collecting: a point every ${interval ? fmtDur(interval) : '…'}`));
+      return h('div', { class: 'chart-card', 'data-chart-card': def.key }, head, svg);
+    }
+    const t0 = samples[0].t_unix_ms;
+    const t1 = last.t_unix_ms;
+    const values = def.lines.map(([field]) => samples.map((x) => num(x[field])));
+    const peak = niceCeil(Math.max(0, ...values.flat().filter((v) => v != null)));
+    const top = def.whole ? Math.max(2, peak) : peak;
+    const x = (t) => CH.left + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * plotW;
+    const y = (v) => CH.top + (1 - v / top) * plotH;
+    for (const frac of [0, 0.5, 1]) {
+      const v = top * frac;
+      svg.append(
+        sv('line', { class: 'grid-line', x1: CH.left, x2: CH.w - CH.right, y1: y(v), y2: y(v) }),
+        sv('text', { class: 'axis', x: CH.left - 4, y: y(v) + 3, 'text-anchor': 'end' }, def.fmt(v)));
+    }
+    svg.append(
+      sv('text', { class: 'axis', x: CH.left, y: CH.h - 4, 'text-anchor': 'start' }, `−${fmtDur(t1 - t0)}`),
+      sv('text', { class: 'axis', x: CH.w - CH.right, y: CH.h - 4, 'text-anchor': 'end' }, 'now'));
+    values.forEach((series, i) => {
+      let d = '';
+      let points = 0;
+      series.forEach((v, j) => {
+        if (v == null) return;
+        d += `${points ? 'L' : 'M'}${x(samples[j].t_unix_ms).toFixed(1)},${y(v).toFixed(1)}`;
+        points += 1;
+      });
+      svg.append(sv('path', { class: `line s${i}`, d: d || null, 'data-line': def.lines[i][0], 'data-points': String(points) }));
+    });
+    return h('div', { class: 'chart-card', 'data-chart-card': def.key }, head, svg);
+  }
+
   // ------------------------------------------------------------- partitions
 
   // 'bad': a replica is down, an exchange failed, or buckets differ;
   // 'warn': not caught up, unconfirmed, or handing off; else 'ok'.
+  // `state` is the worst problem (checked in that order): the map's colour.
   function partitionHealth(p) {
     const replicas = Array.isArray(p.replicas) ? p.replicas : [];
     const why = [];
     let level = 'ok';
-    const bad = (w) => { level = 'bad'; why.push(w); };
-    const warn = (w) => { if (level === 'ok') level = 'warn'; why.push(w); };
+    let state = 'ok';
+    const note = (w, st) => { why.push(w); if (state === 'ok') state = st; };
+    const bad = (w, st) => { level = 'bad'; note(w, st); };
+    const warn = (w, st) => { if (level === 'ok') level = 'warn'; note(w, st); };
     const down = replicas.filter((r) => !r.live).length;
-    if (down) bad(`${down} replica${down > 1 ? 's' : ''} down`);
-    if (replicas.some((r) => r.last_result === 'failed')) bad('exchange failed');
-    if (num(p.divergence)) bad(`${p.divergence} bucket${p.divergence > 1 ? 's' : ''} differ`);
-    if (p.caught_up === false) warn('not caught up');
-    if (num(p.diverged_since_ms) != null) warn('unconfirmed');
-    if (p.role === 'handing_off') warn('handing off');
-    return { level, why };
+    if (down) bad(`${down} replica${down > 1 ? 's' : ''} down`, 'down');
+    if (replicas.some((r) => r.last_result === 'failed')) bad('exchange failed', 'failed');
+    if (num(p.divergence)) bad(`${p.divergence} bucket${p.divergence > 1 ? 's' : ''} differ`, 'diverged');
+    if (p.caught_up === false) warn('not caught up', 'behind');
+    if (num(p.diverged_since_ms) != null) warn('unconfirmed', 'unconfirmed');
+    if (p.role === 'handing_off') warn('handing off', 'handoff');
+    return { level, why, state };
+  }
+
+  // Map colours, worst first (style.css: .st-*).
+  const PART_STATES = [
+    ['down', 'replica down'], ['failed', 'exchange failed'], ['diverged', 'diverged'],
+    ['behind', 'not caught up'], ['unconfirmed', 'unconfirmed'], ['handoff', 'handing off'], ['ok', 'healthy'],
+  ];
+  const MAP_CELL = 12;   // px, one square per partition
+  const MAP_GAP = 1;
+
+  function replicaLine(r) {
+    const zone = r.zone != null && r.zone !== '' ? ` · zone ${str(r.zone)}` : '';
+    return `  ${memberName(r.node_id)}${r.is_self ? ' (this node)' : ''}${zone}${r.live ? '' : ' · DOWN'}`;
+  }
+
+  // The partitions as a picture: one square each, in partition order, row
+  // by row, coloured by their worst problem; an outline marks a partition
+  // whose replicas do not span distinct zones (`spread: false`, when the
+  // node reports it). Clicking a square shows that partition in the table.
+  function renderPartitionMap(rated) {
+    const fig = $('partition-map');
+    if (!rated.length) { fill(fig); return; }
+    const sorted = [...rated].sort((a, b) => a.p.partition - b.p.partition);
+    const cols = Math.ceil(Math.sqrt(sorted.length));
+    const rows = Math.ceil(sorted.length / cols);
+    const step = MAP_CELL + MAP_GAP;
+    const counts = Object.fromEntries(PART_STATES.map(([k]) => [k, 0]));
+    let unspread = 0;
+    let zoned = false;
+    const cells = sorted.map(({ p, health }, i) => {
+      counts[health.state] += 1;
+      if (typeof p.spread === 'boolean') zoned = true;
+      if (p.spread === false) unspread += 1;
+      const replicas = Array.isArray(p.replicas) ? p.replicas : [];
+      const tip = [
+        `Partition ${str(p.partition)}: ${health.level === 'ok' ? 'healthy' : health.why.join(', ')}`,
+        `${str(p.role)} · ${str(p.entries ?? '—')} entries`,
+        'replicas:',
+        ...replicas.map(replicaLine),
+        p.spread === false ? 'replicas not spread over distinct zones' : '',
+      ].filter(Boolean).join('\n');
+      const focused = S.parts.focus === p.partition;
+      return sv('rect', {
+        x: (i % cols) * step, y: Math.floor(i / cols) * step, width: MAP_CELL, height: MAP_CELL,
+        class: `cell st-${health.state}${p.spread === false ? ' unspread' : ''}${focused ? ' focused' : ''}`,
+        'data-partition': str(p.partition), 'data-health': health.level, 'data-state': health.state,
+        'data-spread': typeof p.spread === 'boolean' ? String(p.spread) : null,
+        onclick: () => focusPartition(p.partition),
+      }, sv('title', null, tip));
+    });
+    const width = cols * step - MAP_GAP;
+    const height = rows * step - MAP_GAP;
+    const legend = h('ul', { class: 'pmap-legend' },
+      PART_STATES.map(([k, label]) => h('li', { 'data-state': k },
+        sv('svg', { class: 'sw', width: 10, height: 10, 'aria-hidden': 'true' }, sv('rect', { class: `cell st-${k}`, width: 10, height: 10 })),
+        `${label} ${counts[k]}`)),
+      zoned ? h('li', { 'data-state': 'unspread' },
+        sv('svg', { class: 'sw', width: 10, height: 10, 'aria-hidden': 'true' }, sv('rect', { class: 'cell st-ok unspread', x: 1, y: 1, width: 8, height: 8 })),
+        `not zone-spread ${unspread}`) : null);
+    fill(fig,
+      sv('svg', {
+        class: 'pmap-grid', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+        'aria-label': `${sorted.length} partitions by replica health`, 'data-cells': String(sorted.length),
+      }, cells),
+      h('figcaption', null, legend));
+  }
+
+  function focusPartition(partition) {
+    S.parts.focus = S.parts.focus === partition ? null : partition;
+    renderPartitions();
   }
 
   function renderPartitions() {
@@ -947,8 +1148,15 @@
     for (const r of rated) counts[r.health.level] += 1;
     const entries = all.reduce((n, p) => n + (num(p.entries) || 0), 0);
     $('partitions-summary').textContent = `${all.length} partitions · ${entries} entries · ${counts.ok} healthy · ${counts.warn} warn · ${counts.bad} bad`;
-    const shown = S.parts.problemsOnly ? rated.filter((r) => r.health.level !== 'ok') : rated;
+    // A selected partition this node no longer lists is forgotten.
+    if (!rated.some((r) => r.p.partition === S.parts.focus)) S.parts.focus = null;
+    renderPartitionMap(rated);
+    const focus = S.parts.focus;
+    const shown = focus != null ? rated.filter((r) => r.p.partition === focus)
+      : S.parts.problemsOnly ? rated.filter((r) => r.health.level !== 'ok') : rated;
     const body = $('partitions-body');
+    const unfocus = focus == null ? null : h('p', { class: 'muted small' }, `Partition ${focus} selected on the map. `,
+      h('button', { type: 'button', id: 'partitions-unfocus', onclick: () => focusPartition(focus) }, 'Show all'));
     if (!all.length) {
       fill(body, h('p', { class: 'empty' }, 'This node replicates no partition yet.'));
       return;
@@ -957,7 +1165,7 @@
       fill(body, h('p', { class: 'empty tone-text-ok' }, `All ${all.length} partitions healthy: every replica live and confirmed equal.`));
       return;
     }
-    const rows = shown.slice(0, MAX_PARTITION_ROWS).map(({ p, health }) => h('tr', { 'data-partition': str(p.partition), 'data-health': health.level },
+    const rows = shown.slice(0, MAX_PARTITION_ROWS).map(({ p, health }) => h('tr', { 'data-partition': str(p.partition), 'data-health': health.level, class: p.partition === focus ? 'selected' : null },
       td(str(p.partition), 'num strong'),
       td(badge(health.level === 'ok' ? 'ok' : health.why.join(', '), health.level)),
       td(badge(str(p.role))),
@@ -971,7 +1179,7 @@
       td(replicaChips(p.replicas))));
     const more = shown.length > MAX_PARTITION_ROWS
       ? h('p', { class: 'muted small' }, `${shown.length - MAX_PARTITION_ROWS} more not shown.`) : null;
-    fill(body, table(['#', 'Health', 'Role', 'Entries', 'Root', 'Caught up', 'Diverged buckets', 'Diverged since', 'Confirmed', 'Last exchange', 'Replicas'], rows), more);
+    fill(body, unfocus, table(['#', 'Health', 'Role', 'Entries', 'Root', 'Caught up', 'Diverged buckets', 'Diverged since', 'Confirmed', 'Last exchange', 'Replicas'], rows), more);
   }
 
   function replicaChips(replicas) {
@@ -979,6 +1187,7 @@
       const tone = !r.live ? 'bad' : r.is_self ? 'neutral' : TONES[r.last_result] || 'neutral';
       const title = [
         `${str(r.node_id)}.${str(r.generation)}`,
+        r.zone != null && r.zone !== '' ? `zone ${str(r.zone)}` : '',
         r.is_self ? 'this node' : `last exchange: ${r.last_result || 'none'} ${fmtAgo(r.last_exchange_ms)}`,
         r.is_self ? '' : `last equal: ${fmtAgo(r.equal_ms)}`,
         r.live ? 'live' : 'DOWN',

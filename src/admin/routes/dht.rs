@@ -12,7 +12,7 @@ use hypha_dht::anti_entropy::AntiEntropyMessage;
 use hypha_dht::files::CacheStats;
 use serde::Serialize;
 
-use super::files::query_pairs;
+use super::files::query_number;
 use crate::admin::error::ApiError;
 use crate::admin::AppState;
 
@@ -29,14 +29,7 @@ pub(super) async fn partitions(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Partitions>, ApiError> {
-    let pairs = query_pairs(raw.as_deref());
-    let only = match pairs.iter().find(|(k, _)| k == "partition") {
-        None => None,
-        Some((_, p)) => Some(
-            p.parse::<u16>()
-                .map_err(|_| ApiError::bad_request("partition must be a number 0-65535"))?,
-        ),
-    };
+    let only = query_number::<u16>(raw.as_deref(), "partition", "a number 0-65535")?;
     let cell = ractor::registry::where_is(state.dht.exchange_name.clone())
         .ok_or_else(|| ApiError::unavailable("anti-entropy is restarting"))?;
     let actor: ractor::ActorRef<AntiEntropyMessage> = cell.into();

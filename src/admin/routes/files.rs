@@ -95,6 +95,23 @@ pub(super) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Query parameter `key` as a number (`None` when absent); a 400 saying
+/// "`key` must be `what`" when it does not parse.
+pub(super) fn query_number<T: std::str::FromStr>(
+    raw: Option<&str>,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    query_pairs(raw)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| {
+            v.parse::<T>()
+                .map_err(|_| ApiError::bad_request(format!("{key} must be {what}")))
+        })
+        .transpose()
+}
+
 fn parse_label(raw: &str) -> Result<(String, String), ApiError> {
     raw.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

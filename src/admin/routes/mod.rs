@@ -12,6 +12,7 @@ mod console;
 mod dht;
 mod files;
 mod health;
+mod history;
 mod jobs;
 mod node;
 mod s3;
@@ -216,6 +217,14 @@ fn entries() -> Vec<Entry> {
             "this node: id, version, addresses, labels",
             get(node::info),
         ),
+        entry(
+            M::GET,
+            "/v1/node/history",
+            READ,
+            "this node's recent metrics, one sample per interval (the console's charts)",
+            get(history::history),
+        )
+        .query(&[("since_seq", "only samples with this seq or later")]),
         entry(
             M::GET,
             "/v1/node/labels",
