@@ -970,6 +970,7 @@
     { key: 'restarts', title: 'Actor restarts', lines: [['restarts', 'per interval']], fmt: fmtCount, whole: true },
     { key: 'membership', title: 'Membership changes', lines: [['membership_changes', 'per interval']], fmt: fmtCount, whole: true },
     { key: 'repairs', title: 'Anti-entropy repairs', lines: [['ae_entries_repaired', 'entries per interval']], fmt: fmtCount, whole: true },
+    { key: 'cache', title: 'Edge cache hit rate', lines: [['cache_hit_pct', 'hits']], fmt: (v) => (v == null ? '—' : `${Math.round(v)}%`), max: 100 },
     { key: 'queue', title: 'Job queue depth', lines: [['jobs_queued', 'queued'], ['jobs_in_flight', 'in flight']], fmt: fmtCount, whole: true },
   ];
   // Drawing area of one chart (SVG user units; the chart scales to its box).
@@ -1021,7 +1022,7 @@
     const t1 = last.t_unix_ms;
     const values = def.lines.map(([field]) => samples.map((x) => num(x[field])));
     const peak = niceCeil(Math.max(0, ...values.flat().filter((v) => v != null)));
-    const top = def.whole ? Math.max(2, peak) : peak;
+    const top = def.max ?? (def.whole ? Math.max(2, peak) : peak);
     const x = (t) => CH.left + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * plotW;
     const y = (v) => CH.top + (1 - v / top) * plotH;
     for (const frac of [0, 0.5, 1]) {

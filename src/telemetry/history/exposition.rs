@@ -16,6 +16,10 @@ pub const RESTARTS: &str = hypha_supervisors::metrics::RESTARTS_TOTAL;
 pub const MEMBERSHIP: &str = "hypha_membership_transitions_total";
 /// Entries anti-entropy copied to or from this node.
 pub const AE_REPAIRED: &str = "hypha_ae_entries_repaired_total";
+/// Chunk reads the edge cache served.
+pub const CACHE_HITS: &str = "hypha_cache_hits_total";
+/// Chunk reads the edge cache did not hold.
+pub const CACHE_MISSES: &str = "hypha_cache_misses_total";
 /// Jobs waiting in the queues this node owns.
 pub const JOBS_QUEUED: &str = "hypha_jobs_queued";
 /// Jobs offered or running in the queues this node owns.
@@ -44,6 +48,10 @@ pub struct Totals {
     pub membership_transitions: f64,
     /// [`AE_REPAIRED`].
     pub ae_entries_repaired: f64,
+    /// [`CACHE_HITS`].
+    pub cache_hits: f64,
+    /// [`CACHE_MISSES`].
+    pub cache_misses: f64,
     /// [`JOBS_QUEUED`].
     pub jobs_queued: f64,
     /// [`JOBS_IN_FLIGHT`].
@@ -67,6 +75,8 @@ pub fn totals(text: &str) -> Totals {
             RESTARTS => &mut t.restarts,
             MEMBERSHIP => &mut t.membership_transitions,
             AE_REPAIRED => &mut t.ae_entries_repaired,
+            CACHE_HITS => &mut t.cache_hits,
+            CACHE_MISSES => &mut t.cache_misses,
             JOBS_QUEUED => &mut t.jobs_queued,
             JOBS_IN_FLIGHT => &mut t.jobs_in_flight,
             n if n == bucket => {

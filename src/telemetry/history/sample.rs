@@ -33,6 +33,9 @@ pub struct Sample {
     pub membership_changes: u64,
     /// Entries anti-entropy copied to or from this node during the interval.
     pub ae_entries_repaired: u64,
+    /// Share of the interval's edge-cache lookups that hit (percent);
+    /// null without lookups (docs/dht.md, "Edge cache").
+    pub cache_hit_pct: Option<f32>,
     /// Jobs waiting in the queues this node owns, at the end.
     pub jobs_queued: u64,
     /// Jobs offered or running in the queues this node owns, at the end.
@@ -70,6 +73,10 @@ pub fn between(
             cur.membership_transitions,
         )),
         ae_entries_repaired: count(increase(prev.ae_entries_repaired, cur.ae_entries_repaired)),
+        cache_hit_pct: hit_pct(
+            increase(prev.cache_hits, cur.cache_hits),
+            increase(prev.cache_misses, cur.cache_misses),
+        ),
         jobs_queued: count(cur.jobs_queued),
         jobs_in_flight: count(cur.jobs_in_flight),
     })
@@ -84,6 +91,12 @@ pub fn increase(prev: f64, cur: f64) -> f64 {
     } else {
         cur.max(0.0)
     }
+}
+
+/// Hits as a percentage of lookups; `None` without lookups.
+fn hit_pct(hits: f64, misses: f64) -> Option<f32> {
+    let lookups = hits + misses;
+    (lookups > 0.0).then(|| (100.0 * hits / lookups) as f32)
 }
 
 /// A non-negative count as an integer (rounded; saturating).
@@ -184,6 +197,16 @@ mod tests {
         );
         assert_eq!((s.jobs_queued, s.jobs_in_flight), (7, 2));
         assert_eq!((s.http_p50_ms, s.http_p99_ms), (None, None));
+        assert_eq!(s.cache_hit_pct, None, "no lookups, no rate");
+        let hot = Totals {
+            cache_hits: 30.0,
+            cache_misses: 10.0,
+            ..cur.clone()
+        };
+        assert_eq!(
+            between(&cur, &hot, 5_000, 43, 8).unwrap().cache_hit_pct,
+            Some(75.0)
+        );
     }
 
     #[test]
