@@ -421,6 +421,25 @@ pub enum ClusterCommand {
     /// Start N node processes on loopback, wait until all are Up, print
     /// their admin URLs; Ctrl-C stops them all.
     Up(UpArgs),
+    /// Restart every node of a running cluster, one at a time
+    /// (docs/operations.md, "Rolling restart").
+    Restart(RestartArgs),
+}
+
+/// Flags of `hypha cluster restart`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestartArgs {
+    /// One node at a time, each back and caught up before the next (the
+    /// only way: restarting all at once would take the cluster down).
+    #[arg(long)]
+    pub rolling: bool,
+    /// Longest one step may take (health before a restart, or the node
+    /// back and caught up after it) before the restart stops.
+    #[arg(long, default_value_t = 300)]
+    pub step_timeout_s: u64,
+    /// Node and output options (`--json`: one JSON event per line).
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Flags of `hypha cluster up`.

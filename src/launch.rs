@@ -173,9 +173,95 @@ impl NodeLaunch {
     }
 }
 
+/// The listen flags a restart in place replaces with the bound addresses.
+const LISTEN_FLAGS: [(&str, &str); 5] = [
+    ("--http-listen", "HYPHA_HTTP_LISTEN"),
+    ("--cluster-listen", "HYPHA_CLUSTER_LISTEN"),
+    ("--gossip-listen", "HYPHA_GOSSIP_LISTEN"),
+    ("--bulk-listen", "HYPHA_BULK_LISTEN"),
+    ("--s3-listen", "HYPHA_S3_LISTEN"),
+];
+
+/// The command line and variables of a node restarting in place
+/// (`POST /v1/node/restart`): its own arguments without the listen flags,
+/// and each address as bound passed as its variable instead, so the
+/// restarted node listens where it did — ports the kernel picked (`:0`)
+/// included — and its peers, seeds and clients find it there again.
+pub fn restart_command(
+    args: Vec<OsString>,
+    bound: &crate::config::Listen,
+) -> (Vec<OsString>, Vec<(&'static str, String)>) {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let text = arg.to_string_lossy();
+        let flag = LISTEN_FLAGS
+            .iter()
+            .find(|(f, _)| text == *f || text.starts_with(&format!("{f}=")));
+        match flag {
+            Some((f, _)) => skip_value = text == *f,
+            None => kept.push(arg),
+        }
+    }
+    let addrs = [
+        Some(bound.http),
+        Some(bound.cluster),
+        Some(bound.gossip),
+        Some(bound.bulk),
+        bound.s3,
+    ];
+    let vars = LISTEN_FLAGS
+        .iter()
+        .zip(addrs)
+        .filter_map(|((_, var), addr)| addr.map(|a| (*var, a.to_string())))
+        .collect();
+    (kept, vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_keeps_every_flag_but_listens_where_it_was_bound() {
+        let args = [
+            "node",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--seed",
+            "x:1",
+            "--gossip-listen=127.0.0.1:0",
+            "--dev",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let bound = crate::config::Listen {
+            http: "127.0.0.1:4000".parse().unwrap(),
+            cluster: "127.0.0.1:4001".parse().unwrap(),
+            gossip: "127.0.0.1:4002".parse().unwrap(),
+            bulk: "127.0.0.1:4003".parse().unwrap(),
+            s3: None,
+        };
+        let (kept, vars) = restart_command(args, &bound);
+        assert_eq!(
+            kept,
+            ["node", "--seed", "x:1", "--dev"]
+                .map(OsString::from)
+                .to_vec()
+        );
+        assert_eq!(
+            vars,
+            vec![
+                ("HYPHA_HTTP_LISTEN", "127.0.0.1:4000".to_owned()),
+                ("HYPHA_CLUSTER_LISTEN", "127.0.0.1:4001".to_owned()),
+                ("HYPHA_GOSSIP_LISTEN", "127.0.0.1:4002".to_owned()),
+                ("HYPHA_BULK_LISTEN", "127.0.0.1:4003".to_owned()),
+            ]
+        );
+    }
 
     fn argv(cmd: &Command) -> Vec<String> {
         cmd.get_args()

@@ -19,6 +19,7 @@ pub mod gossip_keys;
 pub mod identity;
 pub mod launch;
 pub mod node;
+pub mod rolling;
 pub mod s3;
 pub mod secrets;
 pub mod telemetry;

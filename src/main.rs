@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hypha::cli::{
-    CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, StoreCommand, TokenCommand,
-    UpArgs,
+    CertCommand, Cli, ClusterCommand, Command, MembersArgs, NodeArgs, RestartArgs, StoreCommand,
+    TokenCommand, UpArgs,
 };
 use hypha::commands;
 use hypha::config::{LinkSecurity, Mode, NodeConfig};
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node(args) => run_node(*args),
         Command::Cluster(ClusterCommand::Up(args)) => run_client(cluster_up(args)),
+        Command::Cluster(ClusterCommand::Restart(args)) => run_client(cluster_restart(args)),
         Command::Members(args) => run_client(members(args)),
         Command::Cert(cmd) => run_client(async move {
             match cmd {
@@ -126,6 +127,34 @@ async fn cluster_up(args: UpArgs) -> anyhow::Result<()> {
     .await
 }
 
+async fn cluster_restart(args: RestartArgs) -> anyhow::Result<()> {
+    if !args.rolling {
+        anyhow::bail!("only --rolling is supported: restarting every node at once would take the cluster down");
+    }
+    let api = args.api;
+    // Each request is bounded by the client; a step by --step-timeout-s.
+    let client = commands::client(api.ca.as_deref())?;
+    let cluster = hypha::rolling::ClusterApi::new(client, &api.url, api.token.clone());
+    let step_timeout_ms = args.step_timeout_s.saturating_mul(1_000);
+    let mut runner = hypha::rolling::Runner::new(cluster, None, step_timeout_ms);
+    let mut failed = None;
+    while let Some(event) = runner.step().await {
+        let event = event?;
+        if api.json {
+            println!("{}", serde_json::to_string(&event)?);
+        } else {
+            println!("{}", commands::rolling_line(&event));
+        }
+        if let hypha::rolling::Event::Failed { reason } = event {
+            failed = Some(reason);
+        }
+    }
+    match failed {
+        Some(reason) => anyhow::bail!("rolling restart stopped: {reason}"),
+        None => Ok(()),
+    }
+}
+
 async fn members(args: MembersArgs) -> anyhow::Result<()> {
     let api = args.api;
     let client = commands::client(api.ca.as_deref())?;
@@ -159,34 +188,105 @@ fn run_node(args: NodeArgs) -> ExitCode {
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    runtime.block_on(async move {
+    let exit = runtime.block_on(async move {
         let node = match node::start(&config, &secrets).await {
             Ok(n) => n,
             Err(err @ node::NodeError::DamagedStore { .. }) => {
                 eprintln!("hypha: {err}");
-                return ExitCode::from(node::EXIT_DAMAGED_STORE);
+                return ExitCode::from(node::EXIT_DAMAGED_STORE).into();
             }
             Err(err) => {
                 eprintln!("hypha: cannot start node: {err}");
-                return ExitCode::FAILURE;
+                return ExitCode::FAILURE.into();
             }
         };
         announce(&node, &config, &secrets);
+        let node_bound = node.bound;
         match node.run_until_signal().await {
             NodeExit::Stopped => {
                 tracing::info!("node stopped");
-                ExitCode::SUCCESS
+                ExitCode::SUCCESS.into()
             }
+            NodeExit::Restart => Ended::Restart(restart_env(&secrets), node_bound),
             NodeExit::Escalated(reason) => {
                 tracing::error!("supervision tree gave up ({reason}); the node exits so that its service manager restarts it");
-                ExitCode::from(EXIT_ESCALATED)
+                ExitCode::from(EXIT_ESCALATED).into()
             }
             NodeExit::Killed => {
                 tracing::error!("root supervisor was killed; exiting");
-                ExitCode::FAILURE
+                ExitCode::FAILURE.into()
             }
         }
-    })
+    });
+    // The runtime is dropped first: every task, socket and the store's
+    // file lock are gone before the new image starts.
+    drop(runtime);
+    match exit {
+        Ended::Exit(code) => code,
+        Ended::Restart(env, bound) => reexec(env, &bound),
+    }
+}
+
+/// How a node's run ended.
+enum Ended {
+    /// Exit with this code.
+    Exit(ExitCode),
+    /// Start again (`POST /v1/node/restart`), with these variables set,
+    /// on the addresses bound.
+    Restart(Vec<(&'static str, String)>, hypha::config::Listen),
+}
+
+impl From<ExitCode> for Ended {
+    fn from(code: ExitCode) -> Self {
+        Ended::Exit(code)
+    }
+}
+
+/// Secrets `--dev` generated, as the variables that hand them to the
+/// restarted program: a throwaway cookie made anew would lock the node
+/// out of its own cluster.
+fn restart_env(secrets: &secrets::Secrets) -> Vec<(&'static str, String)> {
+    secrets
+        .generated
+        .iter()
+        .filter_map(|(what, secret)| {
+            let var = match *what {
+                "cluster cookie" => "HYPHA_COOKIE",
+                "admin token" => "HYPHA_ADMIN_TOKEN",
+                _ => return None,
+            };
+            Some((var, secret.expose().to_owned()))
+        })
+        .collect()
+}
+
+/// Replace this process with a fresh run of the program as it was
+/// invoked (`argv[0]`, looked up like the shell did: a binary replaced on
+/// disk since — an upgrade — is the one that starts) with the same
+/// arguments; same pid, so a service manager or `hypha cluster up` sees
+/// no exit. Only returns if the exec failed.
+fn reexec(mut env: Vec<(&'static str, String)>, bound: &hypha::config::Listen) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let program = match std::env::args_os().next() {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::current_exe() {
+            Ok(p) => p,
+            Err(err) => {
+                eprintln!("hypha: cannot restart: where is this program? {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let (args, listen) =
+        hypha::launch::restart_command(std::env::args_os().skip(1).collect(), bound);
+    env.extend(listen);
+    tracing::info!("restarting: exec {}", program.display());
+    let err = std::process::Command::new(&program)
+        .args(args)
+        .envs(env)
+        .exec();
+    eprintln!("hypha: cannot restart {}: {err}", program.display());
+    ExitCode::FAILURE
 }
 
 /// Tell the operator where the node is (stdout, one fact per line).

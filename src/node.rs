@@ -150,6 +150,11 @@ pub enum NodeError {
 pub enum NodeExit {
     /// Stopped on request; children stopped in reverse order, data flushed.
     Stopped,
+    /// Stopped like [`NodeExit::Stopped`] (after a graceful leave) because
+    /// `POST /v1/node/restart` asked for a restart: the program starts
+    /// itself again (`main` re-executes the binary with the same
+    /// arguments; docs/operations.md, "Rolling restart").
+    Restart,
     /// The root supervisor exceeded its restart intensity.
     Escalated(String),
     /// The root supervisor was killed.
@@ -178,6 +183,11 @@ pub struct RunningNode {
     admin_tls: Option<AdminTls>,
     gossip_keys: GossipKeys,
     shutdown_timeout: Duration,
+    /// Rung by `POST /v1/node/restart`.
+    restart: Arc<tokio::sync::Notify>,
+    /// Every address as bound (ports the kernel picked included): a
+    /// restart in place listens on the same ones.
+    pub bound: Listen,
 }
 
 /// Longest a seeded node waits, after its start, for its view to settle
@@ -373,6 +383,7 @@ pub async fn start_with(
     });
     let root_name = actor_name(&name, "root");
     let history = History::new(config.telemetry.history_interval_ms);
+    let restart = Arc::new(tokio::sync::Notify::new());
     let sampler = SamplerArgs {
         history: history.clone(),
         source: metrics_source(),
@@ -395,6 +406,7 @@ pub async fn start_with(
     .with_admin_tls(admin_tls.clone())
     .with_gossip_keys(gossip_keys.clone())
     .with_history(history.clone())
+    .with_restart(restart.clone())
     .with_clock(clock.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -442,6 +454,8 @@ pub async fn start_with(
         admin_tls,
         gossip_keys,
         shutdown_timeout: Duration::from_millis(config.supervision.shutdown_timeout_ms),
+        restart,
+        bound: listen,
     })
 }
 

@@ -60,8 +60,36 @@ impl Nemesis {
                     .await
                     .map(|rotted| Some(rotted.to_string()))
             }
+            Fault::RollingRestart => self.rolling_restart().await.map(Some),
             other => self.apply(other).await.map(|()| None),
         }
+    }
+
+    /// `hypha cluster restart --rolling` through node 0, to its end; what
+    /// it printed last (the `done` event), or why it stopped.
+    async fn rolling_restart(&self) -> anyhow::Result<String> {
+        let out = tokio::process::Command::new(self.nodes.bin())
+            .args([
+                "cluster",
+                "restart",
+                "--rolling",
+                "--json",
+                "--step-timeout-s",
+                "120",
+            ])
+            .args(["--url", &self.nodes.url(0), "--token", ADMIN_TOKEN])
+            .output()
+            .await
+            .context("running hypha cluster restart")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default().to_owned();
+        if !out.status.success() {
+            bail!(
+                "rolling restart failed: {last} {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(last)
     }
 
     /// Apply one fault now.
@@ -94,6 +122,7 @@ impl Nemesis {
                     .await
                     .map(|_| ())
             }
+            Fault::RollingRestart => self.rolling_restart().await.map(|_| ()),
         }
     }
 

@@ -125,6 +125,10 @@ pub enum Fault {
         /// Seed of the offsets.
         seed: u64,
     },
+    /// Run `hypha cluster restart --rolling` against the cluster and wait
+    /// until it ends: every node leaves, restarts in place and catches up,
+    /// one at a time (docs/operations.md). Closes itself.
+    RollingRestart,
 }
 
 impl Fault {
@@ -150,7 +154,8 @@ impl Fault {
             | Self::FreeDisk { .. }
             | Self::Unskew { .. }
             // Kill, rot and start again in one step: over when it returns.
-            | Self::BitRot { .. } => None,
+            | Self::BitRot { .. }
+            | Self::RollingRestart => None,
         }
     }
 }
@@ -329,6 +334,13 @@ pub const SCENARIOS: &[Scenario] = &[
         jobs: JobLoad::Heavy,
         min_nodes: 3,
     },
+    Scenario {
+        name: "rolling-restart-cli",
+        summary: "`hypha cluster restart --rolling`: every node leaves, restarts in place and catches up, one at a time, while the workload runs",
+        needs: Needs::Processes,
+        jobs: JobLoad::Light,
+        min_nodes: 3,
+    },
 ];
 
 /// The scenario called `name`.
@@ -505,6 +517,11 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
             };
             Fault::OneWay { from, to }
         }),
+        "rolling-restart-cli" => {
+            // One orchestrated pass; it takes what it takes (the nemesis
+            // waits for it, the window stretches).
+            steps.push(step(t + 1_000, Fault::RollingRestart));
+        }
         "bit-rot" => {
             // One node at a time: the nemesis waits for each to catch up
             // before the next, so two replicas never rot together.
@@ -623,7 +640,10 @@ mod tests {
                                 open.remove(i);
                             }
                         }
-                        Fault::Restart { .. } | Fault::ActorKill { .. } | Fault::BitRot { .. } => {}
+                        Fault::Restart { .. }
+                        | Fault::ActorKill { .. }
+                        | Fault::BitRot { .. }
+                        | Fault::RollingRestart => {}
                     }
                 }
                 assert!(

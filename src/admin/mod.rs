@@ -113,6 +113,8 @@ pub struct StateFields {
     pub(crate) gossip_keys: Option<crate::gossip_keys::GossipKeys>,
     /// The node's recent metrics samples (`/v1/node/history`).
     pub(crate) history: crate::telemetry::history::History,
+    /// Rung by `POST /v1/node/restart`; the running node waits on it.
+    pub(crate) restart: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -147,6 +149,7 @@ impl AppState {
             admin_tls: None,
             gossip_keys: None,
             history: crate::telemetry::history::History::default(),
+            restart: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -173,6 +176,12 @@ impl AppState {
     /// Serve this node's metrics history (filled by its sampler).
     pub fn with_history(mut self, history: crate::telemetry::history::History) -> Self {
         self.fields_mut().history = history;
+        self
+    }
+
+    /// Ring `restart` on `POST /v1/node/restart`.
+    pub fn with_restart(mut self, restart: Arc<tokio::sync::Notify>) -> Self {
+        self.fields_mut().restart = restart;
         self
     }
 

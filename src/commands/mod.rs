@@ -74,3 +74,31 @@ pub(crate) fn unreachable(url: &str, ca: Option<&Path>) -> String {
         format!("cannot reach {url}")
     }
 }
+
+/// One line of `hypha cluster restart --rolling` for a terminal.
+pub fn rolling_line(event: &crate::rolling::Event) -> String {
+    use crate::rolling::Event;
+    match event {
+        Event::Plan { order } => format!(
+            "rolling restart of {} node(s): {}",
+            order.len(),
+            order.join(", ")
+        ),
+        Event::Restarting { node, generation } => {
+            format!("{node}: leaving and restarting (generation {generation})")
+        }
+        Event::Back {
+            node,
+            generation,
+            took_ms,
+        } => format!(
+            "{node}: back as generation {generation}, cluster healthy ({:.1} s)",
+            *took_ms as f64 / 1e3
+        ),
+        Event::Done { restarted, took_ms } => format!(
+            "done: {restarted} node(s) restarted in {:.1} s",
+            *took_ms as f64 / 1e3
+        ),
+        Event::Failed { reason } => format!("STOPPED: {reason}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! A started node's life: running until a signal (SIGTERM/SIGINT stop it
-//! gracefully, SIGHUP reloads TLS material and gossip keys) or until the
-//! root supervisor escalates; leaving the cluster with a hand-off; the
+//! gracefully, SIGHUP reloads TLS material and gossip keys), a restart
+//! request (`POST /v1/node/restart`: the same graceful stop, then
+//! [`NodeExit::Restart`]) or until the root supervisor escalates; leaving the cluster with a hand-off; the
 //! bounded stop of the tree and the final flush.
 
 use std::time::Duration;
@@ -33,6 +34,14 @@ impl RunningNode {
                     tracing::info!(node = %self.name, "stopping: signal received; leaving the cluster");
                     self.leave().await;
                     return self.shutdown().await;
+                }
+                () = self.restart.notified() => {
+                    tracing::info!(node = %self.name, "restarting on request: leaving the cluster, then starting again");
+                    self.leave().await;
+                    return match self.shutdown().await {
+                        NodeExit::Stopped => NodeExit::Restart,
+                        other => other,
+                    };
                 }
                 Some(()) = recv_hangup(&mut hangups) => {
                     tracing::info!(node = %self.name, "SIGHUP: reloading node-link TLS, admin HTTPS and gossip keys");

@@ -2,14 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hypha_cluster::fence::Standing as LeaseStanding;
 use hypha_cluster::membership::info::{Capacity, NodeLoad};
 use hypha_cluster::membership::{MemberSnapshot, MemberState};
 use serde::Serialize;
 
+use super::files::{query_number, query_pairs};
+use crate::admin::error::ApiError;
 use crate::admin::AppState;
+use crate::rolling::{ClusterApi, Runner};
 
 #[derive(Serialize)]
 pub(super) struct Members {
@@ -116,4 +122,72 @@ pub(super) async fn members(State(state): State<AppState>) -> Json<Members> {
         lease: Lease::of(standing, now),
         members: view.members.iter().map(Member::from).collect(),
     })
+}
+
+/// Default bound of one step of a rolling restart.
+const STEP_TIMEOUT_S: u64 = 300;
+
+/// `POST /v1/cluster/restart?rolling=true[&step_timeout_s=N]` [admin]: a
+/// rolling restart run by this node ([`crate::rolling`]), its events
+/// streamed as NDJSON while it runs. This node restarts last, so its own
+/// step ends the stream early (`restarting` is the last event); the
+/// caller confirms it with `GET /v1/node`. The caller's token is the one
+/// used on every node (the cluster shares its admin tokens or keys).
+pub(super) async fn restart(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rolling = query_pairs(raw.as_deref())
+        .iter()
+        .any(|(k, v)| k == "rolling" && v == "true");
+    if !rolling {
+        return Err(ApiError::bad_request(
+            "only ?rolling=true is supported: restarting every node at once would take the cluster down",
+        ));
+    }
+    let step_timeout_s: u64 =
+        query_number(raw.as_deref(), "step_timeout_s", "a number of seconds")?
+            .unwrap_or(STEP_TIMEOUT_S);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let ca = state
+        .admin_tls
+        .as_ref()
+        .map(|tls| tls.status().dir.join(hypha_cluster::peers::tls::CA_FILE));
+    let client = crate::commands::client(ca.as_deref())
+        .map_err(|e| ApiError::unavailable(format!("no client for the other nodes: {e}")))?;
+    let scheme = if state.admin_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{}", state.facts.listen.http);
+    let me = state.facts.id.to_hex();
+    let runner = Runner::new(
+        ClusterApi::new(client, &url, token),
+        Some(me),
+        step_timeout_s.saturating_mul(1_000),
+    );
+    let lines = futures::stream::unfold(runner, |mut runner| async move {
+        let event = runner.step().await?;
+        let line = match event {
+            Ok(event) => serde_json::to_string(&event),
+            Err(err) => serde_json::to_string(&crate::rolling::Event::Failed {
+                reason: err.to_string(),
+            }),
+        };
+        let mut line = line.unwrap_or_default();
+        line.push('\n');
+        Some((Ok::<_, std::convert::Infallible>(line), runner))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }

@@ -257,6 +257,14 @@ fn entries() -> Vec<Entry> {
         ),
         entry(
             M::POST,
+            "/v1/node/restart",
+            ADMIN,
+            "leave gracefully (with hand-off), stop and start again in place: one step of a rolling restart",
+            post(node::restart),
+        )
+        .ok(202),
+        entry(
+            M::POST,
             "/v1/node/tls/reload",
             ADMIN,
             "re-read the link TLS directory and admin HTTPS certificate (as SIGHUP does); links and connections stay up",
@@ -325,6 +333,17 @@ fn entries() -> Vec<Entry> {
             "the membership view",
             get(cluster::members),
         ),
+        entry(
+            M::POST,
+            "/v1/cluster/restart",
+            ADMIN,
+            "rolling restart run by this node, one node at a time, events streamed as NDJSON",
+            post(cluster::restart),
+        )
+        .query(&[
+            ("rolling", "must be true"),
+            ("step_timeout_s", "bound of one step (default 300)"),
+        ]),
         entry(
             M::GET,
             "/v1/dht/partitions",

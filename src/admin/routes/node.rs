@@ -1,4 +1,5 @@
-//! `/v1/node` (identity, generation, addresses) and node labels.
+//! `/v1/node` (identity, generation, addresses), node labels, and the
+//! restart request of a rolling restart.
 
 use std::collections::BTreeMap;
 
@@ -268,4 +269,35 @@ pub(super) async fn gossip_keys_reload(
         )
     })?;
     Ok(Json(status))
+}
+
+#[derive(Serialize)]
+pub(super) struct Restarting {
+    restarting: bool,
+    id: String,
+    name: String,
+    /// The generation that is stopping; the restarted node has the next.
+    generation: u64,
+}
+
+/// `POST /v1/node/restart` [admin]: leave the cluster gracefully (hand-off
+/// included, as on SIGTERM), stop, and start again in place (the binary
+/// re-executes itself with its arguments). Answers 202 at once; the
+/// server drains this answer before it stops. One step of a rolling
+/// restart (docs/operations.md).
+pub(super) async fn restart(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Restarting>), ApiError> {
+    let generation = read_generation(&state.store).await?;
+    tracing::info!(generation, "restart requested through the admin API");
+    state.restart.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Restarting {
+            restarting: true,
+            id: state.facts.id.to_hex(),
+            name: state.facts.name.clone(),
+            generation,
+        }),
+    ))
 }
