@@ -55,6 +55,84 @@ pub enum Command {
     /// The S3 endpoint's access keys.
     #[command(subcommand)]
     S3(S3Command),
+    /// Back the cluster's files up to a directory, verify a backup,
+    /// restore it (docs/backup.md).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+/// `hypha backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a snapshot of every file into DIR; chunks already in DIR are
+    /// not written again.
+    Create(BackupCreateArgs),
+    /// Check a backup: every referenced chunk present and re-hashed, every
+    /// index root recomputed; exits non-zero listing any problem.
+    Verify(BackupVerifyArgs),
+    /// Upload a snapshot's files into a cluster, skipping files it already
+    /// holds with the same content (so a rerun after an interruption
+    /// finishes the job).
+    Restore(BackupRestoreArgs),
+    /// List the snapshots of a backup.
+    Ls(BackupLsArgs),
+}
+
+/// Flags of `hypha backup create`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupCreateArgs {
+    /// The backup directory (created if missing).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Chunks downloaded at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Node and output options (an admin token).
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha backup verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupVerifyArgs {
+    /// The backup directory.
+    pub dir: PathBuf,
+    /// Only this snapshot (default: every one).
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `hypha backup restore`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupRestoreArgs {
+    /// The backup directory.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The snapshot to restore (default: the newest).
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// Only files whose names start with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Node and output options (a write or admin token).
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Flags of `hypha backup ls`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupLsArgs {
+    /// The backup directory.
+    pub dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hypha s3 …`

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
         Command::Jobs(cmd) => run_client(commands::jobs::run(cmd)),
         Command::Queues(args) => run_client(commands::jobs::queues(args)),
         Command::S3(cmd) => run_client(commands::s3::run(cmd)),
+        Command::Backup(cmd) => run_client(commands::backup::run(cmd)),
     }
 }
 

@@ -86,7 +86,7 @@ impl Api {
 
 /// Before a mutation: the token must hold the write role and the upload
 /// fit the node's limit, or the node would cut the upload short.
-async fn preflight(api: &Api, upload_bytes: Option<u64>) -> anyhow::Result<()> {
+pub(crate) async fn preflight(api: &Api, upload_bytes: Option<u64>) -> anyhow::Result<()> {
     let doc: Value = api
         .send(api.request(reqwest::Method::GET, "/v1/auth/whoami"))
         .await?
@@ -134,7 +134,7 @@ fn file_path(name: &str) -> String {
     format!("/v1/files/{}", encode_name(name))
 }
 
-fn bar(len: Option<u64>, output: Output) -> ProgressBar {
+pub(crate) fn bar(len: Option<u64>, output: Output) -> ProgressBar {
     let bar = match len {
         Some(len) => ProgressBar::new(len),
         None => ProgressBar::no_length(),

@@ -2,9 +2,10 @@
 //! processes), `members` (the membership view of a running node) and the
 //! file commands (`put`, `get`, `ls`, `stat`, `rm`) and the job commands
 //! (`jobs submit|status|ls|cancel`, `queues`), `s3 key` (the S3 access
-//! keys), and `store quarantine` (a
-//! stopped node's damaged store moved aside).
+//! keys), `backup create|verify|restore|ls` (docs/backup.md), and
+//! `store quarantine` (a stopped node's damaged store moved aside).
 
+pub mod backup;
 pub mod cert;
 pub mod cluster_up;
 pub mod files;

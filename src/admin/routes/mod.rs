@@ -7,6 +7,7 @@
 //! documented differently from how it is served.
 
 mod actors;
+mod backup;
 mod cluster;
 mod console;
 mod dht;
@@ -409,6 +410,35 @@ fn entries() -> Vec<Entry> {
             "a file's metadata, partition and replicas",
             get(files::stat),
         ),
+        entry(
+            M::GET,
+            "/v1/backup/partitions",
+            ADMIN,
+            "backups: how many partitions the cluster has",
+            get(backup::partitions),
+        ),
+        entry(
+            M::GET,
+            "/v1/backup/partitions/{partition}",
+            ADMIN,
+            "backups: a page of a partition's live files with their chunk lists, read from its replicas at one moment",
+            get(backup::partition),
+        )
+        .query(&[
+            ("after", "next_cursor of the previous page (64 hex digits)"),
+            ("limit", "names per replica and page (1-1000, default 256)"),
+        ]),
+        entry(
+            M::GET,
+            "/v1/backup/chunks/{hash}",
+            ADMIN,
+            "backups: a chunk's bytes, verified against its hash",
+            get(backup::chunk),
+        )
+        .query(&[
+            ("partition", "the partition of a file holding the chunk"),
+            ("len", "the chunk's length in bytes"),
+        ]),
         entry(
             M::GET,
             "/v1/jobs",

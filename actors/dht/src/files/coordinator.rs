@@ -32,6 +32,7 @@ use hypha_cluster::fence::{Fence, Standing as LeaseStanding};
 use hypha_cluster::membership::MemberKey;
 use hypha_core::clock::SharedClock;
 
+mod backup;
 mod read;
 mod upload;
 

@@ -10,6 +10,7 @@ use crate::digest::blake3_of;
 use crate::files::decide::verdict::{judge_chunk, ChunkCopy, ChunkStep, Repair, Source};
 use crate::keyspace::Partition;
 use crate::manifest::{ChunkRef, Manifest};
+use crate::placement::Placement;
 use crate::wire::{Request, Response};
 use hypha_cluster::membership::MemberKey;
 
@@ -26,20 +27,7 @@ impl Files {
         }
         let placement = self.placement();
         let (partition, replicas) = placement.replicas_of_name(&manifest.name);
-        let me = placement.me().clone();
-        let mut sources: Vec<MemberKey> = replicas
-            .iter()
-            .filter(|m| placement.is_live(m))
-            .cloned()
-            .collect();
-        // Local first (no network hop), then the others.
-        sources.sort_by_key(|m| *m != me);
-        let fallback: Vec<MemberKey> = placement
-            .live()
-            .iter()
-            .filter(|m| !sources.contains(m))
-            .cloned()
-            .collect();
+        let (sources, fallback) = self.chunk_sources(&placement, &replicas);
         let offsets = manifest.offsets();
         let wanted: Vec<(ChunkRef, u64)> = manifest
             .chunks
@@ -78,11 +66,35 @@ impl Files {
             .boxed()
     }
 
+    /// Where to fetch a chunk of a partition with `replicas` from: its live
+    /// replicas (the local one first: no network hop), then every other
+    /// live member (a fallback while a partition moves).
+    pub(super) fn chunk_sources(
+        &self,
+        placement: &Placement,
+        replicas: &[MemberKey],
+    ) -> (Vec<MemberKey>, Vec<MemberKey>) {
+        let me = placement.me().clone();
+        let mut sources: Vec<MemberKey> = replicas
+            .iter()
+            .filter(|m| placement.is_live(m))
+            .cloned()
+            .collect();
+        sources.sort_by_key(|m| *m != me);
+        let fallback: Vec<MemberKey> = placement
+            .live()
+            .iter()
+            .filter(|m| !sources.contains(m))
+            .cloned()
+            .collect();
+        (sources, fallback)
+    }
+
     /// One chunk, verified, from the first replica with a good copy;
     /// replicas found without one are repaired. On a node that does not
     /// replicate the file, the edge cache ([`crate::files::cache`]) is
     /// asked first and keeps what was fetched.
-    async fn fetch_chunk(
+    pub(super) async fn fetch_chunk(
         &self,
         partition: Partition,
         chunk: ChunkRef,

@@ -1,0 +1,496 @@
+//! `hypha backup create | verify | restore | ls`: clients of a node's
+//! `/v1/backup` reads and `/v1/files` writes that keep a backup directory
+//! ([`crate::backup::dir`]). The decisions (which chunks are new, what is
+//! wrong with a snapshot, whether a file needs uploading) are the pure
+//! [`crate::backup::plan`]; this module moves the bytes, draws progress
+//! bars on a terminal and prints a summary (`--json`: one JSON document).
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::files::{bar, encode_name, preflight, print_json, Api, Output};
+use crate::backup::dir::BackupDir;
+use crate::backup::index::{ChunkEntry, FileEntry, Hash32, Snapshot};
+use crate::backup::plan::{self, ChunkState, RestoreStep};
+use crate::backup::BackupError;
+use crate::cli::{
+    BackupCommand, BackupCreateArgs, BackupLsArgs, BackupRestoreArgs, BackupVerifyArgs,
+};
+
+/// Partitions read at once.
+const PARTITIONS_AT_ONCE: usize = 8;
+
+/// Run one `hypha backup` subcommand.
+pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
+    match cmd {
+        BackupCommand::Create(args) => create(args).await,
+        BackupCommand::Verify(args) => verify(args),
+        BackupCommand::Restore(args) => restore(args).await,
+        BackupCommand::Ls(args) => ls(args),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What `hypha backup create` did.
+#[derive(Debug, Serialize)]
+struct CreateSummary {
+    snapshot: String,
+    root: Hash32,
+    partitions: u32,
+    files: usize,
+    /// Bytes of the files backed up.
+    bytes: u64,
+    /// Distinct chunks the snapshot references.
+    chunks: usize,
+    chunks_written: usize,
+    chunks_skipped: usize,
+    /// Chunk bytes written plus the index.
+    bytes_written: u64,
+    chunk_bytes_written: u64,
+    index_bytes: u64,
+    duration_ms: u64,
+}
+
+/// Every live file of partition `p`, page by page.
+async fn partition_files(api: &Api, p: u32) -> anyhow::Result<Vec<FileEntry>> {
+    let mut files = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut request = api.request(reqwest::Method::GET, &format!("/v1/backup/partitions/{p}"));
+        if let Some(a) = &after {
+            request = request.query(&[("after", a)]);
+        }
+        let doc: Value = api.send(request).await?.json().await?;
+        let page: Vec<FileEntry> = serde_json::from_value(doc["files"].clone())
+            .with_context(|| format!("partition {p}: the page does not parse"))?;
+        files.extend(page);
+        match doc["next_cursor"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(files),
+        }
+    }
+}
+
+/// A small file's inline content as a chunk of the backup (its hash is the
+/// file's root); the entry then lists it as its one chunk. Whether it was
+/// written (false: already there).
+fn inline_to_chunk(dir: &BackupDir, file: &mut FileEntry) -> anyhow::Result<Option<u64>> {
+    let Some(text) = file.inline.take() else {
+        return Ok(None);
+    };
+    let bytes = hex::decode(&text).with_context(|| format!("{}: inline content", file.name))?;
+    if Hash32::of(&bytes) != file.root {
+        bail!("{}: inline content does not match its root", file.name);
+    }
+    let len = u32::try_from(bytes.len()).context("inline content too large")?;
+    file.chunks = vec![ChunkEntry {
+        hash: file.root,
+        len,
+    }];
+    if dir.has_chunk(&file.root) {
+        return Ok(None);
+    }
+    dir.write_chunk(&file.root, &bytes)?;
+    Ok(Some(bytes.len() as u64))
+}
+
+/// Download one chunk, verify it and store it.
+async fn fetch_chunk(
+    api: &Api,
+    dir: &BackupDir,
+    chunk: ChunkEntry,
+    partition: u16,
+) -> anyhow::Result<u64> {
+    let request = api
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/backup/chunks/{}", chunk.hash),
+        )
+        .query(&[
+            ("partition", partition.to_string()),
+            ("len", chunk.len.to_string()),
+        ]);
+    let bytes = api.send(request).await?.bytes().await?;
+    if bytes.len() != chunk.len as usize || Hash32::of(&bytes) != chunk.hash {
+        bail!(
+            "chunk {} arrived with bytes that do not match its hash",
+            chunk.hash
+        );
+    }
+    dir.write_chunk(&chunk.hash, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// `hypha backup create --to DIR`.
+async fn create(args: BackupCreateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let started_ms = now_ms();
+    let api = Api::new(&args.api)?;
+    let dir = BackupDir::create(&args.to)?;
+    let doc: Value = api
+        .send(api.request(reqwest::Method::GET, "/v1/backup/partitions"))
+        .await?
+        .json()
+        .await?;
+    let partitions = u32::try_from(doc["partitions"].as_u64().unwrap_or(0)).unwrap_or(0);
+    if partitions == 0 {
+        bail!("the node reports no partitions");
+    }
+
+    let listing = bar(Some(u64::from(partitions)), api.output);
+    let mut files: Vec<FileEntry> = stream::iter(0..partitions)
+        .map(|p| {
+            let api = &api;
+            let listing = &listing;
+            async move {
+                let files = partition_files(api, p).await;
+                listing.inc(1);
+                files
+            }
+        })
+        .buffer_unordered(PARTITIONS_AT_ONCE)
+        .try_concat()
+        .await?;
+    listing.finish_and_clear();
+
+    let mut chunks_written = 0;
+    let mut chunk_bytes_written = 0;
+    for file in &mut files {
+        if let Some(bytes) = inline_to_chunk(&dir, file)? {
+            chunks_written += 1;
+            chunk_bytes_written += bytes;
+        }
+    }
+    let partition_of: BTreeMap<Hash32, u16> = files
+        .iter()
+        .flat_map(|f| f.chunks.iter().map(move |c| (c.hash, f.partition)))
+        .collect();
+    let todo = plan::chunks_to_write(&files, |h| dir.has_chunk(h));
+    let progress = bar(
+        Some(todo.iter().map(|c| u64::from(c.len)).sum()),
+        api.output,
+    );
+    let concurrency = args.concurrency.max(1);
+    let fetched: Vec<u64> = stream::iter(todo.iter().copied())
+        .map(|c| {
+            let (api, dir, progress) = (&api, &dir, &progress);
+            let partition = partition_of.get(&c.hash).copied().unwrap_or(0);
+            async move {
+                let n = fetch_chunk(api, dir, c, partition).await?;
+                progress.inc(n);
+                anyhow::Ok(n)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    progress.finish_and_clear();
+    chunks_written += fetched.len();
+    chunk_bytes_written += fetched.iter().sum::<u64>();
+
+    let snapshot = Snapshot::new(
+        format!("{started_ms:013}"),
+        started_ms,
+        now_ms(),
+        args.api.url.clone(),
+        partitions,
+        files,
+    );
+    let index_bytes = dir.write_snapshot(&snapshot)?;
+    let chunks = snapshot.chunk_set().len();
+    let summary = CreateSummary {
+        snapshot: snapshot.id.clone(),
+        root: snapshot.root,
+        partitions,
+        files: snapshot.files.len(),
+        bytes: snapshot.bytes(),
+        chunks,
+        chunks_written,
+        chunks_skipped: chunks.saturating_sub(chunks_written),
+        bytes_written: chunk_bytes_written + index_bytes,
+        chunk_bytes_written,
+        index_bytes,
+        duration_ms: elapsed_ms(started),
+    };
+    match api.output {
+        Output::Json => print_json(&serde_json::to_value(&summary)?),
+        Output::Text => {
+            println!(
+                "snapshot {} root {}: {} files, {} bytes; {} of {} chunks written ({} bytes with the index) in {} ms",
+                summary.snapshot,
+                summary.root,
+                summary.files,
+                summary.bytes,
+                summary.chunks_written,
+                summary.chunks,
+                summary.bytes_written,
+                summary.duration_ms
+            );
+            Ok(())
+        }
+    }
+}
+
+/// One snapshot's verification, as reported.
+#[derive(Debug, Serialize)]
+struct Verified {
+    snapshot: String,
+    root: Hash32,
+    files: usize,
+    chunks: usize,
+    problems: Vec<String>,
+}
+
+/// `hypha backup verify DIR`.
+fn verify(args: BackupVerifyArgs) -> anyhow::Result<()> {
+    let dir = BackupDir::open(&args.dir)?;
+    let ids = match &args.snapshot {
+        Some(id) => vec![id.clone()],
+        None => dir.snapshot_ids()?,
+    };
+    if ids.is_empty() {
+        return Err(BackupError::Empty.into());
+    }
+    // Chunks shared by snapshots are hashed once.
+    let mut states: BTreeMap<Hash32, ChunkState> = BTreeMap::new();
+    let mut report = Vec::new();
+    for id in &ids {
+        let problems = match dir.snapshot(id) {
+            Ok(snapshot) => {
+                let found = plan::problems(&snapshot, |c| {
+                    *states
+                        .entry(c.hash)
+                        .or_insert_with(|| match dir.read_chunk(&c.hash, c.len) {
+                            Ok(Some(_)) => ChunkState::Good,
+                            Ok(None) => ChunkState::Missing,
+                            Err(_) => ChunkState::Corrupt,
+                        })
+                });
+                report.push(Verified {
+                    snapshot: id.clone(),
+                    root: snapshot.root,
+                    files: snapshot.files.len(),
+                    chunks: snapshot.chunk_set().len(),
+                    problems: found.iter().map(ToString::to_string).collect(),
+                });
+                continue;
+            }
+            Err(e) => vec![e.to_string()],
+        };
+        report.push(Verified {
+            snapshot: id.clone(),
+            root: Hash32::default(),
+            files: 0,
+            chunks: 0,
+            problems,
+        });
+    }
+    let bad: usize = report.iter().map(|r| r.problems.len()).sum();
+    if args.json {
+        print_json(&serde_json::json!({"ok": bad == 0, "snapshots": report}))?;
+    } else {
+        for r in &report {
+            if r.problems.is_empty() {
+                println!(
+                    "snapshot {} ok: root {}, {} files, {} chunks verified",
+                    r.snapshot, r.root, r.files, r.chunks
+                );
+            }
+            for p in &r.problems {
+                println!("snapshot {}: {p}", r.snapshot);
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} problem(s) found in {}", args.dir.display());
+    }
+    Ok(())
+}
+
+/// What `hypha backup restore` did.
+#[derive(Debug, Serialize)]
+struct RestoreSummary {
+    snapshot: String,
+    root: Hash32,
+    files: usize,
+    uploaded: usize,
+    skipped: usize,
+    failed: Vec<String>,
+    bytes_uploaded: u64,
+    duration_ms: u64,
+}
+
+/// The root of the cluster's live file `name`, if any.
+async fn root_in_cluster(api: &Api, name: &str) -> anyhow::Result<Option<Hash32>> {
+    let path = format!("/v1/stat/{}", encode_name(name));
+    let response = api
+        .request(reqwest::Method::GET, &path)
+        .send()
+        .await
+        .context("cannot reach the node")?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(super::files::api_error(response).await);
+    }
+    let doc: Value = response.json().await?;
+    Ok(doc["root"].as_str().and_then(Hash32::parse))
+}
+
+/// Upload `file` with its chunks read from `dir`, each verified as read
+/// (a bad chunk aborts the upload: the node then makes nothing visible).
+async fn upload(api: &Api, dir: &BackupDir, file: &FileEntry) -> anyhow::Result<u64> {
+    let chunks = stream::iter(file.chunks.clone()).map({
+        let dir = dir.clone();
+        move |c| match dir.read_chunk(&c.hash, c.len) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(std::io::Error::other(format!("chunk {} missing", c.hash))),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    });
+    let labels: Vec<(&str, String)> = file
+        .labels
+        .iter()
+        .map(|(k, v)| ("label", format!("{k}={v}")))
+        .collect();
+    let request = api
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/files/{}", encode_name(&file.name)),
+        )
+        .header(reqwest::header::CONTENT_TYPE, &file.content_type)
+        .header(reqwest::header::CONTENT_LENGTH, file.size)
+        .query(&labels)
+        .body(reqwest::Body::wrap_stream(chunks));
+    api.send(request).await?;
+    Ok(file.size)
+}
+
+/// Restore one file: skipped if the cluster holds the same content;
+/// `Some(bytes)` if uploaded.
+async fn restore_one(api: &Api, dir: &BackupDir, file: &FileEntry) -> anyhow::Result<Option<u64>> {
+    let held = root_in_cluster(api, &file.name).await?;
+    match plan::restore_step(file, held) {
+        RestoreStep::Skip => Ok(None),
+        RestoreStep::Upload => upload(api, dir, file).await.map(Some),
+    }
+}
+
+/// `hypha backup restore --from DIR`.
+async fn restore(args: BackupRestoreArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let api = Api::new(&args.api)?;
+    let dir = BackupDir::open(&args.from)?;
+    let snapshot = dir.snapshot_or_latest(args.snapshot.as_deref())?;
+    preflight(&api, None).await?;
+    let files: Vec<&FileEntry> = plan::under_prefix(&snapshot.files, &args.prefix).collect();
+    let progress = bar(Some(files.iter().map(|f| f.size).sum()), api.output);
+    let outcomes: Vec<(String, anyhow::Result<Option<u64>>)> = stream::iter(files.iter().copied())
+        .map(|f| {
+            let (api, dir, progress) = (&api, &dir, &progress);
+            async move {
+                let outcome = restore_one(api, dir, f).await;
+                progress.inc(f.size);
+                (f.name.clone(), outcome)
+            }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    progress.finish_and_clear();
+    let mut summary = RestoreSummary {
+        snapshot: snapshot.id.clone(),
+        root: snapshot.root,
+        files: files.len(),
+        uploaded: 0,
+        skipped: 0,
+        failed: Vec::new(),
+        bytes_uploaded: 0,
+        duration_ms: elapsed_ms(started),
+    };
+    for (name, outcome) in outcomes {
+        match outcome {
+            Ok(Some(bytes)) => {
+                summary.uploaded += 1;
+                summary.bytes_uploaded += bytes;
+            }
+            Ok(None) => summary.skipped += 1,
+            Err(e) => summary.failed.push(format!("{name}: {e:#}")),
+        }
+    }
+    summary.failed.sort();
+    match api.output {
+        Output::Json => print_json(&serde_json::to_value(&summary)?)?,
+        Output::Text => {
+            println!(
+                "restored snapshot {} ({} files): {} uploaded ({} bytes), {} already there, {} failed, in {} ms",
+                summary.snapshot,
+                summary.files,
+                summary.uploaded,
+                summary.bytes_uploaded,
+                summary.skipped,
+                summary.failed.len(),
+                summary.duration_ms
+            );
+            for f in &summary.failed {
+                eprintln!("hypha: failed: {f}");
+            }
+        }
+    }
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} file(s) not restored; rerun the same command to finish",
+            summary.failed.len()
+        );
+    }
+    Ok(())
+}
+
+/// `hypha backup ls DIR`.
+fn ls(args: BackupLsArgs) -> anyhow::Result<()> {
+    let dir = BackupDir::open(&args.dir)?;
+    let mut rows = Vec::new();
+    for id in dir.snapshot_ids()? {
+        let s = dir.snapshot(&id)?;
+        rows.push(serde_json::json!({
+            "snapshot": s.id,
+            "started_ms": s.started_ms,
+            "files": s.files.len(),
+            "bytes": s.bytes(),
+            "chunks": s.chunk_set().len(),
+            "root": s.root,
+            "source": s.source,
+        }));
+    }
+    if args.json {
+        return print_json(&serde_json::json!({"snapshots": rows}));
+    }
+    for r in &rows {
+        let at =
+            UNIX_EPOCH + std::time::Duration::from_millis(r["started_ms"].as_u64().unwrap_or(0));
+        println!(
+            "{}  {}  {:>6} files  {:>12} bytes  root {}",
+            r["snapshot"].as_str().unwrap_or("?"),
+            httpdate::fmt_http_date(at),
+            r["files"],
+            r["bytes"],
+            r["root"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
