@@ -33,7 +33,8 @@ min_free_bytes = 0
 ";
 
 fn body(i: usize, round: u64) -> Vec<u8> {
-    common::pseudo_random(100_000 + i * 1_000, i as u64 * 1_000 + round)
+    // Odd seeds: `pseudo_random` sets the low bit, so 2k and 2k + 1 agree.
+    common::pseudo_random(100_000 + i * 1_000, (i as u64 * 1_000 + round) * 2 + 1)
 }
 
 async fn cache(url: &str) -> Value {
