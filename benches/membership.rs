@@ -241,6 +241,7 @@ async fn start_sim(addrs: &[SocketAddr], gossip: Arc<dyn Transport>) -> Vec<SimN
             links,
             watermark: Default::default(),
             clock: Default::default(),
+            labels: None,
         };
         let (actor, _) = ractor::Actor::spawn(None, Membership, args).await.unwrap();
         nodes.push((actor, channels, links_tx));

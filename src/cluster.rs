@@ -3,7 +3,7 @@
 //! restarts), the settings each actor gets, and the `cluster` supervisor's
 //! child specs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 
@@ -92,6 +92,8 @@ pub struct ClusterParts {
     /// The node's majority lease (renewed by the peers actor's pings,
     /// read by the DHT before it acknowledges).
     pub fence: Fence,
+    /// The node's labels as stored; membership publishes each change.
+    pub labels: Arc<watch::Sender<BTreeMap<String, String>>>,
     node: String,
     membership: MembershipArgs,
     peers: PeersArgs,
@@ -151,6 +153,7 @@ impl ClusterParts {
             clock.now(),
         );
         let (links_tx, links_rx) = watch::channel(BTreeSet::new());
+        let (labels_tx, labels_rx) = watch::channel(config.labels.clone());
         let data_dir = config.data_dir.clone();
         let capacity_dir = data_dir.clone();
         let capacity =
@@ -193,6 +196,7 @@ impl ClusterParts {
             settings: c.clone(),
         };
         Ok(Self {
+            labels: Arc::new(labels_tx),
             node: node.to_owned(),
             membership: MembershipArgs {
                 config: Arc::new(membership_config),
@@ -202,6 +206,7 @@ impl ClusterParts {
                 links: links_rx,
                 watermark: Default::default(),
                 clock: clock.clone(),
+                labels: Some(labels_rx),
             },
             peers: PeersArgs {
                 config: Arc::new(peers_config),

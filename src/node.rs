@@ -333,6 +333,7 @@ pub async fn start_with(
     let cluster =
         ClusterParts::new(config, secrets, &name, me.clone(), listen, clock.clone()).await?;
     let cluster_tls = cluster.tls.clone();
+    let cluster_labels = cluster.labels.clone();
     let gossip_keys = cluster.gossip_keys.clone();
     let channels = cluster.channels.clone();
     let bulk = BulkSettings {
@@ -407,6 +408,7 @@ pub async fn start_with(
     .with_gossip_keys(gossip_keys.clone())
     .with_history(history.clone())
     .with_restart(restart.clone())
+    .with_labels(cluster.labels.clone())
     .with_clock(clock.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -437,6 +439,17 @@ pub async fn start_with(
         .map_err(|e| NodeError::Tree(e.to_string()))?;
 
     apply_config_labels(&store_client, &config.labels).await;
+    // Labels set through the API live in the store beside the configured
+    // ones: the stored set is what the node publishes (a zone set at run
+    // time survives restarts and reaches placement).
+    match read_labels(&store_client).await {
+        Ok(stored) => {
+            cluster_labels.send_replace(stored);
+        }
+        Err(err) => {
+            tracing::error!("stored labels not read; publishing the configured ones: {err}")
+        }
+    }
     metrics::gauge!("hypha_node_info", "node" => name.clone(), "id" => id.to_hex()).set(1.0);
     tracing::info!(node = %name, id = %id, generation, http = %http_addr, "node started");
     Ok(RunningNode {

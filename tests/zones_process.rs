@@ -129,23 +129,33 @@ fn wait_placed(cluster: &Cluster, want: usize, limit: Duration) {
     assert!(result.is_ok(), "not placed in {want} zones: {last}");
 }
 
-/// No `us-1` node holds an entry of a pinned partition (and some `eu-*`
-/// node does: the pinned files are there to be checked).
-fn pin_kept(seen: &Seen) {
+/// Which pinned partitions `outside` nodes hold entries of (and how many
+/// pinned partitions hold anything at all).
+fn pinned_outside(seen: &Seen, outside: &[usize]) -> (Vec<(u64, usize)>, usize) {
+    let mut wrong = Vec::new();
     let mut pinned = 0;
     for (id, holders) in seen.holders.range(BASE..) {
-        let outside: Vec<&usize> = holders
-            .iter()
-            .filter(|i| ZONES[**i % 3] == "us-1")
-            .collect();
-        assert!(
-            outside.is_empty(),
-            "pinned partition {id} held on {outside:?}"
+        wrong.extend(
+            holders
+                .iter()
+                .filter(|i| outside.contains(i))
+                .map(|i| (*id, *i)),
         );
         pinned += 1;
     }
+    (wrong, pinned)
+}
+
+/// No node of `outside` holds an entry of a pinned partition (and some
+/// other node does: the pinned files are there to be checked).
+fn pin_kept(seen: &Seen, outside: &[usize]) {
+    let (wrong, pinned) = pinned_outside(seen, outside);
+    assert!(
+        wrong.is_empty(),
+        "pinned partitions held outside eu-*: {wrong:?}"
+    );
     assert!(pinned > 0, "no pinned partition holds anything");
-    eprintln!("pinned partitions holding files: {pinned}, all on eu-* nodes");
+    eprintln!("pinned partitions holding files: {pinned}, none on {outside:?}");
 }
 
 async fn put(api: &Api, name: &str, round: u8) -> u16 {
@@ -202,7 +212,7 @@ fn replicas_spread_over_zones_pins_hold_and_a_zone_can_die() {
         .chain((0..20).map(|i| format!("eu/{i}")))
         .collect();
     write_and_read(&cluster, &names, 1, Duration::from_secs(30));
-    pin_kept(&partitions(&cluster));
+    pin_kept(&partitions(&cluster), &[2, 5]);
 
     // A pin no live node can meet: 503 with the reason, nothing stored.
     let refused: Value = common::block_on(async {
@@ -242,5 +252,37 @@ fn replicas_spread_over_zones_pins_hold_and_a_zone_can_die() {
         killed.elapsed()
     );
     write_and_read(&cluster, &all, 3, Duration::from_secs(30));
-    pin_kept(&partitions(&cluster));
+    pin_kept(&partitions(&cluster), &[2, 5]);
+
+    // Node 0 moves from eu-1 to a new zone us-2 at run time: three zones
+    // again, and its pinned data is handed off to the eu-* nodes left.
+    let relabel = common::block_on(async {
+        let api = Api::new(cluster.url(0));
+        let res = api
+            .send(
+                reqwest::Method::PUT,
+                "/v1/node/labels/zone",
+                Some(ADMIN_TOKEN),
+                b"us-2".to_vec(),
+            )
+            .await;
+        res.status().as_u16()
+    });
+    assert_eq!(relabel, 200);
+    let moved = std::time::Instant::now();
+    wait_placed(&cluster, 3, Duration::from_secs(60));
+    let handed_off = poll_blocking(Duration::from_secs(90), Duration::from_millis(500), || {
+        let (wrong, _) = pinned_outside(&partitions(&cluster), &[0]);
+        wrong.is_empty().then_some(())
+    });
+    assert!(
+        handed_off.is_ok(),
+        "node 0 still holds pinned data after leaving eu-*"
+    );
+    eprintln!(
+        "zone change: three zones again and pinned data off node 0 {:?} after the relabel",
+        moved.elapsed()
+    );
+    write_and_read(&cluster, &all, 4, Duration::from_secs(30));
+    pin_kept(&partitions(&cluster), &[0, 2, 5]);
 }

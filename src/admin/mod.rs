@@ -17,6 +17,7 @@ pub use openapi::spec as openapi_spec;
 pub use routes::{route_table, Access, BodyKind, RouteInfo};
 
 use hypha_core::clock::SharedClock;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +116,8 @@ pub struct StateFields {
     pub(crate) history: crate::telemetry::history::History,
     /// Rung by `POST /v1/node/restart`; the running node waits on it.
     pub(crate) restart: Arc<tokio::sync::Notify>,
+    /// The labels membership publishes; set after each durable change.
+    pub(crate) labels: Arc<tokio::sync::watch::Sender<BTreeMap<String, String>>>,
 }
 
 impl AppState {
@@ -150,6 +153,7 @@ impl AppState {
             gossip_keys: None,
             history: crate::telemetry::history::History::default(),
             restart: Arc::new(tokio::sync::Notify::new()),
+            labels: Arc::new(tokio::sync::watch::Sender::new(BTreeMap::new())),
         }))
     }
 
@@ -176,6 +180,15 @@ impl AppState {
     /// Serve this node's metrics history (filled by its sampler).
     pub fn with_history(mut self, history: crate::telemetry::history::History) -> Self {
         self.fields_mut().history = history;
+        self
+    }
+
+    /// Publish label changes through `labels` (membership's).
+    pub fn with_labels(
+        mut self,
+        labels: Arc<tokio::sync::watch::Sender<BTreeMap<String, String>>>,
+    ) -> Self {
+        self.fields_mut().labels = labels;
         self
     }
 

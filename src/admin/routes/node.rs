@@ -132,7 +132,15 @@ pub(super) async fn put_label(
         Err(StoreError::ConditionFailed(_)) => return Err(label_error(LabelError::TooMany)),
         other => other?,
     }
-    Ok(Json(read_labels(&state.store).await?))
+    Ok(Json(published_labels(&state).await?))
+}
+
+/// The labels as stored, handed to membership to publish (a zone change
+/// reaches every node's placement within a gossip round or two).
+async fn published_labels(state: &AppState) -> Result<BTreeMap<String, String>, ApiError> {
+    let labels = read_labels(&state.store).await?;
+    state.labels.send_replace(labels.clone());
+    Ok(labels)
 }
 
 /// `DELETE /v1/node/labels/{key}`: 200 once durable, 404 if absent.
@@ -152,7 +160,7 @@ pub(super) async fn delete_label(
         .store
         .write(WriteBatch::new().delete(Tree::NodeLabels, key.as_bytes()))
         .await?;
-    Ok(Json(read_labels(&state.store).await?))
+    Ok(Json(published_labels(&state).await?))
 }
 
 /// Node-link TLS as the node uses it now.

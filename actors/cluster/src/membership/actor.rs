@@ -8,7 +8,7 @@
 //! ([`super::watermark`]): the new instance starts above it, or peers would
 //! ignore it until it had counted that far again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,11 @@ pub struct MembershipArgs {
     pub watermark: Arc<GossipWatermark>,
     /// The node's clock (SWIM timers, load refresh).
     pub clock: SharedClock,
+    /// The node's labels as they are now (set through the admin API at
+    /// run time); `None`: the configured `info.labels` for good. A change
+    /// is published with the node's info on the next tick, so peers'
+    /// placement sees a new zone (docs/dht.md, "Zones").
+    pub labels: Option<watch::Receiver<BTreeMap<String, String>>>,
 }
 
 /// State of one incarnation.
@@ -98,7 +103,7 @@ async fn spawn_gossip(args: &MembershipArgs) -> Result<ChitchatHandle, ActorProc
         );
     }
     let initial = [
-        (info::KEY_INFO, info::encode_json(&args.config.info)),
+        (info::KEY_INFO, info::encode_json(&current_info(args))),
         (info::KEY_INCARNATION, "0".to_owned()),
     ];
     handle
@@ -240,7 +245,38 @@ impl Actor for Membership {
     }
 }
 
+/// The node's info with its labels as they are now.
+fn current_info(args: &MembershipArgs) -> info::NodeInfo {
+    let mut info = args.config.info.clone();
+    if let Some(labels) = &args.labels {
+        info.labels = labels.borrow().clone();
+    }
+    info
+}
+
+/// Publish the node's info again if its labels changed since last time.
+async fn publish_labels(state: &mut MembershipState) {
+    let changed = state
+        .args
+        .labels
+        .as_mut()
+        .is_some_and(|l| l.has_changed().unwrap_or(false));
+    if !changed {
+        return;
+    }
+    if let Some(labels) = state.args.labels.as_mut() {
+        labels.mark_unchanged();
+    }
+    let encoded = info::encode_json(&current_info(&state.args));
+    state
+        .chitchat
+        .with_chitchat(|c| c.self_node_state().set(info::KEY_INFO, encoded.clone()))
+        .await;
+    tracing::info!("labels changed: node info published again");
+}
+
 async fn tick(myself: &ActorRef<MembershipMessage>, state: &mut MembershipState) {
+    publish_labels(state).await;
     let now = state.args.clock.now();
     if now >= state.next_load_at {
         refresh_load(state).await;
@@ -398,7 +434,7 @@ fn start_probe(
 }
 
 fn publish_view(state: &MembershipState) {
-    let mut info = state.args.config.info.clone();
+    let mut info = current_info(&state.args);
     info.capacity.free_disk_bytes = state.load.free_disk_bytes;
     let view = state
         .swim
