@@ -115,6 +115,8 @@ pub struct StateFields {
     pub(crate) history: crate::telemetry::history::History,
     /// Rung by `POST /v1/node/restart`; the running node waits on it.
     pub(crate) restart: Arc<tokio::sync::Notify>,
+    /// The scheduled backups' state (`/v1/backup/status`).
+    pub(crate) backup: crate::backup::schedule::BackupStatus,
 }
 
 impl AppState {
@@ -150,6 +152,7 @@ impl AppState {
             gossip_keys: None,
             history: crate::telemetry::history::History::default(),
             restart: Arc::new(tokio::sync::Notify::new()),
+            backup: crate::backup::schedule::BackupStatus::default(),
         }))
     }
 
@@ -176,6 +179,12 @@ impl AppState {
     /// Serve this node's metrics history (filled by its sampler).
     pub fn with_history(mut self, history: crate::telemetry::history::History) -> Self {
         self.fields_mut().history = history;
+        self
+    }
+
+    /// Serve the scheduled backups' state (updated by the schedule actor).
+    pub fn with_backup(mut self, status: crate::backup::schedule::BackupStatus) -> Self {
+        self.fields_mut().backup = status;
         self
     }
 
