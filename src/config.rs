@@ -210,9 +210,7 @@ impl BackupSettings {
             "must be 1 to 10000",
         )?;
         check(
-            self.dir
-                .as_ref()
-                .is_none_or(|d| !d.as_os_str().is_empty()),
+            self.dir.as_ref().is_none_or(|d| !d.as_os_str().is_empty()),
             "backup.dir",
             "must not be empty",
         )
@@ -869,7 +867,10 @@ max_restarts = 2
         assert!(c.backup.schedule().is_none());
         let c = load("[backup]\ndir = \"/b\"\ninterval_ms = 1000\nkeep = 2\n").unwrap();
         let s = c.backup.schedule().unwrap();
-        assert_eq!((s.dir.to_str(), s.interval_ms, s.keep), (Some("/b"), 1000, 2));
+        assert_eq!(
+            (s.dir.to_str(), s.interval_ms, s.keep),
+            (Some("/b"), 1000, 2)
+        );
         for (bad, key) in [
             ("interval_ms = 999", "backup.interval_ms"),
             ("keep = 0", "backup.keep"),

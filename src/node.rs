@@ -57,9 +57,9 @@ use hypha_work::handler::JobHandler;
 use thiserror::Error;
 
 use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
+use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
 use crate::backup::schedule::{BackupStatus, ScheduleMessage, Scheduler, SchedulerArgs};
 use crate::backup::source::NodeSource;
-use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
 use crate::dht::{BulkSettings, DhtParts, Joined};
@@ -570,8 +570,8 @@ fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>, sampler: SamplerArgs) -> Chi
 fn backup_spec(args: SchedulerArgs) -> ChildSpec {
     let schedule = ChildSpec::actor("schedule", move |_ctx| (None, Scheduler, args.clone()))
         .crash_message::<ScheduleMessage>();
-    let flags = SupervisorFlags::new(Strategy::OneForOne)
-        .intensity(BACKUP_MAX_RESTARTS, BACKUP_PERIOD_MS);
+    let flags =
+        SupervisorFlags::new(Strategy::OneForOne).intensity(BACKUP_MAX_RESTARTS, BACKUP_PERIOD_MS);
     ChildSpec::supervisor("backup", flags, vec![schedule])
 }
 

@@ -72,6 +72,22 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run that started (and, so far, ended) at `at_ms` and failed, or
+    /// will unless it gets further.
+    fn failed(at_ms: u64, error: Option<String>) -> Self {
+        Self {
+            started_ms: at_ms,
+            finished_ms: at_ms,
+            result: "failed",
+            snapshot: None,
+            files: 0,
+            bytes_written: 0,
+            snapshots_pruned: 0,
+            chunks_pruned: 0,
+            error,
+        }
+    }
+
     fn ok(&self) -> bool {
         self.error.is_none()
     }
@@ -118,7 +134,10 @@ impl BackupStatus {
 
     /// A copy of the current status.
     pub fn doc(&self) -> StatusDoc {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn update(&self, change: impl FnOnce(&mut StatusDoc)) {
@@ -192,18 +211,7 @@ async fn run_once(
     schedule: &Schedule,
     clock: &SharedClock,
 ) -> RunRecord {
-    let started_ms = clock.wall_ms();
-    let mut record = RunRecord {
-        started_ms,
-        finished_ms: started_ms,
-        result: "failed",
-        snapshot: None,
-        files: 0,
-        bytes_written: 0,
-        snapshots_pruned: 0,
-        chunks_pruned: 0,
-        error: None,
-    };
+    let mut record = RunRecord::failed(clock.wall_ms(), None);
     match create(source, &schedule.dir, CHUNKS_AT_ONCE, clock, &Quiet).await {
         Ok(created) => {
             record.snapshot = Some(created.snapshot);
@@ -236,18 +244,8 @@ impl SchedulerState {
         // failed run.
         while let Some(joined) = self.tasks.try_join_next() {
             if let Err(e) = joined {
-                let now = self.args.clock.wall_ms();
-                self.finished(RunRecord {
-                    started_ms: now,
-                    finished_ms: now,
-                    result: "failed",
-                    snapshot: None,
-                    files: 0,
-                    bytes_written: 0,
-                    snapshots_pruned: 0,
-                    chunks_pruned: 0,
-                    error: Some(format!("the run ended without a result: {e}")),
-                });
+                let error = format!("the run ended without a result: {e}");
+                self.finished(RunRecord::failed(self.args.clock.wall_ms(), Some(error)));
             }
         }
         let now = self.args.clock.wall_ms();

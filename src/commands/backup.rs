@@ -53,16 +53,8 @@ impl BackupSource for Api {
     }
 
     async fn partitions(&self) -> Result<u32, SourceError> {
-        let doc: Value = remote(
-            async {
-                self.send(self.request(reqwest::Method::GET, "/v1/backup/partitions"))
-                    .await?
-                    .json()
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            .await,
-        )?;
+        let request = self.request(reqwest::Method::GET, "/v1/backup/partitions");
+        let doc = self.backup_json(request).await?;
         doc["partitions"]
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
@@ -74,16 +66,7 @@ impl BackupSource for Api {
         if let Some(a) = after {
             request = request.query(&[("after", a.to_hex())]);
         }
-        let doc: Value = remote(
-            async {
-                self.send(request)
-                    .await?
-                    .json()
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            .await,
-        )?;
+        let doc = self.backup_json(request).await?;
         let files = serde_json::from_value(doc["files"].clone())
             .map_err(|e| SourceError::Malformed(format!("partition {p}: the page: {e}")))?;
         let next = match doc["next_cursor"].as_str() {
@@ -105,23 +88,41 @@ impl BackupSource for Api {
                 ("partition", partition.to_string()),
                 ("len", chunk.len.to_string()),
             ]);
-        let bytes = remote(
-            async {
-                self.send(request)
-                    .await?
-                    .bytes()
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            .await,
-        )?;
+        let bytes = self
+            .backup_read(request)
+            .await?
+            .bytes()
+            .await
+            .map_err(malformed)?;
         Ok(bytes.to_vec())
     }
 }
 
-/// A client error as a source error, with its context.
-fn remote<T>(result: anyhow::Result<T>) -> Result<T, SourceError> {
-    result.map_err(|e| SourceError::Remote(format!("{e:#}")))
+impl Api {
+    /// Send one of a backup's reads; a refusal or an unreachable node as
+    /// a source error, with its context.
+    async fn backup_read(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SourceError> {
+        self.send(request)
+            .await
+            .map_err(|e| SourceError::Remote(format!("{e:#}")))
+    }
+
+    /// One of a backup's reads that answers JSON.
+    async fn backup_json(&self, request: reqwest::RequestBuilder) -> Result<Value, SourceError> {
+        self.backup_read(request)
+            .await?
+            .json()
+            .await
+            .map_err(malformed)
+    }
+}
+
+/// A body that could not be read or decoded.
+fn malformed(e: reqwest::Error) -> SourceError {
+    SourceError::Malformed(e.to_string())
 }
 
 /// Progress bars on a terminal: one per phase.
