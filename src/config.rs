@@ -6,7 +6,7 @@
 //! settings struct (keys, defaults, `validate()`), and this module only
 //! composes them (`[cluster]`, `[dht]`, `[anti_entropy]`, `[work]`,
 //! `[storage]`) beside the node's own (`[listen]`, `[http]`, `[auth]`,
-//! `[supervision]`, top-level keys). docs/hypha.example.toml is checked
+//! `[supervision]`, `[telemetry]`, `[backup]`, top-level keys). docs/hypha.example.toml is checked
 //! against these structs by a test (`example` below).
 
 use std::collections::BTreeMap;
@@ -168,6 +168,66 @@ impl TelemetrySettings {
     }
 }
 
+/// Scheduled backups (`[backup]`, docs/backup.md): set `dir` on the one
+/// node that should take them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSettings {
+    /// The backup directory; unset, the node takes no scheduled backups.
+    pub dir: Option<PathBuf>,
+    /// Time between the starts of two backups.
+    pub interval_ms: u64,
+    /// Snapshots retained; older ones, and chunks only they reference,
+    /// are removed after each backup.
+    pub keep: u32,
+}
+
+/// Shortest accepted backup interval. Production intervals are hours;
+/// seconds are for tests.
+pub const MIN_BACKUP_INTERVAL_MS: u64 = 1_000;
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_ms: 86_400_000,
+            keep: 7,
+        }
+    }
+}
+
+impl BackupSettings {
+    /// The first rule the settings break, if any.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        check(
+            self.interval_ms >= MIN_BACKUP_INTERVAL_MS,
+            "backup.interval_ms",
+            "must be at least 1000",
+        )?;
+        check(
+            (1..=10_000).contains(&self.keep),
+            "backup.keep",
+            "must be 1 to 10000",
+        )?;
+        check(
+            self.dir.as_ref().is_none_or(|d| !d.as_os_str().is_empty()),
+            "backup.dir",
+            "must not be empty",
+        )
+    }
+
+    /// The schedule the node runs, if any.
+    pub fn schedule(&self) -> Option<crate::backup::schedule::Schedule> {
+        self.dir
+            .as_ref()
+            .map(|dir| crate::backup::schedule::Schedule {
+                dir: dir.clone(),
+                interval_ms: self.interval_ms,
+                keep: self.keep as usize,
+            })
+    }
+}
+
 /// What a node's links will use, decided once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkPlan {
@@ -274,6 +334,8 @@ struct FileConfig {
     work: WorkSettings,
     #[serde(default)]
     telemetry: TelemetrySettings,
+    #[serde(default)]
+    backup: BackupSettings,
 }
 
 /// Addresses the node listens on.
@@ -357,6 +419,8 @@ pub struct NodeConfig {
     pub work: WorkSettings,
     /// The in-memory metrics history.
     pub telemetry: TelemetrySettings,
+    /// Scheduled backups.
+    pub backup: BackupSettings,
     /// Dev or production.
     pub mode: Mode,
 }
@@ -536,6 +600,7 @@ impl NodeConfig {
             storage: file.storage,
             work: file.work,
             telemetry: file.telemetry,
+            backup: file.backup,
             mode,
         };
         config.validate()?;
@@ -600,6 +665,7 @@ impl NodeConfig {
         self.work.validate()?;
         self.supervision.validate()?;
         self.telemetry.validate()?;
+        self.backup.validate()?;
         Ok(())
     }
 }
@@ -786,6 +852,35 @@ max_restarts = 2
         assert_eq!(c.supervision.max_restarts, 5);
         assert!(c.secrets.read_token_file.is_some());
         assert_eq!(c.cluster.preauth, PreAuthLimits::default());
+    }
+
+    #[test]
+    fn backups_are_scheduled_only_with_a_dir_and_sane_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            NodeConfig::resolve(&args(&["--config", path.to_str().unwrap()]))
+        };
+        let c = load("").unwrap();
+        assert_eq!(c.backup, BackupSettings::default());
+        assert!(c.backup.schedule().is_none());
+        let c = load("[backup]\ndir = \"/b\"\ninterval_ms = 1000\nkeep = 2\n").unwrap();
+        let s = c.backup.schedule().unwrap();
+        assert_eq!(
+            (s.dir.to_str(), s.interval_ms, s.keep),
+            (Some("/b"), 1000, 2)
+        );
+        for (bad, key) in [
+            ("interval_ms = 999", "backup.interval_ms"),
+            ("keep = 0", "backup.keep"),
+            ("dir = \"\"", "backup.dir"),
+        ] {
+            let err = load(&format!("[backup]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let err = load("[backup]\nevery = 1\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

@@ -18,9 +18,11 @@
 //! │   ├── queues       queue owner: books, durable log, leases, placement
 //! │   ├── workers      bounded pool running job attempts
 //! │   └── service      remotable work RPC endpoint
-//! └── admin (one_for_one)
-//!     ├── http         axum admin API on the node's listener
-//!     └── history      samples the node's metrics for the console's charts
+//! ├── admin (one_for_one)
+//! │   ├── http         axum admin API on the node's listener
+//! │   └── history      samples the node's metrics for the console's charts
+//! └── backup (one_for_one; only with `[backup] dir`)
+//!     └── schedule     scheduled backups into the directory, then retention
 //! ```
 //!
 //! The cluster children share state only through channels created here
@@ -56,6 +58,8 @@ use thiserror::Error;
 
 use crate::admin::http::{HttpArgs, HttpMessage, HttpServer};
 use crate::admin::{AppState, DataApis, NodeFacts, CALL_TIMEOUT};
+use crate::backup::schedule::{BackupStatus, ScheduleMessage, Scheduler, SchedulerArgs};
+use crate::backup::source::NodeSource;
 use crate::cluster::{resolve_port, ClusterParts, Proto};
 use crate::config::{Listen, NodeConfig};
 use crate::dht::{BulkSettings, DhtParts, Joined};
@@ -84,6 +88,13 @@ const ADMIN_MAX_RESTARTS: u32 = 5;
 const ADMIN_PERIOD_MS: u64 = 10_000;
 /// Grace for the store to finish a write and flush on stop.
 const STORE_SHUTDOWN_MS: u64 = 10_000;
+/// Intensity of the backup supervisor: a schedule that keeps crashing
+/// stops there before it reaches the root.
+const BACKUP_MAX_RESTARTS: u32 = 5;
+const BACKUP_PERIOD_MS: u64 = 60_000;
+/// Bound on each read a scheduled backup makes of the cluster (a page of
+/// a partition, one chunk).
+const BACKUP_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -385,6 +396,17 @@ pub async fn start_with(
     let root_name = actor_name(&name, "root");
     let history = History::new(config.telemetry.history_interval_ms);
     let restart = Arc::new(tokio::sync::Notify::new());
+    let backup_status = BackupStatus::new(config.backup.schedule());
+    let backup = config.backup.schedule().map(|schedule| SchedulerArgs {
+        schedule,
+        source: Arc::new(NodeSource::new(
+            dht.files.clone(),
+            name.clone(),
+            BACKUP_READ_TIMEOUT,
+        )),
+        clock: clock.clone(),
+        status: backup_status.clone(),
+    });
     let sampler = SamplerArgs {
         history: history.clone(),
         source: metrics_source(),
@@ -409,6 +431,7 @@ pub async fn start_with(
     .with_history(history.clone())
     .with_restart(restart.clone())
     .with_labels(cluster.labels.clone())
+    .with_backup(backup_status)
     .with_clock(clock.clone());
     let http = HttpArgs {
         listener: Arc::new(listener),
@@ -425,6 +448,7 @@ pub async fn start_with(
         work.spec(),
         admin_spec(http, s3, sampler),
     ];
+    children.extend(backup.map(backup_spec));
     if !extensions.children.is_empty() {
         let flags =
             SupervisorFlags::new(Strategy::OneForOne).intensity(APP_MAX_RESTARTS, APP_PERIOD_MS);
@@ -551,6 +575,17 @@ fn admin_spec(http: HttpArgs, s3: Option<HttpArgs>, sampler: SamplerArgs) -> Chi
     let flags =
         SupervisorFlags::new(Strategy::OneForOne).intensity(ADMIN_MAX_RESTARTS, ADMIN_PERIOD_MS);
     ChildSpec::supervisor("admin", flags, children)
+}
+
+/// Scheduled backups: one actor under its own supervisor, started after
+/// the admin API and stopped before it (a run in progress is cut; the
+/// directory keeps only complete snapshots).
+fn backup_spec(args: SchedulerArgs) -> ChildSpec {
+    let schedule = ChildSpec::actor("schedule", move |_ctx| (None, Scheduler, args.clone()))
+        .crash_message::<ScheduleMessage>();
+    let flags =
+        SupervisorFlags::new(Strategy::OneForOne).intensity(BACKUP_MAX_RESTARTS, BACKUP_PERIOD_MS);
+    ChildSpec::supervisor("backup", flags, vec![schedule])
 }
 
 /// The node's generation (boot count) as stored.

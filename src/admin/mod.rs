@@ -118,6 +118,8 @@ pub struct StateFields {
     pub(crate) restart: Arc<tokio::sync::Notify>,
     /// The labels membership publishes; set after each durable change.
     pub(crate) labels: Arc<tokio::sync::watch::Sender<BTreeMap<String, String>>>,
+    /// The scheduled backups' state (`/v1/backup/status`).
+    pub(crate) backup: crate::backup::schedule::BackupStatus,
 }
 
 impl AppState {
@@ -154,6 +156,7 @@ impl AppState {
             history: crate::telemetry::history::History::default(),
             restart: Arc::new(tokio::sync::Notify::new()),
             labels: Arc::new(tokio::sync::watch::Sender::new(BTreeMap::new())),
+            backup: crate::backup::schedule::BackupStatus::default(),
         }))
     }
 
@@ -189,6 +192,12 @@ impl AppState {
         labels: Arc<tokio::sync::watch::Sender<BTreeMap<String, String>>>,
     ) -> Self {
         self.fields_mut().labels = labels;
+        self
+    }
+
+    /// Serve the scheduled backups' state (updated by the schedule actor).
+    pub fn with_backup(mut self, status: crate::backup::schedule::BackupStatus) -> Self {
+        self.fields_mut().backup = status;
         self
     }
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::index::{Hash32, Snapshot, SNAPSHOT_FORMAT};
+use super::plan::{self, Prune};
 use super::BackupError;
 
 /// The marker file at the top of a backup directory.
@@ -209,6 +210,30 @@ impl BackupDir {
     }
 }
 
+impl BackupDir {
+    /// Retention: keep the newest `keep` snapshots, remove the others and
+    /// then every chunk no kept snapshot references ([`plan::prune`]).
+    /// Snapshots go first, so a chunk is never missing from a snapshot
+    /// still listed. An index that does not load stops the pruning before
+    /// anything is removed (its chunks are unknown). What was removed.
+    /// Not to run while another backup writes into the directory.
+    pub fn prune(&self, keep: usize) -> Result<Prune, BackupError> {
+        let mut snapshots = Vec::new();
+        for id in self.snapshot_ids()? {
+            let chunks = self.snapshot(&id)?.chunk_set();
+            snapshots.push((id, chunks));
+        }
+        let decided = plan::prune(&snapshots, keep, &self.chunks()?);
+        for id in &decided.snapshots {
+            self.remove_snapshot(id)?;
+        }
+        for hash in &decided.chunks {
+            self.remove_chunk(hash)?;
+        }
+        Ok(decided)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +276,34 @@ mod tests {
             reopened.snapshot("0000000000001").unwrap().files[0].name,
             "0000000000001"
         );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_their_chunks_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = BackupDir::create(tmp.path()).unwrap();
+        for (i, id) in ["0000000000001", "0000000000002", "0000000000003"]
+            .iter()
+            .enumerate()
+        {
+            let own = format!("only-{i}");
+            for bytes in [own.as_bytes(), b"shared"] {
+                dir.write_chunk(&Hash32::of(bytes), bytes).unwrap();
+            }
+            let f = file(id, &[(own.as_bytes(), 6), (b"shared", 6)]);
+            let s = Snapshot::new((*id).into(), 0, 0, String::new(), 1, vec![f]);
+            dir.write_snapshot(&s).unwrap();
+        }
+        let pruned = dir.prune(2).unwrap();
+        assert_eq!(pruned.snapshots, ["0000000000001"]);
+        assert_eq!(pruned.chunks, [Hash32::of(b"only-0")]);
+        assert_eq!(
+            dir.snapshot_ids().unwrap(),
+            ["0000000000002", "0000000000003"]
+        );
+        assert_eq!(dir.chunks().unwrap().len(), 3);
+        assert!(dir.has_chunk(&Hash32::of(b"shared")));
+        assert_eq!(dir.prune(2).unwrap(), Prune::default(), "nothing more");
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! Backups of a cluster's files (docs/backup.md): the snapshot index and
 //! its root hash ([`index`]), the pure decisions of backup, verify,
-//! restore and retention ([`plan`]), and the backup directory on disk
-//! ([`dir`]). The client commands (`hypha backup …`) drive them over the
-//! admin API (`src/commands/backup.rs`); the node serves the reads
-//! (`/v1/backup/…`, `src/admin/routes/backup.rs`).
+//! restore, retention and the schedule ([`plan`]), the backup directory
+//! on disk ([`dir`]), where a backup reads the cluster from ([`source`]:
+//! a node's admin API, or the node's own coordinator), taking a snapshot
+//! ([`create`]) and the node's scheduled backups ([`schedule`]). The
+//! client commands (`hypha backup …`) drive them over the admin API
+//! (`src/commands/backup.rs`); the node serves the reads (`/v1/backup/…`,
+//! `src/admin/routes/backup.rs`).
 
+pub mod create;
 pub mod dir;
 pub mod index;
 pub mod plan;
+pub mod schedule;
+pub mod source;
 
 use std::path::PathBuf;
 
@@ -50,4 +56,24 @@ pub enum BackupError {
     /// The backup holds no complete snapshot.
     #[error("the backup holds no complete snapshot")]
     Empty,
+    /// Reading the cluster failed.
+    #[error("reading the cluster: {0}")]
+    Source(#[from] source::SourceError),
+    /// The source reports no partitions.
+    #[error("the node reports no partitions")]
+    NoPartitions,
+    /// A chunk arrived with bytes that do not match its hash.
+    #[error("chunk {0} arrived with bytes that do not match its hash")]
+    ChunkMismatch(index::Hash32),
+    /// A small file's inline content is unusable.
+    #[error("{name}: inline content {reason}")]
+    Inline {
+        /// The file.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A blocking disk job could not run to its end.
+    #[error("disk task: {0}")]
+    Task(String),
 }

@@ -1,8 +1,8 @@
-//! The decisions of backup, verify, restore and pruning, apart from any
-//! I/O: which chunks a backup must still write, what is wrong with a
-//! snapshot given what its chunks look like on disk, whether a restore
-//! uploads a file or skips it, which snapshots and chunks retention
-//! removes. Pure.
+//! The decisions of backup, verify, restore, pruning and the schedule,
+//! apart from any I/O: which chunks a backup must still write, what is
+//! wrong with a snapshot given what its chunks look like on disk, whether
+//! a restore uploads a file or skips it, which snapshots and chunks
+//! retention removes, when the next scheduled backup is due. Pure.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -176,6 +176,49 @@ pub fn prune(snapshots: &[(String, BTreeSet<Hash32>)], keep: usize, present: &[H
     }
 }
 
+/// Longest wait before a failed scheduled backup is tried again (less
+/// when the interval is shorter): a node that failed its run at start,
+/// before its view settled, must not wait a whole interval.
+pub const RETRY_AFTER_FAILURE_MS: u64 = 60_000;
+
+/// How a scheduled run ended, for [`next_due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastRun {
+    /// No run known: neither this incarnation's nor a snapshot in the
+    /// directory.
+    None,
+    /// A complete snapshot that started at this time (Unix ms): from this
+    /// incarnation, or the newest in the directory after a restart.
+    Succeeded {
+        /// Its start.
+        started_ms: u64,
+    },
+    /// A run that failed when it ended at this time.
+    Failed {
+        /// Its end.
+        finished_ms: u64,
+    },
+}
+
+/// When the next scheduled backup is due (Unix ms): one interval after
+/// the last successful one started; soon after a failure; at once when
+/// there was none. A run that took longer than the interval makes the
+/// next one due as soon as it ended (runs never overlap: [`should_start`]).
+pub fn next_due(last: LastRun, interval_ms: u64, now_ms: u64) -> u64 {
+    match last {
+        LastRun::None => now_ms,
+        LastRun::Succeeded { started_ms } => started_ms.saturating_add(interval_ms),
+        LastRun::Failed { finished_ms } => {
+            finished_ms.saturating_add(interval_ms.min(RETRY_AFTER_FAILURE_MS))
+        }
+    }
+}
+
+/// Whether a scheduled backup starts now: it is due and none is running.
+pub fn should_start(now_ms: u64, due_ms: u64, running: bool) -> bool {
+    !running && now_ms >= due_ms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +283,30 @@ mod tests {
         );
         let files = vec![file("x/1", &[]), file("y/1", &[])];
         assert_eq!(under_prefix(&files, "x/").count(), 1);
+    }
+
+    #[test]
+    fn the_schedule_runs_one_at_a_time_an_interval_apart() {
+        let day = 86_400_000;
+        assert_eq!(next_due(LastRun::None, day, 5), 5, "at once");
+        assert_eq!(
+            next_due(LastRun::Succeeded { started_ms: 100 }, day, 200),
+            100 + day
+        );
+        assert_eq!(
+            next_due(LastRun::Failed { finished_ms: 100 }, day, 200),
+            100 + RETRY_AFTER_FAILURE_MS
+        );
+        assert_eq!(
+            next_due(LastRun::Failed { finished_ms: 100 }, 1_000, 200),
+            1_100
+        );
+        assert!(should_start(10, 10, false));
+        assert!(!should_start(10, 10, true), "single flight");
+        assert!(!should_start(9, 10, false));
+        // A run longer than the interval: due when it ends.
+        let due = next_due(LastRun::Succeeded { started_ms: 0 }, 1_000, 0);
+        assert!(should_start(5_000, due, false));
     }
 
     proptest! {

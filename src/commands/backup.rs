@@ -1,29 +1,35 @@
 //! `hypha backup create | verify | restore | ls`: clients of a node's
 //! `/v1/backup` reads and `/v1/files` writes that keep a backup directory
-//! ([`crate::backup::dir`]). The decisions (which chunks are new, what is
-//! wrong with a snapshot, whether a file needs uploading) are the pure
-//! [`crate::backup::plan`]; this module moves the bytes, draws progress
-//! bars on a terminal and prints a summary (`--json`: one JSON document).
+//! ([`crate::backup::dir`]). A snapshot is taken by the library
+//! ([`crate::backup::create`], which a node's scheduled backups run too)
+//! with the admin API as its [`BackupSource`]; the decisions (which
+//! chunks are new, what is wrong with a snapshot, whether a file needs
+//! uploading) are the pure [`crate::backup::plan`]; this module moves the
+//! restore's bytes, draws progress bars on a terminal and prints a
+//! summary (`--json`: one JSON document).
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use futures::{stream, StreamExt, TryStreamExt};
+use async_trait::async_trait;
+use futures::{stream, StreamExt};
+use hypha_core::clock::SharedClock;
+use indicatif::ProgressBar;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::files::{bar, encode_name, preflight, print_json, Api, Output};
+use crate::backup::create::{Phase, Progress};
 use crate::backup::dir::BackupDir;
-use crate::backup::index::{ChunkEntry, FileEntry, Hash32, Snapshot};
+use crate::backup::index::{ChunkEntry, FileEntry, Hash32};
 use crate::backup::plan::{self, ChunkState, RestoreStep};
+use crate::backup::source::{BackupSource, Page, SourceError};
 use crate::backup::BackupError;
 use crate::cli::{
     BackupCommand, BackupCreateArgs, BackupLsArgs, BackupRestoreArgs, BackupVerifyArgs,
 };
-
-/// Partitions read at once.
-const PARTITIONS_AT_ONCE: usize = 8;
 
 /// Run one `hypha backup` subcommand.
 pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
@@ -35,197 +41,137 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What `hypha backup create` did.
-#[derive(Debug, Serialize)]
-struct CreateSummary {
-    snapshot: String,
-    root: Hash32,
-    partitions: u32,
-    files: usize,
-    /// Bytes of the files backed up.
-    bytes: u64,
-    /// Distinct chunks the snapshot references.
-    chunks: usize,
-    chunks_written: usize,
-    chunks_skipped: usize,
-    /// Chunk bytes written plus the index.
-    bytes_written: u64,
-    chunk_bytes_written: u64,
-    index_bytes: u64,
-    duration_ms: u64,
-}
+/// A node's admin API as the source of a backup.
+#[async_trait]
+impl BackupSource for Api {
+    fn describe(&self) -> String {
+        self.base().to_owned()
+    }
 
-/// Every live file of partition `p`, page by page.
-async fn partition_files(api: &Api, p: u32) -> anyhow::Result<Vec<FileEntry>> {
-    let mut files = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut request = api.request(reqwest::Method::GET, &format!("/v1/backup/partitions/{p}"));
-        if let Some(a) = &after {
-            request = request.query(&[("after", a)]);
+    async fn partitions(&self) -> Result<u32, SourceError> {
+        let request = self.request(reqwest::Method::GET, "/v1/backup/partitions");
+        let doc = self.backup_json(request).await?;
+        doc["partitions"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| SourceError::Malformed("no partition count".into()))
+    }
+
+    async fn page(&self, p: u32, after: Option<Hash32>) -> Result<Page, SourceError> {
+        let mut request = self.request(reqwest::Method::GET, &format!("/v1/backup/partitions/{p}"));
+        if let Some(a) = after {
+            request = request.query(&[("after", a.to_hex())]);
         }
-        let doc: Value = api.send(request).await?.json().await?;
-        let page: Vec<FileEntry> = serde_json::from_value(doc["files"].clone())
-            .with_context(|| format!("partition {p}: the page does not parse"))?;
-        files.extend(page);
-        match doc["next_cursor"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return Ok(files),
+        let doc = self.backup_json(request).await?;
+        let files = serde_json::from_value(doc["files"].clone())
+            .map_err(|e| SourceError::Malformed(format!("partition {p}: the page: {e}")))?;
+        let next = match doc["next_cursor"].as_str() {
+            None => None,
+            Some(text) => Some(Hash32::parse(text).ok_or_else(|| {
+                SourceError::Malformed(format!("partition {p}: cursor {text:?}"))
+            })?),
+        };
+        Ok(Page { files, next })
+    }
+
+    async fn chunk(&self, chunk: ChunkEntry, partition: u16) -> Result<Vec<u8>, SourceError> {
+        let request = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/backup/chunks/{}", chunk.hash),
+            )
+            .query(&[
+                ("partition", partition.to_string()),
+                ("len", chunk.len.to_string()),
+            ]);
+        let bytes = self
+            .backup_read(request)
+            .await?
+            .bytes()
+            .await
+            .map_err(malformed)?;
+        Ok(bytes.to_vec())
+    }
+}
+
+impl Api {
+    /// Send one of a backup's reads; a refusal or an unreachable node as
+    /// a source error, with its context.
+    async fn backup_read(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SourceError> {
+        self.send(request)
+            .await
+            .map_err(|e| SourceError::Remote(format!("{e:#}")))
+    }
+
+    /// One of a backup's reads that answers JSON.
+    async fn backup_json(&self, request: reqwest::RequestBuilder) -> Result<Value, SourceError> {
+        self.backup_read(request)
+            .await?
+            .json()
+            .await
+            .map_err(malformed)
+    }
+}
+
+/// A body that could not be read or decoded.
+fn malformed(e: reqwest::Error) -> SourceError {
+    SourceError::Malformed(e.to_string())
+}
+
+/// Progress bars on a terminal: one per phase.
+struct Bars {
+    output: Output,
+    current: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn start(&self, _phase: Phase, total: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(done) = current.replace(bar(Some(total), self.output)) {
+            done.finish_and_clear();
         }
     }
-}
 
-/// A small file's inline content as a chunk of the backup (its hash is the
-/// file's root); the entry then lists it as its one chunk. Whether it was
-/// written (false: already there).
-fn inline_to_chunk(dir: &BackupDir, file: &mut FileEntry) -> anyhow::Result<Option<u64>> {
-    let Some(text) = file.inline.take() else {
-        return Ok(None);
-    };
-    let bytes = hex::decode(&text).with_context(|| format!("{}: inline content", file.name))?;
-    if Hash32::of(&bytes) != file.root {
-        bail!("{}: inline content does not match its root", file.name);
+    fn advance(&self, n: u64) {
+        if let Some(b) = &*self.current.lock().unwrap_or_else(PoisonError::into_inner) {
+            b.inc(n);
+        }
     }
-    let len = u32::try_from(bytes.len()).context("inline content too large")?;
-    file.chunks = vec![ChunkEntry {
-        hash: file.root,
-        len,
-    }];
-    if dir.has_chunk(&file.root) {
-        return Ok(None);
-    }
-    dir.write_chunk(&file.root, &bytes)?;
-    Ok(Some(bytes.len() as u64))
-}
 
-/// Download one chunk, verify it and store it.
-async fn fetch_chunk(
-    api: &Api,
-    dir: &BackupDir,
-    chunk: ChunkEntry,
-    partition: u16,
-) -> anyhow::Result<u64> {
-    let request = api
-        .request(
-            reqwest::Method::GET,
-            &format!("/v1/backup/chunks/{}", chunk.hash),
-        )
-        .query(&[
-            ("partition", partition.to_string()),
-            ("len", chunk.len.to_string()),
-        ]);
-    let bytes = api.send(request).await?.bytes().await?;
-    if bytes.len() != chunk.len as usize || Hash32::of(&bytes) != chunk.hash {
-        bail!(
-            "chunk {} arrived with bytes that do not match its hash",
-            chunk.hash
-        );
+    fn finish(&self) {
+        if let Some(done) = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            done.finish_and_clear();
+        }
     }
-    dir.write_chunk(&chunk.hash, &bytes)?;
-    Ok(bytes.len() as u64)
 }
 
 /// `hypha backup create --to DIR`.
 async fn create(args: BackupCreateArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let started_ms = now_ms();
     let api = Api::new(&args.api)?;
-    let dir = BackupDir::create(&args.to)?;
-    let doc: Value = api
-        .send(api.request(reqwest::Method::GET, "/v1/backup/partitions"))
-        .await?
-        .json()
-        .await?;
-    let partitions = u32::try_from(doc["partitions"].as_u64().unwrap_or(0)).unwrap_or(0);
-    if partitions == 0 {
-        bail!("the node reports no partitions");
-    }
-
-    let listing = bar(Some(u64::from(partitions)), api.output);
-    let mut files: Vec<FileEntry> = stream::iter(0..partitions)
-        .map(|p| {
-            let api = &api;
-            let listing = &listing;
-            async move {
-                let files = partition_files(api, p).await;
-                listing.inc(1);
-                files
-            }
-        })
-        .buffer_unordered(PARTITIONS_AT_ONCE)
-        .try_concat()
-        .await?;
-    listing.finish_and_clear();
-
-    let mut chunks_written = 0;
-    let mut chunk_bytes_written = 0;
-    for file in &mut files {
-        if let Some(bytes) = inline_to_chunk(&dir, file)? {
-            chunks_written += 1;
-            chunk_bytes_written += bytes;
-        }
-    }
-    let partition_of: BTreeMap<Hash32, u16> = files
-        .iter()
-        .flat_map(|f| f.chunks.iter().map(move |c| (c.hash, f.partition)))
-        .collect();
-    let todo = plan::chunks_to_write(&files, |h| dir.has_chunk(h));
-    let progress = bar(
-        Some(todo.iter().map(|c| u64::from(c.len)).sum()),
-        api.output,
-    );
-    let concurrency = args.concurrency.max(1);
-    let fetched: Vec<u64> = stream::iter(todo.iter().copied())
-        .map(|c| {
-            let (api, dir, progress) = (&api, &dir, &progress);
-            let partition = partition_of.get(&c.hash).copied().unwrap_or(0);
-            async move {
-                let n = fetch_chunk(api, dir, c, partition).await?;
-                progress.inc(n);
-                anyhow::Ok(n)
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    progress.finish_and_clear();
-    chunks_written += fetched.len();
-    chunk_bytes_written += fetched.iter().sum::<u64>();
-
-    let snapshot = Snapshot::new(
-        format!("{started_ms:013}"),
-        started_ms,
-        now_ms(),
-        args.api.url.clone(),
-        partitions,
-        files,
-    );
-    let index_bytes = dir.write_snapshot(&snapshot)?;
-    let chunks = snapshot.chunk_set().len();
-    let summary = CreateSummary {
-        snapshot: snapshot.id.clone(),
-        root: snapshot.root,
-        partitions,
-        files: snapshot.files.len(),
-        bytes: snapshot.bytes(),
-        chunks,
-        chunks_written,
-        chunks_skipped: chunks.saturating_sub(chunks_written),
-        bytes_written: chunk_bytes_written + index_bytes,
-        chunk_bytes_written,
-        index_bytes,
-        duration_ms: elapsed_ms(started),
+    let bars = Bars {
+        output: api.output,
+        current: Mutex::new(None),
     };
+    let summary = crate::backup::create::create(
+        &api,
+        &args.to,
+        args.concurrency,
+        &SharedClock::system(),
+        &bars,
+    )
+    .await?;
     match api.output {
         Output::Json => print_json(&serde_json::to_value(&summary)?),
         Output::Text => {

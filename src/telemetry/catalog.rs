@@ -622,6 +622,23 @@ pub const CATALOG: &[MetricDef] = &[
         &[("reason", WASM_FAILURES)],
         "Failed wasm attempts, by reason.",
     ),
+    // Scheduled backups (docs/backup.md).
+    counter(
+        "hypha_backup_runs_total",
+        &[("result", &["ok", "failed"])],
+        "Scheduled backups that ended, by result (a failed one is logged with its reason and retried).",
+    ),
+    gauge(
+        "hypha_backup_last_success_unix_ms",
+        &[],
+        "End of the newest successful scheduled backup (Unix ms; from the backup directory after a restart). Absent until there is one.",
+    )
+    .described_only(),
+    counter(
+        "hypha_backup_written_bytes_total",
+        &[],
+        "Bytes scheduled backups wrote into the backup directory (new chunks and indexes).",
+    ),
     // S3 endpoint.
     counter(
         "hypha_s3_requests_total",

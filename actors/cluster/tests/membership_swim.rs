@@ -80,6 +80,7 @@ impl Sim {
                 links,
                 watermark: Default::default(),
                 clock: Default::default(),
+                labels: None,
             };
             let (actor, _) = Actor::spawn(None, Membership, args.clone()).await.unwrap();
             sim.nodes.insert(

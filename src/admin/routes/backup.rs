@@ -4,7 +4,7 @@
 //! content); one chunk's bytes, verified against its hash before they are
 //! sent. Read-only, admin role: a backup reads every file. The node's own
 //! records (names under `.hypha/`) are left out: the API cannot write them
-//! back.
+//! back. And the state of this node's scheduled backups (read role).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue};
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hypha_dht::chunker::MAX_CHUNK_BYTES;
 use hypha_dht::keyspace::Partition;
-use hypha_dht::manifest::{is_reserved, ChunkRef};
+use hypha_dht::manifest::ChunkRef;
 use hypha_dht::wire::MAX_LIST;
 use serde::Serialize;
 
@@ -20,9 +20,8 @@ use super::files::{query_number, query_pairs};
 use crate::admin::error::ApiError;
 use crate::admin::AppState;
 use crate::backup::index::{FileEntry, Hash32};
-
-/// Names per replica in one page unless `limit` says otherwise.
-const DEFAULT_PAGE: u32 = 256;
+use crate::backup::schedule::StatusDoc;
+use crate::backup::source::{node_page, DEFAULT_PAGE};
 
 #[derive(Serialize)]
 pub(super) struct PartitionsJson {
@@ -66,7 +65,7 @@ pub(super) async fn partition(
     let mut after = None;
     for (key, value) in query_pairs(raw.as_deref()) {
         match key.as_str() {
-            "after" => after = Some(hash_param(&value, "after")?.0),
+            "after" => after = Some(hash_param(&value, "after")?),
             "limit" => {}
             other => {
                 return Err(ApiError::bad_request(format!(
@@ -77,20 +76,18 @@ pub(super) async fn partition(
     }
     let limit = query_number::<u32>(raw.as_deref(), "limit", &format!("a number 1-{MAX_LIST}"))?
         .unwrap_or(DEFAULT_PAGE);
-    let page = state
-        .files
-        .partition_page(Partition(partition), after, limit)
-        .await?;
+    let page = node_page(&state.files, partition, after, limit).await?;
     Ok(Json(PageJson {
         partition,
-        files: page
-            .manifests
-            .iter()
-            .filter(|m| !is_reserved(&m.name))
-            .map(|m| FileEntry::of_manifest(m, partition))
-            .collect(),
-        next_cursor: page.next_key.map(hex::encode),
+        files: page.files,
+        next_cursor: page.next.map(|h| h.to_hex()),
     }))
+}
+
+/// `GET /v1/backup/status` [read]: this node's backup schedule, its last
+/// run and when the next is due.
+pub(super) async fn status(State(state): State<AppState>) -> Json<StatusDoc> {
+    Json(state.backup.doc())
 }
 
 /// `GET /v1/backup/chunks/{hash}?partition=P&len=N` [admin]: the chunk's

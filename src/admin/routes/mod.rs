@@ -412,6 +412,13 @@ fn entries() -> Vec<Entry> {
         ),
         entry(
             M::GET,
+            "/v1/backup/status",
+            READ,
+            "backups: this node's schedule (settings, last run, next due)",
+            get(backup::status),
+        ),
+        entry(
+            M::GET,
             "/v1/backup/partitions",
             ADMIN,
             "backups: how many partitions the cluster has",
