@@ -519,8 +519,11 @@ pub fn schedule(scenario: &Scenario, nodes: usize, duration_ms: u64, seed: u64) 
         }),
         "rolling-restart-cli" => {
             // One orchestrated pass; it takes what it takes (the nemesis
-            // waits for it, the window stretches).
-            steps.push(step(t + 1_000, Fault::RollingRestart));
+            // waits for it, the window stretches); it starts at a seeded moment in the first seconds.
+            steps.push(step(
+                t + rng.random_range(500..2_500),
+                Fault::RollingRestart,
+            ));
         }
         "bit-rot" => {
             // One node at a time: the nemesis waits for each to catch up
