@@ -245,11 +245,7 @@ impl TokenTable {
     }
 
     fn identify(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
+        let token = bearer_token(header).ok_or(AuthError::Missing)?;
         let presented = blake3::hash(token.as_bytes());
         // Check every entry so the time taken does not depend on which matched.
         let mut role = None;
@@ -313,6 +309,14 @@ impl FromStr for Role {
             other => Err(format!("unknown role {other:?}: read, write or admin")),
         }
     }
+}
+
+/// The token of an `Authorization: Bearer …` header value, if it has one.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

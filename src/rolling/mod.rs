@@ -197,13 +197,12 @@ fn members_of(doc: &Value) -> (BTreeMap<String, Member>, BTreeMap<String, String
             continue;
         }
         let name = m["name"].as_str().unwrap_or(id).to_owned();
-        let up = m["state"] == "up";
-        // Members that left or went Down for good are not part of the
-        // restart; the newest generation of each node is.
-        if !up && matches!(m["state"].as_str(), Some("left")) {
+        // A node whose newest generation left is not part of the restart.
+        if m["state"] == "left" {
             members.remove(id);
             continue;
         }
+        let up = m["state"] == "up";
         if let Some(addr) = m["http_addr"].as_str() {
             addrs.insert(id.to_owned(), addr.to_owned());
         }
@@ -264,10 +263,15 @@ impl Runner {
             let now_ms = self.now_ms();
             let Some(plan) = &mut self.plan else {
                 let plan = Rolling::new(&obs, self.last.as_deref(), self.step_timeout_ms, now_ms);
-                let mut order: Vec<&Member> = obs.members.values().collect();
-                order
-                    .sort_by_key(|m| (Some(m.id.as_str()) == self.last.as_deref(), m.name.clone()));
-                let order = order.into_iter().map(|m| m.name.clone()).collect();
+                let order = plan
+                    .queue()
+                    .map(|id| {
+                        obs.members
+                            .get(id)
+                            .map_or(id, |m| m.name.as_str())
+                            .to_owned()
+                    })
+                    .collect();
                 self.plan = Some(plan);
                 return Some(Ok(Event::Plan { order }));
             };

@@ -100,9 +100,9 @@ impl Rolling {
         }
     }
 
-    /// Nodes still to restart, in order.
-    pub fn remaining(&self) -> usize {
-        self.queue.len()
+    /// Ids of the nodes still to restart, in the order they will be.
+    pub fn queue(&self) -> impl Iterator<Item = &str> {
+        self.queue.iter().map(String::as_str)
     }
 
     /// What `obs` is short of a healthy cluster, one line each.

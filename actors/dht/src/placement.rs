@@ -177,7 +177,8 @@ impl Placement {
         let eligible = candidates.filter_map(|(point, key)| {
             let zone = self.zone_of(key);
             let allowed = pin.is_none_or(|zones| zones.allows(zone));
-            allowed.then(|| (*point, key.clone(), zone.to_owned()))
+            // Zones are borrowed: this runs on every file request.
+            allowed.then(|| (*point, key.clone(), zone))
         });
         zones::spread_order(&target, eligible)
     }

@@ -149,11 +149,10 @@ pub(super) async fn restart(
     let step_timeout_s: u64 =
         query_number(raw.as_deref(), "step_timeout_s", "a number of seconds")?
             .unwrap_or(STEP_TIMEOUT_S);
-    let token = headers
+    let presented = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
+        .and_then(|v| v.to_str().ok());
+    let token = crate::auth::bearer_token(presented).map(str::to_owned);
     let ca = state
         .admin_tls
         .as_ref()

@@ -72,16 +72,16 @@ impl fmt::Display for ZoneSet {
 /// zone; with fewer, every zone before any zone twice. Deterministic and
 /// local, like plain XOR placement, which it equals when every candidate
 /// is in one zone.
-pub fn spread_order<T: Clone + Ord>(
+pub fn spread_order<T: Clone + Ord, Z: Ord>(
     target: &Key,
-    candidates: impl IntoIterator<Item = (Key, T, String)>,
+    candidates: impl IntoIterator<Item = (Key, T, Z)>,
 ) -> Vec<T> {
-    let mut by_distance: Vec<(Key, T, String)> = candidates
+    let mut by_distance: Vec<(Key, T, Z)> = candidates
         .into_iter()
         .map(|(point, item, zone)| (target.distance(&point), item, zone))
         .collect();
     by_distance.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<Z, usize> = BTreeMap::new();
     let mut ranked: Vec<(usize, Key, T)> = by_distance
         .into_iter()
         .map(|(distance, item, zone)| {
